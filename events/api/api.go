@@ -1,0 +1,189 @@
+// Package api is the request/reply protocol between the skiff CLI (or any client) and the
+// scheduler service: commands that admission validates and turns into events, and queries
+// answered from a replica's projection.
+//
+// Commands and queries travel as core NATS requests; any scheduler replica answers (queue group
+// QueueGroup). Query answers can be large, so they come back as a sequence of chunks on the
+// request's reply inbox, the last one marked.
+package api
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+
+	"skiff.dev/events"
+)
+
+// Subjects of commands and queries.
+const (
+	SubjectApply  = "skiff.cmd.apply"
+	SubjectDelete = "skiff.cmd.delete"
+	SubjectScale  = "skiff.cmd.scale"
+	SubjectCordon = "skiff.cmd.cordon"
+	SubjectGet    = "skiff.q.get"
+	// QueueGroup spreads commands and queries over scheduler replicas.
+	QueueGroup = "skiff-scheduler"
+)
+
+// Document is one manifest document, converted to JSON, with where it came from.
+type Document struct {
+	// Source names the file (or "-") and Index the document's position in it, for errors.
+	Source string          `json:"source,omitempty"`
+	Index  int             `json:"index"`
+	Object json.RawMessage `json:"object"`
+}
+
+// Where formats the document's origin for messages: "web.yaml#2".
+func (d Document) Where() string {
+	if d.Source == "" {
+		return fmt.Sprintf("document %d", d.Index+1)
+	}
+	return fmt.Sprintf("%s#%d", d.Source, d.Index+1)
+}
+
+// ApplyRequest creates or changes objects.
+type ApplyRequest struct {
+	Documents []Document `json:"documents"`
+	Actor     string     `json:"actor,omitempty"`
+	DryRun    bool       `json:"dryRun,omitempty"`
+	// Traceparent links the resulting events to the caller's trace.
+	Traceparent string `json:"traceparent,omitempty"`
+}
+
+// DeleteRequest deletes the objects of Documents, or the one object Kind/Namespace/Name.
+type DeleteRequest struct {
+	Documents          []Document `json:"documents,omitempty"`
+	Kind               string     `json:"kind,omitempty"`
+	Namespace          string     `json:"namespace,omitempty"`
+	Name               string     `json:"name,omitempty"`
+	GracePeriodSeconds *int64     `json:"gracePeriodSeconds,omitempty"`
+	Actor              string     `json:"actor,omitempty"`
+	Traceparent        string     `json:"traceparent,omitempty"`
+}
+
+// ScaleRequest sets a Deployment's replicas.
+type ScaleRequest struct {
+	Namespace   string `json:"namespace"`
+	Name        string `json:"name"`
+	Replicas    int32  `json:"replicas"`
+	Actor       string `json:"actor,omitempty"`
+	Traceparent string `json:"traceparent,omitempty"`
+}
+
+// CordonRequest marks a node (un)schedulable.
+type CordonRequest struct {
+	Node   string `json:"node"`
+	Cordon bool   `json:"cordon"`
+	Actor  string `json:"actor,omitempty"`
+}
+
+// Result is what happened to one object.
+type Result struct {
+	Kind      string `json:"kind"`
+	Namespace string `json:"namespace,omitempty"`
+	Name      string `json:"name"`
+	// Action is created, configured, unchanged, deleted, scaled, cordoned or uncordoned.
+	Action string `json:"action"`
+	// Seq is the sequence of the last event written for the object (0 if none was).
+	Seq uint64 `json:"seq,omitempty"`
+}
+
+// String formats the result as kubectl does: "deployment.apps/web created".
+func (r Result) String() string { return ResourceName(r.Kind) + "/" + r.Name + " " + r.Action }
+
+// ResourceName is kubectl's name for a kind in messages: "deployment.apps", "pod".
+func ResourceName(kind string) string {
+	switch kind {
+	case "Deployment":
+		return "deployment.apps"
+	default:
+		return strings.ToLower(kind)
+	}
+}
+
+// Response answers a command.
+type Response struct {
+	Results []Result `json:"results,omitempty"`
+	Error   *Error   `json:"error,omitempty"`
+	// Seq is the stream sequence after the command's events; a query with MinSeq = Seq sees them.
+	Seq uint64 `json:"seq,omitempty"`
+}
+
+// Error is a failed command or query: a class, a message, and for invalid input every cause.
+type Error struct {
+	Code    string  `json:"code"`
+	Message string  `json:"message"`
+	Causes  []Cause `json:"causes,omitempty"`
+}
+
+// Cause is one problem with one field of one document.
+type Cause struct {
+	Document string `json:"document,omitempty"`
+	Field    string `json:"field,omitempty"`
+	Reason   string `json:"reason"`
+}
+
+func (c Cause) String() string {
+	var b strings.Builder
+	if c.Document != "" {
+		b.WriteString(c.Document + ": ")
+	}
+	if c.Field != "" {
+		b.WriteString(c.Field + ": ")
+	}
+	b.WriteString(c.Reason)
+	return b.String()
+}
+
+// Error formats the message and every cause, one per line.
+func (e *Error) Error() string {
+	if len(e.Causes) == 0 {
+		return e.Message
+	}
+	lines := []string{e.Message}
+	for _, c := range e.Causes {
+		lines = append(lines, "  "+c.String())
+	}
+	return strings.Join(lines, "\n")
+}
+
+// Unwrap returns the events error class of the code, so errors.Is works across the wire.
+func (e *Error) Unwrap() error { return events.ClassOf(e.Code) }
+
+// ErrorFrom converts an error to its wire form.
+func ErrorFrom(err error) *Error {
+	if err == nil {
+		return nil
+	}
+	if e, ok := err.(*Error); ok {
+		return e
+	}
+	return &Error{Code: events.Code(err), Message: err.Error()}
+}
+
+// GetRequest reads objects from a replica's projection.
+type GetRequest struct {
+	// Kind is pods, deployments, services, endpoints, nodes or namespaces.
+	Kind          string            `json:"kind"`
+	Namespace     string            `json:"namespace,omitempty"`
+	AllNamespaces bool              `json:"allNamespaces,omitempty"`
+	Name          string            `json:"name,omitempty"`
+	Selector      map[string]string `json:"selector,omitempty"`
+	// MinSeq makes the replica wait until its projection has applied this sequence.
+	MinSeq uint64 `json:"minSeq,omitempty"`
+	// Table asks for printed rows (as kubectl's server-side printing) instead of objects.
+	Table bool `json:"table,omitempty"`
+	Wide  bool `json:"wide,omitempty"`
+}
+
+// GetChunk is one message of a query's answer. Items are objects in the Kubernetes JSON shape;
+// Rows are table rows when the request asked for a table (Columns come in the first chunk).
+type GetChunk struct {
+	Seq     uint64            `json:"seq"`
+	Columns []string          `json:"columns,omitempty"`
+	Rows    [][]string        `json:"rows,omitempty"`
+	Items   []json.RawMessage `json:"items,omitempty"`
+	Error   *Error            `json:"error,omitempty"`
+	Last    bool              `json:"last,omitempty"`
+}

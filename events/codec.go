@@ -1,0 +1,127 @@
+package events
+
+import (
+	"encoding/json"
+	"fmt"
+	"reflect"
+	"time"
+
+	"github.com/nats-io/nuid"
+)
+
+// RawJSON is an undecoded JSON value.
+type RawJSON = json.RawMessage
+
+// Meta is who and why of a new event: the actor and the chain it belongs to.
+type Meta struct {
+	Actor         string
+	CausationID   string
+	CorrelationID string
+	// Traceparent, if set, travels in the message header (W3C trace context).
+	Traceparent string
+}
+
+// Caused returns meta for an event written in reaction to ev: same correlation, caused by ev.
+func (m Meta) Caused(ev *Event) Meta {
+	m.CausationID = ev.ID
+	m.CorrelationID = ev.CorrelationID
+	if m.Traceparent == "" {
+		m.Traceparent = ev.Traceparent
+	}
+	return m
+}
+
+// NewID returns a new unique event id.
+func NewID() string { return nuid.Next() }
+
+// New builds an event about obj at time now; p is a pointer to one of the event types. The subject is derived from the object and the
+// payload's kind; bind and status events need node, other kinds ignore it.
+func New(now time.Time, meta Meta, obj ObjectRef, node string, p Payload) (*Event, error) {
+	if r, ok := registry[p.EventType()]; !ok || reflect.TypeOf(r.new()) != reflect.TypeOf(p) {
+		return nil, fmt.Errorf("event %T: pass a pointer to a registered event type: %w", p, ErrInvalidArgument)
+	}
+	body, err := json.Marshal(p)
+	if err != nil {
+		return nil, fmt.Errorf("encode %s: %w", p.EventType(), err)
+	}
+	kind := KindOf(p.EventType())
+	var subject string
+	switch kind {
+	case KindBind:
+		subject = BindSubject(node, obj.Namespace, obj.Name)
+	case KindStatus:
+		subject = StatusSubject(node, obj.Namespace, obj.Name)
+	default:
+		subject = ObjectSubject(kind, obj.Namespace, obj.Name)
+	}
+	id := NewID()
+	corr := meta.CorrelationID
+	if corr == "" {
+		corr = id
+	}
+	return &Event{
+		Envelope: Envelope{
+			ID:            id,
+			Type:          p.EventType(),
+			Version:       CurrentVersion,
+			Time:          now.UTC(),
+			Actor:         meta.Actor,
+			CausationID:   meta.CausationID,
+			CorrelationID: corr,
+			Object:        obj,
+			Payload:       body,
+		},
+		Data:        p,
+		Subject:     subject,
+		Traceparent: meta.Traceparent,
+	}, nil
+}
+
+// Marshal encodes the envelope for the wire.
+func (e *Event) Marshal() ([]byte, error) {
+	b, err := json.Marshal(&e.Envelope)
+	if err != nil {
+		return nil, fmt.Errorf("encode event %s: %w", e.ID, err)
+	}
+	return b, nil
+}
+
+// Decode parses one message of the log. An unknown type or version, or a payload that does not
+// parse, returns an error wrapping ErrInvalidArgument; the caller reports and skips it.
+func Decode(subject string, seq uint64, data []byte) (*Event, error) {
+	ev, err := DecodeEnvelope(subject, seq, data)
+	if err != nil {
+		return nil, err
+	}
+	if err := ev.DecodePayload(); err != nil {
+		return nil, err
+	}
+	return ev, nil
+}
+
+// DecodeEnvelope parses the envelope only; Data stays nil.
+func DecodeEnvelope(subject string, seq uint64, data []byte) (*Event, error) {
+	ev := &Event{Subject: subject, Seq: seq}
+	if err := json.Unmarshal(data, &ev.Envelope); err != nil {
+		return nil, fmt.Errorf("event seq %d on %s: malformed envelope: %v: %w", seq, subject, err, ErrInvalidArgument)
+	}
+	return ev, nil
+}
+
+// DecodePayload fills Data from Payload.
+func (e *Event) DecodePayload() error {
+	r, ok := registry[e.Type]
+	if !ok {
+		return fmt.Errorf("event seq %d on %s: unknown type %q: %w", e.Seq, e.Subject, e.Type, ErrInvalidArgument)
+	}
+	if e.Version < 1 || e.Version > CurrentVersion {
+		return fmt.Errorf("event seq %d on %s: %s version %d is not supported (this build reads up to %d): %w",
+			e.Seq, e.Subject, e.Type, e.Version, CurrentVersion, ErrInvalidArgument)
+	}
+	p := r.new()
+	if err := json.Unmarshal(e.Payload, p); err != nil {
+		return fmt.Errorf("event seq %d on %s: malformed %s payload: %v: %w", e.Seq, e.Subject, e.Type, err, ErrInvalidArgument)
+	}
+	e.Data = p
+	return nil
+}

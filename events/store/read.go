@@ -1,0 +1,172 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"skiff.dev/events"
+)
+
+// ReadOptions selects a range of the log.
+type ReadOptions struct {
+	// Filters are subjects (wildcards allowed); empty means the whole log.
+	Filters []string
+	// From is the first sequence to deliver; 0 and 1 both mean the beginning.
+	From uint64
+	// To is the last sequence to deliver; 0 means the head of the log when the read starts.
+	To uint64
+	// OnPoison is called for events that do not decode; default: log and skip.
+	OnPoison func(subject string, seq uint64, err error)
+	// Raw skips payload decoding: Event.Data is nil. For listings that only need envelopes.
+	Raw bool
+}
+
+// FollowOptions selects where Follow starts and what it tells the caller.
+type FollowOptions struct {
+	Filters  []string
+	From     uint64
+	OnPoison func(subject string, seq uint64, err error)
+	// CaughtUp is called once, right after the last event that existed when Follow started was
+	// handled (immediately if there was none).
+	CaughtUp func(head uint64)
+}
+
+// Read delivers the events in [From, To] matching Filters to fn, in order, and returns when the
+// range is done. fn returning an error stops the read with that error.
+func (s *Store) Read(ctx context.Context, opts ReadOptions, fn func(*events.Event) error) error {
+	head, err := s.headOf(ctx, opts.Filters)
+	if err != nil {
+		return err
+	}
+	if opts.To != 0 && opts.To < head {
+		head = opts.To
+	}
+	if head == 0 || head < opts.From {
+		return nil
+	}
+	return s.consume(ctx, opts.Filters, opts.From, opts.OnPoison, opts.Raw, func(ev *events.Event) (bool, error) {
+		if ev.Seq > head {
+			return true, nil
+		}
+		if ev.Data != nil || opts.Raw {
+			if err := fn(ev); err != nil {
+				return true, err
+			}
+		}
+		return ev.Seq >= head, nil
+	})
+}
+
+// Follow delivers events matching Filters from From on, in order, until ctx is done, and then
+// returns ctx's error. See FollowOptions.CaughtUp.
+func (s *Store) Follow(ctx context.Context, opts FollowOptions, fn func(*events.Event)) error {
+	head, err := s.headOf(ctx, opts.Filters)
+	if err != nil {
+		return err
+	}
+	caughtUp := false
+	markCaughtUp := func() {
+		caughtUp = true
+		if opts.CaughtUp != nil {
+			opts.CaughtUp(head)
+		}
+	}
+	if head == 0 || head < opts.From {
+		markCaughtUp()
+	}
+	return s.consume(ctx, opts.Filters, opts.From, opts.OnPoison, false, func(ev *events.Event) (bool, error) {
+		if ev.Data != nil {
+			fn(ev)
+		}
+		if !caughtUp && ev.Seq >= head {
+			markCaughtUp()
+		}
+		return false, nil
+	})
+}
+
+// headOf is the last sequence among filters (the whole log when there are none).
+func (s *Store) headOf(ctx context.Context, filters []string) (uint64, error) {
+	if len(filters) == 0 {
+		return s.Head(ctx)
+	}
+	var head uint64
+	for _, f := range filters {
+		seq, err := s.LastSeq(ctx, f)
+		if err != nil {
+			return 0, err
+		}
+		head = max(head, seq)
+	}
+	return head, nil
+}
+
+// consume runs an ordered consumer and hands each message to fn (with Data nil for poison
+// events, which are reported) until fn says stop or ctx ends.
+func (s *Store) consume(ctx context.Context, filters []string, from uint64, onPoison func(string, uint64, error), raw bool,
+	fn func(*events.Event) (stop bool, err error)) error {
+	if onPoison == nil {
+		onPoison = func(subject string, seq uint64, err error) {
+			s.log.Warn("skipping event that does not decode", "subject", subject, "seq", seq, "err", err)
+		}
+	}
+	cfg := jetstream.OrderedConsumerConfig{FilterSubjects: filters, DeliverPolicy: jetstream.DeliverAllPolicy}
+	if from > 1 {
+		cfg.DeliverPolicy = jetstream.DeliverByStartSequencePolicy
+		cfg.OptStartSeq = from
+	}
+	cons, err := s.js.OrderedConsumer(ctx, s.name, cfg)
+	if err != nil {
+		return fmt.Errorf("read %v: %w", filters, translate(err))
+	}
+	it, err := cons.Messages(jetstream.PullMaxMessages(4096))
+	if err != nil {
+		return fmt.Errorf("read %v: %w", filters, translate(err))
+	}
+	defer it.Stop()
+	stopped := make(chan struct{})
+	defer close(stopped)
+	go func() {
+		select {
+		case <-ctx.Done():
+			it.Stop()
+		case <-stopped:
+		}
+	}()
+	for {
+		msg, err := it.Next()
+		if err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			if errors.Is(err, jetstream.ErrMsgIteratorClosed) {
+				return fmt.Errorf("read %v: iterator closed: %w", filters, events.ErrUnavailable)
+			}
+			return fmt.Errorf("read %v: %w", filters, translate(err))
+		}
+		md, err := msg.Metadata()
+		if err != nil {
+			return fmt.Errorf("read %v: message metadata: %w", filters, err)
+		}
+		seq := md.Sequence.Stream
+		var ev *events.Event
+		if raw {
+			ev, err = events.DecodeEnvelope(msg.Subject(), seq, msg.Data())
+		} else {
+			ev, err = events.Decode(msg.Subject(), seq, msg.Data())
+		}
+		if err != nil {
+			onPoison(msg.Subject(), seq, err)
+			ev = &events.Event{Subject: msg.Subject(), Seq: seq}
+		} else {
+			ev.Traceparent = msg.Headers().Get(TraceparentHeader)
+		}
+		stop, err := fn(ev)
+		if err != nil || stop {
+			return err
+		}
+	}
+}

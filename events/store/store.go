@@ -1,0 +1,228 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"skiff.dev/events"
+)
+
+// Config configures the stream. The zero value is a single-replica stream named SKIFF that keeps
+// everything.
+type Config struct {
+	// Stream is the stream name; default "SKIFF".
+	Stream string
+	// Replicas is 1 on one machine, 3 in a cluster; default 1.
+	Replicas int
+	// MaxAge and MaxBytes bound retention; zero keeps everything.
+	MaxAge   time.Duration
+	MaxBytes int64
+	Logger   *slog.Logger
+}
+
+// DefaultStream is the stream name used when Config.Stream is empty.
+const DefaultStream = "SKIFF"
+
+// Store appends to and reads from the log.
+type Store struct {
+	js     jetstream.JetStream
+	stream jetstream.Stream
+	name   string
+	log    *slog.Logger
+}
+
+// Open creates the stream if it is missing (or updates its retention) and returns a Store on it.
+func Open(ctx context.Context, nc *nats.Conn, cfg Config) (*Store, error) {
+	if cfg.Stream == "" {
+		cfg.Stream = DefaultStream
+	}
+	if cfg.Replicas == 0 {
+		cfg.Replicas = 1
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return nil, fmt.Errorf("jetstream: %w", err)
+	}
+	sc := jetstream.StreamConfig{
+		Name:        cfg.Stream,
+		Description: "Skiff event log: the cluster's only state",
+		Subjects:    []string{events.AllFilter},
+		Storage:     jetstream.FileStorage,
+		Replicas:    cfg.Replicas,
+		Retention:   jetstream.LimitsPolicy,
+		Discard:     jetstream.DiscardOld,
+		MaxAge:      cfg.MaxAge,
+		MaxBytes:    orUnlimited(cfg.MaxBytes),
+		MaxMsgs:     -1,
+		Duplicates:  2 * time.Minute,
+		DenyDelete:  true,
+		DenyPurge:   true,
+		AllowDirect: true,
+	}
+	st, err := js.CreateOrUpdateStream(ctx, sc)
+	if err != nil {
+		return nil, fmt.Errorf("create stream %s: %w", cfg.Stream, translate(err))
+	}
+	return &Store{js: js, stream: st, name: cfg.Stream, log: cfg.Logger}, nil
+}
+
+func orUnlimited(n int64) int64 {
+	if n == 0 {
+		return -1
+	}
+	return n
+}
+
+// JetStream returns the underlying JetStream handle, for KV buckets and object stores.
+func (s *Store) JetStream() jetstream.JetStream { return s.js }
+
+// Append writes ev if the last sequence on its subject is still expect (0: the subject is empty),
+// and returns the event's sequence. Errors:
+//   - events.ErrConflict: another writer appended to the subject first; re-read and decide again.
+//   - events.ErrUnavailable: the server did not answer in time; retrying with the same event is
+//     safe (the event id deduplicates).
+func (s *Store) Append(ctx context.Context, ev *events.Event, expect uint64) (uint64, error) {
+	msg, err := message(ev, expect)
+	if err != nil {
+		return 0, err
+	}
+	ack, err := s.js.PublishMsg(ctx, msg)
+	if err != nil {
+		return 0, fmt.Errorf("append %s to %s: %w", ev.Type, ev.Subject, translate(err))
+	}
+	ev.Seq = ack.Sequence
+	return ack.Sequence, nil
+}
+
+// Write is one conditional append of AppendAll.
+type Write struct {
+	Event  *events.Event
+	Expect uint64
+}
+
+// AppendAll pipelines many conditional appends and waits for all of them. It returns one error
+// per write (nil where the write landed, with Event.Seq set). Writes to the same subject must not
+// appear twice in one call.
+func (s *Store) AppendAll(ctx context.Context, ws []Write) []error {
+	errs := make([]error, len(ws))
+	futures := make([]jetstream.PubAckFuture, len(ws))
+	for i, w := range ws {
+		msg, err := message(w.Event, w.Expect)
+		if err != nil {
+			errs[i] = err
+			continue
+		}
+		f, err := s.js.PublishMsgAsync(msg)
+		if err != nil {
+			errs[i] = fmt.Errorf("append %s to %s: %w", w.Event.Type, w.Event.Subject, translate(err))
+			continue
+		}
+		futures[i] = f
+	}
+	for i, f := range futures {
+		if f == nil {
+			continue
+		}
+		select {
+		case ack := <-f.Ok():
+			ws[i].Event.Seq = ack.Sequence
+		case err := <-f.Err():
+			errs[i] = fmt.Errorf("append %s to %s: %w", ws[i].Event.Type, ws[i].Event.Subject, translate(err))
+		case <-ctx.Done():
+			errs[i] = fmt.Errorf("append %s to %s: %w", ws[i].Event.Type, ws[i].Event.Subject, errors.Join(ctx.Err(), events.ErrUnavailable))
+		}
+	}
+	return errs
+}
+
+func message(ev *events.Event, expect uint64) (*nats.Msg, error) {
+	data, err := ev.Marshal()
+	if err != nil {
+		return nil, err
+	}
+	msg := nats.NewMsg(ev.Subject)
+	msg.Data = data
+	msg.Header.Set(jetstream.MsgIDHeader, ev.ID)
+	msg.Header.Set(jetstream.ExpectedLastSubjSeqHeader, strconv.FormatUint(expect, 10))
+	if ev.Traceparent != "" {
+		msg.Header.Set(TraceparentHeader, ev.Traceparent)
+	}
+	return msg, nil
+}
+
+// TraceparentHeader carries W3C trace context on log messages.
+const TraceparentHeader = "traceparent"
+
+// translate maps JetStream errors onto the events error classes.
+func translate(err error) error {
+	var apiErr *jetstream.APIError
+	switch {
+	case errors.As(err, &apiErr) && (apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence ||
+		apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequenceConstant):
+		return fmt.Errorf("%w: %v", events.ErrConflict, err)
+	case errors.Is(err, jetstream.ErrMsgNotFound), errors.Is(err, jetstream.ErrStreamNotFound):
+		return fmt.Errorf("%w: %v", events.ErrNotFound, err)
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, nats.ErrTimeout),
+		errors.Is(err, jetstream.ErrNoStreamResponse), errors.Is(err, nats.ErrNoResponders),
+		errors.Is(err, nats.ErrConnectionClosed), errors.Is(err, jetstream.ErrJetStreamNotEnabled):
+		return fmt.Errorf("%w: %v", events.ErrUnavailable, err)
+	}
+	return err
+}
+
+// LastSeq returns the sequence of the last event on subject (which may be a wildcard), or 0 if
+// there is none.
+func (s *Store) LastSeq(ctx context.Context, subject string) (uint64, error) {
+	m, err := s.stream.GetLastMsgForSubject(ctx, subject)
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("last sequence of %s: %w", subject, translate(err))
+	}
+	return m.Sequence, nil
+}
+
+// Head returns the stream's last sequence.
+func (s *Store) Head(ctx context.Context) (uint64, error) {
+	info, err := s.stream.Info(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("stream %s info: %w", s.name, translate(err))
+	}
+	return info.State.LastSeq, nil
+}
+
+// Get returns the event at seq.
+func (s *Store) Get(ctx context.Context, seq uint64) (*events.Event, error) {
+	m, err := s.stream.GetMsg(ctx, seq)
+	if err != nil {
+		return nil, fmt.Errorf("event %d: %w", seq, translate(err))
+	}
+	ev, err := events.Decode(m.Subject, m.Sequence, m.Data)
+	if err != nil {
+		return nil, err
+	}
+	ev.Traceparent = m.Header.Get(TraceparentHeader)
+	return ev, nil
+}
+
+// History returns every event on subject (which may be a wildcard) in order. Events that do not
+// decode are reported through the logger and left out.
+func (s *Store) History(ctx context.Context, subject string) ([]*events.Event, error) {
+	var out []*events.Event
+	err := s.Read(ctx, ReadOptions{Filters: []string{subject}}, func(ev *events.Event) error {
+		out = append(out, ev)
+		return nil
+	})
+	return out, err
+}

@@ -1,0 +1,90 @@
+package events
+
+import (
+	"fmt"
+	"strings"
+)
+
+// Subject prefixes. The stream holds everything under SubjectRoot.
+const (
+	SubjectRoot = "skiff.ev"
+	// ClusterScope is the namespace token of cluster-scoped kinds (nodes, namespaces).
+	ClusterScope = "_"
+)
+
+// Kinds as they appear in subjects and object references.
+const (
+	KindPod        = "pod"
+	KindBind       = "bind"
+	KindStatus     = "status"
+	KindDeployment = "deployment"
+	KindService    = "service"
+	KindEndpoints  = "endpoints"
+	KindNamespace  = "namespace"
+	KindNode       = "node"
+)
+
+// ObjectSubject is the subject of an object's own history.
+func ObjectSubject(kind, namespace, name string) string {
+	if namespace == "" {
+		namespace = ClusterScope
+	}
+	return SubjectRoot + "." + kind + "." + namespace + "." + name
+}
+
+// BindSubject carries a pod's binding to node: the node's work.
+func BindSubject(node, namespace, pod string) string {
+	return SubjectRoot + "." + KindBind + "." + node + "." + namespace + "." + pod
+}
+
+// StatusSubject carries what node reports about a pod.
+func StatusSubject(node, namespace, pod string) string {
+	return SubjectRoot + "." + KindStatus + "." + node + "." + namespace + "." + pod
+}
+
+// NodeWorkFilters are the subjects one node agent follows: its bindings and its own status
+// reports (so it can resume counting restarts), never the rest of the cluster.
+func NodeWorkFilters(node string) []string {
+	return []string{
+		SubjectRoot + "." + KindBind + "." + node + ".>",
+		SubjectRoot + "." + KindStatus + "." + node + ".>",
+	}
+}
+
+// KindFilter is the wildcard subject of all objects of a kind.
+func KindFilter(kind string) string { return SubjectRoot + "." + kind + ".>" }
+
+// AllFilter is the wildcard subject of the whole log.
+const AllFilter = SubjectRoot + ".>"
+
+// Subject is a parsed event subject.
+type Subject struct {
+	Kind      string
+	Node      string // bind and status subjects only
+	Namespace string
+	Name      string
+}
+
+// ParseSubject splits an event subject into its parts.
+func ParseSubject(s string) (Subject, error) {
+	rest, ok := strings.CutPrefix(s, SubjectRoot+".")
+	if !ok {
+		return Subject{}, fmt.Errorf("subject %q is not under %s: %w", s, SubjectRoot, ErrInvalidArgument)
+	}
+	parts := strings.Split(rest, ".")
+	switch {
+	case len(parts) == 3 && parts[0] != KindBind && parts[0] != KindStatus:
+		return Subject{Kind: parts[0], Namespace: parts[1], Name: parts[2]}, nil
+	case len(parts) == 4 && (parts[0] == KindBind || parts[0] == KindStatus):
+		return Subject{Kind: parts[0], Node: parts[1], Namespace: parts[2], Name: parts[3]}, nil
+	}
+	return Subject{}, fmt.Errorf("subject %q has the wrong shape: %w", s, ErrInvalidArgument)
+}
+
+// String formats the subject.
+func (s Subject) String() string {
+	if s.Kind == KindBind || s.Kind == KindStatus {
+		return SubjectRoot + "." + s.Kind + "." + s.Node + "." + s.Namespace + "." + s.Name
+	}
+	return ObjectSubject(s.Kind, s.Namespace, s.Name)
+}

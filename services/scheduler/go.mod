@@ -1,0 +1,7 @@
+module skiff.dev/services/scheduler
+
+go 1.26
+
+require skiff.dev/events v0.0.0
+
+replace skiff.dev/events => ../../events
