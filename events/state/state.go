@@ -321,3 +321,11 @@ func (n *Node) Address() string {
 	}
 	return ""
 }
+
+// Skip records an event that could not be decoded: the sequence advances, nothing else changes.
+func (s *State) Skip(subject string, seq uint64) {
+	if seq > s.Seq {
+		s.Seq = seq
+	}
+	s.subjectSeq[subject] = seq
+}
