@@ -187,3 +187,14 @@ type GetChunk struct {
 	Error   *Error            `json:"error,omitempty"`
 	Last    bool              `json:"last,omitempty"`
 }
+
+// KV buckets and object stores besides the log.
+const (
+	// LeaseBucket holds one key per node, renewed by its agent (history 1): heartbeats are not
+	// events. The key's last update time (server time) is the node's last renewal.
+	LeaseBucket = "skiff-leases"
+	// LeaderBucket holds the control loops' leader key, with a TTL.
+	LeaderBucket = "skiff-leader"
+	// ImageBucket is the object store of imported images.
+	ImageBucket = "skiff-images"
+)
