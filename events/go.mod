@@ -3,6 +3,8 @@ module skiff.dev/events
 go 1.26.0
 
 require (
+	github.com/goccy/go-json v0.12.0
+	github.com/google/go-cmp v0.6.0
 	github.com/nats-io/nats-server/v2 v2.15.2
 	github.com/nats-io/nats.go v1.55.0
 	github.com/nats-io/nuid v1.0.1

@@ -308,8 +308,8 @@ type ServicePort struct {
 
 // Endpoints lists the ready addresses behind a Service, per service port.
 type Endpoints struct {
-	TypeMeta `json:",inline"`
-	Metadata ObjectMeta        `json:"metadata"`
+	TypeMeta  `json:",inline"`
+	Metadata  ObjectMeta        `json:"metadata"`
 	Addresses []EndpointAddress `json:"addresses"`
 }
 

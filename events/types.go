@@ -227,4 +227,3 @@ func Types() []string {
 	}
 	return out
 }
-

@@ -98,7 +98,17 @@ func (s *Store) Append(ctx context.Context, ev *events.Event, expect uint64) (ui
 	}
 	ack, err := s.js.PublishMsg(ctx, msg)
 	if err != nil {
-		return 0, fmt.Errorf("append %s to %s: %w", ev.Type, ev.Subject, translate(err))
+		err = translate(err)
+		if errors.Is(err, events.ErrConflict) {
+			// The server checks the expected sequence before deduplicating, so a retry of an
+			// append whose ack was lost looks like a conflict: it is one only if the event on the
+			// subject is not ours.
+			if seq, ok := s.landed(ctx, ev); ok {
+				ev.Seq = seq
+				return seq, nil
+			}
+		}
+		return 0, fmt.Errorf("append %s to %s: %w", ev.Type, ev.Subject, err)
 	}
 	ev.Seq = ack.Sequence
 	return ack.Sequence, nil
@@ -137,12 +147,28 @@ func (s *Store) AppendAll(ctx context.Context, ws []Write) []error {
 		case ack := <-f.Ok():
 			ws[i].Event.Seq = ack.Sequence
 		case err := <-f.Err():
-			errs[i] = fmt.Errorf("append %s to %s: %w", ws[i].Event.Type, ws[i].Event.Subject, translate(err))
+			err = translate(err)
+			if errors.Is(err, events.ErrConflict) {
+				if seq, ok := s.landed(ctx, ws[i].Event); ok {
+					ws[i].Event.Seq = seq
+					continue
+				}
+			}
+			errs[i] = fmt.Errorf("append %s to %s: %w", ws[i].Event.Type, ws[i].Event.Subject, err)
 		case <-ctx.Done():
 			errs[i] = fmt.Errorf("append %s to %s: %w", ws[i].Event.Type, ws[i].Event.Subject, errors.Join(ctx.Err(), events.ErrUnavailable))
 		}
 	}
 	return errs
+}
+
+// landed reports whether ev is the last event on its subject.
+func (s *Store) landed(ctx context.Context, ev *events.Event) (uint64, bool) {
+	m, err := s.stream.GetLastMsgForSubject(ctx, ev.Subject)
+	if err != nil || m.Header.Get(jetstream.MsgIDHeader) != ev.ID {
+		return 0, false
+	}
+	return m.Sequence, true
 }
 
 func message(ev *events.Event, expect uint64) (*nats.Msg, error) {
