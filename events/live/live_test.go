@@ -1,0 +1,115 @@
+package live_test
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"reflect"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"skiff.dev/events"
+	"skiff.dev/events/eventstest"
+	"skiff.dev/events/live"
+	"skiff.dev/events/state"
+	"skiff.dev/events/store"
+)
+
+// The state a live projection builds while events arrive equals the state of a replay from
+// sequence 1, and equals a replay that starts from a copy of the state at some point plus the
+// tail (a snapshot).
+func TestReplayEqualsLive(t *testing.T) {
+	st, _, _ := eventstest.NewStore(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+
+	proj := live.New(state.New(), nil)
+	go func() { _ = proj.Run(ctx, st, nil) }()
+	if err := proj.WaitSynced(ctx); err != nil {
+		t.Fatal(err)
+	}
+
+	rng := rand.New(rand.NewPCG(1, 2))
+	w := &writer{t: t, st: st, proj: proj}
+	for i := 0; i < 5; i++ {
+		w.append(ctx, events.ObjectRef{Kind: events.KindNode, Name: fmt.Sprintf("n%d", i)}, "",
+			&events.NodeRegistered{MilliCPU: 4000, Memory: 8 << 30, MaxPods: 110, Address: fmt.Sprintf("10.0.0.%d", i+1)})
+	}
+	for i := 0; i < 200; i++ {
+		name := fmt.Sprintf("p%d", i)
+		ref := events.ObjectRef{Kind: events.KindPod, Namespace: "default", Name: name, UID: "u" + name}
+		w.append(ctx, ref, "", &events.PodCreated{Pod: events.Pod{Metadata: events.ObjectMeta{Name: name, Namespace: "default", UID: ref.UID},
+			Spec: events.PodSpec{Containers: []events.Container{{Name: "c", Image: "i", Resources: events.ResourceRequirements{Requests: events.ResourceList{"cpu": "100m"}}}}}}})
+		if rng.IntN(4) == 0 {
+			continue // stays pending
+		}
+		node := fmt.Sprintf("n%d", rng.IntN(5))
+		w.append(ctx, ref, "", &events.PodScheduled{UID: ref.UID, Node: node})
+		w.append(ctx, ref, node, &events.PodBound{Pod: events.Pod{Metadata: events.ObjectMeta{Name: name, Namespace: "default", UID: ref.UID}}})
+		w.append(ctx, ref, node, &events.PodStatusReported{UID: ref.UID, Status: events.PodStatus{Phase: events.PodRunning, PodIP: fmt.Sprintf("10.88.0.%d", i%250)}})
+		if rng.IntN(3) == 0 {
+			w.append(ctx, ref, "", &events.PodDeletionRequested{UID: ref.UID, GracePeriodSeconds: 1})
+			w.append(ctx, ref, node, &events.PodTerminated{UID: ref.UID})
+			w.append(ctx, ref, "", &events.PodDeleted{UID: ref.UID})
+		}
+	}
+	head, err := st.Head(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := proj.WaitSeq(ctx, head); err != nil {
+		t.Fatal(err)
+	}
+
+	replayed := state.New()
+	if err := st.Read(ctx, store.ReadOptions{}, func(ev *events.Event) error { return replayed.Apply(ev) }); err != nil {
+		t.Fatalf("replay: %v", err)
+	}
+	// Snapshot at the half-way point, then the tail.
+	half := state.New()
+	if err := st.Read(ctx, store.ReadOptions{To: head / 2}, func(ev *events.Event) error { return half.Apply(ev) }); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Read(ctx, store.ReadOptions{From: head/2 + 1}, func(ev *events.Event) error { return half.Apply(ev) }); err != nil {
+		t.Fatal(err)
+	}
+
+	allFields := cmp.Exporter(func(reflect.Type) bool { return true })
+	proj.View(func(liveState *state.State) {
+		if liveState.Seq != head || len(liveState.Pods) == 0 {
+			t.Fatalf("live state at %d with %d pods", liveState.Seq, len(liveState.Pods))
+		}
+		if diff := cmp.Diff(liveState, replayed, allFields); diff != "" {
+			t.Errorf("replay from 1 differs from live state:\n%s", diff)
+		}
+		if diff := cmp.Diff(liveState, half, allFields); diff != "" {
+			t.Errorf("half + tail differs from live state:\n%s", diff)
+		}
+	})
+}
+
+type writer struct {
+	t    *testing.T
+	st   *store.Store
+	proj *live.Projection
+}
+
+// append writes conditionally on the projection's view of the subject, as every writer does.
+func (w *writer) append(ctx context.Context, ref events.ObjectRef, node string, p events.Payload) {
+	w.t.Helper()
+	ev, err := events.New(time.Unix(1_800_000_000, 0), events.Meta{Actor: "test"}, ref, node, p)
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	var expect uint64
+	w.proj.View(func(s *state.State) { expect = s.SubjectSeq(ev.Subject) })
+	seq, err := w.st.Append(ctx, ev, expect)
+	if err != nil {
+		w.t.Fatalf("append %s: %v", ev.Type, err)
+	}
+	if err := w.proj.WaitSeq(ctx, seq); err != nil {
+		w.t.Fatal(err)
+	}
+}
