@@ -104,6 +104,9 @@ func NewChunkWriter(nc *nats.Conn, msg *nats.Msg, seq uint64) *ChunkWriter {
 	return &ChunkWriter{nc: nc, reply: msg.Reply, cur: GetChunk{Seq: seq}}
 }
 
+// SetSeq sets the projection sequence the answer reflects.
+func (w *ChunkWriter) SetSeq(seq uint64) { w.cur.Seq = seq }
+
 // Columns sets the table header; call before any Row.
 func (w *ChunkWriter) Columns(cols []string) { w.cur.Columns = cols }
 

@@ -1,0 +1,45 @@
+# Skiff: `make demo` sets up this machine and runs a demo cluster; `make test` runs every test.
+SHELL := /bin/bash
+export PATH := /usr/local/go/bin:$(PATH)
+GO ?= go
+MODULES := events services/scheduler services/nodeagent services/netproxy cmd/skiff tests
+BIN := bin
+DATA ?= .data
+TEST_FLAGS ?= -count=1 -timeout 25m
+
+.PHONY: all deps build images test test-short bench demo down clean vet
+
+all: build
+
+deps:
+	@scripts/setup.sh
+
+build:
+	@mkdir -p $(BIN)
+	CGO_ENABLED=0 $(GO) build -o $(BIN)/skiff ./cmd/skiff
+	CGO_ENABLED=0 $(GO) build -o $(BIN)/skiff-scheduler ./services/scheduler/cmd/skiff-scheduler
+	@if [ -d services/nodeagent/cmd/skiff-nodeagent ]; then CGO_ENABLED=0 $(GO) build -o $(BIN)/skiff-nodeagent ./services/nodeagent/cmd/skiff-nodeagent; fi
+	@if [ -d services/netproxy/cmd/skiff-netproxy ]; then CGO_ENABLED=0 $(GO) build -o $(BIN)/skiff-netproxy ./services/netproxy/cmd/skiff-netproxy; fi
+	@echo "built: $$(ls $(BIN) | tr '\n' ' ')"
+
+vet:
+	@for m in $(MODULES); do (cd $$m && $(GO) vet ./...) || exit 1; done
+
+# Every test of every module, against real JetStream, containerd, CNI and nftables (root needed
+# for the last three; they run inside network namespaces the tests create).
+test: deps build
+	@set -o pipefail; fail=0; for m in $(MODULES); do \
+	  echo "=== $$m"; (cd $$m && $(GO) test $(TEST_FLAGS) ./...) || fail=1; \
+	done; exit $$fail
+
+bench: build
+	cd events/state && $(GO) test -run '^$$' -bench Replay -benchtime 1x -count 5
+
+demo: deps build
+	@scripts/demo.sh
+
+down:
+	@scripts/demo.sh down
+
+clean:
+	rm -rf $(BIN)
