@@ -129,7 +129,10 @@ func startCandidateTTL(t *testing.T, srv *natsserver.Server, id string, e *elect
 
 type testWriter struct{ t *testing.T }
 
-func (w testWriter) Write(p []byte) (int, error) { w.t.Log(strings.TrimSpace(string(p))); return len(p), nil }
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimSpace(string(p)))
+	return len(p), nil
+}
 
 func TestOneLeaderAmongTwo(t *testing.T) {
 	srv := eventstest.NewServer(t)
