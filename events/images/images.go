@@ -1,0 +1,162 @@
+// Package images keeps container images in a JetStream object store, so a cluster without a
+// registry still gets its images onto every node: `skiff image import` puts a tarball there
+// under each image name it holds, and an agent that lacks an image fetches it from there.
+package images
+
+import (
+	"archive/tar"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"skiff.dev/events"
+	"skiff.dev/events/api"
+)
+
+// Normalize returns the full reference of an image name as containerd stores it:
+// "nginx" → "docker.io/library/nginx:latest", "skiff.dev/echo:v1" stays.
+func Normalize(ref string) string {
+	name, digest, hasDigest := strings.Cut(ref, "@")
+	first, _, hasSlash := strings.Cut(name, "/")
+	if !hasSlash || (!strings.ContainsAny(first, ".:") && first != "localhost") {
+		if !hasSlash {
+			name = "library/" + name
+		}
+		name = "docker.io/" + name
+	}
+	lastSlash := strings.LastIndex(name, "/")
+	if !strings.Contains(name[lastSlash+1:], ":") && !hasDigest {
+		name += ":latest"
+	}
+	if hasDigest {
+		return name + "@" + digest
+	}
+	return name
+}
+
+// NamesInTarball returns the image names an OCI-layout or `docker save` tarball holds.
+func NamesInTarball(path string) ([]string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("open image tarball: %w", err)
+	}
+	defer f.Close()
+	tr := tar.NewReader(f)
+	var names []string
+	for {
+		h, err := tr.Next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return nil, fmt.Errorf("%s is not a tar archive: %v: %w", path, err, events.ErrInvalidArgument)
+		}
+		switch strings.TrimPrefix(h.Name, "./") {
+		case "index.json":
+			var idx struct {
+				Manifests []struct {
+					Annotations map[string]string `json:"annotations"`
+				} `json:"manifests"`
+			}
+			if err := json.NewDecoder(tr).Decode(&idx); err != nil {
+				return nil, fmt.Errorf("%s: index.json: %v: %w", path, err, events.ErrInvalidArgument)
+			}
+			for _, m := range idx.Manifests {
+				if n := m.Annotations["io.containerd.image.name"]; n != "" {
+					names = append(names, n)
+				} else if n := m.Annotations["org.opencontainers.image.ref.name"]; n != "" && strings.ContainsAny(n, "/:") {
+					names = append(names, n)
+				}
+			}
+		case "manifest.json":
+			var ms []struct {
+				RepoTags []string `json:"RepoTags"`
+			}
+			if err := json.NewDecoder(tr).Decode(&ms); err != nil {
+				return nil, fmt.Errorf("%s: manifest.json: %v: %w", path, err, events.ErrInvalidArgument)
+			}
+			for _, m := range ms {
+				names = append(names, m.RepoTags...)
+			}
+		}
+	}
+	if len(names) == 0 {
+		return nil, fmt.Errorf("%s names no image: an OCI layout needs an org.opencontainers.image.ref.name annotation with a full name, a docker save tarball RepoTags: %w", path, events.ErrInvalidArgument)
+	}
+	seen := map[string]bool{}
+	out := names[:0]
+	for _, n := range names {
+		n = Normalize(n)
+		if !seen[n] {
+			seen[n] = true
+			out = append(out, n)
+		}
+	}
+	return out, nil
+}
+
+// Bucket opens (creating if missing) the image object store.
+func Bucket(ctx context.Context, js jetstream.JetStream, replicas int) (jetstream.ObjectStore, error) {
+	obs, err := js.ObjectStore(ctx, api.ImageBucket)
+	if err == nil {
+		return obs, nil
+	}
+	if !errors.Is(err, jetstream.ErrBucketNotFound) {
+		return nil, fmt.Errorf("open object store %s: %w", api.ImageBucket, errors.Join(err, events.ErrUnavailable))
+	}
+	if replicas == 0 {
+		replicas = 1
+	}
+	obs, err = js.CreateObjectStore(ctx, jetstream.ObjectStoreConfig{
+		Bucket:      api.ImageBucket,
+		Description: "Skiff: imported container images (OCI or docker save tarballs)",
+		Storage:     jetstream.FileStorage,
+		Replicas:    replicas,
+		Compression: true,
+	})
+	if errors.Is(err, jetstream.ErrBucketExists) {
+		obs, err = js.ObjectStore(ctx, api.ImageBucket)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("create object store %s: %w", api.ImageBucket, errors.Join(err, events.ErrUnavailable))
+	}
+	return obs, nil
+}
+
+// Put stores the tarball at path under every image name it holds and returns the names.
+func Put(ctx context.Context, obs jetstream.ObjectStore, path string) ([]string, error) {
+	names, err := NamesInTarball(path)
+	if err != nil {
+		return nil, err
+	}
+	for _, n := range names {
+		f, err := os.Open(path)
+		if err != nil {
+			return nil, fmt.Errorf("open image tarball: %w", err)
+		}
+		_, err = obs.Put(ctx, jetstream.ObjectMeta{Name: n, Description: "image tarball"}, f)
+		f.Close()
+		if err != nil {
+			return nil, fmt.Errorf("store image %s: %w", n, err)
+		}
+	}
+	return names, nil
+}
+
+// Get opens the tarball holding image ref. Errors: events.ErrNotFound when no tarball holds it.
+func Get(ctx context.Context, obs jetstream.ObjectStore, ref string) (io.ReadCloser, error) {
+	r, err := obs.Get(ctx, Normalize(ref))
+	if errors.Is(err, jetstream.ErrObjectNotFound) {
+		return nil, fmt.Errorf("image %s was never imported (skiff image import FILE.tar): %w", ref, events.ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("fetch image %s: %w", ref, err)
+	}
+	return r, nil
+}
