@@ -1,0 +1,64 @@
+// Command echo is Skiff's demo workload: an HTTP server on :8080 that answers
+// every request with the pod name it runs in and the request path, so a
+// client can tell which replica behind a Service answered.
+//
+//	$ curl http://10.88.0.5:8080/hello
+//	web-7f9c4 /hello
+//
+// The pod name comes from $HOSTNAME, which the node agent sets to the pod
+// name. The listen address can be changed with -listen or $ECHO_LISTEN.
+// SIGTERM drains open connections for up to five seconds, as a well-behaved
+// workload should within its termination grace period.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+)
+
+func main() {
+	listen := flag.String("listen", envOr("ECHO_LISTEN", ":8080"), "address to listen on")
+	flag.Parse()
+
+	name := os.Getenv("HOSTNAME")
+	if name == "" {
+		name, _ = os.Hostname()
+	}
+
+	mux := http.NewServeMux()
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		fmt.Fprintf(w, "%s %s\n", name, r.URL.Path)
+	})
+	srv := &http.Server{Addr: *listen, Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	go func() {
+		<-ctx.Done()
+		shutdown, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		srv.Shutdown(shutdown)
+	}()
+
+	log.Printf("echo %s listening on %s", name, *listen)
+	if err := srv.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		log.Fatalf("echo: %v", err)
+	}
+	log.Printf("echo %s stopped", name)
+}
+
+func envOr(key, def string) string {
+	if v := os.Getenv(key); v != "" {
+		return v
+	}
+	return def
+}

@@ -1,0 +1,3 @@
+module skiff.dev/images
+
+go 1.26
