@@ -11,6 +11,8 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
+
 	"skiff.dev/events"
 	"skiff.dev/events/state"
 )
@@ -180,28 +182,9 @@ func golden(t *testing.T, name, got string) {
 	if err != nil {
 		t.Fatalf("read golden file (run with -update to create it): %v", err)
 	}
-	if got != string(want) {
-		t.Errorf("%s differs (run with -update to accept):\n%s", path, lineDiff(string(want), got))
+	if diff := cmp.Diff(strings.Split(string(want), "\n"), strings.Split(got, "\n")); diff != "" {
+		t.Errorf("%s differs (-want +got; run with -update to accept):\n%s", path, diff)
 	}
-}
-
-// lineDiff shows the lines that differ, which is enough for tables of a few lines.
-func lineDiff(want, got string) string {
-	wl, gl := strings.Split(want, "\n"), strings.Split(got, "\n")
-	var b strings.Builder
-	for i := 0; i < max(len(wl), len(gl)); i++ {
-		var w, g string
-		if i < len(wl) {
-			w = wl[i]
-		}
-		if i < len(gl) {
-			g = gl[i]
-		}
-		if w != g {
-			fmt.Fprintf(&b, "line %d:\n  -%q\n  +%q\n", i+1, w, g)
-		}
-	}
-	return b.String()
 }
 
 func TestRowsGolden(t *testing.T) {
