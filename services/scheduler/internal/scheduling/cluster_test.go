@@ -1,0 +1,190 @@
+package scheduling
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"skiff.dev/events"
+	"skiff.dev/events/eventstest"
+	"skiff.dev/events/live"
+	"skiff.dev/events/state"
+	"skiff.dev/events/store"
+)
+
+// testCluster is a real embedded JetStream log with a live projection following it.
+type testCluster struct {
+	t    *testing.T
+	log  *store.Store
+	proj *live.Projection
+	ctx  context.Context
+}
+
+var testTime = time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+
+func newTestCluster(t *testing.T) *testCluster {
+	t.Helper()
+	st, _, _ := eventstest.NewStore(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	proj := live.New(state.New(), nil)
+	var wg sync.WaitGroup
+	wg.Go(func() { _ = proj.Run(ctx, st, nil) })
+	t.Cleanup(func() { cancel(); wg.Wait() })
+	if err := proj.WaitSynced(ctx); err != nil {
+		t.Fatal(err)
+	}
+	return &testCluster{t: t, log: st, proj: proj, ctx: ctx}
+}
+
+// append writes events conditional on the projection's view of their subjects and waits until
+// the projection has applied them.
+func (c *testCluster) append(evs ...*events.Event) {
+	c.t.Helper()
+	var ws []store.Write
+	c.proj.View(func(st *state.State) {
+		for _, ev := range evs {
+			ws = append(ws, store.Write{Event: ev, Expect: st.SubjectSeq(ev.Subject)})
+		}
+	})
+	var last uint64
+	for i, err := range c.log.AppendAll(c.ctx, ws) {
+		if err != nil {
+			c.t.Fatalf("append %s: %v", ws[i].Event.Type, err)
+		}
+		last = max(last, ws[i].Event.Seq)
+	}
+	ctx, cancel := context.WithTimeout(c.ctx, 10*time.Second)
+	defer cancel()
+	if err := c.proj.WaitSeq(ctx, last); err != nil {
+		c.t.Fatal(err)
+	}
+}
+
+func mustEvent(t testing.TB, obj events.ObjectRef, node string, p events.Payload) *events.Event {
+	t.Helper()
+	ev, err := events.New(testTime, events.Meta{Actor: "test"}, obj, node, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ev
+}
+
+type nodeSpec struct {
+	name             string
+	milliCPU, memory int64
+	maxPods          int32
+	labels           map[string]string
+	taints           []events.Taint
+}
+
+func nodeEvent(t testing.TB, n nodeSpec) *events.Event {
+	if n.maxPods == 0 {
+		n.maxPods = 110
+	}
+	return mustEvent(t, events.ObjectRef{Kind: events.KindNode, Name: n.name}, "", &events.NodeRegistered{
+		Labels: n.labels, Taints: n.taints, MilliCPU: n.milliCPU, Memory: n.memory, MaxPods: n.maxPods,
+	})
+}
+
+type podSpec struct {
+	name        string
+	cpu, memory string
+	owner       string
+	selector    map[string]string
+	tolerations []events.Toleration
+}
+
+func podEvent(t testing.TB, p podSpec) *events.Event {
+	pod := events.Pod{
+		Metadata: events.ObjectMeta{Name: p.name, Namespace: "default", UID: "uid-" + p.name},
+		Spec: events.PodSpec{
+			Containers:   []events.Container{{Name: "app", Image: "demo"}},
+			NodeSelector: p.selector,
+			Tolerations:  p.tolerations,
+		},
+	}
+	if p.cpu != "" || p.memory != "" {
+		req := events.ResourceList{}
+		if p.cpu != "" {
+			req["cpu"] = p.cpu
+		}
+		if p.memory != "" {
+			req["memory"] = p.memory
+		}
+		pod.Spec.Containers[0].Resources.Requests = req
+	}
+	if p.owner != "" {
+		pod.Metadata.OwnerReferences = []events.OwnerReference{{APIVersion: "apps/v1", Kind: "Deployment", Name: p.owner, UID: "uid-" + p.owner, Controller: true}}
+	}
+	return mustEvent(t, events.ObjectRef{Kind: events.KindPod, Namespace: "default", Name: p.name, UID: pod.Metadata.UID}, "", &events.PodCreated{Pod: pod})
+}
+
+// start runs a scheduler until the test ends.
+func (c *testCluster) start(cfg Config) {
+	c.t.Helper()
+	if cfg.Log == nil {
+		cfg.Log = c.log
+	}
+	cfg.Projection = c.proj
+	if cfg.Clock == nil {
+		cfg.Clock = func() time.Time { return testTime }
+	}
+	ctx, cancel := context.WithCancel(c.ctx)
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		if err := New(cfg).Run(ctx); err != nil {
+			c.t.Errorf("scheduler: %v", err)
+		}
+	})
+	c.t.Cleanup(func() { cancel(); wg.Wait() })
+}
+
+// waitFor polls the projection, at every change, until cond holds or 20 s pass.
+func (c *testCluster) waitFor(what string, cond func(st *state.State) bool) {
+	c.t.Helper()
+	deadline := time.NewTimer(20 * time.Second)
+	defer deadline.Stop()
+	for {
+		ch := c.proj.Changed()
+		ok := false
+		c.proj.View(func(st *state.State) { ok = cond(st) })
+		if ok {
+			return
+		}
+		select {
+		case <-ch:
+		case <-deadline.C:
+			c.t.Fatalf("timed out waiting for %s", what)
+		}
+	}
+}
+
+// history returns the types of the events on subject, in order.
+func (c *testCluster) history(subject string) []string {
+	c.t.Helper()
+	evs, err := c.log.History(c.ctx, subject)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	var out []string
+	for _, ev := range evs {
+		out = append(out, ev.Type)
+	}
+	return out
+}
+
+func allBound(n int) func(st *state.State) bool {
+	return func(st *state.State) bool {
+		bound := 0
+		for _, p := range st.Pods {
+			if p.Bound {
+				bound++
+			}
+		}
+		return bound == n
+	}
+}
+
+func podName(i int) string { return fmt.Sprintf("p-%04d", i) }

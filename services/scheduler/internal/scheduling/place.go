@@ -1,0 +1,130 @@
+package scheduling
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+)
+
+// Defaults of how many feasible nodes to find before picking the best, as kube-scheduler's
+// percentageOfNodesToScore: look at every node in small clusters; in large ones, stop after a
+// share that shrinks as the cluster grows (50% minus 1% per 125 nodes, at least 5%), and never
+// after fewer than minFeasibleNodes.
+const (
+	minFeasibleNodes    = 100
+	basePercentToScore  = 50
+	minPercentToScore   = 5
+	nodesPerPercentStep = 125
+)
+
+// nodesToFind is how many feasible nodes placement looks for before it stops.
+func nodesToFind(all, percent int) int {
+	if all <= minFeasibleNodes {
+		return all
+	}
+	if percent <= 0 {
+		percent = max(basePercentToScore-all/nodesPerPercentStep, minPercentToScore)
+	}
+	if percent >= 100 {
+		return all
+	}
+	return max(all*percent/100, minFeasibleNodes)
+}
+
+// placement is where one pod goes, or why it goes nowhere.
+type placement struct {
+	node      int // index into the node set; -1: nowhere
+	score     int64
+	feasible  int // feasible nodes found
+	evaluated int // nodes looked at
+	// why counts the reasons nodes were rejected; set only when node is -1, when every node was
+	// looked at.
+	why map[reason]int
+}
+
+// placer picks nodes for pods over one node set. It keeps the rotating start, so consecutive
+// pods look at different nodes first: without it, a limited search would always favour the
+// first nodes in name order (Nomad's and kube-scheduler's rotation serve the same purpose).
+type placer struct {
+	chain   []checker
+	percent int
+	next    int
+	why     []reason // scratch
+}
+
+// place looks at nodes from the rotating start until it has found enough feasible ones (or
+// looked at all), and returns the best by score; ties go to the node looked at first.
+// sameOwner[i] is how many pods of p's owner node i already has (nil: none anywhere).
+func (pl *placer) place(p *podInfo, nodes []nodeInfo, sameOwner map[int]int) placement {
+	all := len(nodes)
+	if all == 0 {
+		return placement{node: -1, why: map[reason]int{}}
+	}
+	want := nodesToFind(all, pl.percent)
+	best := placement{node: -1}
+	var counts [numReasonCodes]int
+	var taints map[reason]int
+	start := pl.next % all
+	i := 0
+	for ; i < all && best.feasible < want; i++ {
+		idx := (start + i) % all
+		n := &nodes[idx]
+		pl.why = feasible(pl.chain, p, n, pl.why)
+		if len(pl.why) > 0 {
+			for _, r := range pl.why {
+				if r.code == reasonUntoleratedTaint {
+					if taints == nil {
+						taints = map[reason]int{}
+					}
+					taints[r]++
+				} else {
+					counts[r.code]++
+				}
+			}
+			continue
+		}
+		best.feasible++
+		if s := score(p, n, sameOwner[idx]); best.node < 0 || s > best.score {
+			best.node, best.score = idx, s
+		}
+	}
+	best.evaluated = i
+	pl.next = (start + i) % all
+	if best.node >= 0 {
+		return best
+	}
+	best.why = taints
+	if best.why == nil {
+		best.why = map[reason]int{}
+	}
+	for code, c := range counts {
+		if c > 0 {
+			best.why[reason{code: reasonCode(code)}] = c
+		}
+	}
+	return best
+}
+
+// unschedulableMessage says why a pod fits nowhere, in kube-scheduler's words and order: the
+// reason counts formatted as "count reason" and sorted as strings, e.g.
+// "0/3 nodes are available: 1 node(s) had untolerated taint {dedicated: db}, 2 Insufficient memory."
+// It also returns the counts keyed by reason text, for PodUnschedulable.Reasons.
+func unschedulableMessage(nodes int, why map[reason]int) (string, map[string]int) {
+	if nodes == 0 {
+		return "no nodes available to schedule pods", nil
+	}
+	reasons := make(map[string]int, len(why))
+	for r, c := range why {
+		reasons[r.String()] += c
+	}
+	parts := make([]string, 0, len(reasons))
+	for text, c := range reasons {
+		parts = append(parts, fmt.Sprintf("%d %s", c, text))
+	}
+	sort.Strings(parts)
+	msg := fmt.Sprintf("0/%d nodes are available", nodes)
+	if len(parts) > 0 {
+		msg += ": " + strings.Join(parts, ", ") + "."
+	}
+	return msg, reasons
+}

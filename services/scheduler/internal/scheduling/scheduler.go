@@ -1,0 +1,532 @@
+package scheduling
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sync"
+	"time"
+
+	"skiff.dev/events"
+	"skiff.dev/events/live"
+	"skiff.dev/events/state"
+	"skiff.dev/events/store"
+)
+
+// Appender appends conditional writes to the log, many in flight at once, and reports one error
+// per write (nil where it landed, with the event's Seq set). *store.Store is one.
+type Appender interface {
+	AppendAll(ctx context.Context, ws []store.Write) []error
+}
+
+var _ Appender = (*store.Store)(nil)
+
+// Config configures a Scheduler. Log and Projection are required; every other field has a
+// default when zero.
+type Config struct {
+	// Log is where decisions are appended.
+	Log Appender
+	// Projection is the live state decisions are made from; it must follow the whole log.
+	Projection *live.Projection
+	// Clock stamps events and times back-offs; default time.Now.
+	Clock func() time.Time
+	// Actor is written into every event; default "scheduler".
+	Actor  string
+	Logger *slog.Logger
+
+	// BatchSize is how many pods are decided between two looks at the projection, and handed
+	// to the log in one pipelined append; default 1024.
+	BatchSize int
+	// MaxInFlight is how many batches may be handed to the log and not yet acknowledged;
+	// default 4.
+	MaxInFlight int
+	// PercentageOfNodesToScore is the share of nodes to find feasible before picking the best
+	// (kube-scheduler's setting of the same name); 0 adapts to the cluster size (50% minus 1% per
+	// 125 nodes, at least 5%), at least 100 nodes either way.
+	PercentageOfNodesToScore int
+	// InitialBackoff and MaxBackoff bound the wait before a pod that fit nowhere is tried again;
+	// default 1 s and 10 s.
+	InitialBackoff, MaxBackoff time.Duration
+	// RetryUnschedulableAfter retries a pod that fit nowhere even if no node changed; default
+	// 60 s.
+	RetryUnschedulableAfter time.Duration
+	// MinInterval is the least time between two passes over the pending pods when the last one
+	// found nothing to do, so a burst of unrelated events (status reports) costs one pass, not
+	// one per event (kube-proxy's minSyncPeriod); default 5 ms.
+	MinInterval time.Duration
+	// GapInterval is how often the scheduler looks for pods whose PodScheduled landed without
+	// their PodBound (a scheduler died between the two); default 1 s. It always looks at start.
+	GapInterval time.Duration
+}
+
+func (c *Config) defaults() {
+	if c.Clock == nil {
+		c.Clock = time.Now
+	}
+	if c.Actor == "" {
+		c.Actor = "scheduler"
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.BatchSize <= 0 {
+		c.BatchSize = 1024
+	}
+	if c.MaxInFlight <= 0 {
+		c.MaxInFlight = 4
+	}
+	if c.InitialBackoff <= 0 {
+		c.InitialBackoff = time.Second
+	}
+	if c.MaxBackoff <= 0 {
+		c.MaxBackoff = 10 * time.Second
+	}
+	if c.MaxBackoff < c.InitialBackoff {
+		c.MaxBackoff = c.InitialBackoff
+	}
+	if c.RetryUnschedulableAfter <= 0 {
+		c.RetryUnschedulableAfter = time.Minute
+	}
+	if c.MinInterval <= 0 {
+		c.MinInterval = 5 * time.Millisecond
+	}
+	if c.GapInterval <= 0 {
+		c.GapInterval = time.Second
+	}
+}
+
+// Scheduler binds pending pods to nodes. See the package doc.
+type Scheduler struct {
+	cfg Config
+	log *slog.Logger
+
+	// Everything below belongs to Run's loop goroutine, except work and results, which connect
+	// it with the writer goroutine.
+	nodes   nodeSet
+	placer  placer
+	gen     uint64 // counts snapshots in which some node appeared or improved
+	backoff *backoff
+	// assumed are pods decided here whose PodScheduled the projection does not show yet.
+	assumed map[state.Key]assumption
+	// binding are pods whose PodBound this scheduler is about to write: the gap finisher leaves
+	// them alone.
+	binding map[state.Key]struct{}
+	// stale are pods whose PodScheduled hit a conflict, with the subject sequence the decision
+	// was made at: they are not decided again until the projection has moved past it.
+	stale map[state.Key]uint64
+	// gapsSeen are the gaps of the previous scan (pod key → UID): a gap is finished only when
+	// two scans in a row saw it, so a live peer's PodBound in flight is not raced.
+	gapsSeen    map[state.Key]string
+	lastGapScan time.Time
+	cands       []candidate
+	pods        []podInfo
+	owners      map[string]map[int]int
+
+	work    chan *batch
+	results chan []result
+}
+
+// New returns a Scheduler; Run starts it.
+func New(cfg Config) *Scheduler {
+	cfg.defaults()
+	return &Scheduler{
+		cfg:     cfg,
+		log:     cfg.Logger,
+		placer:  placer{chain: defaultCheckers(), percent: cfg.PercentageOfNodesToScore},
+		backoff: newBackoff(cfg.InitialBackoff, cfg.MaxBackoff, cfg.RetryUnschedulableAfter),
+		assumed: map[state.Key]assumption{},
+		binding: map[state.Key]struct{}{},
+		stale:   map[state.Key]uint64{},
+		owners:  map[string]map[int]int{},
+	}
+}
+
+// candidate is a pending pod seen by a pass, before its details are copied.
+type candidate struct {
+	key     state.Key
+	uid     string
+	created uint64
+}
+
+// decision is one pod placed on one node, to be written.
+type decision struct {
+	pod       podInfo
+	node      string
+	score     int64
+	feasible  int
+	evaluated int
+	// bindSeq is the last sequence on the pod's bind subject on that node.
+	bindSeq uint64
+}
+
+// unschedulableWrite is a PodUnschedulable to write.
+type unschedulableWrite struct {
+	pod     podInfo
+	message string
+	reasons map[string]int
+}
+
+// gapBind is a PodBound owed for a pod whose PodScheduled is in the log.
+type gapBind struct {
+	pod     podInfo
+	node    string
+	bindSeq uint64
+}
+
+// batch is what one pass hands to the writer.
+type batch struct {
+	decisions     []decision
+	unschedulable []unschedulableWrite
+	gaps          []gapBind
+}
+
+type resultKind uint8
+
+const (
+	scheduleFailed resultKind = iota
+	bindDone
+	unschedulableFailed
+)
+
+// result is what became of one write the loop needs to know about.
+type result struct {
+	kind resultKind
+	key  state.Key
+	uid  string
+	err  error
+	// expect is the subject sequence a failed PodScheduled was conditional on.
+	expect uint64
+}
+
+// Run schedules until ctx ends, then returns nil. Call it only while this replica leads; two
+// running at once are safe (every write is conditional) but waste work on conflicts. It waits
+// for the projection to be synced before deciding anything.
+func (s *Scheduler) Run(ctx context.Context) error {
+	if err := s.cfg.Projection.WaitSynced(ctx); err != nil {
+		return nil
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	s.work = make(chan *batch, s.cfg.MaxInFlight)
+	s.results = make(chan []result, s.cfg.MaxInFlight+2)
+	var wg sync.WaitGroup
+	wg.Go(func() { s.write(ctx) })
+	defer wg.Wait()
+	defer cancel()
+
+	s.log.Info("scheduler started", "actor", s.cfg.Actor)
+	s.finishGaps(ctx, true)
+	var lastPass time.Time
+	for ctx.Err() == nil {
+		changed := s.cfg.Projection.Changed()
+		lastPass = time.Now()
+		worked := s.pass(ctx)
+		if time.Since(s.lastGapScan) >= s.cfg.GapInterval {
+			s.finishGaps(ctx, false)
+		}
+		if worked {
+			continue
+		}
+		// Nothing to do: wait for the log to change, a write to come back, or a back-off to end;
+		// then let at least MinInterval pass since the last pass, so a burst costs one pass.
+		wake := s.cfg.GapInterval
+		if at := s.backoff.next(s.gen); !at.IsZero() {
+			wake = min(wake, max(at.Sub(s.cfg.Clock()), 0))
+		}
+		timer := time.NewTimer(wake)
+		select {
+		case <-changed:
+		case rs := <-s.results:
+			s.handle(rs)
+		case <-timer.C:
+		case <-ctx.Done():
+		}
+		timer.Stop()
+		if wait := s.cfg.MinInterval - time.Since(lastPass); wait > 0 {
+			t := time.NewTimer(wait)
+			for waiting := true; waiting; {
+				select {
+				case rs := <-s.results:
+					s.handle(rs)
+				case <-t.C:
+					waiting = false
+				case <-ctx.Done():
+					waiting = false
+				}
+			}
+			t.Stop()
+		}
+	}
+	return nil
+}
+
+// pass decides every eligible pending pod, oldest first, in batches, and hands the batches to
+// the writer. It reports whether it decided anything.
+func (s *Scheduler) pass(ctx context.Context) bool {
+	s.drain()
+	now := s.cfg.Clock()
+	s.backoff.beginPass()
+	cands := s.cands[:0]
+	improved := false
+	s.cfg.Projection.View(func(st *state.State) {
+		for k, seq := range s.stale {
+			if p := st.Pods[k]; p == nil || st.SubjectSeq(podSubject(k)) != seq {
+				delete(s.stale, k)
+			}
+		}
+		for k, p := range st.Pending() {
+			if p.Deleting() {
+				continue
+			}
+			if _, ok := s.assumed[k]; ok {
+				continue
+			}
+			if _, ok := s.stale[k]; ok {
+				continue
+			}
+			cands = append(cands, candidate{key: k, uid: p.Metadata.UID, created: p.Created})
+		}
+		if len(cands) > 0 {
+			improved = s.nodes.snapshot(st, s.assumed)
+		}
+	})
+	s.cands = cands
+	if improved {
+		s.gen++
+	}
+	eligible := cands[:0]
+	for _, c := range cands {
+		if s.backoff.eligible(c.key, c.uid, now, s.gen) {
+			eligible = append(eligible, c)
+		}
+	}
+	s.backoff.sweep()
+	if len(eligible) == 0 {
+		return false
+	}
+	slices.SortFunc(eligible, func(a, b candidate) int {
+		if c := cmp.Compare(a.created, b.created); c != 0 {
+			return c
+		}
+		if c := cmp.Compare(a.key.Namespace, b.key.Namespace); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.key.Name, b.key.Name)
+	})
+	for start := 0; start < len(eligible) && ctx.Err() == nil; start += s.cfg.BatchSize {
+		b := s.decide(eligible[start:min(start+s.cfg.BatchSize, len(eligible))], now)
+		if len(b.decisions) == 0 && len(b.unschedulable) == 0 {
+			continue
+		}
+		s.submit(ctx, b)
+	}
+	return true
+}
+
+// decide places one batch of candidates. It copies what it needs under one short read lock,
+// decides without the lock, then reads the bind subjects' sequences under another.
+func (s *Scheduler) decide(chunk []candidate, now time.Time) *batch {
+	pods := s.pods[:0]
+	clear(s.owners)
+	s.cfg.Projection.View(func(st *state.State) {
+		for _, c := range chunk {
+			p := st.Pods[c.key]
+			if p == nil || p.Metadata.UID != c.uid || p.Spec.NodeName != "" || p.Deleting() {
+				continue
+			}
+			pods = append(pods, newPodInfo(st, p))
+		}
+		if s.nodes.snapshot(st, s.assumed) {
+			s.gen++
+		}
+		for i := range pods {
+			o := pods[i].owner
+			if o == "" {
+				continue
+			}
+			if _, ok := s.owners[o]; ok {
+				continue
+			}
+			counts := map[int]int{}
+			for _, op := range st.PodsOwnedBy(o) {
+				if op.Spec.NodeName == "" || op.Terminated {
+					continue
+				}
+				if idx, ok := s.nodes.index[op.Spec.NodeName]; ok {
+					counts[idx]++
+				}
+			}
+			s.owners[o] = counts
+		}
+	})
+	s.pods = pods
+	for _, a := range s.assumed {
+		if counts, ok := s.owners[a.owner]; ok && a.owner != "" {
+			if idx, ok := s.nodes.index[a.node]; ok {
+				counts[idx]++
+			}
+		}
+	}
+
+	b := &batch{}
+	// Within a batch nodes only fill up, so a pod that fit nowhere tells the answer for every
+	// later pod with the same requirements: they are not searched again.
+	var failed map[string]placement
+	for i := range pods {
+		p := &pods[i]
+		var pl placement
+		var class string
+		if failed != nil {
+			class = classOf(p)
+		}
+		if f, ok := failed[class]; ok {
+			pl = f
+		} else {
+			pl = s.placer.place(p, s.nodes.nodes, s.owners[p.owner])
+		}
+		if pl.node < 0 {
+			if failed == nil {
+				failed = map[string]placement{}
+				class = classOf(p)
+			}
+			failed[class] = pl
+			msg, reasons := unschedulableMessage(len(s.nodes.nodes), pl.why)
+			e := s.backoff.unplaceable(p.key, p.uid, now, s.gen)
+			if msg != p.unschedulable && msg != e.message {
+				e.message = msg
+				b.unschedulable = append(b.unschedulable, unschedulableWrite{pod: *p, message: msg, reasons: reasons})
+			}
+			s.log.Debug("pod fits no node", "pod", p.key, "message", msg)
+			continue
+		}
+		n := &s.nodes.nodes[pl.node]
+		n.requestedCPU += p.milliCPU
+		n.requestedMemory += p.memory
+		n.podCount++
+		if p.owner != "" {
+			s.owners[p.owner][pl.node]++
+		}
+		s.assumed[p.key] = assumption{node: n.name, milliCPU: p.milliCPU, memory: p.memory, owner: p.owner}
+		s.binding[p.key] = struct{}{}
+		d := decision{pod: *p, node: n.name, score: pl.score, feasible: pl.feasible, evaluated: pl.evaluated}
+		d.pod.pod.Spec.NodeName = n.name
+		b.decisions = append(b.decisions, d)
+	}
+	if len(b.decisions) > 0 {
+		s.cfg.Projection.View(func(st *state.State) {
+			for i := range b.decisions {
+				d := &b.decisions[i]
+				d.bindSeq = st.SubjectSeq(events.BindSubject(d.node, d.pod.key.Namespace, d.pod.key.Name))
+			}
+		})
+	}
+	return b
+}
+
+// classOf names the scheduling requirements of p: pods of one class fit the same nodes.
+func classOf(p *podInfo) string {
+	return fmt.Sprintf("%d/%d/%v/%v", p.milliCPU, p.memory, p.selector, p.tolerations)
+}
+
+func podSubject(k state.Key) string { return events.ObjectSubject(events.KindPod, k.Namespace, k.Name) }
+
+// submit hands b to the writer, handling results while the writer is busy.
+func (s *Scheduler) submit(ctx context.Context, b *batch) {
+	for {
+		select {
+		case s.work <- b:
+			return
+		case rs := <-s.results:
+			s.handle(rs)
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+// drain handles the results that are already there.
+func (s *Scheduler) drain() {
+	for {
+		select {
+		case rs := <-s.results:
+			s.handle(rs)
+		default:
+			return
+		}
+	}
+}
+
+// handle updates the loop's bookkeeping with what became of writes.
+func (s *Scheduler) handle(rs []result) {
+	now := s.cfg.Clock()
+	for _, r := range rs {
+		switch r.kind {
+		case scheduleFailed:
+			delete(s.assumed, r.key)
+			delete(s.binding, r.key)
+			if errors.Is(r.err, events.ErrConflict) {
+				// Someone else wrote to the pod since we looked: its new state decides, once
+				// the projection shows it.
+				s.stale[r.key] = r.expect
+				s.log.Debug("pod changed while deciding; deciding again", "pod", r.key)
+			} else {
+				s.backoff.failed(r.key, r.uid, now)
+				s.log.Warn("write PodScheduled", "pod", r.key, "err", r.err)
+			}
+		case bindDone:
+			delete(s.binding, r.key)
+			if r.err != nil && !errors.Is(r.err, events.ErrConflict) {
+				s.log.Warn("write PodBound; the gap finisher will retry", "pod", r.key, "err", r.err)
+			}
+		case unschedulableFailed:
+			if e := s.backoff.entries[r.key]; e != nil {
+				e.message = ""
+			}
+			if !errors.Is(r.err, events.ErrConflict) {
+				s.log.Warn("write PodUnschedulable", "pod", r.key, "err", r.err)
+			}
+		}
+	}
+}
+
+// finishGaps writes the PodBound owed for pods whose PodScheduled landed without it: a
+// scheduler (this one, or a predecessor) stopped between the two appends. At start every gap is
+// finished; later only gaps seen by the previous scan too, so a live peer's PodBound in flight
+// is not raced for nothing (racing would be safe: the bind subject's sequence check lets one
+// PodBound in).
+func (s *Scheduler) finishGaps(ctx context.Context, first bool) {
+	s.lastGapScan = time.Now()
+	seen := map[state.Key]string{}
+	var gaps []gapBind
+	s.cfg.Projection.View(func(st *state.State) {
+		for k, p := range st.Pods {
+			if p.Spec.NodeName == "" || p.Bound || p.StopRequested || p.Terminated {
+				continue
+			}
+			if _, busy := s.binding[k]; busy {
+				continue
+			}
+			seen[k] = p.Metadata.UID
+			if !first && s.gapsSeen[k] != p.Metadata.UID {
+				continue
+			}
+			pi := newPodInfo(st, p)
+			gaps = append(gaps, gapBind{pod: pi, node: p.Spec.NodeName,
+				bindSeq: st.SubjectSeq(events.BindSubject(p.Spec.NodeName, k.Namespace, k.Name))})
+		}
+	})
+	s.gapsSeen = seen
+	if len(gaps) == 0 {
+		return
+	}
+	s.log.Info("finishing bindings a scheduler left half done", "pods", len(gaps))
+	for start := 0; start < len(gaps); start += s.cfg.BatchSize {
+		chunk := gaps[start:min(start+s.cfg.BatchSize, len(gaps))]
+		for _, g := range chunk {
+			s.binding[g.pod.key] = struct{}{}
+		}
+		s.submit(ctx, &batch{gaps: chunk})
+	}
+}

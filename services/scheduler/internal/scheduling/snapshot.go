@@ -1,0 +1,189 @@
+package scheduling
+
+import (
+	"maps"
+	"slices"
+
+	"skiff.dev/events"
+	"skiff.dev/events/state"
+)
+
+// podInfo is what deciding needs to know about a pending pod, copied out of the projection so
+// that deciding holds no lock.
+type podInfo struct {
+	key     state.Key
+	uid     string
+	created uint64
+	// seq is the last sequence on the pod's subject when the pod was copied: PodScheduled is
+	// appended only if nothing happened to the pod since.
+	seq              uint64
+	milliCPU, memory int64
+	selector         map[string]string
+	tolerations      []events.Toleration
+	owner            string
+	// unschedulable is the message of the PodScheduled=False condition the log holds, if any.
+	unschedulable string
+	// pod is the Kubernetes-shaped pod PodBound carries.
+	pod events.Pod
+}
+
+// newPodInfo copies p. Maps and slices are shared, not copied: the fold replaces a pod's
+// metadata and spec fields but never writes into the maps and slices PodCreated brought, so they
+// stay valid without the lock. Status is left out of the copy because the fold does write into
+// its conditions, and the node does not need it.
+func newPodInfo(st *state.State, p *state.Pod) podInfo {
+	pi := podInfo{
+		key:         p.Key(),
+		uid:         p.Metadata.UID,
+		created:     p.Created,
+		seq:         st.SubjectSeq(events.ObjectSubject(events.KindPod, p.Metadata.Namespace, p.Metadata.Name)),
+		milliCPU:    p.MilliCPU,
+		memory:      p.Memory,
+		selector:    p.Spec.NodeSelector,
+		tolerations: p.Spec.Tolerations,
+		owner:       p.OwnerUID,
+		pod: events.Pod{
+			TypeMeta: p.TypeMeta,
+			Metadata: p.Metadata,
+			Spec:     p.Spec,
+			Status:   events.PodStatus{Phase: events.PodPending},
+		},
+	}
+	for _, c := range p.Status.Conditions {
+		if c.Type == "PodScheduled" && c.Status == "False" {
+			pi.unschedulable = c.Message
+		}
+	}
+	return pi
+}
+
+// nodeInfo is one node as a pass sees it: the projection's view plus the pods this scheduler
+// has decided onto it that the projection does not show yet.
+type nodeInfo struct {
+	name          string
+	ready         bool
+	unschedulable bool
+	// labels and taints are shared with the state: the fold replaces them on re-registration,
+	// never writes into them.
+	labels                        map[string]string
+	taints                        []events.Taint
+	milliCPU, memory              int64
+	maxPods                       int32
+	requestedCPU, requestedMemory int64
+	podCount                      int
+}
+
+func newNodeInfo(n *state.Node) nodeInfo {
+	return nodeInfo{
+		name:            n.Metadata.Name,
+		ready:           n.Ready,
+		unschedulable:   n.Spec.Unschedulable,
+		labels:          n.Metadata.Labels,
+		taints:          n.Spec.Taints,
+		milliCPU:        n.MilliCPU,
+		memory:          n.Memory,
+		maxPods:         n.MaxPods,
+		requestedCPU:    n.RequestedCPU,
+		requestedMemory: n.RequestedMemory,
+		podCount:        n.PodCount,
+	}
+}
+
+// improvedOver reports whether a pod that did not fit on old might fit on n: the node became
+// Ready or schedulable, gained capacity, freed requests, or changed labels or taints.
+func (n *nodeInfo) improvedOver(old *nodeInfo) bool {
+	return (n.ready && !old.ready) ||
+		(!n.unschedulable && old.unschedulable) ||
+		n.milliCPU > old.milliCPU || n.memory > old.memory || n.maxPods > old.maxPods ||
+		n.requestedCPU < old.requestedCPU || n.requestedMemory < old.requestedMemory || n.podCount < old.podCount ||
+		!maps.Equal(n.labels, old.labels) || !slices.Equal(n.taints, old.taints)
+}
+
+// assumption is a pod this scheduler placed whose PodScheduled the projection has not applied
+// yet (kube-scheduler's assume cache): its requests count on the node, so the next pod of the
+// same batch, or of the next, does not take the same room.
+type assumption struct {
+	node             string
+	milliCPU, memory int64
+	owner            string
+}
+
+// nodeSet is the pass's copy of all nodes, in name order so that rotating through them is
+// deterministic.
+type nodeSet struct {
+	nodes []nodeInfo
+	index map[string]int
+	// base is the projection's view at the previous snapshot, before assumptions, to notice
+	// nodes that got better.
+	base map[string]nodeInfo
+}
+
+// snapshot copies the nodes out of st and adds the assumptions the projection does not show
+// yet; assumptions it does show (or whose pod is gone) are dropped. It reports whether any node
+// appeared or improved since the previous snapshot. Called under the projection's read lock:
+// O(nodes + assumptions) map lookups and copies, no allocation in the steady state.
+func (ns *nodeSet) snapshot(st *state.State, assumed map[state.Key]assumption) (improved bool) {
+	if ns.index == nil {
+		ns.index = map[string]int{}
+		ns.base = map[string]nodeInfo{}
+	}
+	same := len(st.Nodes) == len(ns.nodes)
+	if same {
+		for i := range ns.nodes {
+			n, ok := st.Nodes[ns.nodes[i].name]
+			if !ok {
+				same = false
+				break
+			}
+			ns.nodes[i] = newNodeInfo(n)
+		}
+	}
+	if !same {
+		ns.nodes = ns.nodes[:0]
+		for _, n := range st.Nodes {
+			ns.nodes = append(ns.nodes, newNodeInfo(n))
+		}
+		slices.SortFunc(ns.nodes, func(a, b nodeInfo) int {
+			if a.name < b.name {
+				return -1
+			}
+			if a.name > b.name {
+				return 1
+			}
+			return 0
+		})
+		clear(ns.index)
+		for i := range ns.nodes {
+			ns.index[ns.nodes[i].name] = i
+		}
+	}
+	for i := range ns.nodes {
+		n := &ns.nodes[i]
+		old, ok := ns.base[n.name]
+		if !ok || n.improvedOver(&old) {
+			improved = true
+		}
+		ns.base[n.name] = *n
+	}
+	if len(ns.base) > len(ns.nodes) {
+		for name := range ns.base {
+			if _, ok := ns.index[name]; !ok {
+				delete(ns.base, name)
+			}
+		}
+	}
+	for k, a := range assumed {
+		p := st.Pods[k]
+		if p == nil || p.Spec.NodeName != "" {
+			delete(assumed, k)
+			continue
+		}
+		if i, ok := ns.index[a.node]; ok {
+			n := &ns.nodes[i]
+			n.requestedCPU += a.milliCPU
+			n.requestedMemory += a.memory
+			n.podCount++
+		}
+	}
+	return improved
+}
