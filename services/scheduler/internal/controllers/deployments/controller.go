@@ -1,0 +1,328 @@
+package deployments
+
+import (
+	"cmp"
+	"context"
+	"fmt"
+	"log/slog"
+	"maps"
+	"slices"
+	"time"
+
+	"skiff.dev/events"
+	"skiff.dev/events/live"
+	"skiff.dev/events/state"
+	"skiff.dev/services/scheduler/internal/controllers/reconcile"
+)
+
+// Config configures the controller. Log and Projection are required.
+type Config struct {
+	Log        reconcile.Log
+	Projection *live.Projection
+	// Clock stamps events and conditions; default time.Now.
+	Clock func() time.Time
+	// Actor is written into every event; default "scheduler/controllers".
+	Actor  string
+	Logger *slog.Logger
+}
+
+// DefaultActor is Config.Actor's default.
+const DefaultActor = "scheduler/controllers"
+
+// Controller keeps every Deployment's pods as its spec says.
+type Controller struct {
+	cfg  Config
+	loop *reconcile.Loop
+}
+
+// New returns a controller; Run starts it.
+func New(cfg Config) *Controller {
+	if cfg.Clock == nil {
+		cfg.Clock = time.Now
+	}
+	if cfg.Actor == "" {
+		cfg.Actor = DefaultActor
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	cfg.Logger = cfg.Logger.With("controller", "deployments")
+	c := &Controller{cfg: cfg}
+	c.loop = reconcile.NewLoop(reconcile.Config{
+		Name: "deployments", Projection: cfg.Projection, Clock: cfg.Clock, Logger: cfg.Logger,
+	}, c.Sync)
+	return c
+}
+
+// Run waits for the projection to catch up, then reconciles until ctx ends; it returns nil then.
+func (c *Controller) Run(ctx context.Context) error { return c.loop.Run(ctx) }
+
+// Sync is one pass over every Deployment: it decides from one view of the state and appends the
+// decisions. Run calls it; tests call it directly to take one step at a time.
+func (c *Controller) Sync(ctx context.Context) (reconcile.Result, error) {
+	now := c.cfg.Clock()
+	b := reconcile.NewBatch(now, events.Meta{Actor: c.cfg.Actor})
+	c.cfg.Projection.View(func(s *state.State) {
+		owners := make(map[string]bool, len(s.Deployments))
+		for _, key := range slices.SortedFunc(maps.Keys(s.Deployments), compareKeys) {
+			d := s.Deployments[key]
+			owners[d.Metadata.UID] = true
+			c.syncDeployment(s, key, d, now, b)
+		}
+		collectGarbage(s, owners, b)
+	})
+	return b.Flush(ctx, c.cfg.Log)
+}
+
+func compareKeys(a, b state.Key) int {
+	return cmp.Or(cmp.Compare(a.Namespace, b.Namespace), cmp.Compare(a.Name, b.Name))
+}
+
+// collectGarbage asks to delete the pods of Deployments that are gone (DeploymentDeleted), as
+// Kubernetes' garbage collector does for dependents of a deleted owner.
+func collectGarbage(s *state.State, owners map[string]bool, b *reconcile.Batch) {
+	for _, key := range slices.SortedFunc(maps.Keys(s.Pods), compareKeys) {
+		p := s.Pods[key]
+		if p.OwnerUID == "" || owners[p.OwnerUID] || p.Deleting() || !ownedByDeployment(p) {
+			continue
+		}
+		requestDeletion(s, p, b)
+	}
+}
+
+func ownedByDeployment(p *state.Pod) bool {
+	for _, o := range p.Metadata.OwnerReferences {
+		if o.Controller && o.Kind == "Deployment" {
+			return true
+		}
+	}
+	return false
+}
+
+func requestDeletion(s *state.State, p *state.Pod, b *reconcile.Batch) {
+	ref := events.ObjectRef{Kind: events.KindPod, Namespace: p.Metadata.Namespace, Name: p.Metadata.Name, UID: p.Metadata.UID}
+	subject := events.ObjectSubject(events.KindPod, ref.Namespace, ref.Name)
+	b.Add(ref, "", &events.PodDeletionRequested{UID: p.Metadata.UID, GracePeriodSeconds: p.Spec.GracePeriodSeconds()}, s.SubjectSeq(subject))
+}
+
+// pods sorts a Deployment's pods for one pass.
+type pods struct {
+	newReady, newUnready []*state.Pod
+	oldReady, oldUnready []*state.Pod
+	// oldLeft counts old-template pods of any kind, terminating ones too (for Recreate).
+	oldLeft int
+	// finished are pods that will not run again (Failed, Succeeded, or stopped by their node)
+	// and are not being deleted yet.
+	finished []*state.Pod
+}
+
+func classify(owned map[state.Key]*state.Pod, hash string) pods {
+	var ps pods
+	for _, p := range owned {
+		isNew := p.Metadata.Labels[TemplateHashLabel] == hash
+		if !isNew {
+			ps.oldLeft++
+		}
+		switch {
+		case p.Deleting():
+			// Terminating pods are not counted, as in Kubernetes: their replacements start at once.
+		case p.Status.Phase == events.PodFailed || p.Status.Phase == events.PodSucceeded || p.Terminated:
+			ps.finished = append(ps.finished, p)
+		case isNew && p.Ready():
+			ps.newReady = append(ps.newReady, p)
+		case isNew:
+			ps.newUnready = append(ps.newUnready, p)
+		case p.Ready():
+			ps.oldReady = append(ps.oldReady, p)
+		default:
+			ps.oldUnready = append(ps.oldUnready, p)
+		}
+	}
+	for _, l := range [][]*state.Pod{ps.newReady, ps.newUnready, ps.oldReady, ps.oldUnready, ps.finished} {
+		slices.SortFunc(l, deleteFirst)
+	}
+	return ps
+}
+
+// deleteFirst orders pods the way a scale-down picks them, as Kubernetes' ReplicaSet controller
+// does: not yet scheduled, then pending before running, not ready before ready, more restarts
+// before fewer, newer before older.
+func deleteFirst(a, b *state.Pod) int {
+	return cmp.Or(
+		-cmp.Compare(boolInt(a.Spec.NodeName == ""), boolInt(b.Spec.NodeName == "")),
+		cmp.Compare(phaseRank(a.Status.Phase), phaseRank(b.Status.Phase)),
+		cmp.Compare(boolInt(a.Ready()), boolInt(b.Ready())),
+		-cmp.Compare(restarts(a), restarts(b)),
+		-cmp.Compare(a.Created, b.Created),
+		cmp.Compare(a.Metadata.Name, b.Metadata.Name),
+	)
+}
+
+func boolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+func phaseRank(phase string) int {
+	switch phase {
+	case events.PodPending, "":
+		return 0
+	case events.PodUnknown:
+		return 1
+	}
+	return 2
+}
+
+func restarts(p *state.Pod) int32 {
+	var n int32
+	for _, c := range p.Status.ContainerStatuses {
+		n += c.RestartCount
+	}
+	return n
+}
+
+func (c *Controller) syncDeployment(s *state.State, key state.Key, d *state.Deployment, now time.Time, b *reconcile.Batch) {
+	if d.Metadata.UID == "" {
+		c.cfg.Logger.Warn("deployment has no uid; cannot own pods", "deployment", key)
+		return
+	}
+	if _, ok := s.Namespaces[key.Namespace]; !ok {
+		// The namespace is being torn down (pod lifecycle deletes its pods): creating pods
+		// there would fight it.
+		return
+	}
+	hash := TemplateHash(d.Spec.Template)
+	ps := classify(s.PodsOwnedBy(d.Metadata.UID), hash)
+	replicas := int(d.Spec.DesiredReplicas())
+	surge, unavailable := Bounds(d.Spec.Strategy, replicas)
+	counts := Counts{
+		Replicas: replicas, MaxSurge: surge, MaxUnavailable: unavailable,
+		New: len(ps.newReady) + len(ps.newUnready), NewReady: len(ps.newReady),
+		Old: len(ps.oldReady) + len(ps.oldUnready), OldReady: len(ps.oldReady),
+	}
+	var plan Plan
+	if d.Spec.Strategy.Type == "Recreate" {
+		plan = RecreatePlan(counts, ps.oldLeft)
+	} else {
+		plan = RollingPlan(counts)
+	}
+
+	// Finished pods are replaced: they no longer count, and their deletion is requested.
+	for _, p := range ps.finished {
+		requestDeletion(s, p, b)
+	}
+	newPods := append(slices.Clip(ps.newUnready), ps.newReady...)
+	slices.SortFunc(newPods, deleteFirst)
+	for _, p := range newPods[:plan.DeleteNew] {
+		requestDeletion(s, p, b)
+	}
+	for _, p := range ps.oldUnready[:plan.DeleteOldUnready] {
+		requestDeletion(s, p, b)
+	}
+	for _, p := range ps.oldReady[:plan.DeleteOldReady] {
+		requestDeletion(s, p, b)
+	}
+	for range plan.Create {
+		pod := newPod(d, hash)
+		ref := events.ObjectRef{Kind: events.KindPod, Namespace: key.Namespace, Name: pod.Metadata.Name, UID: pod.Metadata.UID}
+		// A fresh random name: the subject must be empty.
+		b.Add(ref, "", &events.PodCreated{Pod: pod}, 0)
+	}
+
+	status := computeStatus(d, counts, hash, now)
+	if !statusEqual(d.Status, status) {
+		ref := events.ObjectRef{Kind: events.KindDeployment, Namespace: key.Namespace, Name: key.Name, UID: d.Metadata.UID}
+		subject := events.ObjectSubject(events.KindDeployment, key.Namespace, key.Name)
+		b.Add(ref, "", &events.DeploymentRolloutProgressed{Status: status}, s.SubjectSeq(subject))
+	}
+}
+
+// newPod stamps a pod out of d's template.
+func newPod(d *state.Deployment, hash string) events.Pod {
+	t := d.Spec.Template
+	labels := make(map[string]string, len(t.Metadata.Labels)+1)
+	maps.Copy(labels, t.Metadata.Labels)
+	labels[TemplateHashLabel] = hash
+	return events.Pod{
+		TypeMeta: events.TypeMeta{APIVersion: "v1", Kind: "Pod"},
+		Metadata: events.ObjectMeta{
+			Name:        PodName(d.Metadata.Name, hash),
+			Namespace:   d.Metadata.Namespace,
+			UID:         newUID(),
+			Labels:      labels,
+			Annotations: maps.Clone(t.Metadata.Annotations),
+			OwnerReferences: []events.OwnerReference{{
+				APIVersion: "apps/v1", Kind: "Deployment", Name: d.Metadata.Name, UID: d.Metadata.UID, Controller: true,
+			}},
+		},
+		Spec: t.Spec,
+	}
+}
+
+// Condition reasons and messages, as Kubernetes writes them (`kubectl rollout status` and
+// `skiff rollout status` read them).
+const (
+	ConditionAvailable   = "Available"
+	ConditionProgressing = "Progressing"
+
+	ReasonMinimumReplicasAvailable   = "MinimumReplicasAvailable"
+	ReasonMinimumReplicasUnavailable = "MinimumReplicasUnavailable"
+	ReasonNewReplicaSetAvailable     = "NewReplicaSetAvailable"
+	ReasonReplicaSetUpdated          = "ReplicaSetUpdated"
+)
+
+// computeStatus is the Deployment's status for the counts of this pass. Conditions keep their
+// last transition time while their status holds.
+func computeStatus(d *state.Deployment, c Counts, hash string, now time.Time) events.DeploymentStatus {
+	available := c.NewReady + c.OldReady
+	st := events.DeploymentStatus{
+		ObservedGeneration:  d.Metadata.Generation,
+		Replicas:            int32(c.New + c.Old),
+		UpdatedReplicas:     int32(c.New),
+		ReadyReplicas:       int32(available),
+		AvailableReplicas:   int32(available),
+		UnavailableReplicas: int32(max(0, c.Replicas-available)),
+	}
+	rs := fmt.Sprintf("%s-%s", d.Metadata.Name, hash)
+	avail := events.Condition{Type: ConditionAvailable, Status: "True", Reason: ReasonMinimumReplicasAvailable,
+		Message: "Deployment has minimum availability."}
+	if available < c.Replicas-c.MaxUnavailable {
+		avail = events.Condition{Type: ConditionAvailable, Status: "False", Reason: ReasonMinimumReplicasUnavailable,
+			Message: "Deployment does not have minimum availability."}
+	}
+	prog := events.Condition{Type: ConditionProgressing, Status: "True", Reason: ReasonReplicaSetUpdated,
+		Message: fmt.Sprintf("ReplicaSet %q is progressing.", rs)}
+	if c.New == c.Replicas && c.Old == 0 && c.NewReady == c.Replicas {
+		prog.Reason = ReasonNewReplicaSetAvailable
+		prog.Message = fmt.Sprintf("ReplicaSet %q has successfully progressed.", rs)
+	}
+	for _, cond := range []events.Condition{avail, prog} {
+		cond.LastTransitionTime = &now
+		for _, old := range d.Status.Conditions {
+			if old.Type == cond.Type && old.Status == cond.Status && old.LastTransitionTime != nil {
+				cond.LastTransitionTime = old.LastTransitionTime
+			}
+		}
+		st.Conditions = append(st.Conditions, cond)
+	}
+	return st
+}
+
+// statusEqual compares statuses without the conditions' times: a status is rewritten only when
+// something a reader acts on changed.
+func statusEqual(a, b events.DeploymentStatus) bool {
+	if a.ObservedGeneration != b.ObservedGeneration || a.Replicas != b.Replicas || a.UpdatedReplicas != b.UpdatedReplicas ||
+		a.ReadyReplicas != b.ReadyReplicas || a.AvailableReplicas != b.AvailableReplicas ||
+		a.UnavailableReplicas != b.UnavailableReplicas || len(a.Conditions) != len(b.Conditions) {
+		return false
+	}
+	for i := range a.Conditions {
+		x, y := a.Conditions[i], b.Conditions[i]
+		if x.Type != y.Type || x.Status != y.Status || x.Reason != y.Reason || x.Message != y.Message {
+			return false
+		}
+	}
+	return true
+}

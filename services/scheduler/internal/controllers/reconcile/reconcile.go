@@ -1,0 +1,216 @@
+package reconcile
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"skiff.dev/events"
+	"skiff.dev/events/live"
+	"skiff.dev/events/store"
+)
+
+// Log is the part of the event log a controller writes with; *store.Store implements it.
+type Log interface {
+	// AppendAll appends conditionally and returns one error per write (see store.AppendAll).
+	AppendAll(ctx context.Context, ws []store.Write) []error
+}
+
+var _ Log = (*store.Store)(nil)
+
+// Result is what one pass did, and what it wants from the loop.
+type Result struct {
+	// Written counts the events the pass appended.
+	Written int
+	// Seq is the highest sequence the pass wrote (0 if none): the next pass waits until the
+	// projection has applied it.
+	Seq uint64
+	// Conflicts counts appends rejected because their subject had moved on. The loop decides
+	// again once the projection has moved.
+	Conflicts int
+	// RequeueAt, if set, asks for another pass at that time on the controller's clock even if
+	// the state does not change (a lease that runs out, an eviction that falls due).
+	RequeueAt time.Time
+}
+
+// Requeue keeps the earlier of r.RequeueAt and at.
+func (r *Result) Requeue(at time.Time) {
+	if r.RequeueAt.IsZero() || at.Before(r.RequeueAt) {
+		r.RequeueAt = at
+	}
+}
+
+// Pass decides from the current state and appends what it decided.
+type Pass func(ctx context.Context) (Result, error)
+
+// Config configures a Loop. Projection is required; the rest has defaults.
+type Config struct {
+	// Name labels the loop's log lines ("deployments").
+	Name       string
+	Projection *live.Projection
+	// Clock is the controller's clock; default time.Now.
+	Clock func() time.Time
+	// Resync bounds the real time the loop sleeps while a pass asked for a requeue; default 5 s.
+	Resync time.Duration
+	// MaxBackoff bounds the wait after a failed pass; default 5 s.
+	MaxBackoff time.Duration
+	Logger     *slog.Logger
+}
+
+// DefaultResync is Config.Resync's default.
+const DefaultResync = 5 * time.Second
+
+// Loop runs a Pass as the package doc describes.
+type Loop struct {
+	cfg     Config
+	pass    Pass
+	trigger chan struct{}
+}
+
+// NewLoop returns a loop that runs pass.
+func NewLoop(cfg Config, pass Pass) *Loop {
+	if cfg.Clock == nil {
+		cfg.Clock = time.Now
+	}
+	if cfg.Resync <= 0 {
+		cfg.Resync = DefaultResync
+	}
+	if cfg.MaxBackoff <= 0 {
+		cfg.MaxBackoff = 5 * time.Second
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	return &Loop{cfg: cfg, pass: pass, trigger: make(chan struct{}, 1)}
+}
+
+// Trigger asks for a pass soon, for changes the projection does not carry (lease renewals).
+func (l *Loop) Trigger() {
+	select {
+	case l.trigger <- struct{}{}:
+	default:
+	}
+}
+
+// Run waits until the projection is synced, then runs passes until ctx ends, and returns nil.
+// A failing pass is logged and retried with backoff; it does not stop the loop.
+func (l *Loop) Run(ctx context.Context) error {
+	p, log := l.cfg.Projection, l.cfg.Logger
+	if err := p.WaitSynced(ctx); err != nil {
+		return nil
+	}
+	log.Info("controller started", "seq", p.Seq())
+	var backoff time.Duration
+	for {
+		// Taken before the pass, so an event applied while the pass runs wakes the next wait.
+		changed := p.Changed()
+		res, err := l.pass(ctx)
+		if ctx.Err() != nil {
+			return nil
+		}
+		if res.Written > 0 || res.Conflicts > 0 {
+			log.Debug("pass", "written", res.Written, "conflicts", res.Conflicts, "seq", res.Seq)
+		}
+		if res.Seq > 0 {
+			if p.WaitSeq(ctx, res.Seq) != nil {
+				return nil
+			}
+		}
+		var wake <-chan time.Time
+		switch {
+		case err != nil:
+			backoff = min(max(2*backoff, 100*time.Millisecond), l.cfg.MaxBackoff)
+			log.Warn("pass failed; retrying", "err", err, "in", backoff)
+			changed = nil // retry on the timer, not on every event
+			wake = time.After(backoff)
+		case res.Written > 0:
+			// The state moved by our own writes: take the next step at once.
+			backoff = 0
+			continue
+		default:
+			backoff = 0
+			if !res.RequeueAt.IsZero() {
+				d := min(max(res.RequeueAt.Sub(l.cfg.Clock()), 0), l.cfg.Resync)
+				wake = time.After(d)
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-changed:
+		case <-l.trigger:
+		case <-wake:
+		}
+	}
+}
+
+// Batch collects the conditional appends of one pass, at most one per subject (a pass decides
+// one step per object; the next step waits for the next pass).
+type Batch struct {
+	now      time.Time
+	meta     events.Meta
+	writes   []store.Write
+	subjects map[string]bool
+	err      error
+}
+
+// NewBatch starts a batch whose events carry time now and meta.
+func NewBatch(now time.Time, meta events.Meta) *Batch {
+	return &Batch{now: now, meta: meta, subjects: map[string]bool{}}
+}
+
+// Add queues p about ref (node for bind and status subjects), conditional on its subject being at
+// expect. It returns false, and queues nothing, if the batch already writes to that subject.
+func (b *Batch) Add(ref events.ObjectRef, node string, p events.Payload, expect uint64) bool {
+	ev, err := events.New(b.now, b.meta, ref, node, p)
+	if err != nil {
+		b.err = errors.Join(b.err, err)
+		return false
+	}
+	if b.subjects[ev.Subject] {
+		return false
+	}
+	b.subjects[ev.Subject] = true
+	b.writes = append(b.writes, store.Write{Event: ev, Expect: expect})
+	return true
+}
+
+// Has reports whether the batch already writes to subject.
+func (b *Batch) Has(subject string) bool { return b.subjects[subject] }
+
+// Len is the number of queued writes.
+func (b *Batch) Len() int { return len(b.writes) }
+
+// Writes returns the queued writes, for tests and logs.
+func (b *Batch) Writes() []store.Write { return b.writes }
+
+// chunk bounds the appends in flight: JetStream stalls an async publisher with more than a few
+// thousand outstanding.
+const chunk = 1000
+
+// Flush appends the batch and reports the outcome. Conflicts are counted in the result, not
+// returned; any other failure is returned (joined), with the result still counting what landed.
+func (b *Batch) Flush(ctx context.Context, log Log) (Result, error) {
+	res := Result{}
+	errs := b.err
+	for start := 0; start < len(b.writes); start += chunk {
+		ws := b.writes[start:min(start+chunk, len(b.writes))]
+		for i, err := range log.AppendAll(ctx, ws) {
+			switch {
+			case err == nil:
+				res.Written++
+				res.Seq = max(res.Seq, ws[i].Event.Seq)
+			case errors.Is(err, events.ErrConflict):
+				res.Conflicts++
+			default:
+				errs = errors.Join(errs, err)
+			}
+		}
+	}
+	if errs != nil {
+		return res, fmt.Errorf("append %d events (%d landed, %d conflicts): %w", len(b.writes), res.Written, res.Conflicts, errs)
+	}
+	return res, nil
+}
