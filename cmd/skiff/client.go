@@ -1,0 +1,145 @@
+package main
+
+import (
+	"cmp"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os/user"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"skiff.dev/events"
+	"skiff.dev/events/api"
+	"skiff.dev/events/store"
+)
+
+// conn connects to the cluster's NATS on first use.
+func (a *app) conn() (*nats.Conn, error) {
+	if a.nc != nil {
+		return a.nc, nil
+	}
+	opts := []nats.Option{nats.Name("skiff"), nats.Timeout(a.timeout)}
+	if a.creds != "" {
+		opts = append(opts, nats.UserCredentials(a.creds))
+	}
+	nc, err := nats.Connect(a.server, opts...)
+	if err != nil {
+		return nil, errorf(events.ErrUnavailable, "cannot reach the cluster's NATS at %s: %v: is skiff up (or the cluster) running? Point --server or SKIFF_SERVER at it", a.server, err)
+	}
+	a.nc = nc
+	return nc, nil
+}
+
+// logStore opens the event log for reading on first use.
+//
+// store.Open creates the stream or updates its settings to the ones it is given, which a reader
+// must never do: a CLI with default settings would reset the operator's retention and
+// replication. So the stream's current settings are read first and handed back unchanged,
+// which makes the update a no-op. (A read-only store.Attach would make this unnecessary.)
+func (a *app) logStore(ctx context.Context) (*store.Store, error) {
+	if a.st != nil {
+		return a.st, nil
+	}
+	nc, err := a.conn()
+	if err != nil {
+		return nil, err
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return nil, fmt.Errorf("jetstream: %w", err)
+	}
+	ictx, cancel := context.WithTimeout(ctx, a.timeout)
+	defer cancel()
+	s, err := js.Stream(ictx, a.stream)
+	if errors.Is(err, jetstream.ErrStreamNotFound) {
+		return nil, errorf(events.ErrNotFound, "the cluster at %s has no event log (stream %s): has it been started (skiff up)?", a.server, a.stream)
+	}
+	if err != nil {
+		return nil, errorf(events.ErrUnavailable, "read the event log's settings (stream %s at %s): %v", a.stream, a.server, err)
+	}
+	cfg := s.CachedInfo().Config
+	st, err := store.Open(ictx, nc, store.Config{Stream: cfg.Name, Replicas: cfg.Replicas, MaxAge: cfg.MaxAge, MaxBytes: max(cfg.MaxBytes, 0)})
+	if err != nil {
+		return nil, fmt.Errorf("open the event log: %w", err)
+	}
+	a.st = st
+	return st, nil
+}
+
+// actor is who the cluster records as the author of a command.
+func (a *app) actor() string {
+	name := cmp.Or(a.Getenv("SKIFF_USER"), a.Getenv("USER"))
+	if name == "" {
+		if u, err := user.Current(); err == nil {
+			name = u.Username
+		}
+	}
+	return "user/" + cmp.Or(name, "unknown")
+}
+
+// call sends a command and returns the scheduler's answer. A failure the scheduler reports is
+// in the Response (Error, alongside whatever Results happened); the error is for no answer.
+func (a *app) call(ctx context.Context, subject string, req any) (*api.Response, error) {
+	nc, err := a.conn()
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, a.timeout)
+	defer cancel()
+	var resp api.Response
+	if err := api.Call(ctx, nc, subject, req, &resp); err != nil {
+		return nil, a.noAnswer(ctx, subject, err)
+	}
+	return &resp, nil
+}
+
+// answer is a whole query answer, its chunks put together.
+type answer struct {
+	seq     uint64
+	columns []string
+	rows    [][]string
+	items   []json.RawMessage
+}
+
+// query runs a query and gathers its chunks.
+func (a *app) query(ctx context.Context, req api.GetRequest) (*answer, error) {
+	nc, err := a.conn()
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, a.timeout)
+	defer cancel()
+	var ans answer
+	err = api.Get(ctx, nc, req, func(c *api.GetChunk) error {
+		ans.seq = max(ans.seq, c.Seq)
+		if c.Columns != nil {
+			ans.columns = c.Columns
+		}
+		ans.rows = append(ans.rows, c.Rows...)
+		ans.items = append(ans.items, c.Items...)
+		return nil
+	})
+	if err != nil {
+		return nil, a.noAnswer(ctx, api.SubjectGet, err)
+	}
+	return &ans, nil
+}
+
+// noAnswer words the failure to get an answer: nobody listening and nobody answering in time
+// need different advice.
+func (a *app) noAnswer(ctx context.Context, subject string, err error) error {
+	var ae *api.Error
+	if errors.As(err, &ae) || !errors.Is(err, events.ErrUnavailable) {
+		return err
+	}
+	if ctx.Err() != nil {
+		if errors.Is(ctx.Err(), context.Canceled) {
+			return ctx.Err()
+		}
+		return errorf(events.ErrUnavailable, "no answer to %s within %s: the scheduler may be busy or still reading the log; try again or raise --timeout", subject, a.timeout)
+	}
+	return errorf(events.ErrUnavailable, "no scheduler is answering %s: is skiff-scheduler (or skiff up) running?", subject)
+}

@@ -1,0 +1,148 @@
+package main
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/spf13/cobra"
+
+	"skiff.dev/events/api"
+	"skiff.dev/events/store"
+)
+
+// Env is the world a command runs in. Tests substitute every part of it.
+type Env struct {
+	Stdin          io.Reader
+	Stdout, Stderr io.Writer
+	Now            func() time.Time
+	Getenv         func(string) string
+}
+
+// DefaultServer is where the CLI looks for the cluster when neither --server nor SKIFF_SERVER
+// says otherwise: the NATS server `skiff up` starts.
+const DefaultServer = "nats://127.0.0.1:4222"
+
+// app is what every command shares: the environment, the global flags, and connections opened
+// on first use (so `skiff version` or a manifest with a typo never touches the network).
+type app struct {
+	Env
+	server    string
+	creds     string
+	stream    string
+	timeout   time.Duration
+	namespace string
+
+	nc *nats.Conn
+	st *store.Store
+}
+
+// commands are the constructors of the top-level commands, added by each command's file.
+var commands []func(*app) *cobra.Command
+
+// register adds a top-level command; call it from the init of the command's file.
+func register(newCmd func(*app) *cobra.Command) { commands = append(commands, newCmd) }
+
+func newRoot(a *app) *cobra.Command {
+	root := &cobra.Command{
+		Use:   "skiff",
+		Short: "skiff controls a Skiff cluster",
+		Long: "skiff controls a Skiff cluster: it applies manifests, lists and describes objects, and reads the\n" +
+			"cluster's event log, which is the cluster's only state.",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		Args:          cobra.ArbitraryArgs,
+		// The root runs only when no subcommand matched: that is an unknown command, which
+		// cobra would otherwise answer with the full help and success.
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if len(args) == 0 {
+				return cmd.Help()
+			}
+			msg := fmt.Sprintf("unknown command %q for %q", args[0], cmd.CommandPath())
+			if s := cmd.SuggestionsFor(args[0]); len(s) > 0 {
+				msg += "; did you mean " + strings.Join(s, " or ") + "?"
+			}
+			return usage(cmd, "%s", msg)
+		},
+	}
+	getenv := a.Getenv
+	pf := root.PersistentFlags()
+	pf.StringVar(&a.server, "server", cmp.Or(getenv("SKIFF_SERVER"), DefaultServer), "NATS URL of the cluster (env SKIFF_SERVER)")
+	pf.StringVar(&a.creds, "creds", getenv("SKIFF_CREDS"), "NATS credentials file (env SKIFF_CREDS)")
+	pf.DurationVar(&a.timeout, "timeout", 30*time.Second, "how long to wait for each answer from the cluster")
+	pf.StringVarP(&a.namespace, "namespace", "n", "default", "namespace of the objects")
+	pf.StringVar(&a.stream, "stream", cmp.Or(getenv("SKIFF_STREAM"), store.DefaultStream), "name of the cluster's event log stream (env SKIFF_STREAM)")
+	_ = pf.MarkHidden("stream")
+	root.SetFlagErrorFunc(func(cmd *cobra.Command, err error) error { return &usageError{cmd: cmd, err: err} })
+	for _, newCmd := range commands {
+		root.AddCommand(newCmd(a))
+	}
+	return root
+}
+
+// run executes one command line and returns the process's exit status.
+func run(ctx context.Context, args []string, env Env) int {
+	a := &app{Env: env}
+	defer a.close()
+	root := newRoot(a)
+	root.SetArgs(args)
+	root.SetIn(env.Stdin)
+	root.SetOut(env.Stdout)
+	root.SetErr(env.Stderr)
+	_, err := root.ExecuteContextC(ctx)
+	if err == nil {
+		return 0
+	}
+	return a.report(err)
+}
+
+func (a *app) close() {
+	if a.nc != nil {
+		a.nc.Close()
+	}
+}
+
+// usageError is a command line that does not make sense: it earns a hint at the help.
+type usageError struct {
+	cmd *cobra.Command
+	err error
+}
+
+func (e *usageError) Error() string { return e.err.Error() }
+func (e *usageError) Unwrap() error { return e.err }
+
+func usage(cmd *cobra.Command, format string, args ...any) error {
+	return &usageError{cmd: cmd, err: fmt.Errorf(format, args...)}
+}
+
+// Exit statuses.
+const (
+	exitError       = 1
+	exitUsage       = 2
+	exitInterrupted = 130
+)
+
+// report prints err the way kubectl would and returns the exit status: one line, or for a
+// server-side validation error its message and one indented line per cause.
+func (a *app) report(err error) int {
+	var ue *usageError
+	var ae *api.Error
+	switch {
+	case errors.As(err, &ue):
+		fmt.Fprintf(a.Stderr, "error: %s\nSee '%s --help' for usage.\n", message(ue.err), ue.cmd.CommandPath())
+		return exitUsage
+	case errors.As(err, &ae):
+		code := cmp.Or(ae.Code, "Internal")
+		fmt.Fprintf(a.Stderr, "Error from server (%s): %s\n", code, message(ae))
+		return exitError
+	case errors.Is(err, context.Canceled):
+		return exitInterrupted
+	}
+	fmt.Fprintf(a.Stderr, "error: %s\n", message(err))
+	return exitError
+}
