@@ -20,6 +20,7 @@ import (
 	"skiff.dev/events/natsserver"
 	"skiff.dev/events/state"
 	"skiff.dev/events/store"
+	"skiff.dev/services/scheduler/internal/controllers/reconcile"
 )
 
 // Clock is a fake clock, safe for concurrent use.
@@ -295,4 +296,39 @@ func RunningStatus(ip string, ready bool) events.PodStatus {
 		ContainerStatuses: []events.ContainerStatus{{Name: "main", Ready: ready,
 			State: events.ContainerState{Running: &events.ContainerStateRunning{}}}},
 	}
+}
+
+// Step runs one pass of a controller (its Sync), waits until the projection has applied what the
+// pass wrote, and returns the result and the events written meanwhile (the pass's).
+func (c *Cluster) Step(sync func(context.Context) (reconcile.Result, error)) (reconcile.Result, []*events.Event) {
+	c.T.Helper()
+	ctx := c.Context()
+	head := c.Head()
+	res, err := sync(ctx)
+	if err != nil {
+		c.T.Fatalf("pass: %v", err)
+	}
+	if err := c.Projection.WaitSeq(ctx, res.Seq); err != nil {
+		c.T.Fatal(err)
+	}
+	var out []*events.Event
+	if res.Seq > head {
+		err = c.Store.Read(ctx, store.ReadOptions{From: head + 1, To: res.Seq}, func(ev *events.Event) error {
+			out = append(out, ev)
+			return nil
+		})
+		if err != nil {
+			c.T.Fatal(err)
+		}
+	}
+	return res, out
+}
+
+// Describe lists events as "Type subject", for comparing what a pass wrote.
+func Describe(evs []*events.Event) []string {
+	var out []string
+	for _, ev := range evs {
+		out = append(out, ev.Type+" "+ev.Subject)
+	}
+	return out
 }

@@ -1,0 +1,229 @@
+package podlifecycle
+
+import (
+	"cmp"
+	"context"
+	"log/slog"
+	"maps"
+	"slices"
+	"time"
+
+	"skiff.dev/events"
+	"skiff.dev/events/live"
+	"skiff.dev/events/state"
+	"skiff.dev/services/scheduler/internal/controllers/reconcile"
+)
+
+// Defaults of Config.
+const (
+	// DefaultEvictionTimeout is Kubernetes' default tolerationSeconds for not-ready nodes.
+	DefaultEvictionTimeout = 5 * time.Minute
+	// DefaultDrainTimeout bounds the wait for the endpoints controller.
+	DefaultDrainTimeout = 30 * time.Second
+)
+
+// Taints a pod can tolerate to change its eviction timeout (NoExecute, as in Kubernetes).
+const (
+	TaintUnreachable = "node.kubernetes.io/unreachable"
+	TaintNotReady    = "node.kubernetes.io/not-ready"
+)
+
+// Config configures the controller. Log and Projection are required.
+type Config struct {
+	Log        reconcile.Log
+	Projection *live.Projection
+	// Clock decides when evictions fall due and stamps events; default time.Now.
+	Clock func() time.Time
+	// Actor is written into every event; default "scheduler/controllers".
+	Actor  string
+	Logger *slog.Logger
+	// EvictionTimeout is how long a node may be NotReady before its pods are force-deleted;
+	// default DefaultEvictionTimeout.
+	EvictionTimeout time.Duration
+	// DrainTimeout is how long after its deletion request a pod that Endpoints still list is
+	// stopped anyway; default DefaultDrainTimeout.
+	DrainTimeout time.Duration
+	// Resync bounds the loop's real-time sleep while an eviction is pending (see package
+	// reconcile); tests with a fake clock set it low.
+	Resync time.Duration
+}
+
+// Controller deletes and evicts pods.
+type Controller struct {
+	cfg  Config
+	loop *reconcile.Loop
+}
+
+// New returns a controller; Run starts it.
+func New(cfg Config) *Controller {
+	if cfg.Clock == nil {
+		cfg.Clock = time.Now
+	}
+	if cfg.Actor == "" {
+		cfg.Actor = "scheduler/controllers"
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.EvictionTimeout <= 0 {
+		cfg.EvictionTimeout = DefaultEvictionTimeout
+	}
+	if cfg.DrainTimeout <= 0 {
+		cfg.DrainTimeout = DefaultDrainTimeout
+	}
+	cfg.Logger = cfg.Logger.With("controller", "podlifecycle")
+	c := &Controller{cfg: cfg}
+	c.loop = reconcile.NewLoop(reconcile.Config{
+		Name: "podlifecycle", Projection: cfg.Projection, Clock: cfg.Clock, Resync: cfg.Resync, Logger: cfg.Logger,
+	}, c.Sync)
+	return c
+}
+
+// Run waits for the projection to catch up, then reconciles until ctx ends; it returns nil then.
+func (c *Controller) Run(ctx context.Context) error { return c.loop.Run(ctx) }
+
+// Sync is one pass over every pod. Run calls it; tests call it to take one step.
+func (c *Controller) Sync(ctx context.Context) (reconcile.Result, error) {
+	now := c.cfg.Clock()
+	b := reconcile.NewBatch(now, events.Meta{Actor: c.cfg.Actor})
+	var due time.Time
+	c.cfg.Projection.View(func(s *state.State) {
+		p := pass{cfg: &c.cfg, s: s, now: now, b: b}
+		for _, key := range slices.SortedFunc(maps.Keys(s.Pods), func(a, b state.Key) int {
+			return cmp.Or(cmp.Compare(a.Namespace, b.Namespace), cmp.Compare(a.Name, b.Name))
+		}) {
+			p.pod(s.Pods[key])
+		}
+		due = p.due
+	})
+	res, err := b.Flush(ctx, c.cfg.Log)
+	if !due.IsZero() {
+		res.Requeue(due)
+	}
+	return res, err
+}
+
+// pass holds one pass's view and decisions.
+type pass struct {
+	cfg *Config
+	s   *state.State
+	now time.Time
+	b   *reconcile.Batch
+	// due is the earliest time a decision that waits for the clock falls due.
+	due time.Time
+	// listed holds the IPs every Endpoints lists; built on first use.
+	listed map[string]bool
+}
+
+func (p *pass) requeue(at time.Time) {
+	if p.due.IsZero() || at.Before(p.due) {
+		p.due = at
+	}
+}
+
+func (p *pass) pod(pod *state.Pod) {
+	ns, name, uid := pod.Metadata.Namespace, pod.Metadata.Name, pod.Metadata.UID
+	ref := events.ObjectRef{Kind: events.KindPod, Namespace: ns, Name: name, UID: uid}
+	podSeq := p.s.SubjectSeq(events.ObjectSubject(events.KindPod, ns, name))
+	node := pod.Spec.NodeName
+	bindSeq := p.s.SubjectSeq(events.BindSubject(node, ns, name))
+
+	evict := node != "" && p.nodeLost(pod)
+	switch {
+	case !pod.Deleting() && !evict:
+		if _, ok := p.s.Namespaces[ns]; !ok {
+			p.b.Add(ref, "", &events.PodDeletionRequested{UID: uid, GracePeriodSeconds: pod.Spec.GracePeriodSeconds()}, podSeq)
+		}
+	case node == "":
+		p.b.Add(ref, "", &events.PodDeleted{UID: uid}, podSeq)
+	case evict && !pod.StopRequested && !pod.Terminated:
+		// Tell the node, should it come back, before the pod disappears from the log (and
+		// claim the bind subject if it is not bound yet).
+		p.b.Add(ref, node, &events.PodStopRequested{UID: uid, GracePeriodSeconds: 0}, bindSeq)
+	case evict || pod.Terminated:
+		p.b.Add(ref, "", &events.PodDeleted{UID: uid}, podSeq)
+	case !pod.Bound && !pod.StopRequested:
+		// Claim the bind subject (expected: empty) so a late binding conflicts.
+		p.b.Add(ref, node, &events.PodStopRequested{UID: uid, GracePeriodSeconds: 0}, bindSeq)
+	case !pod.Bound:
+		p.b.Add(ref, "", &events.PodDeleted{UID: uid}, podSeq)
+	case pod.StopRequested:
+		// Waiting for the node's PodTerminated.
+	case p.inEndpoints(pod.Status.PodIP):
+		// Waiting for the endpoints controller to drop it, within reason.
+		drained := pod.Metadata.DeletionTimestamp.Add(p.cfg.DrainTimeout)
+		if p.now.Before(drained) {
+			p.requeue(drained)
+			return
+		}
+		p.cfg.Logger.Warn("endpoints still list a pod being deleted; stopping it anyway", "pod", pod.Key(), "ip", pod.Status.PodIP)
+		fallthrough
+	default:
+		p.b.Add(ref, node, &events.PodStopRequested{UID: uid, GracePeriodSeconds: pod.GracePeriodSeconds}, bindSeq)
+	}
+}
+
+// nodeLost reports whether pod's node is deleted, or NotReady for longer than the pod tolerates;
+// if the node is NotReady but not for long enough yet, it asks for a pass when it will be.
+func (p *pass) nodeLost(pod *state.Pod) bool {
+	n := p.s.Nodes[pod.Spec.NodeName]
+	if n == nil {
+		return true
+	}
+	if n.Ready {
+		return false
+	}
+	var since *time.Time
+	reason := ""
+	for _, c := range n.Status.Conditions {
+		if c.Type == "Ready" {
+			since, reason = c.LastTransitionTime, c.Reason
+		}
+	}
+	if since == nil {
+		return false // no time to count from; never guess
+	}
+	timeout, ok := tolerated(pod, reason, p.cfg.EvictionTimeout)
+	if !ok {
+		return false
+	}
+	at := since.Add(timeout)
+	if p.now.Before(at) {
+		p.requeue(at)
+		return false
+	}
+	return true
+}
+
+// tolerated is how long pod stays on a NotReady node (for reason): the timeout of a matching
+// NoExecute toleration, ok false if it tolerates forever, def if it has none.
+func tolerated(pod *state.Pod, reason string, def time.Duration) (time.Duration, bool) {
+	taint := events.Taint{Key: TaintNotReady, Effect: "NoExecute"}
+	if reason == "NodeStatusUnknown" {
+		taint.Key = TaintUnreachable
+	}
+	for _, tol := range pod.Spec.Tolerations {
+		if tol.Tolerates(taint) {
+			if tol.TolerationSeconds == nil {
+				return 0, false
+			}
+			return time.Duration(max(0, *tol.TolerationSeconds)) * time.Second, true
+		}
+	}
+	return def, true
+}
+
+func (p *pass) inEndpoints(ip string) bool {
+	if ip == "" {
+		return false
+	}
+	if p.listed == nil {
+		p.listed = map[string]bool{}
+		for _, e := range p.s.Endpoints {
+			for _, a := range e.Addresses {
+				p.listed[a.IP] = true
+			}
+		}
+	}
+	return p.listed[ip]
+}
