@@ -13,21 +13,18 @@ import (
 
 	"skiff.dev/events"
 	"skiff.dev/events/api"
+	"skiff.dev/events/client"
 	"skiff.dev/events/store"
 )
 
-// conn connects to the cluster's NATS on first use.
+// conn connects to the cluster's NATS on first use, the way every Skiff program does.
 func (a *app) conn() (*nats.Conn, error) {
 	if a.nc != nil {
 		return a.nc, nil
 	}
-	opts := []nats.Option{nats.Name("skiff"), nats.Timeout(a.timeout)}
-	if a.creds != "" {
-		opts = append(opts, nats.UserCredentials(a.creds))
-	}
-	nc, err := nats.Connect(a.server, opts...)
+	nc, err := client.Connect(client.Options{Server: a.server, Creds: a.creds, Name: "skiff"})
 	if err != nil {
-		return nil, errorf(events.ErrUnavailable, "cannot reach the cluster's NATS at %s: %v: is skiff up (or the cluster) running? Point --server or SKIFF_SERVER at it", a.server, err)
+		return nil, err
 	}
 	a.nc = nc
 	return nc, nil

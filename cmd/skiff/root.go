@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"skiff.dev/events/api"
+	"skiff.dev/events/client"
 	"skiff.dev/events/store"
 )
 
@@ -23,10 +24,6 @@ type Env struct {
 	Now            func() time.Time
 	Getenv         func(string) string
 }
-
-// DefaultServer is where the CLI looks for the cluster when neither --server nor SKIFF_SERVER
-// says otherwise: the NATS server `skiff up` starts.
-const DefaultServer = "nats://127.0.0.1:4222"
 
 // app is what every command shares: the environment, the global flags, and connections opened
 // on first use (so `skiff version` or a manifest with a typo never touches the network).
@@ -72,7 +69,7 @@ func newRoot(a *app) *cobra.Command {
 	}
 	getenv := a.Getenv
 	pf := root.PersistentFlags()
-	pf.StringVar(&a.server, "server", cmp.Or(getenv("SKIFF_SERVER"), DefaultServer), "NATS URL of the cluster (env SKIFF_SERVER)")
+	pf.StringVar(&a.server, "server", cmp.Or(getenv("SKIFF_SERVER"), client.DefaultServer), "NATS URL(s) of the cluster, comma-separated (env SKIFF_SERVER)")
 	pf.StringVar(&a.creds, "creds", getenv("SKIFF_CREDS"), "NATS credentials file (env SKIFF_CREDS)")
 	pf.DurationVar(&a.timeout, "timeout", 30*time.Second, "how long to wait for each answer from the cluster")
 	pf.StringVarP(&a.namespace, "namespace", "n", "default", "namespace of the objects")
