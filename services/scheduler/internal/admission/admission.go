@@ -94,11 +94,33 @@ func (a *Admission) meta(actor, traceparent string) events.Meta {
 	return events.Meta{Actor: actor, CorrelationID: events.NewID(), Traceparent: traceparent}
 }
 
-// waitSynced refuses to decide on partial state.
+// headReader tells the log's last sequence; *store.Store has it. See waitSynced.
+type headReader interface {
+	Head(ctx context.Context) (uint64, error)
+}
+
+// waitSynced refuses to decide on partial state. Beyond the projection's start-up sync, when
+// the log can tell its head, it waits until the projection has applied everything the log held
+// when the command arrived: then a command sees every write that was acknowledged before it was
+// sent, whichever replica made it (a Namespace applied through one replica and a Deployment in it
+// through another), and "not found" is never an artefact of a lagging projection.
 func (a *Admission) waitSynced(ctx context.Context) *api.Error {
+	unavailable := &api.Error{Code: events.Code(events.ErrUnavailable),
+		Message: "this scheduler has not caught up with the event log yet, so it cannot check the command; retry in a moment"}
 	if err := a.proj.WaitSynced(ctx); err != nil {
-		return &api.Error{Code: events.Code(events.ErrUnavailable),
-			Message: "this scheduler has not finished reading the event log yet, so it cannot check the command; retry in a moment"}
+		return unavailable
+	}
+	hr, ok := a.log.(headReader)
+	if !ok {
+		return nil
+	}
+	head, err := hr.Head(ctx)
+	if err != nil {
+		a.lg.Warn("cannot read the log's head; deciding on the projection as it is", "err", err)
+		return nil
+	}
+	if err := a.proj.WaitSeq(ctx, head); err != nil {
+		return unavailable
 	}
 	return nil
 }
@@ -275,9 +297,11 @@ func (a *Admission) tooManyConflicts(steps []step, at int, written map[int]api.R
 		stepLabel(steps[at]), maxAttempts)
 	if len(written) > 0 {
 		msg += "; already written: " + describeWritten(steps, written)
-	}
-	if rest := describeUnwritten(steps, at, written); rest != "" {
-		msg += "; not written: " + rest
+		if rest := describeUnwritten(steps, at, written); rest != "" {
+			msg += "; not written: " + rest
+		}
+	} else {
+		msg += "; nothing was written"
 	}
 	return &api.Response{Results: writtenResults(steps, written), Seq: seq,
 		Error: &api.Error{Code: events.Code(events.ErrConflict), Message: msg}}

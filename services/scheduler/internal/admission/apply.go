@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/netip"
+	"sort"
 	"strings"
 	"time"
 
@@ -126,6 +127,7 @@ func (p *applyPlan) steps(order []int) []step {
 			p.st.Namespaces[d.namespace] == nil && !nsInRequest[d.namespace] {
 			s.fail(events.ErrNotFound, d.label(), d.where, "metadata.namespace",
 				"namespaces %q not found: create the Namespace first, or add it to this apply", d.namespace)
+			sortFailures(d, s.fails)
 		}
 		if len(s.fails) == 0 {
 			switch d.kind {
@@ -455,4 +457,8 @@ func plural(one bool, singular, many string) string {
 		return singular
 	}
 	return many
+}
+
+func sortFailures(d *decoded, fs []failure) {
+	sort.SliceStable(fs, func(i, j int) bool { return d.order(fs[i].path) < d.order(fs[j].path) })
 }

@@ -67,9 +67,17 @@ type decoded struct {
 	nodeName  string
 	uid       string
 	problems  problems
+	pos       map[string]int // see order
+	// rawKind is the kind as written, for messages about kinds Skiff does not support.
+	rawKind string
 }
 
-func (d *decoded) label() string { return objectLabel(d.kind, d.name, d.where) }
+func (d *decoded) label() string {
+	if d.kind == "" && d.rawKind != "" {
+		return objectLabel(d.rawKind, d.name, d.where)
+	}
+	return objectLabel(d.kind, d.name, d.where)
+}
 
 func decodeDocument(doc api.Document) *decoded {
 	d := &decoded{where: doc.Where()}
@@ -94,6 +102,10 @@ func decodeDocument(doc api.Document) *decoded {
 	}
 	want, ok := apiVersions[kind.text]
 	if !ok {
+		d.rawKind = kind.text
+		if n := tree.get("metadata").get("name"); n != nil && n.kind == nodeString {
+			d.name = n.text
+		}
 		hint := "Skiff supports Pod (v1), Deployment (apps/v1), Service (v1) and Namespace (v1)"
 		if kind.text == "List" {
 			hint = "apply the items of a List as separate documents"
@@ -122,20 +134,44 @@ func decodeDocument(doc api.Document) *decoded {
 	case KindNamespace:
 		target = &events.Namespace{}
 	}
-	w := walker{p: p, present: map[string]bool{}}
+	w := walker{p: p, present: map[string]bool{}, pos: map[string]int{}}
 	w.value("", tree, reflect.ValueOf(target).Elem())
 	d.replicasSet = w.present["spec.replicas"]
 	d.clusterIPSet = w.present["spec.clusterIP"]
+	d.pos = w.pos
 	d.validate(target)
 	d.obj = target
+	d.sortProblems(p.list)
 	return d
+}
+
+// order is where path sits in the document, so problems read top to bottom like the manifest. A
+// field that is missing sorts with its closest parent that is there.
+func (d *decoded) order(path string) int {
+	for q := path; q != ""; q = parentPath(q) {
+		if i, ok := d.pos[q]; ok {
+			return i
+		}
+	}
+	return -1
+}
+
+func (d *decoded) sortProblems(ps []problem) {
+	sort.SliceStable(ps, func(i, j int) bool { return d.order(ps[i].path) < d.order(ps[j].path) })
 }
 
 // walker decodes a tree into a Go value by walking it against the value's type (the json tags of
 // events' object types), collecting every unknown field and type mismatch with its path.
 type walker struct {
 	p       *problems
-	present map[string]bool
+	present map[string]bool // paths with a non-null value
+	pos     map[string]int  // paths in document order
+}
+
+func (w *walker) mark(path string) {
+	if _, ok := w.pos[path]; !ok {
+		w.pos[path] = len(w.pos)
+	}
 }
 
 var (
@@ -150,6 +186,7 @@ func (w *walker) value(path string, n *node, v reflect.Value) {
 		return
 	}
 	w.present[path] = true
+	w.mark(path)
 	t := v.Type()
 	switch {
 	case t == intOrStringType:
@@ -173,6 +210,7 @@ func (w *walker) value(path string, n *node, v reflect.Value) {
 		m := events.ResourceList{}
 		for _, f := range n.fields {
 			fp := join(path, f.name)
+			w.mark(fp)
 			switch f.val.kind {
 			case nodeString, nodeNumber:
 				// YAML `cpu: 1` arrives as a number; Kubernetes quantities accept both.
@@ -212,6 +250,7 @@ func (w *walker) value(path string, n *node, v reflect.Value) {
 		}
 		m := make(map[string]string, len(n.fields))
 		for _, f := range n.fields {
+			w.mark(key(path, f.name))
 			switch f.val.kind {
 			case nodeString:
 				m[f.name] = f.val.text
@@ -290,6 +329,7 @@ func (w *walker) object(path string, n *node, v reflect.Value) {
 	fields := jsonFields(t)
 	for _, f := range n.fields {
 		fp := join(path, f.name)
+		w.mark(fp)
 		if ignoredFields[t][f.name] || path == "" && f.name == "status" {
 			// System-owned and read-only: what `get -o yaml` prints can be applied again.
 			continue
@@ -329,17 +369,17 @@ var kubernetesOnly = map[reflect.Type][]string{
 		"livenessProbe", "readinessProbe", "startupProbe", "lifecycle", "securityContext", "envFrom",
 		"terminationMessagePath", "terminationMessagePolicy", "stdin", "stdinOnce", "tty",
 		"resizePolicy", "restartPolicy"},
-	reflect.TypeFor[events.EnvVar]():                 {"valueFrom"},
-	reflect.TypeFor[events.ContainerPort]():          {"hostPort", "hostIP"},
-	reflect.TypeFor[events.ResourceRequirements]():   {"claims"},
-	reflect.TypeFor[events.DeploymentSpec]():         {"minReadySeconds", "revisionHistoryLimit", "progressDeadlineSeconds", "paused"},
-	reflect.TypeFor[events.LabelSelector]():          {"matchExpressions"},
+	reflect.TypeFor[events.EnvVar]():               {"valueFrom"},
+	reflect.TypeFor[events.ContainerPort]():        {"hostPort", "hostIP"},
+	reflect.TypeFor[events.ResourceRequirements](): {"claims"},
+	reflect.TypeFor[events.DeploymentSpec]():       {"minReadySeconds", "revisionHistoryLimit", "progressDeadlineSeconds", "paused"},
+	reflect.TypeFor[events.LabelSelector]():        {"matchExpressions"},
 	reflect.TypeFor[events.ServiceSpec](): {"clusterIPs", "externalIPs", "externalName", "sessionAffinity",
 		"sessionAffinityConfig", "loadBalancerIP", "loadBalancerSourceRanges", "loadBalancerClass",
 		"externalTrafficPolicy", "internalTrafficPolicy", "healthCheckNodePort", "ipFamilies",
 		"ipFamilyPolicy", "publishNotReadyAddresses", "allocateLoadBalancerNodePorts", "trafficDistribution"},
-	reflect.TypeFor[events.ServicePort](): {"nodePort", "appProtocol"},
-	reflect.TypeFor[events.Namespace]():   {"spec"},
+	reflect.TypeFor[events.ServicePort]():    {"nodePort", "appProtocol"},
+	reflect.TypeFor[events.Namespace]():      {"spec"},
 	reflect.TypeFor[events.OwnerReference](): {"blockOwnerDeletion"},
 }
 

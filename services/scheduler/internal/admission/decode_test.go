@@ -126,7 +126,9 @@ func TestDecodeRejects(t *testing.T) {
 		{"Kubernetes field Skiff does not support", func(t *testing.T) string {
 			return edit(t, deploymentYAML, "        image: nginx:1.27\n", "        image: nginx:1.27\n        imagePullPolicy: Always\n")
 		}, []c{{"spec.template.spec.containers[0].imagePullPolicy", "field not supported by Skiff (see docs/manifests.md for what is)"}}},
-		{"duplicate field", func(t *testing.T) string { return "{\"apiVersion\":\"v1\",\"kind\":\"Namespace\",\"metadata\":{\"name\":\"a\",\"name\":\"b\"}}" },
+		{"duplicate field", func(t *testing.T) string {
+			return "{\"apiVersion\":\"v1\",\"kind\":\"Namespace\",\"metadata\":{\"name\":\"a\",\"name\":\"b\"}}"
+		},
 			[]c{{"metadata.name", "duplicate field"}}},
 
 		// Types.
@@ -152,15 +154,21 @@ func TestDecodeRejects(t *testing.T) {
 			[]c{{"metadata.name", "required value"}}},
 		{"name with a dot", func(t *testing.T) string { return edit(t, serviceYAML, "name: web", "name: web.v2") },
 			[]c{{"metadata.name", `"web.v2" contains '.': must be a DNS-1123 label: at most 63 lowercase letters, digits and '-', starting and ending with a letter or digit (e.g. "my-name"); names become NATS subject tokens, so dots are not allowed`}}},
-		{"name too long", func(t *testing.T) string { return edit(t, namespaceYAML, "name: shop", "name: "+strings.Repeat("a", 64)) },
+		{"name too long", func(t *testing.T) string {
+			return edit(t, namespaceYAML, "name: shop", "name: "+strings.Repeat("a", 64))
+		},
 			[]c{{"metadata.name", `"` + strings.Repeat("a", 64) + `" is 64 characters long: must be a DNS-1123 label: at most 63 lowercase letters, digits and '-', starting and ending with a letter or digit (e.g. "my-name")`}}},
 		{"name with upper case", func(t *testing.T) string { return edit(t, podYAML, "name: web", "name: Web") },
 			[]c{{"metadata.name", `"Web" has upper-case letters: must be a DNS-1123 label: at most 63 lowercase letters, digits and '-', starting and ending with a letter or digit (e.g. "my-name")`}}},
 		{"name ending in a dash", func(t *testing.T) string { return edit(t, podYAML, "name: web", "name: web-") },
 			[]c{{"metadata.name", `"web-" must be a DNS-1123 label: at most 63 lowercase letters, digits and '-', starting and ending with a letter or digit (e.g. "my-name")`}}},
-		{"bad namespace", func(t *testing.T) string { return edit(t, podYAML, "  name: web\n", "  name: web\n  namespace: my_ns\n") },
+		{"bad namespace", func(t *testing.T) string {
+			return edit(t, podYAML, "  name: web\n", "  name: web\n  namespace: my_ns\n")
+		},
 			[]c{{"metadata.namespace", `"my_ns" must be a DNS-1123 label: at most 63 lowercase letters, digits and '-', starting and ending with a letter or digit (e.g. "my-name")`}}},
-		{"namespace on a Namespace", func(t *testing.T) string { return edit(t, namespaceYAML, "  name: shop\n", "  name: shop\n  namespace: default\n") },
+		{"namespace on a Namespace", func(t *testing.T) string {
+			return edit(t, namespaceYAML, "  name: shop\n", "  name: shop\n  namespace: default\n")
+		},
 			[]c{{"metadata.namespace", "a Namespace is cluster-scoped: remove metadata.namespace"}}},
 		{"bad label key", func(t *testing.T) string { return edit(t, podYAML, "app: web", "my app: web") },
 			[]c{{"metadata.labels[my app]", `key "my app": name part must be at most 63 characters: letters, digits, '-', '_' or '.', starting and ending with a letter or digit (e.g. "app.kubernetes.io/name")`}}},
@@ -168,7 +176,9 @@ func TestDecodeRejects(t *testing.T) {
 			[]c{{"metadata.labels[Example.com/app]", `key "Example.com/app": prefix "Example.com" must be a DNS-1123 subdomain (e.g. "example.com")`}}},
 		{"bad label value", func(t *testing.T) string { return edit(t, podYAML, "app: web", "app: web/v2") },
 			[]c{{"metadata.labels[app]", `value "web/v2" must be empty or at most 63 characters: letters, digits, '-', '_' or '.', starting and ending with a letter or digit`}}},
-		{"bad annotation key", func(t *testing.T) string { return edit(t, serviceYAML, "  name: web\n", "  name: web\n  annotations:\n    \"-note\": x\n") },
+		{"bad annotation key", func(t *testing.T) string {
+			return edit(t, serviceYAML, "  name: web\n", "  name: web\n  annotations:\n    \"-note\": x\n")
+		},
 			[]c{{"metadata.annotations[-note]", `key "-note": name part must be at most 63 characters: letters, digits, '-', '_' or '.', starting and ending with a letter or digit (e.g. "app.kubernetes.io/name")`}}},
 		{"annotations too large", func(t *testing.T) string {
 			return edit(t, serviceYAML, "  name: web\n", "  name: web\n  annotations:\n    note: "+strings.Repeat("x", 256<<10)+"\n")
@@ -178,7 +188,9 @@ func TestDecodeRejects(t *testing.T) {
 		}, []c{{"spec.nodeSelector[disk]", `value "fast ssd" must be empty or at most 63 characters: letters, digits, '-', '_' or '.', starting and ending with a letter or digit`}}},
 
 		// Containers.
-		{"no containers", func(t *testing.T) string { return "apiVersion: v1\nkind: Pod\nmetadata: {name: web}\nspec:\n  containers: []\n" },
+		{"no containers", func(t *testing.T) string {
+			return "apiVersion: v1\nkind: Pod\nmetadata: {name: web}\nspec:\n  containers: []\n"
+		},
 			[]c{{"spec.containers", "required value: a pod needs at least one container"}}},
 		{"missing image", func(t *testing.T) string { return edit(t, deploymentYAML, "        image: nginx:1.27\n", "") },
 			[]c{{"spec.template.spec.containers[0].image", "required value"}}},
@@ -211,13 +223,17 @@ func TestDecodeRejects(t *testing.T) {
 			[]c{{"spec.template.spec.containers[0].resources.limits.memory", `"128MB" is not a memory quantity: want bytes ("1048576") or a number with a suffix Ki, Mi, Gi, Ti, Pi, k, M, G, T, P ("128Mi")`}}},
 		{"bad cpu quantity", func(t *testing.T) string { return edit(t, podYAML, "cpu: 100m", "cpu: 1 core") },
 			[]c{{"spec.containers[0].resources.requests.cpu", `"1 core" is not a cpu quantity: want cores ("0.5", "2") or millicores ("500m")`}}},
-		{"unsupported resource", func(t *testing.T) string { return edit(t, podYAML, "        memory: 128Mi\n", "        memory: 128Mi\n        nvidia.com/gpu: 1\n") },
+		{"unsupported resource", func(t *testing.T) string {
+			return edit(t, podYAML, "        memory: 128Mi\n", "        memory: 128Mi\n        nvidia.com/gpu: 1\n")
+		},
 			[]c{{"spec.containers[0].resources.limits.nvidia.com/gpu", `unsupported resource "nvidia.com/gpu": Skiff schedules cpu and memory`}}},
 		{"request above limit", func(t *testing.T) string { return edit(t, podYAML, "memory: 64Mi", "memory: 1Gi") },
 			[]c{{"spec.containers[0].resources.requests.memory", "must be less than or equal to the memory limit (128Mi)"}}},
 
 		// Pod spec.
-		{"unknown restartPolicy", func(t *testing.T) string { return edit(t, podYAML, "  containers:\n", "  restartPolicy: Sometimes\n  containers:\n") },
+		{"unknown restartPolicy", func(t *testing.T) string {
+			return edit(t, podYAML, "  containers:\n", "  restartPolicy: Sometimes\n  containers:\n")
+		},
 			[]c{{"spec.restartPolicy", `unsupported value "Sometimes": supported values: "Always", "OnFailure", "Never"`}}},
 		{"Deployment pods not Always", func(t *testing.T) string {
 			return edit(t, deploymentYAML, "      containers:\n", "      restartPolicy: OnFailure\n      containers:\n")
@@ -244,17 +260,29 @@ func TestDecodeRejects(t *testing.T) {
 		// Deployment.
 		{"negative replicas", func(t *testing.T) string { return edit(t, deploymentYAML, "replicas: 3", "replicas: -1") },
 			[]c{{"spec.replicas", "must be greater than or equal to 0 (got -1)"}}},
-		{"missing selector", func(t *testing.T) string { return edit(t, deploymentYAML, "  selector:\n    matchLabels:\n      app: web\n", "") },
+		{"missing selector", func(t *testing.T) string {
+			return edit(t, deploymentYAML, "  selector:\n    matchLabels:\n      app: web\n", "")
+		},
 			[]c{{"spec.selector.matchLabels", "required value: the labels that select the Deployment's pods (and that spec.template.metadata.labels must have)"}}},
-		{"selector does not match template", func(t *testing.T) string { return edit(t, deploymentYAML, "      app: web\n  template", "      app: shop\n  template") },
+		{"selector does not match template", func(t *testing.T) string {
+			return edit(t, deploymentYAML, "      app: web\n  template", "      app: shop\n  template")
+		},
 			[]c{{"spec.template.metadata.labels", "selector does not match template labels: the template needs app=shop (from spec.selector.matchLabels)"}}},
-		{"matchExpressions", func(t *testing.T) string { return edit(t, deploymentYAML, "    matchLabels:\n", "    matchExpressions: []\n    matchLabels:\n") },
+		{"matchExpressions", func(t *testing.T) string {
+			return edit(t, deploymentYAML, "    matchLabels:\n", "    matchExpressions: []\n    matchLabels:\n")
+		},
 			[]c{{"spec.selector.matchExpressions", "field not supported by Skiff (see docs/manifests.md for what is)"}}},
-		{"template with a name", func(t *testing.T) string { return edit(t, deploymentYAML, "    metadata:\n      labels:", "    metadata:\n      name: x\n      labels:") },
+		{"template with a name", func(t *testing.T) string {
+			return edit(t, deploymentYAML, "    metadata:\n      labels:", "    metadata:\n      name: x\n      labels:")
+		},
 			[]c{{"spec.template.metadata.name", "not allowed in a pod template: the Deployment sets it on each pod"}}},
-		{"template with nodeName", func(t *testing.T) string { return edit(t, deploymentYAML, "      containers:\n", "      nodeName: n1\n      containers:\n") },
+		{"template with nodeName", func(t *testing.T) string {
+			return edit(t, deploymentYAML, "      containers:\n", "      nodeName: n1\n      containers:\n")
+		},
 			[]c{{"spec.template.spec.nodeName", "must not be set in a pod template: the scheduler places a Deployment's pods; use nodeSelector"}}},
-		{"strategy type", func(t *testing.T) string { return edit(t, deploymentYAML, "  replicas: 3\n", "  replicas: 3\n  strategy:\n    type: BlueGreen\n") },
+		{"strategy type", func(t *testing.T) string {
+			return edit(t, deploymentYAML, "  replicas: 3\n", "  replicas: 3\n  strategy:\n    type: BlueGreen\n")
+		},
 			[]c{{"spec.strategy.type", `unsupported value "BlueGreen": supported values: "RollingUpdate", "Recreate"`}}},
 		{"rollingUpdate with Recreate", func(t *testing.T) string {
 			return edit(t, deploymentYAML, "  replicas: 3\n", "  replicas: 3\n  strategy:\n    type: Recreate\n    rollingUpdate:\n      maxSurge: 1\n")
@@ -270,13 +298,19 @@ func TestDecodeRejects(t *testing.T) {
 		}, []c{{"spec.strategy.rollingUpdate.maxUnavailable", "may not be 0 when maxSurge is 0: the rollout could never make progress"}}},
 
 		// Service.
-		{"service type", func(t *testing.T) string { return edit(t, serviceYAML, "  selector:\n", "  type: NodePort\n  selector:\n") },
+		{"service type", func(t *testing.T) string {
+			return edit(t, serviceYAML, "  selector:\n", "  type: NodePort\n  selector:\n")
+		},
 			[]c{{"spec.type", `unsupported value "NodePort": Skiff supports only "ClusterIP" Services`}}},
-		{"service without ports", func(t *testing.T) string { return "apiVersion: v1\nkind: Service\nmetadata: {name: web}\nspec:\n  selector: {app: web}\n" },
+		{"service without ports", func(t *testing.T) string {
+			return "apiVersion: v1\nkind: Service\nmetadata: {name: web}\nspec:\n  selector: {app: web}\n"
+		},
 			[]c{{"spec.ports", "required value: a Service needs at least one port"}}},
 		{"service port out of range", func(t *testing.T) string { return edit(t, serviceYAML, "port: 80", "port: 0") },
 			[]c{{"spec.ports[0].port", "must be between 1 and 65535, inclusive (got 0)"}}},
-		{"service port protocol", func(t *testing.T) string { return edit(t, serviceYAML, "    port: 80\n", "    port: 80\n    protocol: SCTP\n") },
+		{"service port protocol", func(t *testing.T) string {
+			return edit(t, serviceYAML, "    port: 80\n", "    port: 80\n    protocol: SCTP\n")
+		},
 			[]c{{"spec.ports[0].protocol", `unsupported value "SCTP": supported values: "TCP", "UDP"`}}},
 		{"unnamed port among several", func(t *testing.T) string { return serviceYAML + "  - port: 443\n" },
 			[]c{{"spec.ports[1].name", "required value: every port of a Service with several ports needs a name"}}},
@@ -286,9 +320,13 @@ func TestDecodeRejects(t *testing.T) {
 			[]c{{"spec.ports[0].targetPort", `port name "8080" must be at most 15 lowercase letters, digits and '-', with at least one letter, no '-' at either end and no "--" (e.g. "http"); or give the port number as an integer`}}},
 		{"targetPort out of range", func(t *testing.T) string { return edit(t, serviceYAML, "targetPort: http", "targetPort: 65536") },
 			[]c{{"spec.ports[0].targetPort", "must be between 1 and 65535, inclusive (got 65536)"}}},
-		{"clusterIP not an address", func(t *testing.T) string { return edit(t, serviceYAML, "  selector:\n", "  clusterIP: 10.96.0.300\n  selector:\n") },
+		{"clusterIP not an address", func(t *testing.T) string {
+			return edit(t, serviceYAML, "  selector:\n", "  clusterIP: 10.96.0.300\n  selector:\n")
+		},
 			[]c{{"spec.clusterIP", `"10.96.0.300" is not an IPv4 address`}}},
-		{"headless service", func(t *testing.T) string { return edit(t, serviceYAML, "  selector:\n", "  clusterIP: None\n  selector:\n") },
+		{"headless service", func(t *testing.T) string {
+			return edit(t, serviceYAML, "  selector:\n", "  clusterIP: None\n  selector:\n")
+		},
 			[]c{{"spec.clusterIP", "headless Services (clusterIP: None) are not supported by Skiff"}}},
 		{"bad selector", func(t *testing.T) string { return edit(t, serviceYAML, "app: web", "app: -web") },
 			[]c{{"spec.selector[app]", `value "-web" must be empty or at most 63 characters: letters, digits, '-', '_' or '.', starting and ending with a letter or digit`}}},

@@ -138,6 +138,9 @@ func deleteTargets(req *api.DeleteRequest) ([]target, []failure) {
 		p.add("kind", "the server doesn't have a resource type %q: Skiff has pods (po), deployments (deploy), services (svc), namespaces (ns) and nodes (no)", req.Kind)
 	}
 	t.kind = kind
+	if !ok {
+		t.kind = req.Kind // for the message only
+	}
 	if kind == KindNamespace || kind == KindNode {
 		t.namespace = ""
 	} else if r := checkDNSLabel(t.namespace); r != "" {

@@ -107,17 +107,20 @@ func requestError(fs []failure, suffix string) *api.Error {
 		}
 		byLabel[f.label] = append(byLabel[f.label], f)
 	}
-	var parts []string
-	for i, label := range order {
-		if i == 3 {
-			parts = append(parts, fmt.Sprintf("and %d more", len(order)-3))
-			break
+	var msg string
+	if len(order) == 1 {
+		msg = summary(order[0], byLabel[order[0]])
+	} else {
+		// Several objects: name each with a count; the causes say the rest.
+		parts := make([]string, len(order))
+		for i, label := range order {
+			n := len(byLabel[label])
+			parts[i] = fmt.Sprintf("%s (%d problem%s)", label, n, plural(n == 1, "", "s"))
 		}
-		parts = append(parts, summary(label, byLabel[label]))
+		msg = fmt.Sprintf("%d objects have problems: %s", len(order), strings.Join(parts, ", "))
 	}
-	msg := strings.Join(parts, "; ")
 	if suffix != "" {
-		msg += ": " + suffix
+		msg += "; " + suffix
 	}
 	e := &api.Error{Code: events.Code(class), Message: msg}
 	for _, f := range fs {
