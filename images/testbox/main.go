@@ -10,6 +10,7 @@
 //	testbox args [ARG...]     print each argument on its own line, then sleep
 //	testbox env               print the environment and the working directory, then sleep
 //	testbox spam LINES        print LINES numbered lines of 100 bytes, then sleep
+//	testbox tick              print a numbered line every 20ms until killed
 //
 // Every behaviour that "then sleeps" keeps the container running so a test
 // can inspect it; output goes to stdout, which the runtime sends to the
@@ -23,6 +24,7 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 )
 
 func main() {
@@ -76,6 +78,11 @@ func main() {
 			fmt.Printf("%06d %s\n", i, line)
 		}
 		sleep()
+	case "tick":
+		for i := 0; ; i++ {
+			fmt.Printf("tick %06d\n", i)
+			time.Sleep(20 * time.Millisecond)
+		}
 	default:
 		fmt.Fprintf(os.Stderr, "testbox: unknown behaviour %q\n", os.Args[1])
 		os.Exit(2)

@@ -1,0 +1,70 @@
+// Package runtime is the node agent's front door to containerd: it imports
+// images, runs one sandbox per pod to hold the pod's namespaces, runs the
+// pod's containers inside them, stops them with a grace period, reports how
+// they ended, lists what is running after the agent restarts, and streams
+// task exits. It does what the kubelet asks of a CRI runtime, but speaks
+// containerd's Go client directly and knows nothing of pod specs or the
+// event log: the pod worker maps a bound pod onto [PodSandboxConfig] and
+// [ContainerConfig].
+//
+// # Identity
+//
+// Everything lives in one containerd namespace ("skiff" by default) and
+// carries the labels skiff.dev/kind (sandbox or container),
+// skiff.dev/pod-uid, skiff.dev/pod-name, skiff.dev/pod-namespace and, for
+// containers, skiff.dev/container-name and skiff.dev/restart-count.
+// Container IDs are a hash of the pod UID and the container name
+// ([ContainerID], [SandboxID]), so a retried create finds the container it
+// made before (errdefs.ErrAlreadyExists) instead of making a second one, and
+// an agent that restarts adopts running containers under the same IDs. A
+// restart of a container is RemoveContainer followed by CreateContainer with
+// RestartCount+1: containerd holds at most one container per pod and name.
+//
+// # Sandbox
+//
+// A pod's sandbox is a containerd container whose only process, /pause, is
+// PID 1 of its own PID namespace and owns the pod's new network, IPC and UTS
+// namespaces (hostname = pod name). App containers join those three
+// namespaces through /proc/<pause pid>/ns/*, and the agent hands CNI
+// /proc/<pause pid>/ns/net ([Sandbox.NetNSPath]). Because the pause process
+// is a containerd task, its shim keeps it (and so the namespaces) alive when
+// the agent or containerd is killed.
+//
+// The pause program needs no image: the runtime writes a 150-byte static
+// ELF executable (see pause.go) into StateDir/sandbox-rootfs at start and
+// every sandbox uses that directory, read-only, as its root. There is
+// nothing to import or unpack, no snapshot per sandbox, and no image that an
+// operator could delete or forget to ship.
+//
+// # Logs
+//
+// A container's stdout and stderr go, interleaved, to
+// LogDir/<namespace>_<pod>_<uid>/<container>/<restart>.log. The containerd
+// shim opens that file itself (a file:// log URI, [cio.LogFile]), so output
+// keeps flowing while the agent is down or restarting: no pipe or FIFO
+// leads through the agent. The shim opens the file with O_APPEND, which is
+// what makes copy-truncate rotation safe: [Runtime.RotateLogs] copies a file
+// over the size limit to <restart>.log.1 (shifting older copies) and
+// truncates it, and the shim's next write lands at the new end. Output
+// written between the copy and the truncate is lost, and while the agent is
+// down nothing rotates; both are the price of not being in the data path.
+//
+// # Ordering and concurrency
+//
+// A [Runtime] is safe for concurrent use. Operations on different pods are
+// independent; operations on the same container must be serialised by the
+// caller (one pod worker per pod), as the kubelet does. Exit and OOM events
+// from [Runtime.Watch] arrive in containerd's order for one container; after
+// containerd restarts the stream re-subscribes and sends an [EventResync],
+// because exits that happened meanwhile were not delivered: the caller then
+// lists. Status never depends on having seen an event: exit code, finish
+// time and OOM kills are read from containerd and the container's cgroup.
+//
+// # Errors
+//
+// Errors wrap containerd's error classes (github.com/containerd/errdefs):
+// ErrNotFound for a missing image, pod sandbox or container,
+// ErrAlreadyExists for a create that finds the container already there,
+// ErrFailedPrecondition when the pod's sandbox is not running, and
+// ErrUnavailable while containerd is unreachable.
+package runtime

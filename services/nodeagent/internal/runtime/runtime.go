@@ -1,0 +1,199 @@
+package runtime
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	containerd "github.com/containerd/containerd"
+	"github.com/containerd/containerd/namespaces"
+	"github.com/containerd/errdefs"
+)
+
+// Config configures a Runtime. The zero value works on a node with the
+// system containerd.
+type Config struct {
+	// Address is containerd's socket; default /run/containerd/containerd.sock.
+	Address string
+	// Namespace is the containerd namespace; default "skiff".
+	Namespace string
+	// Snapshotter unpacks images and holds container root filesystems.
+	// Default: "overlayfs" when containerd loaded it, else "native" (which
+	// copies every layer but works on any filesystem).
+	Snapshotter string
+	// StateDir holds the runtime's own files (the sandbox root filesystem);
+	// default /var/lib/skiff/runtime.
+	StateDir string
+	// LogDir holds container logs; default /var/log/skiff/pods.
+	LogDir string
+	// LogMaxBytes is the size at which RotateLogs rotates a log file;
+	// default 10 MiB.
+	LogMaxBytes int64
+	// LogMaxFiles is how many files one container run keeps, the live one
+	// included; default 3.
+	LogMaxFiles int
+	// CgroupParent is the cgroup under which every container gets its own,
+	// named after its ID; default "/skiff".
+	CgroupParent string
+	// DialTimeout bounds the first connection to containerd; default 10s.
+	DialTimeout time.Duration
+	// Logger receives the runtime's logs; default slog.Default().
+	Logger *slog.Logger
+}
+
+func (c Config) withDefaults() Config {
+	if c.Address == "" {
+		c.Address = "/run/containerd/containerd.sock"
+	}
+	if c.Namespace == "" {
+		c.Namespace = "skiff"
+	}
+	if c.StateDir == "" {
+		c.StateDir = "/var/lib/skiff/runtime"
+	}
+	if c.LogDir == "" {
+		c.LogDir = "/var/log/skiff/pods"
+	}
+	if c.LogMaxBytes <= 0 {
+		c.LogMaxBytes = 10 << 20
+	}
+	if c.LogMaxFiles <= 0 {
+		c.LogMaxFiles = 3
+	}
+	if c.CgroupParent == "" {
+		c.CgroupParent = "/skiff"
+	}
+	if c.DialTimeout <= 0 {
+		c.DialTimeout = 10 * time.Second
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	return c
+}
+
+// Runtime runs pods on one containerd. Create it with New; it is safe for
+// concurrent use.
+type Runtime struct {
+	cfg         Config
+	client      *containerd.Client
+	log         *slog.Logger
+	snapshotter string
+	sandboxRoot string
+	cgroups     cgroupReader
+}
+
+// New connects to containerd, picks the snapshotter and writes the sandbox
+// root filesystem. It fails with an errdefs.ErrUnavailable error when
+// containerd does not answer within cfg.DialTimeout.
+func New(ctx context.Context, cfg Config) (*Runtime, error) {
+	cfg = cfg.withDefaults()
+	client, err := containerd.New(cfg.Address,
+		containerd.WithDefaultNamespace(cfg.Namespace),
+		containerd.WithTimeout(cfg.DialTimeout))
+	if err != nil {
+		return nil, fmt.Errorf("connect to containerd at %s: %w: %w", cfg.Address, errdefs.ErrUnavailable, err)
+	}
+	r := &Runtime{
+		cfg:         cfg,
+		client:      client,
+		log:         cfg.Logger,
+		sandboxRoot: filepath.Join(cfg.StateDir, "sandbox-rootfs"),
+		cgroups:     newCgroupReader(),
+	}
+	if err := r.init(ctx); err != nil {
+		client.Close()
+		return nil, err
+	}
+	return r, nil
+}
+
+func (r *Runtime) init(ctx context.Context) error {
+	ctx = r.ns(ctx)
+	if err := writeSandboxRootfs(r.sandboxRoot); err != nil {
+		return err
+	}
+	if err := os.MkdirAll(r.cfg.LogDir, 0o755); err != nil {
+		return fmt.Errorf("create log dir: %w", err)
+	}
+	r.snapshotter = r.cfg.Snapshotter
+	if r.snapshotter == "" {
+		var err error
+		if r.snapshotter, err = r.pickSnapshotter(ctx); err != nil {
+			return err
+		}
+	}
+	r.log.Info("containerd runtime ready", "address", r.cfg.Address, "namespace", r.cfg.Namespace,
+		"snapshotter", r.snapshotter)
+	return nil
+}
+
+// pickSnapshotter prefers overlayfs. containerd's overlayfs plugin checks at
+// start that the kernel and the filesystem under its root support overlay
+// mounts, and reports an init error otherwise; native always works.
+func (r *Runtime) pickSnapshotter(ctx context.Context) (string, error) {
+	resp, err := r.client.IntrospectionService().Plugins(ctx, []string{`type=="io.containerd.snapshotter.v1"`})
+	if err != nil {
+		return "", fmt.Errorf("list containerd snapshotters: %w", err)
+	}
+	ok := map[string]bool{}
+	for _, p := range resp.Plugins {
+		ok[p.ID] = p.InitErr == nil
+	}
+	for _, name := range []string{"overlayfs", "native"} {
+		if ok[name] {
+			if name != "overlayfs" {
+				r.log.Warn("overlayfs snapshotter unavailable, falling back", "snapshotter", name)
+			}
+			return name, nil
+		}
+	}
+	return "", fmt.Errorf("containerd has neither the overlayfs nor the native snapshotter loaded: %w", errdefs.ErrFailedPrecondition)
+}
+
+// Snapshotter is the snapshotter the runtime unpacks images into.
+func (r *Runtime) Snapshotter() string { return r.snapshotter }
+
+// Namespace is the containerd namespace the runtime works in.
+func (r *Runtime) Namespace() string { return r.cfg.Namespace }
+
+// Close closes the connection to containerd. Containers keep running.
+func (r *Runtime) Close() error {
+	return r.client.Close()
+}
+
+func (r *Runtime) ns(ctx context.Context) context.Context {
+	return namespaces.WithNamespace(ctx, r.cfg.Namespace)
+}
+
+// validName rejects names that could escape the log directory or that no
+// Kubernetes-style object could have.
+func validName(what, s string) error {
+	if s == "" || s == "." || s == ".." || strings.ContainsAny(s, "/\x00") || len(s) > 253 {
+		return fmt.Errorf("%s %q: must be a non-empty name without '/': %w", what, s, errdefs.ErrInvalidArgument)
+	}
+	return nil
+}
+
+func (p PodRef) check() error {
+	if err := p.validate(); err != nil {
+		return fmt.Errorf("%w: %w", err, errdefs.ErrInvalidArgument)
+	}
+	for _, n := range []struct{ what, v string }{{"pod name", p.Name}, {"pod namespace", p.Namespace}, {"pod uid", p.UID}} {
+		if err := validName(n.what, n.v); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// isGone reports whether err says the object was already gone, which the
+// idempotent removals treat as success.
+func isGone(err error) bool {
+	return errdefs.IsNotFound(err) || (err != nil && strings.Contains(err.Error(), "process already finished"))
+}
+

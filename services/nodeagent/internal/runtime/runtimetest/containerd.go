@@ -1,0 +1,374 @@
+package runtimetest
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	containerd "github.com/containerd/containerd"
+	"github.com/containerd/containerd/namespaces"
+	"golang.org/x/sys/unix"
+
+	"skiff.dev/services/nodeagent/internal/runtime"
+)
+
+// Containerd is a private containerd daemon run by a test.
+type Containerd struct {
+	Dir          string // everything lives under here
+	Address      string // the gRPC socket
+	CgroupParent string // give this to runtime.Config: cleanup removes it
+	t            testing.TB
+	cmd          *exec.Cmd
+	exited       chan struct{}
+	logFile      *os.File
+}
+
+// RequireRoot skips the test unless it runs as root.
+func RequireRoot(t testing.TB) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: runs containerd, runc and mounts")
+	}
+}
+
+// StartContainerd starts a private containerd and returns once it serves.
+// The daemon is stopped and everything it made removed when the test ends.
+func StartContainerd(t testing.TB) *Containerd {
+	t.Helper()
+	RequireRoot(t)
+	if _, err := exec.LookPath("containerd"); err != nil {
+		t.Fatalf("containerd not found in PATH (Debian package containerd): %v", err)
+	}
+	// Not t.TempDir: unix socket paths are limited to 108 bytes and test
+	// names can be long.
+	dir, err := os.MkdirTemp("", "ctrd-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &Containerd{
+		Dir:          dir,
+		Address:      filepath.Join(dir, "containerd.sock"),
+		CgroupParent: "/skiff-test-" + filepath.Base(dir),
+		t:            t,
+	}
+	t.Cleanup(c.cleanup)
+	config := fmt.Sprintf(`version = 2
+root = %q
+state = %q
+# Only what the runtime uses: no CRI (it would want CNI and a pause image),
+# no /opt/containerd.
+disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.internal.v1.opt", "io.containerd.snapshotter.v1.aufs", "io.containerd.snapshotter.v1.btrfs", "io.containerd.snapshotter.v1.devmapper", "io.containerd.snapshotter.v1.zfs", "io.containerd.tracing.processor.v1.otlp", "io.containerd.internal.v1.tracing"]
+
+[grpc]
+  address = %q
+`, filepath.Join(dir, "root"), filepath.Join(dir, "state"), c.Address)
+	if err := os.WriteFile(filepath.Join(dir, "config.toml"), []byte(config), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	c.Start()
+	return c
+}
+
+// Start starts the daemon (again, after Kill) and waits until it serves.
+func (c *Containerd) Start() {
+	c.t.Helper()
+	if c.cmd != nil {
+		c.t.Fatal("containerd is already running")
+	}
+	logFile, err := os.OpenFile(filepath.Join(c.Dir, "containerd.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	cmd := exec.Command("containerd", "--config", filepath.Join(c.Dir, "config.toml"))
+	cmd.Stdout, cmd.Stderr = logFile, logFile
+	// runc lives in /usr/sbin on Debian, which a test's PATH may lack.
+	cmd.Env = append(os.Environ(), "PATH="+os.Getenv("PATH")+":/usr/local/sbin:/usr/sbin:/sbin")
+	// Its own process group, so a terminal's ^C reaches the test, which
+	// then cleans up, rather than killing the daemon under it.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		logFile.Close()
+		c.t.Fatalf("start containerd: %v", err)
+	}
+	c.cmd, c.logFile = cmd, logFile
+	c.exited = make(chan struct{})
+	go func(exited chan struct{}) { cmd.Wait(); close(exited) }(c.exited)
+
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		select {
+		case <-c.exited:
+			c.t.Fatalf("containerd exited at start; log:\n%s", c.Log())
+		default:
+		}
+		if conn, err := net.Dial("unix", c.Address); err == nil {
+			conn.Close()
+			return
+		}
+		if time.Now().After(deadline) {
+			c.t.Fatalf("containerd did not serve %s within 20s; log:\n%s", c.Address, c.Log())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// PID is the daemon's process ID, or 0 when it is not running.
+func (c *Containerd) PID() int {
+	if c.cmd == nil {
+		return 0
+	}
+	return c.cmd.Process.Pid
+}
+
+// Kill kills the daemon with SIGKILL, as a crash would, and waits for it to
+// exit. Shims and containers keep running.
+func (c *Containerd) Kill() {
+	c.t.Helper()
+	c.stop(syscall.SIGKILL, 10*time.Second)
+}
+
+func (c *Containerd) stop(sig syscall.Signal, wait time.Duration) bool {
+	if c.cmd == nil {
+		return true
+	}
+	c.cmd.Process.Signal(sig)
+	select {
+	case <-c.exited:
+	case <-time.After(wait):
+		return false
+	}
+	c.logFile.Close()
+	c.cmd = nil
+	return true
+}
+
+// Log returns what the daemon has logged.
+func (c *Containerd) Log() string {
+	b, _ := os.ReadFile(filepath.Join(c.Dir, "containerd.log"))
+	return string(b)
+}
+
+// RuntimeConfig is a runtime.Config for this daemon, with state and logs
+// under Dir.
+func (c *Containerd) RuntimeConfig() runtime.Config {
+	return runtime.Config{
+		Address:      c.Address,
+		Namespace:    "skiff",
+		StateDir:     filepath.Join(c.Dir, "skiff"),
+		LogDir:       filepath.Join(c.Dir, "logs"),
+		CgroupParent: c.CgroupParent,
+		Logger:       slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
+	}
+}
+
+// NewRuntime returns a runtime.Runtime on this daemon, closed at cleanup.
+func (c *Containerd) NewRuntime(t testing.TB) *runtime.Runtime {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	r, err := runtime.New(ctx, c.RuntimeConfig())
+	if err != nil {
+		t.Fatalf("runtime.New: %v", err)
+	}
+	t.Cleanup(func() { r.Close() })
+	return r
+}
+
+// Client returns a plain containerd client for looking behind the
+// runtime's back, closed at cleanup.
+func (c *Containerd) Client(t testing.TB) *containerd.Client {
+	t.Helper()
+	client, err := containerd.New(c.Address, containerd.WithTimeout(10*time.Second))
+	if err != nil {
+		t.Fatalf("connect to containerd: %v", err)
+	}
+	t.Cleanup(func() { client.Close() })
+	return client
+}
+
+// Mounts returns the mount points under Dir, deepest first.
+func (c *Containerd) Mounts() []string {
+	f, err := os.Open("/proc/self/mountinfo")
+	if err != nil {
+		return nil
+	}
+	defer f.Close()
+	var mounts []string
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		fields := strings.Fields(sc.Text())
+		if len(fields) < 5 {
+			continue
+		}
+		mp := unescapeMountPath(fields[4])
+		if mp == c.Dir || strings.HasPrefix(mp, c.Dir+"/") {
+			mounts = append(mounts, mp)
+		}
+	}
+	sort.Slice(mounts, func(i, j int) bool { return len(mounts[i]) > len(mounts[j]) })
+	return mounts
+}
+
+func unescapeMountPath(s string) string {
+	if !strings.Contains(s, `\`) {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] == '\\' && i+3 < len(s) {
+			if n, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
+				b.WriteByte(byte(n))
+				i += 3
+				continue
+			}
+		}
+		b.WriteByte(s[i])
+	}
+	return b.String()
+}
+
+// ShimPIDs returns the shims serving this daemon: they are the processes
+// whose command line names its socket.
+func (c *Containerd) ShimPIDs() []int {
+	entries, _ := os.ReadDir("/proc")
+	var pids []int
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil || pid == c.PID() {
+			continue
+		}
+		cmdline, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
+		if err != nil {
+			continue
+		}
+		args := bytes.Split(cmdline, []byte{0})
+		if len(args) == 0 || !bytes.Contains(args[0], []byte("containerd-shim")) {
+			continue
+		}
+		for i := 0; i+1 < len(args); i++ {
+			if string(args[i]) == "-address" && string(args[i+1]) == c.Address {
+				pids = append(pids, pid)
+				break
+			}
+		}
+	}
+	return pids
+}
+
+func (c *Containerd) cleanup() {
+	t := c.t
+	if c.cmd != nil {
+		c.removeAll()
+		if !c.stop(syscall.SIGTERM, 10*time.Second) {
+			c.stop(syscall.SIGKILL, 10*time.Second)
+		}
+	}
+	// Shims outlive the daemon by design. Kill the container inits first
+	// (each is PID 1 of its namespace, so that ends the container), then
+	// the shims.
+	for _, shim := range c.ShimPIDs() {
+		for _, child := range childrenOf(shim) {
+			unix.Kill(child, unix.SIGKILL)
+		}
+		unix.Kill(shim, unix.SIGKILL)
+		t.Logf("runtimetest: killed leftover shim %d", shim)
+	}
+	waitGone(c.ShimPIDs, 10*time.Second)
+	for _, m := range c.Mounts() {
+		if err := unix.Unmount(m, unix.MNT_DETACH); err != nil {
+			t.Logf("runtimetest: unmount %s: %v", m, err)
+		}
+	}
+	removeCgroups(c.CgroupParent)
+	if err := os.RemoveAll(c.Dir); err != nil {
+		t.Errorf("runtimetest: remove %s: %v", c.Dir, err)
+	}
+}
+
+// removeAll deletes every task and container in every namespace, so that
+// runc removes cgroups and the snapshotter unmounts.
+func (c *Containerd) removeAll() {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	client, err := containerd.New(c.Address, containerd.WithTimeout(5*time.Second))
+	if err != nil {
+		c.t.Logf("runtimetest: cleanup cannot connect: %v", err)
+		return
+	}
+	defer client.Close()
+	nss, err := client.NamespaceService().List(ctx)
+	if err != nil {
+		c.t.Logf("runtimetest: cleanup: %v", err)
+		return
+	}
+	for _, ns := range nss {
+		nctx := namespaces.WithNamespace(ctx, ns)
+		ctrs, _ := client.Containers(nctx)
+		for _, ctr := range ctrs {
+			if task, err := ctr.Task(nctx, nil); err == nil {
+				task.Delete(nctx, containerd.WithProcessKill)
+			}
+			if err := ctr.Delete(nctx, containerd.WithSnapshotCleanup); err != nil {
+				c.t.Logf("runtimetest: cleanup container %s: %v", ctr.ID(), err)
+			}
+		}
+	}
+}
+
+func childrenOf(pid int) []int {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", pid, pid))
+	if err != nil {
+		return nil
+	}
+	var out []int
+	for _, f := range strings.Fields(string(data)) {
+		if n, err := strconv.Atoi(f); err == nil {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+func waitGone(pids func() []int, timeout time.Duration) {
+	deadline := time.Now().Add(timeout)
+	for len(pids()) > 0 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// removeCgroups removes the cgroup parent and anything left below it in
+// every hierarchy (cgroup v1 has one per controller). Only empty cgroups
+// can be removed, so children go first.
+func removeCgroups(parent string) {
+	roots, _ := filepath.Glob("/sys/fs/cgroup/*")
+	roots = append(roots, "/sys/fs/cgroup")
+	for _, root := range roots {
+		dir := filepath.Join(root, parent)
+		if _, err := os.Stat(dir); err != nil {
+			continue
+		}
+		var dirs []string
+		filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
+			if err == nil && d.IsDir() {
+				dirs = append(dirs, p)
+			}
+			return nil
+		})
+		sort.Slice(dirs, func(i, j int) bool { return len(dirs[i]) > len(dirs[j]) })
+		for _, d := range dirs {
+			unix.Rmdir(d)
+		}
+	}
+}

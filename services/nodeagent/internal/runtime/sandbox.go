@@ -1,0 +1,154 @@
+package runtime
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path"
+	"time"
+
+	containerd "github.com/containerd/containerd"
+	"github.com/containerd/containerd/cio"
+	"github.com/containerd/containerd/contrib/seccomp"
+	"github.com/containerd/containerd/oci"
+	"github.com/containerd/errdefs"
+)
+
+// pauseUID runs the pause process unprivileged, as the Kubernetes pause
+// image does.
+const pauseUID = 65535
+
+// PodSandboxConfig describes the sandbox of one pod.
+type PodSandboxConfig struct {
+	Pod PodRef
+	// Hostname of the pod's UTS namespace; default the pod name (cut to 63
+	// bytes, the kernel's limit being 64).
+	Hostname string
+	// Labels are added to the sandbox container's labels.
+	Labels map[string]string
+}
+
+// Sandbox is a pod's sandbox as containerd has it.
+type Sandbox struct {
+	ID        string
+	Pod       PodRef
+	State     State
+	PID       uint32 // pause process, in the host's PID namespace; 0 unless running
+	CreatedAt time.Time
+}
+
+// NetNSPath is the pod's network namespace, to hand to CNI. It is valid
+// while the sandbox runs.
+func (s Sandbox) NetNSPath() string {
+	return fmt.Sprintf("/proc/%d/ns/net", s.PID)
+}
+
+// CreateSandbox creates and starts the pod's sandbox and returns it running.
+// It fails with errdefs.ErrAlreadyExists when the pod already has one (see
+// GetSandbox) and errdefs.ErrInvalidArgument for an incomplete PodRef. On
+// any other failure nothing of the sandbox is left behind.
+func (r *Runtime) CreateSandbox(ctx context.Context, cfg PodSandboxConfig) (Sandbox, error) {
+	ctx = r.ns(ctx)
+	if err := cfg.Pod.check(); err != nil {
+		return Sandbox{}, fmt.Errorf("create sandbox: %w", err)
+	}
+	id := SandboxID(cfg.Pod.UID)
+	hostname := cfg.Hostname
+	if hostname == "" {
+		hostname = cfg.Pod.Name
+	}
+	if len(hostname) > 63 {
+		hostname = hostname[:63]
+	}
+	labels := podLabels(cfg.Pod, KindSandbox)
+	for k, v := range cfg.Labels {
+		if _, ours := labels[k]; !ours {
+			labels[k] = v
+		}
+	}
+	// The default spec gives the process new PID, mount, network, IPC and
+	// UTS namespaces: the last three are what the pod's containers join.
+	c, err := r.client.NewContainer(ctx, id,
+		containerd.WithContainerLabels(labels),
+		containerd.WithNewSpec(
+			oci.WithRootFSPath(r.sandboxRoot),
+			oci.WithRootFSReadonly(),
+			oci.WithProcessArgs("/pause"),
+			oci.WithProcessCwd("/"),
+			oci.WithHostname(hostname),
+			oci.WithUIDGID(pauseUID, pauseUID),
+			oci.WithCapabilities(nil),
+			oci.WithNoNewPrivileges,
+			seccomp.WithDefaultProfile(),
+			withCgroupsPath(path.Join(r.cfg.CgroupParent, id)),
+		))
+	if err != nil {
+		if errdefs.IsAlreadyExists(err) {
+			return Sandbox{}, fmt.Errorf("create sandbox of pod %s: %w", cfg.Pod, err)
+		}
+		return Sandbox{}, fmt.Errorf("create sandbox container of pod %s: %w", cfg.Pod, err)
+	}
+	task, err := c.NewTask(ctx, cio.NullIO)
+	if err == nil {
+		if err = task.Start(ctx); err != nil {
+			task.Delete(context.WithoutCancel(ctx), containerd.WithProcessKill)
+		}
+	}
+	if err != nil {
+		if derr := c.Delete(context.WithoutCancel(ctx)); derr != nil {
+			r.log.Error("clean up failed sandbox", "pod", cfg.Pod.String(), "id", id, "err", derr)
+		}
+		return Sandbox{}, fmt.Errorf("start sandbox of pod %s: %w", cfg.Pod, err)
+	}
+	r.log.Debug("sandbox started", "pod", cfg.Pod.String(), "id", id, "pid", task.Pid())
+	return Sandbox{ID: id, Pod: cfg.Pod, State: StateRunning, PID: task.Pid(), CreatedAt: time.Now()}, nil
+}
+
+// GetSandbox returns the sandbox of the pod with the given UID, or an
+// errdefs.ErrNotFound error.
+func (r *Runtime) GetSandbox(ctx context.Context, podUID string) (Sandbox, error) {
+	ctx = r.ns(ctx)
+	id := SandboxID(podUID)
+	c, err := r.client.LoadContainer(ctx, id)
+	if err != nil {
+		return Sandbox{}, fmt.Errorf("get sandbox of pod uid %s: %w", podUID, err)
+	}
+	st, err := r.status(ctx, c)
+	if err != nil {
+		return Sandbox{}, fmt.Errorf("get sandbox of pod uid %s: %w", podUID, err)
+	}
+	return Sandbox{ID: id, Pod: st.Pod, State: st.State, PID: st.PID, CreatedAt: st.CreatedAt}, nil
+}
+
+// RemoveSandbox removes everything of the pod: its app containers (killed
+// at once: stop them with StopContainer first to give them their grace
+// period), its sandbox and its logs. Tear the pod's network down before,
+// while the sandbox still holds the namespace. Removing a pod that has
+// nothing left is not an error.
+func (r *Runtime) RemoveSandbox(ctx context.Context, pod PodRef) error {
+	ctx = r.ns(ctx)
+	if err := pod.check(); err != nil {
+		return fmt.Errorf("remove sandbox: %w", err)
+	}
+	ctrs, err := r.client.Containers(ctx, fmt.Sprintf(`labels."%s"==%q`, LabelPodUID, pod.UID))
+	if err != nil {
+		return fmt.Errorf("remove pod %s: list its containers: %w", pod, err)
+	}
+	sandboxID := SandboxID(pod.UID)
+	for _, c := range ctrs {
+		if c.ID() == sandboxID {
+			continue
+		}
+		if err := r.RemoveContainer(ctx, c.ID()); err != nil {
+			return fmt.Errorf("remove pod %s: %w", pod, err)
+		}
+	}
+	if err := r.remove(ctx, sandboxID); err != nil {
+		return fmt.Errorf("remove sandbox of pod %s: %w", pod, err)
+	}
+	if err := os.RemoveAll(podLogDir(r.cfg.LogDir, pod)); err != nil {
+		return fmt.Errorf("remove logs of pod %s: %w", pod, err)
+	}
+	r.log.Debug("sandbox removed", "pod", pod.String(), "id", sandboxID)
+	return nil
+}
