@@ -370,35 +370,48 @@ func (a *app) replayTables(fold *state.State, o replayOptions, now time.Time) er
 	return nil
 }
 
-// replayObjects lists the objects of the folded state in the Kubernetes shape, kinds in order,
-// each sorted by namespace and name.
+// replayObjects lists the objects of the folded state in the Kubernetes shape (apiVersion and
+// kind set, whatever the event that made them carried), kinds in order, each sorted by
+// namespace and name.
 func replayObjects(fold *state.State, o replayOptions) ([]json.RawMessage, error) {
 	var objs []any
 	for _, kind := range o.kinds {
 		switch kind {
 		case table.Pods:
 			for _, k := range keysIn(fold.Pods, o.namespace) {
-				objs = append(objs, &fold.Pods[k].Pod)
+				p := fold.Pods[k].Pod
+				p.TypeMeta = events.TypeMeta{APIVersion: "v1", Kind: "Pod"}
+				objs = append(objs, &p)
 			}
 		case table.Deployments:
 			for _, k := range keysIn(fold.Deployments, o.namespace) {
-				objs = append(objs, &fold.Deployments[k].Deployment)
+				d := fold.Deployments[k].Deployment
+				d.TypeMeta = events.TypeMeta{APIVersion: "apps/v1", Kind: "Deployment"}
+				objs = append(objs, &d)
 			}
 		case table.Services:
 			for _, k := range keysIn(fold.Services, o.namespace) {
-				objs = append(objs, &fold.Services[k].Service)
+				sv := fold.Services[k].Service
+				sv.TypeMeta = events.TypeMeta{APIVersion: "v1", Kind: "Service"}
+				objs = append(objs, &sv)
 			}
 		case table.Endpoints:
 			for _, k := range keysIn(fold.Endpoints, o.namespace) {
-				objs = append(objs, fold.Endpoints[k])
+				e := *fold.Endpoints[k]
+				e.TypeMeta = events.TypeMeta{APIVersion: "v1", Kind: "Endpoints"}
+				objs = append(objs, &e)
 			}
 		case table.Nodes:
-			for _, n := range slices.Sorted(maps.Keys(fold.Nodes)) {
-				objs = append(objs, &fold.Nodes[n].Node)
+			for _, name := range slices.Sorted(maps.Keys(fold.Nodes)) {
+				n := fold.Nodes[name].Node
+				n.TypeMeta = events.TypeMeta{APIVersion: "v1", Kind: "Node"}
+				objs = append(objs, &n)
 			}
 		case table.Namespaces:
-			for _, n := range slices.Sorted(maps.Keys(fold.Namespaces)) {
-				objs = append(objs, fold.Namespaces[n])
+			for _, name := range slices.Sorted(maps.Keys(fold.Namespaces)) {
+				ns := *fold.Namespaces[name]
+				ns.TypeMeta = events.TypeMeta{APIVersion: "v1", Kind: "Namespace"}
+				objs = append(objs, &ns)
 			}
 		}
 	}
