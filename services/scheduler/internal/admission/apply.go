@@ -94,18 +94,18 @@ type applyPlan struct {
 	now   time.Time
 	items []*decoded
 	// claimed are the ClusterIPs this request takes, so two new Services never get one address.
-	claimed map[netip.Addr]string
+	claimed map[netip.Addr]*decoded
 }
 
 func (p *applyPlan) steps(order []int) []step {
-	p.claimed = map[netip.Addr]string{}
+	p.claimed = map[netip.Addr]*decoded{}
 	// Explicit addresses first: an automatic allocation must not take an address a later document
 	// asks for.
 	for _, d := range p.items {
 		if svc, ok := d.obj.(*events.Service); ok && len(d.problems.list) == 0 && d.clusterIPSet {
 			if ip, err := netip.ParseAddr(svc.Spec.ClusterIP); err == nil && p.st.Services[state.Key{Namespace: d.namespace, Name: d.name}] == nil {
 				if _, dup := p.claimed[ip]; !dup {
-					p.claimed[ip] = d.label()
+					p.claimed[ip] = d
 				}
 			}
 		}
@@ -299,7 +299,7 @@ func (p *applyPlan) service(d *decoded, s *step) {
 			p.checkRequestedIP(d, s, svc.Spec.ClusterIP)
 		} else if ip, ok := p.a.allocate(p.st, p.claimed, netip.Addr{}); ok {
 			svc.Spec.ClusterIP = ip.String()
-			p.claimed[ip] = d.label()
+			p.claimed[ip] = d
 		} else {
 			s.fail(events.ErrFailedPrecondition, d.label(), d.where, "spec.clusterIP",
 				"no address is free in the service range %s: delete unused Services", p.a.cidr)
@@ -345,9 +345,9 @@ func (p *applyPlan) checkRequestedIP(d *decoded, s *step, text string) {
 			"%s is already allocated to Service %q in namespace %q: leave spec.clusterIP out to get a free address", ip, owner.Name, owner.Namespace)
 		return
 	}
-	if by := p.claimed[ip]; by != d.label() {
+	if by := p.claimed[ip]; by != d {
 		s.fail(events.ErrInvalidArgument, d.label(), d.where, "spec.clusterIP",
-			"%s is also requested by %s in this request", ip, by)
+			"%s is also requested by %s in namespace %q (%s)", ip, by.label(), by.namespace, by.where)
 	}
 }
 

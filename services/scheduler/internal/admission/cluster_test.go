@@ -19,7 +19,7 @@ import (
 // cluster is one real JetStream log with admission replicas, each with its own projection, as
 // every scheduler replica has.
 type cluster struct {
-	t     *testing.T
+	t     testing.TB
 	store *store.Store
 	clock *fakeClock
 }
@@ -29,7 +29,7 @@ type replica struct {
 	proj *live.Projection
 }
 
-func newCluster(t *testing.T) *cluster {
+func newCluster(t testing.TB) *cluster {
 	t.Helper()
 	st, _, _ := eventstest.NewStore(t)
 	return &cluster{t: t, store: st, clock: &fakeClock{now: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}}

@@ -31,7 +31,7 @@ func (a *Admission) broadcast() netip.Addr {
 }
 
 // allocate returns the lowest free address, skipping those claimed by this request and skip.
-func (a *Admission) allocate(st *state.State, claimed map[netip.Addr]string, skip netip.Addr) (netip.Addr, bool) {
+func (a *Admission) allocate(st *state.State, claimed map[netip.Addr]*decoded, skip netip.Addr) (netip.Addr, bool) {
 	last := a.broadcast()
 	for ip := a.cidr.Addr().Next().Next(); ip.IsValid() && ip.Less(last) && a.cidr.Contains(ip); ip = ip.Next() {
 		if ip == skip {

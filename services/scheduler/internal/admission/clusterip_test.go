@@ -79,8 +79,14 @@ func TestClusterIPExplicitWinsWithinRequest(t *testing.T) {
 		t.Errorf("(-want +got):\n%s", diff)
 	}
 	resp = r.apply(t, svcNamed("x", "  clusterIP: 10.96.0.9\n"), svcNamed("z", "  clusterIP: 10.96.0.9\n"))
-	if resp.Error == nil || resp.Error.Causes[0].Reason != `10.96.0.9 is also requested by Service "x" in this request` {
+	if resp.Error == nil || resp.Error.Causes[0].Reason != `10.96.0.9 is also requested by Service "x" in namespace "default" (test.yaml#1)` {
 		t.Errorf("same address twice: %v", resp.Error)
+	}
+	// Same name in two namespaces: still two Services.
+	resp = r.apply(t, namespaceYAML, svcNamed("w", "  clusterIP: 10.96.0.9\n"),
+		edit(t, svcNamed("w", "  clusterIP: 10.96.0.9\n"), "{name: w}", "{name: w, namespace: shop}"))
+	if resp.Error == nil || len(resp.Error.Causes) != 1 || resp.Error.Causes[0].Document != "test.yaml#3" {
+		t.Errorf("same address, same name, two namespaces: %v", resp.Error)
 	}
 }
 

@@ -99,23 +99,26 @@ func requestError(fs []failure, suffix string) *api.Error {
 			break
 		}
 	}
-	var order []string
-	byLabel := map[string][]failure{}
+	// Group by document too: two Services "web" in different namespaces are two objects.
+	type object struct{ doc, label string }
+	var order []object
+	byObject := map[object][]failure{}
 	for _, f := range fs {
-		if _, ok := byLabel[f.label]; !ok {
-			order = append(order, f.label)
+		o := object{f.doc, f.label}
+		if _, ok := byObject[o]; !ok {
+			order = append(order, o)
 		}
-		byLabel[f.label] = append(byLabel[f.label], f)
+		byObject[o] = append(byObject[o], f)
 	}
 	var msg string
 	if len(order) == 1 {
-		msg = summary(order[0], byLabel[order[0]])
+		msg = summary(order[0].label, byObject[order[0]])
 	} else {
 		// Several objects: name each with a count; the causes say the rest.
 		parts := make([]string, len(order))
-		for i, label := range order {
-			n := len(byLabel[label])
-			parts[i] = fmt.Sprintf("%s (%d problem%s)", label, n, plural(n == 1, "", "s"))
+		for i, o := range order {
+			n := len(byObject[o])
+			parts[i] = fmt.Sprintf("%s (%d problem%s)", o.label, n, plural(n == 1, "", "s"))
 		}
 		msg = fmt.Sprintf("%d objects have problems: %s", len(order), strings.Join(parts, ", "))
 	}
