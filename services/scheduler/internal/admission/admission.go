@@ -181,9 +181,8 @@ func (a *Admission) run(ctx context.Context, opts runOptions, decide func(*state
 			resp := &api.Response{Seq: seen}
 			for _, s := range steps {
 				if len(s.fails) == 0 {
-					r := s.result
-					r.Action += " (server dry run)"
-					resp.Results = append(resp.Results, r)
+					// The action is what would happen; the client says it was a dry run.
+					resp.Results = append(resp.Results, s.result)
 				}
 			}
 			resp.Error = requestError(fails, "")

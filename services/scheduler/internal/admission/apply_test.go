@@ -279,7 +279,7 @@ func TestApplyDryRun(t *testing.T) {
 	if resp.Error != nil {
 		t.Fatal(resp.Error)
 	}
-	want := []string{"namespace/shop created (server dry run)", "service/web created (server dry run)"}
+	want := []string{"namespace/shop created", "service/web created"}
 	if diff := cmp.Diff(want, actions(resp.Results)); diff != "" {
 		t.Errorf("results (-want +got):\n%s", diff)
 	}
