@@ -79,15 +79,14 @@ func (a *app) rolloutStatus(ctx context.Context, name string, timeout time.Durat
 		default:
 			seen = true
 			msg, finished, err := rolloutProgress(name, &d.Deployment)
-			if err != nil {
+			switch {
+			case err != nil:
 				result, done = err, true
-				return
-			}
-			if msg != last {
+			case msg != last:
 				fmt.Fprintln(a.Stdout, msg)
 				last = msg
 			}
-			done = finished
+			done = done || finished
 		}
 		if done {
 			stop()

@@ -51,9 +51,10 @@ func newRoot(a *app) *cobra.Command {
 		Short: "skiff controls a Skiff cluster",
 		Long: "skiff controls a Skiff cluster: it applies manifests, lists and describes objects, and reads the\n" +
 			"cluster's event log, which is the cluster's only state.",
-		SilenceUsage:  true,
-		SilenceErrors: true,
-		Args:          cobra.ArbitraryArgs,
+		SilenceUsage:               true,
+		SilenceErrors:              true,
+		SuggestionsMinimumDistance: 2,
+		Args:                       cobra.ArbitraryArgs,
 		// The root runs only when no subcommand matched: that is an unknown command, which
 		// cobra would otherwise answer with the full help and success.
 		RunE: func(cmd *cobra.Command, args []string) error {

@@ -12,7 +12,9 @@ func podRef(ns, name, uid string) events.ObjectRef {
 	return events.ObjectRef{Kind: events.KindPod, Namespace: ns, Name: name, UID: uid}
 }
 
-func nodeRef(name string) events.ObjectRef { return events.ObjectRef{Kind: events.KindNode, Name: name} }
+func nodeRef(name string) events.ObjectRef {
+	return events.ObjectRef{Kind: events.KindNode, Name: name}
+}
 
 var webRef = events.ObjectRef{Kind: events.KindDeployment, Namespace: "default", Name: "web", UID: "d-web"}
 
