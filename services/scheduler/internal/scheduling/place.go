@@ -84,7 +84,13 @@ func (pl *placer) place(p *podInfo, nodes []nodeInfo, sameOwner map[int]int) pla
 			continue
 		}
 		best.feasible++
-		if s := score(p, n, sameOwner[idx]); best.node < 0 || s > best.score {
+		// The spread part is at most maxScore: a node that cannot win even with it needs no
+		// look-up of its replica count (most nodes, once a good one is found).
+		la := leastAllocated(p, n)
+		if best.node >= 0 && la+maxScore <= best.score {
+			continue
+		}
+		if s := la + spread(p, sameOwner[idx]); best.node < 0 || s > best.score {
 			best.node, best.score = idx, s
 		}
 	}

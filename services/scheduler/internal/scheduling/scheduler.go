@@ -38,11 +38,16 @@ type Config struct {
 	Logger *slog.Logger
 
 	// BatchSize is how many pods are decided between two looks at the projection, and handed
-	// to the log in one pipelined append; default 1024.
+	// to the log in one pipelined append; default 900.
 	BatchSize int
 	// MaxInFlight is how many batches may be handed to the log and not yet acknowledged;
 	// default 4.
 	MaxInFlight int
+	// Writers is how many batches are appended at once, each by its own goroutine; default 2.
+	// A batch's PodBounds follow its PodScheduleds on the same writer, so pods never overtake
+	// themselves; batches are independent of each other. Writers × 2 × BatchSize should stay
+	// under the connection's limit of outstanding asynchronous publishes (4000 by default).
+	Writers int
 	// PercentageOfNodesToScore is the share of nodes to find feasible before picking the best
 	// (kube-scheduler's setting of the same name); 0 adapts to the cluster size (50% minus 1% per
 	// 125 nodes, at least 5%), at least 100 nodes either way.
@@ -73,7 +78,10 @@ func (c *Config) defaults() {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
 	if c.BatchSize <= 0 {
-		c.BatchSize = 1024
+		c.BatchSize = 900
+	}
+	if c.Writers <= 0 {
+		c.Writers = 2
 	}
 	if c.MaxInFlight <= 0 {
 		c.MaxInFlight = 4
@@ -212,7 +220,9 @@ func (s *Scheduler) Run(ctx context.Context) error {
 	s.work = make(chan *batch, s.cfg.MaxInFlight)
 	s.results = make(chan []result, s.cfg.MaxInFlight+2)
 	var wg sync.WaitGroup
-	wg.Go(func() { s.write(ctx) })
+	for range s.cfg.Writers {
+		wg.Go(func() { s.write(ctx) })
+	}
 	defer wg.Wait()
 	defer cancel()
 

@@ -1,0 +1,266 @@
+// Command schedbench measures how fast the scheduler binds pods: pods bound per second from the
+// start of scheduling (pods already in the log as PodCreated, nodes registered, projection
+// synced) until the projection shows every pod bound, and the time until the simulated nodes
+// reported them all Running.
+//
+// It runs an embedded NATS server, the scheduler and the projection in this process, and the
+// simulated nodes as a separate process (simnodes, built from the nodeagent module), so the two
+// sides talk only through JetStream as in a real cluster, on the same cores.
+//
+//	go run ./services/scheduler/cmd/schedbench -nodes 5000 -pods-per-node 30 -runs 5
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"runtime/pprof"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"skiff.dev/events"
+	"skiff.dev/events/live"
+	"skiff.dev/events/natsserver"
+	"skiff.dev/events/state"
+	"skiff.dev/events/store"
+	"skiff.dev/services/scheduler/internal/scheduling"
+)
+
+type options struct {
+	nodes, podsPerNode, ownerSize, runs int
+	batch, inflight, percent, writers  int
+	sim, cpuProfile, dir               string
+	verbose                            bool
+}
+
+func main() {
+	var o options
+	flag.IntVar(&o.nodes, "nodes", 1000, "simulated nodes")
+	flag.IntVar(&o.podsPerNode, "pods-per-node", 30, "pods per node")
+	flag.IntVar(&o.ownerSize, "owner-size", 100, "pods per owning Deployment")
+	flag.IntVar(&o.runs, "runs", 1, "runs, each on a fresh server")
+	flag.IntVar(&o.batch, "batch", 0, "scheduler BatchSize (0: default)")
+	flag.IntVar(&o.inflight, "inflight", 0, "scheduler MaxInFlight (0: default)")
+	flag.IntVar(&o.writers, "writers", 0, "scheduler Writers (0: default)")
+	flag.IntVar(&o.percent, "percent", 0, "scheduler PercentageOfNodesToScore (0: adaptive)")
+	flag.StringVar(&o.sim, "sim", "", "simnodes binary (default: go build it)")
+	flag.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the scheduling phase of the first run")
+	flag.StringVar(&o.dir, "dir", "", "directory for the server's data (default: a temporary one)")
+	flag.BoolVar(&o.verbose, "v", false, "log scheduler and server warnings")
+	flag.Parse()
+	if err := bench(o); err != nil {
+		fmt.Fprintln(os.Stderr, "schedbench:", err)
+		os.Exit(1)
+	}
+}
+
+func bench(o options) error {
+	tmp, err := os.MkdirTemp(o.dir, "schedbench-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(tmp)
+	if o.sim == "" {
+		o.sim = filepath.Join(tmp, "simnodes")
+		build := exec.Command("go", "build", "-o", o.sim, "skiff.dev/services/nodeagent/internal/simulate/simnodes")
+		build.Stderr = os.Stderr
+		if err := build.Run(); err != nil {
+			return fmt.Errorf("build simnodes: %w", err)
+		}
+	}
+	fmt.Printf("machine: %d CPUs (GOMAXPROCS %d), %s/%s, %s\n", runtime.NumCPU(), runtime.GOMAXPROCS(0), runtime.GOOS, runtime.GOARCH, runtime.Version())
+	fmt.Printf("nodes=%d pods-per-node=%d pods=%d owner-size=%d\n", o.nodes, o.podsPerNode, o.nodes*o.podsPerNode, o.ownerSize)
+	var rates, bound, running []float64
+	for i := range o.runs {
+		r, err := once(o, filepath.Join(tmp, fmt.Sprintf("run%d", i)), i == 0)
+		if err != nil {
+			return fmt.Errorf("run %d: %w", i+1, err)
+		}
+		fmt.Printf("run %d: %d pods bound in %.2fs = %.0f pods/s; all Running after %.2fs (setup %.1fs)\n",
+			i+1, r.pods, r.bound.Seconds(), float64(r.pods)/r.bound.Seconds(), r.running.Seconds(), r.setup.Seconds())
+		rates = append(rates, float64(r.pods)/r.bound.Seconds())
+		bound = append(bound, r.bound.Seconds())
+		running = append(running, r.running.Seconds())
+	}
+	fmt.Printf("median of %d: %.0f pods/s bound, %.2fs to bind all, %.2fs to all Running\n",
+		o.runs, median(rates), median(bound), median(running))
+	return nil
+}
+
+func median(xs []float64) float64 {
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}
+
+type runResult struct {
+	pods                  int
+	setup, bound, running time.Duration
+}
+
+func once(o options, dir string, profile bool) (runResult, error) {
+	setupStart := time.Now()
+	logLevel := slog.LevelError
+	if o.verbose {
+		logLevel = slog.LevelWarn
+	}
+	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: logLevel}))
+	srv, err := natsserver.Start(natsserver.Config{DataDir: dir})
+	if err != nil {
+		return runResult{}, err
+	}
+	defer srv.Stop()
+	nc, err := nats.Connect(srv.URL())
+	if err != nil {
+		return runResult{}, err
+	}
+	defer nc.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	log, err := store.Open(ctx, nc, store.Config{Logger: logger})
+	if err != nil {
+		return runResult{}, err
+	}
+
+	// Simulated nodes, in their own process.
+	sim := exec.CommandContext(ctx, o.sim, "-nats", srv.URL(), "-nodes", fmt.Sprint(o.nodes), "-lease-interval", "10s")
+	sim.Stderr = os.Stderr
+	out, err := sim.StdoutPipe()
+	if err != nil {
+		return runResult{}, err
+	}
+	if err := sim.Start(); err != nil {
+		return runResult{}, fmt.Errorf("start simnodes: %w", err)
+	}
+	defer func() {
+		_ = sim.Process.Signal(os.Interrupt)
+		_ = sim.Wait()
+	}()
+	line, err := bufio.NewReader(out).ReadString('\n')
+	if err != nil || !strings.HasPrefix(line, "ready ") {
+		return runResult{}, fmt.Errorf("simnodes did not get ready: %q %v", line, err)
+	}
+
+	n := o.nodes * o.podsPerNode
+	if err := createPods(ctx, log, n, o.ownerSize); err != nil {
+		return runResult{}, err
+	}
+
+	// The projection the scheduler decides from; the hook counts what the benchmark waits for.
+	proj := live.New(state.New(), logger)
+	var nBound, nRunning atomic.Int64
+	allBound, allRunning := make(chan time.Time, 1), make(chan time.Time, 1)
+	proj.OnEvent(func(st *state.State, ev *events.Event) {
+		switch d := ev.Data.(type) {
+		case *events.PodBound:
+			if nBound.Add(1) == int64(n) {
+				allBound <- time.Now()
+			}
+		case *events.PodStatusReported:
+			if d.Status.Phase == events.PodRunning {
+				if nRunning.Add(1) == int64(n) {
+					allRunning <- time.Now()
+				}
+			}
+		}
+	})
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer cancel()
+	wg.Go(func() { _ = proj.Run(ctx, log, nil) })
+	if err := proj.WaitSynced(ctx); err != nil {
+		return runResult{}, err
+	}
+	var pending int
+	proj.View(func(st *state.State) { pending = len(st.Pending()) })
+	if pending != n {
+		return runResult{}, fmt.Errorf("projection shows %d pending pods, want %d", pending, n)
+	}
+	setup := time.Since(setupStart)
+
+	if profile && o.cpuProfile != "" {
+		f, err := os.Create(o.cpuProfile)
+		if err != nil {
+			return runResult{}, err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return runResult{}, err
+		}
+		defer pprof.StopCPUProfile()
+	}
+	start := time.Now()
+	sched := scheduling.New(scheduling.Config{
+		Log: log, Projection: proj, Actor: "scheduler/bench", Logger: logger,
+		BatchSize: o.batch, MaxInFlight: o.inflight, Writers: o.writers, PercentageOfNodesToScore: o.percent,
+	})
+	wg.Go(func() { _ = sched.Run(ctx) })
+
+	timeout := time.After(10 * time.Minute)
+	var tBound, tRunning time.Time
+	select {
+	case tBound = <-allBound:
+	case <-timeout:
+		return runResult{}, fmt.Errorf("timed out: %d of %d pods bound", nBound.Load(), n)
+	}
+	if profile && o.cpuProfile != "" {
+		pprof.StopCPUProfile()
+	}
+	select {
+	case tRunning = <-allRunning:
+	case <-timeout:
+		return runResult{}, fmt.Errorf("timed out: %d of %d pods running", nRunning.Load(), n)
+	}
+	return runResult{pods: n, setup: setup, bound: tBound.Sub(start), running: tRunning.Sub(start)}, nil
+}
+
+// createPods appends n PodCreated events, pipelined, owned by Deployments of ownerSize pods.
+func createPods(ctx context.Context, log *store.Store, n, ownerSize int) error {
+	const chunk = 2000 // under jetstream's default PublishAsyncMaxPending (4000)
+	now := time.Now()
+	for start := 0; start < n; start += chunk {
+		var ws []store.Write
+		for i := start; i < min(start+chunk, n); i++ {
+			owner := fmt.Sprintf("deploy-%05d", i/max(ownerSize, 1))
+			name := fmt.Sprintf("%s-%06d", owner, i)
+			pod := events.Pod{
+				Metadata: events.ObjectMeta{
+					Name: name, Namespace: "default", UID: events.NewID(),
+					Labels:          map[string]string{"app": owner},
+					OwnerReferences: []events.OwnerReference{{APIVersion: "apps/v1", Kind: "Deployment", Name: owner, UID: "uid-" + owner, Controller: true}},
+				},
+				Spec: events.PodSpec{Containers: []events.Container{{
+					Name: "app", Image: "skiff.dev/echo:latest",
+					Ports:     []events.ContainerPort{{ContainerPort: 8080}},
+					Resources: events.ResourceRequirements{Requests: events.ResourceList{"cpu": "100m", "memory": "128Mi"}},
+				}}},
+			}
+			ev, err := events.New(now, events.Meta{Actor: "bench"}, events.ObjectRef{Kind: events.KindPod, Namespace: "default", Name: name, UID: pod.Metadata.UID}, "", &events.PodCreated{Pod: pod})
+			if err != nil {
+				return err
+			}
+			ws = append(ws, store.Write{Event: ev})
+		}
+		for _, err := range log.AppendAll(ctx, ws) {
+			if err != nil {
+				return fmt.Errorf("create pods: %w", errors.Join(err))
+			}
+		}
+	}
+	return nil
+}
