@@ -162,6 +162,41 @@ func inNetNS(path string, fn func() error) error {
 	return <-errc
 }
 
+// hostnameOf reads the hostname of the UTS namespace of process pid.
+func hostnameOf(pid uint32) (string, error) {
+	errc := make(chan error, 1)
+	var name string
+	go func() {
+		goruntime.LockOSThread()
+		orig, err := os.Open("/proc/thread-self/ns/uts")
+		if err != nil {
+			errc <- err
+			return
+		}
+		defer orig.Close()
+		target, err := os.Open(fmt.Sprintf("/proc/%d/ns/uts", pid))
+		if err != nil {
+			errc <- err
+			return
+		}
+		defer target.Close()
+		if err := unix.Setns(int(target.Fd()), unix.CLONE_NEWUTS); err != nil {
+			errc <- err
+			return
+		}
+		var u unix.Utsname
+		err = unix.Uname(&u)
+		name = unix.ByteSliceToString(u.Nodename[:])
+		if rerr := unix.Setns(int(orig.Fd()), unix.CLONE_NEWUTS); rerr != nil {
+			errc <- rerr
+			return
+		}
+		goruntime.UnlockOSThread()
+		errc <- err
+	}()
+	return name, <-errc
+}
+
 // loopbackUp brings up lo in the pod's namespace: without CNI a new
 // network namespace has only lo, and it is down.
 func loopbackUp(sb runtime.Sandbox) error {
