@@ -324,7 +324,7 @@ func TestApplyUnavailableUntilSynced(t *testing.T) {
 	c := newCluster(t)
 	// A projection that is never run never syncs.
 	a := New(Config{Log: c.store, Projection: liveNew()})
-	ctx, cancel := contextWithTimeout(t, 50)
+	ctx, cancel := contextWithTimeout(50)
 	defer cancel()
 	resp := a.Apply(ctx, &api.ApplyRequest{Documents: docs(t, namespaceYAML)})
 	if resp.Error == nil || resp.Error.Code != "Unavailable" {

@@ -5,8 +5,8 @@ import (
 	"fmt"
 	"net/netip"
 	"strings"
-	"time"
 	"testing"
+	"time"
 
 	"skiff.dev/events"
 	"skiff.dev/events/api"

@@ -151,7 +151,7 @@ func actions(rs []api.Result) []string {
 
 func liveNew() *live.Projection { return live.New(state.New(), nil) }
 
-func contextWithTimeout(t *testing.T, ms int) (context.Context, context.CancelFunc) {
+func contextWithTimeout(ms int) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(context.Background(), time.Duration(ms)*time.Millisecond)
 }
 
