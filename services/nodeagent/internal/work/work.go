@@ -1,8 +1,8 @@
-// Package work is a node agent's view of the log: the pods bound to its node, what was asked of
-// them, what the node last reported about them, and the other nodes' addresses and pod CIDRs (for
-// routes). It is a pure fold, like events/state, over the only subjects an agent reads: its own
-// bind and status subjects and the node subjects. An agent reads O(its own pods), never the
-// whole cluster.
+// Package work is a node agent's view of its own work: the pods bound to its node, what was
+// asked of them, and what the node last reported about them. It is a pure fold, like
+// events/state, over the only pod subjects an agent reads, its own bind and status subjects, so
+// an agent reads O(its own pods), never the whole cluster. (Nodes, for registration and routes,
+// come from an events/state projection of the node subjects.)
 //
 // A View is not safe for concurrent use; its owner serializes Apply and readers.
 package work
@@ -34,25 +34,17 @@ type Pod struct {
 // UID is the pod's UID.
 func (p *Pod) UID() string { return p.Pod.Metadata.UID }
 
-// Node is another node as far as routing needs: its address and pod CIDR.
-type Node struct {
-	Address string
-	PodCIDR string
-	Ready   bool
-}
-
 // View is the fold.
 type View struct {
-	Node  string
-	Seq   uint64
-	Pods  map[Key]*Pod
-	Nodes map[string]*Node
-	seqs  map[string]uint64
+	Node string
+	Seq  uint64
+	Pods map[Key]*Pod
+	seqs map[string]uint64
 }
 
 // New returns the view of an empty log for node.
 func New(node string) *View {
-	return &View{Node: node, Pods: map[Key]*Pod{}, Nodes: map[string]*Node{}, seqs: map[string]uint64{}}
+	return &View{Node: node, Pods: map[Key]*Pod{}, seqs: map[string]uint64{}}
 }
 
 // SubjectSeq is the last sequence on subject: the expected sequence of the next append to it.
@@ -74,32 +66,6 @@ func (v *View) Apply(ev *events.Event) error {
 	}
 	bad := func(format string, args ...any) error {
 		return fmt.Errorf("event seq %d %s on %s: %s: %w", ev.Seq, ev.Type, ev.Subject, fmt.Sprintf(format, args...), events.ErrFailedPrecondition)
-	}
-	if sub.Kind == events.KindNode {
-		n := v.Nodes[sub.Name]
-		if n == nil {
-			if _, ok := ev.Data.(*events.NodeRegistered); !ok {
-				if _, del := ev.Data.(*events.NodeDeleted); del {
-					return nil
-				}
-				return bad("node %s is not registered", sub.Name)
-			}
-			n = &Node{}
-			v.Nodes[sub.Name] = n
-		}
-		switch p := ev.Data.(type) {
-		case *events.NodeRegistered:
-			n.Address, n.Ready = p.Address, true
-		case *events.NodePodCIDRAssigned:
-			n.PodCIDR = p.PodCIDR
-		case *events.NodeReady:
-			n.Ready = true
-		case *events.NodeNotReady:
-			n.Ready = false
-		case *events.NodeDeleted:
-			delete(v.Nodes, sub.Name)
-		}
-		return nil
 	}
 	if sub.Node != v.Node || (sub.Kind != events.KindBind && sub.Kind != events.KindStatus) {
 		return bad("not this node's work")
@@ -141,9 +107,4 @@ func (v *View) Apply(ev *events.Event) error {
 		return bad("unexpected event on a node subject")
 	}
 	return nil
-}
-
-// Filters are the subjects an agent for node follows.
-func Filters(node string) []string {
-	return append(events.NodeWorkFilters(node), events.KindFilter(events.KindNode))
 }
