@@ -7,6 +7,7 @@ import (
 	"io"
 	"slices"
 	"sync"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -188,6 +189,7 @@ func (a *app) watch(ctx context.Context, res table.Resource, req api.GetRequest,
 	fctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	errc := make(chan error, 1)
+	failures := 0
 	go func() {
 		errc <- st.Follow(fctx, store.FollowOptions{Filters: watchFilters(res, req), From: from + 1}, func(ev *events.Event) {
 			if sub, err := events.ParseSubject(ev.Subject); err == nil {
@@ -207,15 +209,35 @@ func (a *app) watch(ctx context.Context, res table.Resource, req api.GetRequest,
 		case <-q.wake:
 		}
 		for _, c := range q.take() {
-			if err := a.watchPrint(ctx, res, req, c, tab, output); err != nil {
-				if ctx.Err() != nil {
+			err := a.watchPrint(ctx, res, req, c, tab, output)
+			switch {
+			case err == nil:
+				failures = 0
+			case ctx.Err() != nil:
+				return nil
+			case errors.Is(err, events.ErrUnavailable) && failures < maxWatchFailures:
+				// The scheduler has not caught up with the change yet (or is restarting):
+				// ask again shortly rather than end a watch someone is looking at.
+				failures++
+				q.add(c.key, c.seq)
+				select {
+				case <-ctx.Done():
 					return nil
+				case <-time.After(watchRetry):
 				}
+			default:
 				return err
 			}
 		}
 	}
 }
+
+// A watch asks again after watchRetry when the scheduler cannot answer for a change yet, and
+// gives up after maxWatchFailures such answers in a row.
+const (
+	watchRetry       = 500 * time.Millisecond
+	maxWatchFailures = 20
+)
 
 func (a *app) watchPrint(ctx context.Context, res table.Resource, req api.GetRequest, c change, tab *printer.Table, output string) error {
 	// One object, asked for in its own namespace: cheaper for the scheduler than an
@@ -281,7 +303,7 @@ func (c *changes) add(k state.Key, seq uint64) {
 	if _, ok := c.seq[k]; !ok {
 		c.order = append(c.order, k)
 	}
-	c.seq[k] = seq
+	c.seq[k] = max(c.seq[k], seq)
 	c.mu.Unlock()
 	select {
 	case c.wake <- struct{}{}:

@@ -116,7 +116,11 @@ func TestGetWatch(t *testing.T) {
 	c.append(40*time.Minute, "node/n1", podRef("default", "web-b", "u-b"), "n1", &events.PodStatusReported{UID: "u-b", Status: events.PodStatus{
 		Phase: events.PodRunning, PodIP: "10.88.1.6", ContainerStatuses: []events.ContainerStatus{running(40 * time.Minute)}}})
 	w.waitFor(t, "web-b   1/1     Running")
-	// A new pod appears; a pod in another namespace does not.
+	// A new pod appears, though the scheduler is slow to see it; a pod in another namespace
+	// does not appear.
+	f.mu.Lock()
+	f.unavailable = 2
+	f.mu.Unlock()
 	c.append(41*time.Minute, "user/alice", podRef("shop", "other", "u-o"), "", &events.PodCreated{Pod: events.Pod{
 		Metadata: events.ObjectMeta{Namespace: "shop", Name: "other", UID: "u-o"}, Spec: events.PodSpec{Containers: []events.Container{{Name: "c", Image: "i"}}}}})
 	c.append(42*time.Minute, "user/alice", podRef("default", "web-c", "u-c"), "", &events.PodCreated{Pod: webPod("web-c", "u-c")})

@@ -201,6 +201,8 @@ type fakeScheduler struct {
 	requests map[string][]json.RawMessage
 	answers  map[string]api.Response
 	queries  []api.GetRequest
+	// unavailable is how many of the next queries fail as a lagging scheduler's do.
+	unavailable int
 }
 
 func (c *cluster) startScheduler() *fakeScheduler {
@@ -270,7 +272,15 @@ func (f *fakeScheduler) query(nc *nats.Conn, m *nats.Msg) {
 	_ = json.Unmarshal(m.Data, &req)
 	f.mu.Lock()
 	f.queries = append(f.queries, req)
+	fail := f.unavailable > 0
+	if fail {
+		f.unavailable--
+	}
 	f.mu.Unlock()
+	if fail {
+		_ = api.NewChunkWriter(nc, m, 0).Fail(fmt.Errorf("this scheduler has not yet seen sequence %d: %w", req.MinSeq, events.ErrUnavailable))
+		return
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	if err := f.proj.WaitSeq(ctx, req.MinSeq); err != nil {
