@@ -3,6 +3,7 @@ package scheduling
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"sync"
 	"testing"
 	"time"
@@ -38,7 +39,8 @@ func newTestCluster(t *testing.T) *testCluster {
 	return &testCluster{t: t, log: st, proj: proj, ctx: ctx}
 }
 
-// append writes events conditional on the projection's view of their subjects and waits until
+// append writes events (at most one per subject) conditional on the projection's view of their
+// subjects and waits until
 // the projection has applied them.
 func (c *testCluster) append(evs ...*events.Event) {
 	c.t.Helper()
@@ -188,3 +190,115 @@ func allBound(n int) func(st *state.State) bool {
 }
 
 func podName(i int) string { return fmt.Sprintf("p-%04d", i) }
+
+// newProjection starts another projection of the same log, as another replica has.
+func (c *testCluster) newProjection() *live.Projection {
+	c.t.Helper()
+	proj := live.New(state.New(), nil)
+	ctx, cancel := context.WithCancel(c.ctx)
+	var wg sync.WaitGroup
+	wg.Go(func() { _ = proj.Run(ctx, c.log, nil) })
+	c.t.Cleanup(func() { cancel(); wg.Wait() })
+	if err := proj.WaitSynced(ctx); err != nil {
+		c.t.Fatal(err)
+	}
+	return proj
+}
+
+// startOn runs a scheduler on its own projection until the test ends.
+func (c *testCluster) startOn(proj *live.Projection, cfg Config) {
+	c.t.Helper()
+	cfg.Log = c.log
+	cfg.Projection = proj
+	ctx, cancel := context.WithCancel(c.ctx)
+	var wg sync.WaitGroup
+	wg.Go(func() { _ = New(cfg).Run(ctx) })
+	c.t.Cleanup(func() { cancel(); wg.Wait() })
+}
+
+// countByPod reads the whole log and counts, per pod name, the events of each type on its pod
+// and bind subjects (whatever node).
+func (c *testCluster) countByPod() map[string]map[string]int {
+	c.t.Helper()
+	out := map[string]map[string]int{}
+	err := c.log.Read(c.ctx, store.ReadOptions{Filters: []string{events.KindFilter(events.KindPod), events.KindFilter(events.KindBind)}},
+		func(ev *events.Event) error {
+			sub, err := events.ParseSubject(ev.Subject)
+			if err != nil {
+				return err
+			}
+			if out[sub.Name] == nil {
+				out[sub.Name] = map[string]int{}
+			}
+			out[sub.Name][ev.Type]++
+			return nil
+		})
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	return out
+}
+
+func (c *testCluster) pod(name string) state.Pod {
+	var p state.Pod
+	c.proj.View(func(st *state.State) {
+		if sp := st.Pods[state.Key{Namespace: "default", Name: name}]; sp != nil {
+			p = *sp
+		}
+	})
+	return p
+}
+
+func ref(kind, name string) events.ObjectRef {
+	ns := "default"
+	if kind == events.KindNode {
+		ns = ""
+	}
+	return events.ObjectRef{Kind: kind, Namespace: ns, Name: name, UID: "uid-" + name}
+}
+
+// logWatch is a slog handler that lets a test wait for log records with a given message.
+type logWatch struct {
+	mu     sync.Mutex
+	counts map[string]int
+	ch     chan struct{}
+}
+
+func newLogWatch() *logWatch { return &logWatch{counts: map[string]int{}, ch: make(chan struct{})} }
+
+func (w *logWatch) Enabled(context.Context, slog.Level) bool { return true }
+func (w *logWatch) WithAttrs([]slog.Attr) slog.Handler       { return w }
+func (w *logWatch) WithGroup(string) slog.Handler            { return w }
+func (w *logWatch) Handle(_ context.Context, r slog.Record) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.counts[r.Message]++
+	close(w.ch)
+	w.ch = make(chan struct{})
+	return nil
+}
+
+// waitCount waits until msg was logged at least n times.
+func (w *logWatch) waitCount(t *testing.T, msg string, n int) {
+	t.Helper()
+	deadline := time.NewTimer(20 * time.Second)
+	defer deadline.Stop()
+	for {
+		w.mu.Lock()
+		got, ch := w.counts[msg], w.ch
+		w.mu.Unlock()
+		if got >= n {
+			return
+		}
+		select {
+		case <-ch:
+		case <-deadline.C:
+			t.Fatalf("timed out waiting for %d log records %q (saw %d)", n, msg, got)
+		}
+	}
+}
+
+func isBound(st *state.State, name string) bool {
+	p := st.Pods[state.Key{Namespace: "default", Name: name}]
+	return p != nil && p.Bound
+}
