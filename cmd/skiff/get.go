@@ -88,18 +88,19 @@ func (a *app) get(ctx context.Context, res table.Resource, name string, o getOpt
 	if n == 0 && name != "" {
 		return notFound(res, name)
 	}
-	var tab *printer.Table
+	out := &watchOutput{format: o.output}
 	switch {
 	case n == 0:
 		a.noResources(res, req)
 		if o.output == "" || o.output == "wide" {
-			tab = printer.NewTable(ans.columns, nil)
+			// The header waits for the first row, as kubectl's watch does.
+			out.tab, out.header = printer.NewTable(ans.columns, nil), ans.columns
 		}
 	case o.output == "name":
 		err = a.printNames(res, ans.columns, ans.rows)
 	case asTable:
-		tab = printer.NewTable(ans.columns, ans.rows)
-		err = tab.Write(a.Stdout, ans.columns, ans.rows)
+		out.tab = printer.NewTable(ans.columns, ans.rows)
+		err = out.tab.Write(a.Stdout, ans.columns, ans.rows)
 	case o.watch:
 		// A watch prints objects one by one, so the first ones look like the later ones.
 		for _, it := range ans.items {
@@ -115,7 +116,15 @@ func (a *app) get(ctx context.Context, res table.Resource, name string, o getOpt
 	if err != nil || !o.watch {
 		return err
 	}
-	return a.watch(ctx, res, req, ans.seq, tab, o.output)
+	return a.watch(ctx, res, req, ans.seq, out)
+}
+
+// watchOutput is how a watch prints: in the listing's format, table rows aligned with the
+// listing's, and a header still owed when the listing was empty.
+type watchOutput struct {
+	format string
+	tab    *printer.Table
+	header []string
 }
 
 // noResources says, on stderr, that the listing is empty, in kubectl's words.
@@ -180,7 +189,7 @@ func watchFilters(res table.Resource, req api.GetRequest) []string {
 // Events arriving while a fetch is under way are coalesced per object, so a burst (a rollout of
 // hundreds of pods) costs one fetch per object, not one per event. Objects that disappear are
 // not printed.
-func (a *app) watch(ctx context.Context, res table.Resource, req api.GetRequest, from uint64, tab *printer.Table, output string) error {
+func (a *app) watch(ctx context.Context, res table.Resource, req api.GetRequest, from uint64, out *watchOutput) error {
 	st, err := a.logStore(ctx)
 	if err != nil {
 		return err
@@ -209,7 +218,7 @@ func (a *app) watch(ctx context.Context, res table.Resource, req api.GetRequest,
 		case <-q.wake:
 		}
 		for _, c := range q.take() {
-			err := a.watchPrint(ctx, res, req, c, tab, output)
+			err := a.watchPrint(ctx, res, req, c, out)
 			switch {
 			case err == nil:
 				failures = 0
@@ -239,7 +248,7 @@ const (
 	maxWatchFailures = 20
 )
 
-func (a *app) watchPrint(ctx context.Context, res table.Resource, req api.GetRequest, c change, tab *printer.Table, output string) error {
+func (a *app) watchPrint(ctx context.Context, res table.Resource, req api.GetRequest, c change, out *watchOutput) error {
 	// One object, asked for in its own namespace: cheaper for the scheduler than an
 	// all-namespaces query, and the NAMESPACE cell is known anyway.
 	r := req
@@ -255,24 +264,29 @@ func (a *app) watchPrint(ctx context.Context, res table.Resource, req api.GetReq
 		return err
 	}
 	switch {
-	case output == "name":
+	case out.format == "name":
 		return a.printNames(res, ans.columns, ans.rows)
 	case r.Table:
 		for _, row := range ans.rows {
 			if req.AllNamespaces {
 				row = append([]string{c.key.Namespace}, row...)
 			}
-			if tab == nil {
-				cols := table.Columns(res.Plural, req.Wide, req.AllNamespaces)
-				tab = printer.NewTable(cols, nil)
+			if out.tab == nil {
+				out.tab = printer.NewTable(table.Columns(res.Plural, req.Wide, req.AllNamespaces), nil)
 			}
-			if err := tab.WriteRow(a.Stdout, row); err != nil {
+			if out.header != nil {
+				if err := out.tab.WriteRow(a.Stdout, out.header); err != nil {
+					return err
+				}
+				out.header = nil
+			}
+			if err := out.tab.WriteRow(a.Stdout, row); err != nil {
 				return err
 			}
 		}
 	default:
 		for _, it := range ans.items {
-			if err := a.printObject(output, it); err != nil {
+			if err := a.printObject(out.format, it); err != nil {
 				return err
 			}
 		}

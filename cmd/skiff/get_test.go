@@ -165,3 +165,31 @@ func TestGetWatchAllNamespacesJSON(t *testing.T) {
 		t.Errorf("printed %d objects, want 2 (the listing, then the change)", n)
 	}
 }
+
+// TestGetWatchEmpty starts a watch on an empty namespace: the header comes with the first row.
+func TestGetWatchEmpty(t *testing.T) {
+	c := newCluster(t)
+	f := c.startScheduler()
+	f.waitSeq(t, c.scenario())
+	w := c.start("get", "deploy", "-n", "shop", "-w")
+	// Wait for the listing to be done before changing the log, so that the change is a watch
+	// event and not part of the listing.
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(w.err.String(), "No resources found in shop namespace.") {
+		if time.Now().After(deadline) {
+			t.Fatalf("no empty listing; stderr %q", w.err.String())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	c.append(40*time.Minute, "user/alice", events.ObjectRef{Kind: events.KindDeployment, Namespace: "shop", Name: "cart"}, "", &events.DeploymentApplied{
+		Deployment: events.Deployment{Metadata: events.ObjectMeta{Namespace: "shop", Name: "cart"}}})
+	w.waitFor(t, "cart")
+	w.stop(t)
+	want := []string{
+		"NAME   READY   UP-TO-DATE   AVAILABLE   AGE",
+		"cart   0/1     0            0           20m",
+	}
+	if diff := cmp.Diff(want, lines(w.out.String())); diff != "" {
+		t.Errorf("watch output (-want +got):\n%s", diff)
+	}
+}
