@@ -1,12 +1,14 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"skiff.dev/events"
 )
@@ -149,5 +151,35 @@ func TestEventsReplay(t *testing.T) {
 				t.Errorf("stdout = %q, want nothing", r.stdout)
 			}
 		})
+	}
+}
+
+// TestEventsPoison writes an event this build cannot decode: the log shows it where it sits, and
+// replay skips it without stopping.
+func TestEventsPoison(t *testing.T) {
+	c := newCluster(t)
+	c.append(0, "user/alice", events.ObjectRef{Kind: events.KindNamespace, Name: "shop"}, "", &events.NamespaceApplied{})
+	js, err := jetstream.New(c.nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := js.Publish(context.Background(), "skiff.ev.pod.default.x", []byte(`{"id":"p1","type":"PodTeleported","v":1,"time":"2025-03-01T12:00:01Z","actor":"future/v9","object":{"kind":"pod","name":"x"},"payload":{}}`)); err != nil {
+		t.Fatal(err)
+	}
+	c.append(2*time.Second, "node/n1", nodeRef("n1"), "", &events.NodeRegistered{Address: "10.0.0.1"})
+
+	r := c.run("events", "log")
+	want := []string{
+		"SEQ      TIME                      TYPE                         OBJECT                                ACTOR               SUMMARY",
+		"1        2025-03-01T12:00:00.000Z  NamespaceApplied             namespace/shop                        user/alice",
+		`2        -                         ?                            skiff.ev.pod.default.x                -                   does not decode: event seq 2 on skiff.ev.pod.default.x: unknown type "PodTeleported"`,
+		"3        2025-03-01T12:00:02.000Z  NodeRegistered               node/n1                               node/n1             address=10.0.0.1 cpu=0 memory=0 pods=0",
+	}
+	if diff := cmp.Diff(want, lines(r.stdout)); diff != "" || r.code != 0 {
+		t.Errorf("exit %d, stderr %q, log (-want +got):\n%s", r.code, r.stderr, diff)
+	}
+	r = c.run("events", "replay", "nodes")
+	if r.code != 0 || !strings.Contains(r.stdout, "node/n1") || !strings.Contains(r.stderr, "up to sequence 3") {
+		t.Errorf("replay past a poison event: exit %d\nstdout %q\nstderr %q", r.code, r.stdout, r.stderr)
 	}
 }
