@@ -21,7 +21,8 @@
 //
 // # Concurrency
 //
-// One command runs per process. Commands that follow the log (-w, -f, rollout status) consume it
-// on one goroutine and print from one goroutine; they end cleanly, with status 0, when the
-// context is cancelled (Ctrl-C).
+// One command runs per process. Commands that follow the log (get -w, events log -f, rollout
+// status) consume it in order and print from one goroutine at a time. Interrupting a watch
+// (Ctrl-C) ends it with status 0: watching was all it was asked to do. Interrupting rollout
+// status exits 130, because the rollout's outcome was never reported.
 package main

@@ -99,3 +99,13 @@ func TestRolloutStatusFailures(t *testing.T) {
 		t.Errorf("exit %d, stderr %q; want 1 and the deletion", code, w.err.String())
 	}
 }
+
+func TestRolloutStatusInterrupted(t *testing.T) {
+	c := newCluster(t)
+	c.scenario()
+	w := c.start("rollout", "status", "deploy", "web")
+	w.waitFor(t, "Waiting")
+	if code := w.stop(t); code != exitInterrupted || w.err.String() != "" {
+		t.Errorf("exit %d, stderr %q; want %d and nothing on stderr", code, w.err.String(), exitInterrupted)
+	}
+}
