@@ -187,6 +187,7 @@ func (r *Runtime) CreateContainer(ctx context.Context, cfg ContainerConfig) (str
 			oci.WithNoNewPrivileges,
 			seccomp.WithDefaultProfile(),
 			withCgroupsPath(path.Join(r.cfg.CgroupParent, id)),
+			oci.WithAnnotations(map[string]string{shimGroupAnnotation: sb.ID}),
 		))
 	if err != nil {
 		if !errdefs.IsAlreadyExists(err) {

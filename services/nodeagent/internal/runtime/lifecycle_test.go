@@ -2,6 +2,7 @@ package runtime_test
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -44,13 +45,13 @@ func TestCommandArgsOverride(t *testing.T) {
 	t.Run("image-default-cmd", func(t *testing.T) {
 		_, id := e.runPod(t, runtime.ContainerConfig{Pod: pod, Name: "default", Image: runtimetest.TestboxImage})
 		st := e.waitState(t, id, runtime.StateRunning, 10*time.Second)
-		cmdline, err := os.ReadFile(filepathProc(st.PID, "cmdline"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if got := strings.Split(strings.TrimRight(string(cmdline), "\x00"), "\x00"); !slices.Equal(got, []string{"/testbox", "sleep"}) {
-			t.Errorf("argv = %q, want Entrypoint + Cmd", got)
-		}
+		// Right after start the process may still be between runc's init
+		// and exec.
+		eventually(t, 5*time.Second, "argv is Entrypoint + Cmd", func() (bool, string) {
+			cmdline, _ := os.ReadFile(filepathProc(st.PID, "cmdline"))
+			got := strings.Split(strings.TrimRight(string(cmdline), "\x00"), "\x00")
+			return slices.Equal(got, []string{"/testbox", "sleep"}), fmt.Sprintf("%q", got)
+		})
 	})
 }
 

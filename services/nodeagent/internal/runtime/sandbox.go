@@ -18,6 +18,12 @@ import (
 // image does.
 const pauseUID = 65535
 
+// shimGroupAnnotation makes containerd's runc shim (io.containerd.runc.v2)
+// serve every container whose spec carries the same value from one shim
+// process: app containers name their sandbox, so a pod costs one shim, and
+// starting an app container skips starting a shim.
+const shimGroupAnnotation = "io.containerd.runc.v2.group"
+
 // PodSandboxConfig describes the sandbox of one pod.
 type PodSandboxConfig struct {
 	Pod PodRef
