@@ -1,0 +1,147 @@
+// Command skiff-nodeagent runs on every node: it registers the node, renews its lease, and runs
+// the pods bound to it on containerd with a pod network from CNI. With --simulate N it registers N
+// simulated nodes instead (for scale tests), which report their pods Running without running them.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"skiff.dev/events"
+	"skiff.dev/events/client"
+	"skiff.dev/services/nodeagent"
+	"skiff.dev/services/nodeagent/internal/agent"
+)
+
+func main() {
+	if err := run(os.Args[1:]); err != nil {
+		if !errors.Is(err, flag.ErrHelp) {
+			fmt.Fprintln(os.Stderr, "skiff-nodeagent:", err)
+		}
+		os.Exit(2)
+	}
+}
+
+func run(args []string) error {
+	fs := flag.NewFlagSet("skiff-nodeagent", flag.ContinueOnError)
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "Usage: skiff-nodeagent [flags]\n\nRuns the pods bound to this node on containerd (needs root), or with --simulate N registers N\nsimulated nodes.\n\nFlags:\n")
+		fs.PrintDefaults()
+	}
+	var (
+		conn        client.Options
+		cfg         nodeagent.Config
+		labels      = fs.String("labels", "", "node labels, k=v,k2=v2")
+		taints      = fs.String("taints", "", "node taints, key=value:Effect,key2:Effect")
+		cpu         = fs.String("cpu", "", "allocatable CPU, e.g. 4 or 3500m (default: the machine's CPUs)")
+		memory      = fs.String("memory", "", "allocatable memory, e.g. 8Gi (default: the machine's memory)")
+		maxPods     = fs.Int("max-pods", 110, "most pods this node runs")
+		clusterCIDR = fs.String("cluster-cidr", nodeagent.DefaultClusterCIDR.String(), "the whole cluster's pod range")
+		logLevel    = fs.String("log-level", "info", "debug, info, warn or error")
+	)
+	conn.Flags(fs)
+	fs.StringVar(&cfg.Stream, "stream", "SKIFF", "JetStream stream holding the log")
+	fs.StringVar(&cfg.Node, "node-name", "", "this node's name (default: the host name)")
+	fs.StringVar(&cfg.Address, "address", "", "address other nodes reach this node at (default: the default route's interface address)")
+	fs.StringVar(&cfg.ContainerdAddress, "containerd-address", "/run/containerd/containerd.sock", "containerd's socket")
+	fs.StringVar(&cfg.ContainerdNamespace, "containerd-namespace", "skiff", "containerd namespace for Skiff's containers")
+	fs.StringVar(&cfg.StateDir, "state-dir", "/var/lib/skiff", "directory for the runtime's and pod network's state")
+	fs.StringVar(&cfg.LogDir, "log-dir", "/var/log/skiff/pods", "directory for container logs")
+	fs.StringVar(&cfg.Bridge, "bridge", "skiff0", "the pod bridge's name")
+	fs.DurationVar(&cfg.LeaseInterval, "lease-interval", 10*time.Second, "how often the node lease is renewed")
+	fs.DurationVar(&cfg.Backoff.Base, "backoff-base", agent.DefaultBackoff.Base, "first delay before restarting a crashed container")
+	fs.DurationVar(&cfg.Backoff.Cap, "backoff-cap", agent.DefaultBackoff.Cap, "longest delay before restarting a crashed container")
+	fs.IntVar(&cfg.Simulate, "simulate", 0, "register this many simulated nodes instead of running a real one")
+	fs.StringVar(&cfg.SimulatePrefix, "simulate-prefix", "sim-", "name prefix of simulated nodes")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected argument %q (see --help)", fs.Arg(0))
+	}
+	cfg.Backoff.ResetAfter = agent.DefaultBackoff.ResetAfter
+	cfg.MaxPods = int32(*maxPods)
+	var err error
+	if cfg.ClusterCIDR, err = netip.ParsePrefix(*clusterCIDR); err != nil {
+		return fmt.Errorf("--cluster-cidr: %w", err)
+	}
+	if *cpu != "" {
+		if cfg.MilliCPU, err = events.ParseCPU(*cpu); err != nil {
+			return fmt.Errorf("--cpu: %w", err)
+		}
+	}
+	if *memory != "" {
+		if cfg.Memory, err = events.ParseMemory(*memory); err != nil {
+			return fmt.Errorf("--memory: %w", err)
+		}
+	}
+	if cfg.Labels, err = parseLabels(*labels); err != nil {
+		return fmt.Errorf("--labels: %w", err)
+	}
+	if cfg.Taints, err = parseTaints(*taints); err != nil {
+		return fmt.Errorf("--taints: %w", err)
+	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
+		return fmt.Errorf("--log-level: %w", err)
+	}
+	cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	conn.Name = "skiff-nodeagent"
+	nc, err := client.Connect(conn)
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	cfg.Conn = nc
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	return nodeagent.Run(ctx, cfg)
+}
+
+func parseLabels(s string) (map[string]string, error) {
+	out := map[string]string{}
+	if s == "" {
+		return out, nil
+	}
+	for _, kv := range strings.Split(s, ",") {
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok || k == "" {
+			return nil, fmt.Errorf("%q: want key=value", kv)
+		}
+		out[k] = v
+	}
+	return out, nil
+}
+
+func parseTaints(s string) ([]events.Taint, error) {
+	var out []events.Taint
+	if s == "" {
+		return nil, nil
+	}
+	for _, t := range strings.Split(s, ",") {
+		kv, effect, ok := strings.Cut(t, ":")
+		if !ok {
+			return nil, fmt.Errorf("%q: want key=value:Effect", t)
+		}
+		switch effect {
+		case "NoSchedule", "PreferNoSchedule", "NoExecute":
+		default:
+			return nil, fmt.Errorf("%q: effect must be NoSchedule, PreferNoSchedule or NoExecute", t)
+		}
+		k, v, _ := strings.Cut(kv, "=")
+		if k == "" {
+			return nil, fmt.Errorf("%q: the key is empty", t)
+		}
+		out = append(out, events.Taint{Key: k, Value: v, Effect: effect})
+	}
+	return out, nil
+}

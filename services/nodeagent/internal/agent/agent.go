@@ -1,0 +1,355 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"skiff.dev/events"
+	"skiff.dev/events/images"
+	"skiff.dev/events/live"
+	"skiff.dev/events/state"
+	"skiff.dev/events/store"
+	"skiff.dev/services/nodeagent/internal/podnet"
+	"skiff.dev/services/nodeagent/internal/runtime"
+	"skiff.dev/services/nodeagent/internal/work"
+)
+
+// Config configures an agent. Node, Log, Runtime and JetStream are required.
+type Config struct {
+	// Node is this node's name.
+	Node string
+	// Address is the node's address that other nodes route pod traffic to.
+	Address string
+	Log     *store.Store
+	// Nodes is a projection of the node subjects (for this node's pod CIDR and other nodes'
+	// routes), run by the caller.
+	Nodes     *live.Projection
+	JetStream jetstream.JetStream
+	Runtime   *runtime.Runtime
+	// Network builds the pod network once the control plane assigned the node's pod CIDR.
+	Network func(ctx context.Context, podCIDR netip.Prefix) (Network, error)
+	// Backoff of crash-looping containers; DefaultBackoff if zero.
+	Backoff Backoff
+	// ImageRetry is how often a pod waiting for a missing image looks again; default 10 s.
+	ImageRetry time.Duration
+	Clock      func() time.Time
+	Logger     *slog.Logger
+}
+
+// Network is the pod network as the agent uses it; *podnet.Network is one.
+type Network interface {
+	Setup(ctx context.Context, podID, netnsPath string) (netip.Addr, error)
+	Teardown(ctx context.Context, podID, netnsPath string) error
+	Allocations(ctx context.Context) ([]podnet.Allocation, error)
+	SyncRoutes(ctx context.Context, routes map[netip.Prefix]netip.Addr) error
+}
+
+// Agent runs one node's pods.
+type Agent struct {
+	cfg   Config
+	log   *slog.Logger
+	actor string
+
+	mu      sync.Mutex
+	view    *work.View
+	workers map[string]*worker // by pod UID
+	written map[string]uint64  // last sequence this agent wrote per subject
+	net     Network
+	images  jetstream.ObjectStore
+
+	changed chan struct{}
+	synced  chan struct{}
+	ready   chan struct{} // closed once reconciled and running workers
+}
+
+// New returns an agent; Run starts it.
+func New(cfg Config) *Agent {
+	if cfg.Backoff == (Backoff{}) {
+		cfg.Backoff = DefaultBackoff
+	}
+	if cfg.ImageRetry == 0 {
+		cfg.ImageRetry = 10 * time.Second
+	}
+	if cfg.Clock == nil {
+		cfg.Clock = time.Now
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	return &Agent{
+		cfg:     cfg,
+		log:     cfg.Logger.With("node", cfg.Node),
+		actor:   "node/" + cfg.Node,
+		view:    work.New(cfg.Node),
+		workers: map[string]*worker{},
+		written: map[string]uint64{},
+		changed: make(chan struct{}, 1),
+		synced:  make(chan struct{}),
+		ready:   make(chan struct{}),
+	}
+}
+
+// Ready is closed once the agent has caught up, reconciled containerd and started its workers.
+func (a *Agent) Ready() <-chan struct{} { return a.ready }
+
+// Run runs the agent until ctx ends.
+func (a *Agent) Run(ctx context.Context) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	defer wg.Wait()
+
+	exits := a.cfg.Runtime.Watch(ctx)
+	followErr := make(chan error, 1)
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		err := a.cfg.Log.Follow(ctx, store.FollowOptions{
+			Filters: events.NodeWorkFilters(a.cfg.Node),
+			OnPoison: func(subject string, seq uint64, err error) {
+				a.log.Warn("skipping event that does not decode", "subject", subject, "seq", seq, "err", err)
+				a.mu.Lock()
+				a.view.Skip(subject, seq)
+				a.mu.Unlock()
+			},
+			CaughtUp: func(uint64) { close(a.synced) },
+		}, a.apply)
+		if ctx.Err() == nil {
+			followErr <- fmt.Errorf("follow node work: %w", err)
+			cancel()
+		}
+	}()
+
+	if err := a.waitSynced(ctx); err != nil {
+		return err
+	}
+	cidr, err := a.podCIDR(ctx)
+	if err != nil {
+		return err
+	}
+	net, err := a.cfg.Network(ctx, cidr)
+	if err != nil {
+		return fmt.Errorf("pod network: %w", err)
+	}
+	if obs, err := images.Bucket(ctx, a.cfg.JetStream, 0); err != nil {
+		a.log.Warn("image store unavailable; only images already on the node can run", "err", err)
+	} else {
+		a.images = obs
+	}
+	a.mu.Lock()
+	a.net = net
+	a.mu.Unlock()
+	if err := a.reconcile(ctx); err != nil {
+		return fmt.Errorf("reconcile containerd against the log: %w", err)
+	}
+	a.sync(ctx, &wg)
+	close(a.ready)
+	a.log.Info("node agent ready", "podCIDR", cidr)
+
+	routes := a.cfg.Nodes.Changed()
+	a.syncRoutes(ctx)
+	for {
+		select {
+		case <-ctx.Done():
+			select {
+			case err := <-followErr:
+				return err
+			default:
+				return nil
+			}
+		case <-a.changed:
+			a.sync(ctx, &wg)
+		case ev, ok := <-exits:
+			if !ok {
+				continue
+			}
+			a.containerEvent(ev)
+		case <-routes:
+			routes = a.cfg.Nodes.Changed()
+			a.syncRoutes(ctx)
+		}
+	}
+}
+
+func (a *Agent) waitSynced(ctx context.Context) error {
+	select {
+	case <-a.synced:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// podCIDR waits until the control plane assigned this node's pod CIDR.
+func (a *Agent) podCIDR(ctx context.Context) (netip.Prefix, error) {
+	logged := false
+	for {
+		ch := a.cfg.Nodes.Changed()
+		var cidr string
+		a.cfg.Nodes.View(func(st *state.State) {
+			if n := st.Nodes[a.cfg.Node]; n != nil {
+				cidr = n.Spec.PodCIDR
+			}
+		})
+		if cidr != "" {
+			p, err := netip.ParsePrefix(cidr)
+			if err != nil {
+				return netip.Prefix{}, fmt.Errorf("pod CIDR %q of node %s: %w", cidr, a.cfg.Node, err)
+			}
+			return p, nil
+		}
+		if !logged {
+			a.log.Info("waiting for the control plane to assign this node's pod CIDR")
+			logged = true
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return netip.Prefix{}, ctx.Err()
+		}
+	}
+}
+
+// apply folds one event of this node's work and wakes the sync loop.
+func (a *Agent) apply(ev *events.Event) {
+	a.mu.Lock()
+	err := a.view.Apply(ev)
+	a.mu.Unlock()
+	if err != nil {
+		a.log.Warn("event does not apply", "seq", ev.Seq, "subject", ev.Subject, "err", err)
+	}
+	select {
+	case a.changed <- struct{}{}:
+	default:
+	}
+}
+
+// sync starts a worker for every live pod without one and hands every worker its pod's latest
+// desired state.
+func (a *Agent) sync(ctx context.Context, wg *sync.WaitGroup) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for _, p := range a.view.Pods {
+		if p.Terminated {
+			continue
+		}
+		w := a.workers[p.UID()]
+		if w == nil {
+			w = newWorker(a, p)
+			a.workers[p.UID()] = w
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				w.run(ctx)
+				a.mu.Lock()
+				delete(a.workers, w.uid)
+				a.mu.Unlock()
+			}()
+		}
+		w.update(*p)
+	}
+}
+
+// containerEvent wakes the worker of the pod a container event is about.
+func (a *Agent) containerEvent(ev runtime.Event) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if ev.Type == runtime.EventResync {
+		// Exits during containerd's absence were lost: every worker looks again.
+		for _, w := range a.workers {
+			w.poke()
+		}
+		return
+	}
+	if w := a.workers[ev.Pod.UID]; w != nil {
+		w.poke()
+	}
+}
+
+// syncRoutes routes other nodes' pod CIDRs to their addresses.
+func (a *Agent) syncRoutes(ctx context.Context) {
+	routes := map[netip.Prefix]netip.Addr{}
+	a.cfg.Nodes.View(func(st *state.State) {
+		for name, n := range st.Nodes {
+			if name == a.cfg.Node || n.Spec.PodCIDR == "" || n.Address() == "" {
+				continue
+			}
+			p, err1 := netip.ParsePrefix(n.Spec.PodCIDR)
+			addr, err2 := netip.ParseAddr(n.Address())
+			if err1 != nil || err2 != nil {
+				continue
+			}
+			routes[p] = addr
+		}
+	})
+	if err := a.net.SyncRoutes(ctx, routes); err != nil {
+		a.log.Warn("sync routes to other nodes' pods", "err", err)
+	}
+}
+
+// reconcile makes containerd match the log before any worker starts: containers and sandboxes of
+// pods no longer bound here are removed and their IPs released; those of live pods stay for their
+// workers to adopt.
+func (a *Agent) reconcile(ctx context.Context) error {
+	live := map[string]bool{}
+	a.mu.Lock()
+	for _, p := range a.view.Pods {
+		if !p.Terminated {
+			live[p.UID()] = true
+		}
+	}
+	a.mu.Unlock()
+	all, err := a.cfg.Runtime.List(ctx)
+	if err != nil {
+		return err
+	}
+	var errs []error
+	gone := map[string]runtime.PodRef{}
+	for _, c := range all {
+		if live[c.Pod.UID] {
+			continue
+		}
+		gone[c.Pod.UID] = c.Pod
+		if c.Kind == runtime.KindContainer {
+			if _, err := a.cfg.Runtime.StopContainer(ctx, c.ID, 0); err != nil && !isNotFound(err) {
+				errs = append(errs, err)
+			}
+			if err := a.cfg.Runtime.RemoveContainer(ctx, c.ID); err != nil && !isNotFound(err) {
+				errs = append(errs, err)
+			}
+		}
+	}
+	for uid, ref := range gone {
+		a.log.Info("removing what is left of a pod no longer bound here", "pod", ref.Namespace+"/"+ref.Name, "uid", uid)
+		netns := ""
+		if sb, err := a.cfg.Runtime.GetSandbox(ctx, uid); err == nil && sb.PID != 0 {
+			netns = sb.NetNSPath()
+		}
+		if err := a.net.Teardown(ctx, uid, netns); err != nil {
+			errs = append(errs, err)
+		}
+		if err := a.cfg.Runtime.RemoveSandbox(ctx, ref); err != nil && !isNotFound(err) {
+			errs = append(errs, err)
+		}
+	}
+	allocs, err := a.net.Allocations(ctx)
+	if err != nil {
+		return err
+	}
+	for _, al := range allocs {
+		if !live[al.PodID] {
+			a.log.Info("releasing the IP of a pod no longer bound here", "ip", al.IP, "uid", al.PodID)
+			if err := a.net.Teardown(ctx, al.PodID, ""); err != nil {
+				errs = append(errs, err)
+			}
+		}
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,387 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"reflect"
+	"sync"
+	"time"
+
+	"github.com/containerd/errdefs"
+
+	"skiff.dev/events"
+	"skiff.dev/events/images"
+	"skiff.dev/services/nodeagent/internal/runtime"
+	"skiff.dev/services/nodeagent/internal/work"
+)
+
+func isNotFound(err error) bool { return errdefs.IsNotFound(err) }
+
+// worker owns one pod: it alone creates, restarts, stops and removes the pod's sandbox and
+// containers, and reports the pod's status.
+type worker struct {
+	a   *Agent
+	uid string
+	key work.Key
+	log *slog.Logger
+
+	mu      sync.Mutex
+	desired work.Pod // latest; replaced whole by update
+	wake    chan struct{}
+
+	// Owned by run's goroutine.
+	podIP    string
+	started  *time.Time
+	loops    map[string]*crashLoop
+	last     map[string]*events.ContainerStateTerminated
+	restarts map[string]int
+	final    map[string]bool
+	reported *events.PodStatus
+}
+
+func newWorker(a *Agent, p *work.Pod) *worker {
+	w := &worker{
+		a:        a,
+		uid:      p.UID(),
+		key:      work.Key{Namespace: p.Pod.Metadata.Namespace, Name: p.Pod.Metadata.Name},
+		wake:     make(chan struct{}, 1),
+		loops:    map[string]*crashLoop{},
+		last:     map[string]*events.ContainerStateTerminated{},
+		restarts: map[string]int{},
+		final:    map[string]bool{},
+		reported: p.Reported,
+	}
+	w.log = a.log.With("pod", w.key.String(), "uid", w.uid)
+	// Resume from what this node last reported: restart counts and how runs ended survive an
+	// agent restart.
+	if p.Reported != nil {
+		w.podIP = p.Reported.PodIP
+		w.started = p.Reported.StartTime
+		for _, c := range p.Reported.ContainerStatuses {
+			w.restarts[c.Name] = int(c.RestartCount)
+			w.last[c.Name] = c.LastTerminationState.Terminated
+		}
+	}
+	return w
+}
+
+// update hands the worker its pod's latest desired state.
+func (w *worker) update(p work.Pod) {
+	w.mu.Lock()
+	w.desired = p
+	w.mu.Unlock()
+	w.poke()
+}
+
+func (w *worker) poke() {
+	select {
+	case w.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (w *worker) pod() work.Pod {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.desired
+}
+
+// run syncs the pod until it has been stopped and released, or ctx ends.
+func (w *worker) run(ctx context.Context) {
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	for {
+		p := w.pod()
+		if p.StopRequested {
+			if err := w.stop(ctx, p); err != nil {
+				w.log.Error("stop pod", "err", err)
+			} else {
+				return
+			}
+		} else if next, err := w.sync(ctx, p); err != nil {
+			w.log.Warn("sync pod", "err", err)
+			timer.Reset(time.Second)
+		} else if !next.IsZero() {
+			timer.Reset(max(next.Sub(w.a.cfg.Clock()), 10*time.Millisecond))
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-w.wake:
+		case <-timer.C:
+		}
+	}
+}
+
+// sync makes the pod's sandbox, network and containers match its spec, reports its status, and
+// returns when it wants to look again (a back-off ending), zero for "when something happens".
+func (w *worker) sync(ctx context.Context, p work.Pod) (time.Time, error) {
+	rt := w.a.cfg.Runtime
+	ref := runtime.PodRef{UID: w.uid, Name: w.key.Name, Namespace: w.key.Namespace}
+	spec := &p.Pod.Spec
+	now := w.a.cfg.Clock()
+	var next time.Time
+	wakeAt := func(t time.Time) {
+		if next.IsZero() || t.Before(next) {
+			next = t
+		}
+	}
+
+	sb, err := rt.GetSandbox(ctx, w.uid)
+	switch {
+	case isNotFound(err):
+		sb, err = rt.CreateSandbox(ctx, runtime.PodSandboxConfig{Pod: ref})
+		if err != nil {
+			return next, w.report(ctx, w.waitingAll(spec, ReasonContainerCreating, "create sandbox: "+err.Error()), fmt.Errorf("create sandbox: %w", err))
+		}
+	case err != nil:
+		return next, fmt.Errorf("sandbox: %w", err)
+	case sb.State != runtime.StateRunning:
+		// The sandbox died (its namespaces with it): start over with a new one, as the kubelet
+		// does, restarting every container in it.
+		w.log.Warn("sandbox is not running; recreating the pod's sandbox", "state", sb.State)
+		if err := w.removeAll(ctx, p, 0); err != nil {
+			return next, err
+		}
+		if sb, err = rt.CreateSandbox(ctx, runtime.PodSandboxConfig{Pod: ref}); err != nil {
+			return next, fmt.Errorf("recreate sandbox: %w", err)
+		}
+	}
+	ip, err := w.a.net.Setup(ctx, w.uid, sb.NetNSPath())
+	if err != nil {
+		return next, w.report(ctx, w.waitingAll(spec, ReasonNetworkNotReady, err.Error()), fmt.Errorf("pod network: %w", err))
+	}
+	w.podIP = ip.String()
+	if w.started == nil {
+		w.started = utc(now)
+	}
+
+	obs := make([]observed, 0, len(spec.Containers))
+	for i := range spec.Containers {
+		c := &spec.Containers[i]
+		o, at := w.syncContainer(ctx, p, ref, c, now)
+		if !at.IsZero() {
+			wakeAt(at)
+		}
+		obs = append(obs, o)
+	}
+	return next, w.report(ctx, podStatus(obs, w.podIP, "", w.started), nil)
+}
+
+// syncContainer brings one container to where the spec and restart policy want it.
+func (w *worker) syncContainer(ctx context.Context, p work.Pod, ref runtime.PodRef, c *events.Container, now time.Time) (observed, time.Time) {
+	rt := w.a.cfg.Runtime
+	o := observed{name: c.Name, image: c.Image, restarts: w.restarts[c.Name], last: w.last[c.Name]}
+	id := runtime.ContainerID(w.uid, c.Name)
+	st, err := rt.ContainerStatus(ctx, id)
+	if err != nil && !isNotFound(err) {
+		o.waiting, o.message = ReasonCreateError, err.Error()
+		return o, now.Add(time.Second)
+	}
+	if err == nil {
+		o.run = &st
+		o.restarts = st.RestartCount
+		w.restarts[c.Name] = st.RestartCount
+		switch st.State {
+		case runtime.StateRunning:
+			return o, time.Time{}
+		case runtime.StateCreated:
+			if err := rt.StartContainer(ctx, id); err != nil {
+				o.waiting, o.message = ReasonCreateError, err.Error()
+				return o, now.Add(time.Second)
+			}
+			st, _ = rt.ContainerStatus(ctx, id)
+			o.run = &st
+			return o, time.Time{}
+		}
+		// Exited (or unknown: its shim is gone, which we treat as exited).
+		if w.final[c.Name] || !restartable(p.Pod.Spec.RestartPolicy, st.ExitCode) {
+			w.final[c.Name] = true
+			o.final = true
+			return o, time.Time{}
+		}
+		loop := w.loops[c.Name]
+		if loop == nil {
+			loop = &crashLoop{}
+			w.loops[c.Name] = loop
+		}
+		if loop.until.IsZero() || loop.finished != st.FinishedAt {
+			loop.finished = st.FinishedAt
+			w.a.cfg.Backoff.exited(loop, st.StartedAt, st.FinishedAt)
+		}
+		if now.Before(loop.until) {
+			o.waiting = ReasonCrashLoopBackOff
+			o.message = fmt.Sprintf("back-off %s restarting failed container=%s pod=%s_%s(%s)",
+				loop.delay, c.Name, ref.Name, ref.Namespace, ref.UID)
+			o.last = terminated(&st)
+			return o, loop.until
+		}
+		// Restart: a new container of the same name, restart count + 1.
+		w.last[c.Name] = terminated(&st)
+		o.last = w.last[c.Name]
+		if err := rt.RemoveContainer(ctx, id); err != nil && !isNotFound(err) {
+			o.waiting, o.message = ReasonCreateError, err.Error()
+			return o, now.Add(time.Second)
+		}
+		o.restarts = st.RestartCount + 1
+		w.restarts[c.Name] = o.restarts
+		o.run = nil
+	}
+	// Create and start.
+	image := images.Normalize(c.Image)
+	if err := w.ensureImage(ctx, image); err != nil {
+		o.waiting, o.message = ReasonErrImageNotFound, err.Error()
+		return o, now.Add(w.a.cfg.ImageRetry)
+	}
+	cfg, err := containerConfig(ref, c, image, o.restarts)
+	if err == nil {
+		_, err = rt.CreateContainer(ctx, cfg)
+		if errdefs.IsAlreadyExists(err) {
+			err = nil
+		}
+	}
+	if err == nil {
+		err = rt.StartContainer(ctx, id)
+	}
+	if err != nil {
+		o.waiting, o.message = ReasonCreateError, err.Error()
+		return o, now.Add(time.Second)
+	}
+	if st, err := rt.ContainerStatus(ctx, id); err == nil {
+		o.run = &st
+	}
+	return o, time.Time{}
+}
+
+// ensureImage makes image present in containerd: already there, or fetched from the cluster's
+// image store and imported.
+func (w *worker) ensureImage(ctx context.Context, image string) error {
+	rt := w.a.cfg.Runtime
+	ok, err := rt.HasImage(ctx, image)
+	if err != nil {
+		return err
+	}
+	if ok {
+		return nil
+	}
+	if w.a.images == nil {
+		return fmt.Errorf("image %s is not on this node and the cluster's image store is unavailable", image)
+	}
+	r, err := images.Get(ctx, w.a.images, image)
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	w.log.Info("importing image from the cluster's image store", "image", image)
+	if _, err := rt.ImportImage(ctx, r); err != nil {
+		_, _ = io.Copy(io.Discard, r)
+		return fmt.Errorf("import image %s: %w", image, err)
+	}
+	if ok, err := rt.HasImage(ctx, image); err != nil || !ok {
+		return fmt.Errorf("image store's tarball for %s did not contain it", image)
+	}
+	return nil
+}
+
+// containerConfig maps a Kubernetes container onto the runtime's config.
+func containerConfig(ref runtime.PodRef, c *events.Container, image string, restarts int) (runtime.ContainerConfig, error) {
+	cfg := runtime.ContainerConfig{
+		Pod: ref, Name: c.Name, Image: image, Command: c.Command, Args: c.Args,
+		WorkingDir: c.WorkingDir, RestartCount: restarts,
+	}
+	for _, e := range c.Env {
+		cfg.Env = append(cfg.Env, e.Name+"="+e.Value)
+	}
+	var err error
+	if q := c.Resources.Limits["cpu"]; q != "" {
+		if cfg.CPULimitMillis, err = events.ParseCPU(q); err != nil {
+			return cfg, err
+		}
+	}
+	if q := c.Resources.Requests["cpu"]; q != "" {
+		if cfg.CPURequestMillis, err = events.ParseCPU(q); err != nil {
+			return cfg, err
+		}
+	}
+	if q := c.Resources.Limits["memory"]; q != "" {
+		if cfg.MemoryLimitBytes, err = events.ParseMemory(q); err != nil {
+			return cfg, err
+		}
+	}
+	return cfg, nil
+}
+
+// waitingAll is the status of a pod none of whose containers could start.
+func (w *worker) waitingAll(spec *events.PodSpec, reason, message string) events.PodStatus {
+	obs := make([]observed, 0, len(spec.Containers))
+	for _, c := range spec.Containers {
+		obs = append(obs, observed{name: c.Name, image: c.Image, waiting: reason, message: message, restarts: w.restarts[c.Name], last: w.last[c.Name]})
+	}
+	return podStatus(obs, w.podIP, "", w.started)
+}
+
+// report appends the pod's status if it changed, and returns cause (so callers can report and
+// fail in one line).
+func (w *worker) report(ctx context.Context, st events.PodStatus, cause error) error {
+	if w.reported != nil && reflect.DeepEqual(*w.reported, st) {
+		return cause
+	}
+	if err := w.a.append(ctx, w.key, &events.PodStatusReported{UID: w.uid, Status: st}); err != nil {
+		return errors.Join(cause, fmt.Errorf("report status: %w", err))
+	}
+	w.reported = &st
+	return cause
+}
+
+// stop stops the pod within its grace period, releases everything it held and reports
+// PodTerminated.
+func (w *worker) stop(ctx context.Context, p work.Pod) error {
+	grace := time.Duration(p.GracePeriodSeconds) * time.Second
+	w.log.Info("stopping pod", "grace", grace)
+	if err := w.removeAll(ctx, p, grace); err != nil {
+		return err
+	}
+	ref := runtime.PodRef{UID: w.uid, Name: w.key.Name, Namespace: w.key.Namespace}
+	if err := w.a.cfg.Runtime.RemoveSandbox(ctx, ref); err != nil && !isNotFound(err) {
+		return fmt.Errorf("remove sandbox: %w", err)
+	}
+	return w.a.append(ctx, w.key, &events.PodTerminated{UID: w.uid})
+}
+
+// removeAll stops every container of the pod (in parallel, each with grace), removes them, and
+// releases the pod's IP. The sandbox stays.
+func (w *worker) removeAll(ctx context.Context, p work.Pod, grace time.Duration) error {
+	rt := w.a.cfg.Runtime
+	var wg sync.WaitGroup
+	errs := make([]error, len(p.Pod.Spec.Containers))
+	for i, c := range p.Pod.Spec.Containers {
+		id := runtime.ContainerID(w.uid, c.Name)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if _, err := rt.StopContainer(ctx, id, grace); err != nil && !isNotFound(err) {
+				errs[i] = fmt.Errorf("stop container %s: %w", c.Name, err)
+				return
+			}
+			if err := rt.RemoveContainer(ctx, id); err != nil && !isNotFound(err) {
+				errs[i] = fmt.Errorf("remove container %s: %w", c.Name, err)
+			}
+		}()
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	netns := ""
+	if sb, err := rt.GetSandbox(ctx, w.uid); err == nil && sb.State == runtime.StateRunning {
+		netns = sb.NetNSPath()
+	}
+	if err := w.a.net.Teardown(ctx, w.uid, netns); err != nil {
+		return fmt.Errorf("release pod network: %w", err)
+	}
+	w.podIP = ""
+	return nil
+}

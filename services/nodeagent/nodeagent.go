@@ -1,0 +1,236 @@
+// Package nodeagent is the node agent service: the kubelet's job. Run registers the node,
+// renews its lease, follows the node's work on the log and runs its pods on containerd with a
+// pod network from CNI (internal/agent), or, with Simulate, registers N simulated nodes that
+// report their pods Running without running anything (internal/simulate).
+package nodeagent
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"os"
+	"path/filepath"
+	goruntime "runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"skiff.dev/events"
+	"skiff.dev/events/live"
+	"skiff.dev/events/state"
+	"skiff.dev/events/store"
+	"skiff.dev/services/nodeagent/internal/agent"
+	"skiff.dev/services/nodeagent/internal/podnet"
+	"skiff.dev/services/nodeagent/internal/register"
+	"skiff.dev/services/nodeagent/internal/runtime"
+	"skiff.dev/services/nodeagent/internal/simulate"
+)
+
+// Config configures a node agent. Conn is required; every other zero value works.
+type Config struct {
+	Conn   *nats.Conn
+	Stream string
+	// Node is this node's name; default the host name's first label.
+	Node string
+	// Address is the address other nodes reach this node's pods through; default the address
+	// of the interface of the default route.
+	Address string
+	Labels  map[string]string
+	Taints  []events.Taint
+	// MilliCPU, Memory and MaxPods are the node's allocatable capacity; default the machine's
+	// CPUs and memory, and 110 pods.
+	MilliCPU int64
+	Memory   int64
+	MaxPods  int32
+	// ContainerdAddress is containerd's socket; default /run/containerd/containerd.sock.
+	ContainerdAddress   string
+	ContainerdNamespace string
+	// StateDir holds the runtime's and the pod network's files; default /var/lib/skiff.
+	StateDir string
+	// LogDir holds container logs; default /var/log/skiff/pods.
+	LogDir string
+	// ClusterCIDR is the whole cluster's pod range; default 10.88.0.0/16.
+	ClusterCIDR netip.Prefix
+	// Bridge is the pod bridge's name; default skiff0.
+	Bridge string
+	// LeaseInterval is how often the node lease is renewed; default 10 s.
+	LeaseInterval time.Duration
+	// Backoff of crash-looping containers; the kubelet's when zero.
+	Backoff agent.Backoff
+	// Simulate, when > 0, registers that many simulated nodes instead of running a real one.
+	Simulate       int
+	SimulatePrefix string
+	Logger         *slog.Logger
+	// Ready, if set, is called once the agent runs its pods (or the simulated nodes are up).
+	Ready func()
+}
+
+// DefaultClusterCIDR is the cluster's pod range unless configured otherwise.
+var DefaultClusterCIDR = netip.MustParsePrefix("10.88.0.0/16")
+
+func (c *Config) defaults() error {
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.Node == "" {
+		h, err := os.Hostname()
+		if err != nil {
+			return fmt.Errorf("node name: %w", err)
+		}
+		c.Node = strings.ToLower(strings.SplitN(h, ".", 2)[0])
+	}
+	if c.Address == "" {
+		c.Address = defaultAddress()
+	}
+	if c.MilliCPU == 0 {
+		c.MilliCPU = int64(goruntime.NumCPU()) * 1000
+	}
+	if c.Memory == 0 {
+		c.Memory = memTotal()
+	}
+	if c.MaxPods == 0 {
+		c.MaxPods = 110
+	}
+	if c.StateDir == "" {
+		c.StateDir = "/var/lib/skiff"
+	}
+	if !c.ClusterCIDR.IsValid() {
+		c.ClusterCIDR = DefaultClusterCIDR
+	}
+	return nil
+}
+
+// Run runs the agent until ctx ends.
+func Run(ctx context.Context, cfg Config) error {
+	if err := cfg.defaults(); err != nil {
+		return err
+	}
+	if cfg.Conn == nil {
+		return fmt.Errorf("node agent: no NATS connection: %w", events.ErrInvalidArgument)
+	}
+	log := cfg.Logger.With("node", cfg.Node)
+	st, err := store.Open(ctx, cfg.Conn, store.Config{Stream: cfg.Stream, Logger: log})
+	if err != nil {
+		return fmt.Errorf("node agent: %w", err)
+	}
+	if cfg.Simulate > 0 {
+		return simulate.Run(ctx, simulate.Config{Store: st, Count: cfg.Simulate, Prefix: cfg.SimulatePrefix,
+			LeaseInterval: cfg.LeaseInterval, Logger: log, Ready: func([]string) {
+				if cfg.Ready != nil {
+					cfg.Ready()
+				}
+			}})
+	}
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	defer wg.Wait()
+
+	// The node subjects: this node's registration and pod CIDR, and other nodes' for routes.
+	nodes := live.New(state.New(), log)
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		if err := nodes.Run(ctx, st, []string{events.KindFilter(events.KindNode)}); err != nil {
+			log.Error("follow node subjects", "err", err)
+			cancel()
+		}
+	}()
+	if err := nodes.WaitSynced(ctx); err != nil {
+		return err
+	}
+	info := register.NodeInfo{Name: cfg.Node, Labels: cfg.Labels, Taints: cfg.Taints, Address: cfg.Address,
+		MilliCPU: cfg.MilliCPU, Memory: cfg.Memory, MaxPods: cfg.MaxPods}
+	if info.Labels == nil {
+		info.Labels = map[string]string{}
+	}
+	info.Labels["kubernetes.io/hostname"] = cfg.Node
+	if err := register.Register(ctx, st, nodes, info, ""); err != nil {
+		return fmt.Errorf("register node %s: %w", cfg.Node, err)
+	}
+	kv, err := register.LeaseBucket(ctx, st.JetStream())
+	if err != nil {
+		return err
+	}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		_ = register.RenewLoop(ctx, kv, []string{cfg.Node}, register.RenewConfig{Interval: cfg.LeaseInterval, Logger: log})
+	}()
+
+	rt, err := runtime.New(ctx, runtime.Config{
+		Address: cfg.ContainerdAddress, Namespace: cfg.ContainerdNamespace,
+		StateDir: filepath.Join(cfg.StateDir, "runtime"), LogDir: cfg.LogDir, Logger: log,
+	})
+	if err != nil {
+		return fmt.Errorf("containerd: %w", err)
+	}
+	defer rt.Close()
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		rt.RunLogRotation(ctx, 30*time.Second)
+	}()
+
+	a := agent.New(agent.Config{
+		Node: cfg.Node, Address: cfg.Address, Log: st, Nodes: nodes, JetStream: st.JetStream(), Runtime: rt,
+		Backoff: cfg.Backoff, Logger: log,
+		Network: func(ctx context.Context, podCIDR netip.Prefix) (agent.Network, error) {
+			return podnet.New(ctx, podnet.Config{PodCIDR: podCIDR, ClusterCIDR: cfg.ClusterCIDR, Bridge: cfg.Bridge,
+				StateDir: filepath.Join(cfg.StateDir, "podnet"), Logger: log})
+		},
+	})
+	if cfg.Ready != nil {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			select {
+			case <-a.Ready():
+				cfg.Ready()
+			case <-ctx.Done():
+			}
+		}()
+	}
+	return a.Run(ctx)
+}
+
+// defaultAddress is the IPv4 address of the interface the default route leaves through, found
+// without sending anything: a UDP "connection" only picks a source address.
+func defaultAddress() string {
+	c, err := net.Dial("udp4", "192.0.2.1:9")
+	if err != nil {
+		return "127.0.0.1"
+	}
+	defer c.Close()
+	if a, ok := c.LocalAddr().(*net.UDPAddr); ok {
+		return a.IP.String()
+	}
+	return "127.0.0.1"
+}
+
+// memTotal is the machine's memory in bytes, from /proc/meminfo.
+func memTotal() int64 {
+	f, err := os.Open("/proc/meminfo")
+	if err != nil {
+		return 1 << 30
+	}
+	defer f.Close()
+	s := bufio.NewScanner(f)
+	for s.Scan() {
+		fields := strings.Fields(s.Text())
+		if len(fields) >= 2 && fields[0] == "MemTotal:" {
+			kb, err := strconv.ParseInt(fields[1], 10, 64)
+			if err == nil {
+				return kb << 10
+			}
+		}
+	}
+	return 1 << 30
+}
