@@ -42,7 +42,7 @@ func (r *Runtime) ImportImage(ctx context.Context, tarball io.Reader) ([]string,
 // HasImage reports whether the image is stored, by its exact name or by its
 // normalised Docker name ("nginx" → "docker.io/library/nginx:latest").
 func (r *Runtime) HasImage(ctx context.Context, name string) (bool, error) {
-	_, err := r.getImage(r.ns(ctx), name)
+	_, err := r.findImage(r.ns(ctx), name)
 	if errdefs.IsNotFound(err) {
 		return false, nil
 	}
@@ -52,6 +52,23 @@ func (r *Runtime) HasImage(ctx context.Context, name string) (bool, error) {
 // getImage finds an image and makes sure it is unpacked into the runtime's
 // snapshotter (images imported with other tools may not be).
 func (r *Runtime) getImage(ctx context.Context, name string) (containerd.Image, error) {
+	img, err := r.findImage(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	unpacked, err := img.IsUnpacked(ctx, r.snapshotter)
+	if err != nil {
+		return nil, fmt.Errorf("check image %s is unpacked: %w", name, err)
+	}
+	if !unpacked {
+		if err := img.Unpack(ctx, r.snapshotter); err != nil {
+			return nil, fmt.Errorf("unpack image %s into %s: %w", name, r.snapshotter, err)
+		}
+	}
+	return img, nil
+}
+
+func (r *Runtime) findImage(ctx context.Context, name string) (containerd.Image, error) {
 	img, err := r.client.GetImage(ctx, name)
 	if errdefs.IsNotFound(err) {
 		if named, perr := reference.ParseDockerRef(name); perr == nil && named.String() != name {
@@ -63,15 +80,6 @@ func (r *Runtime) getImage(ctx context.Context, name string) (containerd.Image, 
 			return nil, fmt.Errorf("image %s is not on this node (import it first): %w", name, err)
 		}
 		return nil, fmt.Errorf("look up image %s: %w", name, err)
-	}
-	unpacked, err := img.IsUnpacked(ctx, r.snapshotter)
-	if err != nil {
-		return nil, fmt.Errorf("check image %s is unpacked: %w", name, err)
-	}
-	if !unpacked {
-		if err := img.Unpack(ctx, r.snapshotter); err != nil {
-			return nil, fmt.Errorf("unpack image %s into %s: %w", name, r.snapshotter, err)
-		}
 	}
 	return img, nil
 }

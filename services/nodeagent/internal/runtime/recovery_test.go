@@ -3,6 +3,7 @@ package runtime_test
 import (
 	"context"
 	"os"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -28,10 +29,14 @@ func TestContainersSurviveContainerdRestart(t *testing.T) {
 	}
 	waitHTTP(t, sb, "/before", "survivor /before\n")
 	before := e.waitState(t, id, runtime.StateRunning, 5*time.Second)
+	_, tickID := e.runPod(t, runtime.ContainerConfig{Pod: pod, Name: "tick", Image: runtimetest.TestboxImage, Args: []string{"tick"}})
+	tick := e.waitState(t, tickID, runtime.StateRunning, 5*time.Second)
 
 	e.ctd.Kill()
-	// With the daemon gone the pod still serves: the shims hold it.
+	// With the daemon gone the pod still serves, and logs: the shims hold
+	// the processes and write the log files.
 	waitHTTP(t, sb, "/during", "survivor /during\n")
+	waitLogGrows(t, tick.LogPath)
 	if _, err := e.rt.ContainerStatus(ctxT(t, 5*time.Second), id); !errdefs.IsUnavailable(err) && err == nil {
 		t.Errorf("ContainerStatus with containerd down = %v, want an error", err)
 	}
@@ -65,9 +70,11 @@ func TestContainersSurviveContainerdRestart(t *testing.T) {
 func TestListAdoptsAfterRuntimeRestart(t *testing.T) {
 	e := newEnv(t)
 	pod := newPod(t, "adopt")
-	sb, id := e.runPod(t, runtime.ContainerConfig{Pod: pod, Name: "app", Image: runtimetest.TestboxImage, RestartCount: 2})
+	sb, id := e.runPod(t, runtime.ContainerConfig{Pod: pod, Name: "app", Image: runtimetest.TestboxImage, Args: []string{"tick"}, RestartCount: 2})
 	running := e.waitState(t, id, runtime.StateRunning, 10*time.Second)
 	e.rt.Close()
+	// No agent: the container's output still reaches its log file.
+	waitLogGrows(t, running.LogPath)
 
 	// A new agent process: a new Runtime on the same containerd.
 	rt := e.ctd.NewRuntime(t)
@@ -108,6 +115,22 @@ func TestListAdoptsAfterRuntimeRestart(t *testing.T) {
 	if _, err := os.Stat(running.LogPath); !os.IsNotExist(err) {
 		t.Errorf("pod logs survive RemoveSandbox: %v", err)
 	}
+}
+
+func waitLogGrows(t *testing.T, path string) {
+	t.Helper()
+	fi, _ := os.Stat(path)
+	var size int64
+	if fi != nil {
+		size = fi.Size()
+	}
+	eventually(t, 5*time.Second, "log "+path+" grows", func() (bool, string) {
+		fi, err := os.Stat(path)
+		if err != nil {
+			return false, err.Error()
+		}
+		return fi.Size() > size, strconv.FormatInt(fi.Size(), 10)
+	})
 }
 
 func TestLogRotation(t *testing.T) {

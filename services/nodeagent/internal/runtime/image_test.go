@@ -1,0 +1,100 @@
+package runtime_test
+
+import (
+	"archive/tar"
+	"bytes"
+	"encoding/json"
+	"io"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"skiff.dev/services/nodeagent/internal/runtime"
+	"skiff.dev/services/nodeagent/internal/runtime/runtimetest"
+)
+
+// TestImportDockerSave imports the testbox image repackaged the way
+// `docker save` writes images (manifest.json, RepoTags, layer tars) and
+// runs it.
+func TestImportDockerSave(t *testing.T) {
+	runtimetest.RequireRoot(t)
+	imgs := runtimetest.Images(t)
+	ctd := runtimetest.StartContainerd(t)
+	rt := ctd.NewRuntime(t)
+
+	archive := dockerSaveFromOCI(t, imgs.Testbox, "skiff.dev/testbox:docker")
+	names, err := rt.ImportImage(ctxT(t, time.Minute), bytes.NewReader(archive))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(names) != 1 || names[0] != "skiff.dev/testbox:docker" {
+		t.Fatalf("imported %q, want [skiff.dev/testbox:docker]", names)
+	}
+	e := &env{ctd: ctd, rt: rt}
+	_, id := e.runPod(t, runtime.ContainerConfig{Pod: newPod(t, "docker"), Name: "c", Image: "skiff.dev/testbox:docker", Args: []string{"exit", "7"}})
+	if st := e.waitState(t, id, runtime.StateExited, 10*time.Second); st.ExitCode != 7 {
+		t.Errorf("exit code %d, want 7", st.ExitCode)
+	}
+}
+
+// dockerSaveFromOCI rewrites a one-image OCI layout tarball as a docker
+// save archive: the same config and (still gzipped) layer, under
+// manifest.json.
+func dockerSaveFromOCI(t *testing.T, ociTar, tag string) []byte {
+	t.Helper()
+	f, err := os.Open(ociTar)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	files := map[string][]byte{}
+	tr := tar.NewReader(f)
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		files[h.Name], _ = io.ReadAll(tr)
+	}
+	blob := func(digest string) []byte {
+		b, ok := files["blobs/sha256/"+strings.TrimPrefix(digest, "sha256:")]
+		if !ok {
+			t.Fatalf("blob %s missing", digest)
+		}
+		return b
+	}
+	var index struct{ Manifests []struct{ Digest string } }
+	var manifest struct {
+		Config struct{ Digest string }
+		Layers []struct{ Digest string }
+	}
+	if err := json.Unmarshal(files["index.json"], &index); err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(blob(index.Manifests[0].Digest), &manifest); err != nil {
+		t.Fatal(err)
+	}
+	cfgName := strings.TrimPrefix(manifest.Config.Digest, "sha256:") + ".json"
+	out := map[string][]byte{cfgName: blob(manifest.Config.Digest)}
+	var layers []string
+	for _, l := range manifest.Layers {
+		name := strings.TrimPrefix(l.Digest, "sha256:") + "/layer.tar"
+		out[name] = blob(l.Digest)
+		layers = append(layers, name)
+	}
+	out["manifest.json"], _ = json.Marshal([]map[string]any{{"Config": cfgName, "RepoTags": []string{tag}, "Layers": layers}})
+
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	for name, data := range out {
+		tw.WriteHeader(&tar.Header{Name: name, Mode: 0o644, Size: int64(len(data)), Typeflag: tar.TypeReg})
+		tw.Write(data)
+	}
+	tw.Close()
+	return buf.Bytes()
+}
+
