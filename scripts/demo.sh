@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# Starts `skiff up` in the background (if it is not running yet), deploys examples/echo.yaml and
+# shows it working. `scripts/demo.sh down` stops the cluster.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+DATA=${DATA:-.data}
+SKIFF=bin/skiff
+PIDFILE=$DATA/skiff-up.pid
+LOG=$DATA/skiff-up.log
+export SKIFF_SERVER=${SKIFF_SERVER:-nats://127.0.0.1:4222}
+
+running() { [ -f "$PIDFILE" ] && kill -0 "$(cat "$PIDFILE")" 2>/dev/null; }
+
+if [ "${1:-}" = down ]; then
+  if running; then
+    pid=$(cat "$PIDFILE")
+    kill -TERM "$pid"
+    for _ in $(seq 1 300); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    if kill -0 "$pid" 2>/dev/null; then echo "skiff up (pid $pid) did not stop within 30s" >&2; exit 1; fi
+    echo "stopped skiff up (pid $pid); the log stays in $DATA"
+  else
+    echo "skiff up is not running"
+  fi
+  rm -f "$PIDFILE"
+  exit 0
+fi
+
+mkdir -p "$DATA"
+if running; then
+  echo "skiff up is already running (pid $(cat "$PIDFILE"))"
+else
+  nohup "$SKIFF" up --data-dir "$DATA" >"$LOG" 2>&1 &
+  echo $! >"$PIDFILE"
+  echo "started skiff up (pid $!), log in $LOG"
+fi
+
+# Wait until the control plane answers and a node is Ready.
+deadline=$((SECONDS + 60))
+until "$SKIFF" get nodes 2>/dev/null | grep -q ' Ready'; do
+  if ! running; then echo "skiff up exited; its log:" >&2; tail -30 "$LOG" >&2; exit 1; fi
+  if [ $SECONDS -ge $deadline ]; then echo "no Ready node after 60s; see $LOG" >&2; exit 1; fi
+  sleep 0.5
+done
+
+set -x
+"$SKIFF" get nodes -o wide
+"$SKIFF" apply -f examples/echo.yaml
+"$SKIFF" rollout status deployment echo --timeout 120s
+"$SKIFF" get pods -o wide
+"$SKIFF" get services
+{ set +x; } 2>/dev/null
+vip=$("$SKIFF" get service echo -o json | sed -n 's/.*"clusterIP": *"\([0-9.]*\)".*/\1/p' | head -1)
+if [ -n "$vip" ] && command -v curl >/dev/null; then
+  echo "+ curl the Service's ClusterIP $vip five times:"
+  for _ in 1 2 3 4 5; do curl -s --max-time 2 "http://$vip/demo" || echo "(no answer)"; done
+fi
+echo
+echo "The cluster keeps running in the background. Try: export PATH=\$PWD/bin:\$PATH; skiff events log; make down"

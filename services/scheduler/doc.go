@@ -1,0 +1,18 @@
+// Package scheduler is Skiff's control plane service: admission (commands → events), queries
+// (`skiff get`), and, in the leader replica only, the control loops — scheduling, Deployments,
+// pod deletion, endpoints and node lifecycle.
+//
+// # Data flow
+//
+//	skiff.cmd.*  ──► internal/admission ──► log (conditional appends)
+//	skiff.q.get  ──► internal/query     ◄── projection (events/live, whole log)
+//	log ──► projection ──► leader-only loops: internal/scheduling, internal/controllers
+//	                                             └──► log (conditional appends)
+//
+// # Replicas
+//
+// Any number of replicas may run. Each follows the whole log into its own projection and answers
+// commands and queries (NATS queue group). The control loops run only in the replica holding the
+// leader key; correctness never depends on that, because every write is conditional on the
+// sequence its writer saw.
+package scheduler

@@ -1,0 +1,228 @@
+package scheduler
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"skiff.dev/events"
+	"skiff.dev/events/api"
+	"skiff.dev/events/live"
+	"skiff.dev/events/state"
+	"skiff.dev/events/store"
+	"skiff.dev/services/scheduler/internal/admission"
+	"skiff.dev/services/scheduler/internal/controllers/deployments"
+	"skiff.dev/services/scheduler/internal/controllers/endpoints"
+	"skiff.dev/services/scheduler/internal/controllers/nodelifecycle"
+	"skiff.dev/services/scheduler/internal/controllers/podlifecycle"
+	"skiff.dev/services/scheduler/internal/leader"
+	"skiff.dev/services/scheduler/internal/query"
+	"skiff.dev/services/scheduler/internal/scheduling"
+)
+
+// Config configures one scheduler replica. Conn is required; every other zero value works.
+type Config struct {
+	Conn *nats.Conn
+	// Stream is the log's stream name (default SKIFF) and Replicas its replication (default 1).
+	Stream   string
+	Replicas int
+	// ID names this replica in the leader key and in event actors; default hostname-pid.
+	ID string
+	// ServiceCIDR is where ClusterIPs come from (default 10.96.0.0/16); PodCIDRRange is split
+	// into one /24 per node (default 10.88.0.0/16).
+	ServiceCIDR  netip.Prefix
+	PodCIDRRange netip.Prefix
+	// LeaseTimeout is how long a node may go without renewing its lease before it is NotReady
+	// (default 40 s).
+	LeaseTimeout time.Duration
+	// LeaderTTL bounds how long a dead leader keeps the control loops (default 10 s).
+	LeaderTTL time.Duration
+	Logger    *slog.Logger
+}
+
+func (c *Config) defaults() {
+	if c.ID == "" {
+		host, _ := os.Hostname()
+		c.ID = fmt.Sprintf("%s-%d", host, os.Getpid())
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+}
+
+// Run serves until ctx ends. It returns an error only when it cannot start or the log becomes
+// unreachable for good.
+func Run(ctx context.Context, cfg Config) error {
+	cfg.defaults()
+	if cfg.Conn == nil {
+		return fmt.Errorf("scheduler: no NATS connection: %w", events.ErrInvalidArgument)
+	}
+	log := cfg.Logger.With("replica", cfg.ID)
+	actor := "scheduler/" + cfg.ID
+	st, err := store.Open(ctx, cfg.Conn, store.Config{Stream: cfg.Stream, Replicas: cfg.Replicas, Logger: log})
+	if err != nil {
+		return fmt.Errorf("scheduler: %w", err)
+	}
+	proj := live.New(state.New(), log)
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	runErr := make(chan error, 1)
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		if err := proj.Run(ctx, st, nil); err != nil {
+			runErr <- fmt.Errorf("follow the log: %w", err)
+			cancel()
+		}
+	}()
+
+	adm := admission.New(admission.Config{Log: st, Projection: proj, ServiceCIDR: cfg.ServiceCIDR, Actor: actor, Logger: log})
+	q := &query.Handler{NC: cfg.Conn, Projection: proj, Logger: log}
+	subs, err := serve(cfg.Conn, adm, q, log)
+	if err != nil {
+		return fmt.Errorf("scheduler: %w", err)
+	}
+	defer func() {
+		for _, s := range subs {
+			_ = s.Drain()
+		}
+	}()
+	log.Info("scheduler serving commands and queries")
+
+	js := st.JetStream()
+	kv, err := leader.OpenBucket(ctx, js, cfg.LeaderTTL)
+	if err != nil {
+		return fmt.Errorf("scheduler: %w", err)
+	}
+	err = leader.Run(ctx, kv, cfg.ID, leader.Config{Logger: log}, func(lctx context.Context) {
+		log.Info("leading: starting control loops")
+		if err := proj.WaitSynced(lctx); err != nil {
+			return
+		}
+		runLoops(lctx, cfg, st, proj, actor, log)
+		log.Info("control loops stopped")
+	})
+	select {
+	case e := <-runErr:
+		return e
+	default:
+	}
+	if ctx.Err() != nil {
+		return nil
+	}
+	return err
+}
+
+// runLoops runs the leader-only control loops until ctx ends.
+func runLoops(ctx context.Context, cfg Config, st *store.Store, proj *live.Projection, actor string, log *slog.Logger) {
+	var leases nodelifecycle.Leases
+	if kv, err := nodelifecycle.OpenLeaseBucket(ctx, st.JetStream()); err != nil {
+		log.Error("node lease bucket unavailable: node readiness is not tracked", "err", err)
+	} else {
+		leases = kv
+	}
+	podCIDRRange := ""
+	if cfg.PodCIDRRange.IsValid() {
+		podCIDRRange = cfg.PodCIDRRange.String()
+	}
+	loops := map[string]func(context.Context) error{
+		"scheduling":    scheduling.New(scheduling.Config{Log: st, Projection: proj, Actor: actor, Logger: log.With("loop", "scheduling")}).Run,
+		"deployments":   deployments.New(deployments.Config{Log: st, Projection: proj, Actor: actor, Logger: log}).Run,
+		"endpoints":     endpoints.New(endpoints.Config{Log: st, Projection: proj, Actor: actor, Logger: log}).Run,
+		"podlifecycle":  podlifecycle.New(podlifecycle.Config{Log: st, Projection: proj, Actor: actor, Logger: log}).Run,
+		"nodelifecycle": nodelifecycle.New(nodelifecycle.Config{Log: st, Projection: proj, Leases: leases, Actor: actor, Logger: log, PodCIDRRange: podCIDRRange, LeaseTimeout: cfg.LeaseTimeout}).Run,
+	}
+	var wg sync.WaitGroup
+	for name, run := range loops {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			// A loop that fails is restarted after a pause, as long as we lead: one broken loop
+			// must not take the others down.
+			for ctx.Err() == nil {
+				if err := run(ctx); err != nil && ctx.Err() == nil {
+					log.Error("control loop failed; restarting", "loop", name, "err", err)
+					select {
+					case <-time.After(time.Second):
+					case <-ctx.Done():
+					}
+				}
+			}
+		}()
+	}
+	wg.Wait()
+}
+
+// serve subscribes the command and query handlers in the replicas' queue group.
+func serve(nc *nats.Conn, adm *admission.Admission, q *query.Handler, log *slog.Logger) ([]*nats.Subscription, error) {
+	var subs []*nats.Subscription
+	handle := func(subject string, fn nats.MsgHandler) error {
+		s, err := nc.QueueSubscribe(subject, api.QueueGroup, fn)
+		if err != nil {
+			return fmt.Errorf("subscribe %s: %w", subject, err)
+		}
+		subs = append(subs, s)
+		return nil
+	}
+	cmd := func(decode func([]byte) (func(context.Context) *api.Response, error)) nats.MsgHandler {
+		return func(msg *nats.Msg) {
+			// Commands are handled on their own goroutine: a command may wait for the
+			// projection, which must not block the connection's dispatch.
+			go func() {
+				ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+				defer cancel()
+				var resp *api.Response
+				run, err := decode(msg.Data)
+				if err != nil {
+					resp = &api.Response{Error: &api.Error{Code: "InvalidArgument", Message: "malformed request: " + err.Error()}}
+				} else {
+					resp = run(ctx)
+				}
+				if err := api.Reply(msg, resp); err != nil {
+					log.Warn("reply to command", "subject", msg.Subject, "err", err)
+				}
+			}()
+		}
+	}
+	errs := []error{
+		handle(api.SubjectApply, cmd(func(b []byte) (func(context.Context) *api.Response, error) {
+			var r api.ApplyRequest
+			err := json.Unmarshal(b, &r)
+			return func(ctx context.Context) *api.Response { return adm.Apply(ctx, &r) }, err
+		})),
+		handle(api.SubjectDelete, cmd(func(b []byte) (func(context.Context) *api.Response, error) {
+			var r api.DeleteRequest
+			err := json.Unmarshal(b, &r)
+			return func(ctx context.Context) *api.Response { return adm.Delete(ctx, &r) }, err
+		})),
+		handle(api.SubjectScale, cmd(func(b []byte) (func(context.Context) *api.Response, error) {
+			var r api.ScaleRequest
+			err := json.Unmarshal(b, &r)
+			return func(ctx context.Context) *api.Response { return adm.Scale(ctx, &r) }, err
+		})),
+		handle(api.SubjectCordon, cmd(func(b []byte) (func(context.Context) *api.Response, error) {
+			var r api.CordonRequest
+			err := json.Unmarshal(b, &r)
+			return func(ctx context.Context) *api.Response { return adm.Cordon(ctx, &r) }, err
+		})),
+		handle(api.SubjectGet, func(msg *nats.Msg) { go q.Serve(msg) }),
+	}
+	if err := errors.Join(errs...); err != nil {
+		for _, s := range subs {
+			_ = s.Unsubscribe()
+		}
+		return nil, err
+	}
+	return subs, nil
+}
