@@ -15,12 +15,23 @@ import (
 type cgroupReader struct {
 	root string // /sys/fs/cgroup
 	v1   bool   // memory controller on a cgroup v1 hierarchy
+	// swap says the kernel accounts swap per cgroup, so a memory+swap
+	// limit can be set (runc fails on one it cannot write).
+	swap bool
 }
 
 func newCgroupReader() cgroupReader {
 	root := "/sys/fs/cgroup"
-	_, err := os.Stat(filepath.Join(root, "memory", "memory.oom_control"))
-	return cgroupReader{root: root, v1: err == nil}
+	c := cgroupReader{root: root}
+	if _, err := os.Stat(filepath.Join(root, "memory", "memory.oom_control")); err == nil {
+		c.v1 = true
+		_, err := os.Stat(filepath.Join(root, "memory", "memory.memsw.limit_in_bytes"))
+		c.swap = err == nil
+	} else {
+		m, _ := filepath.Glob(filepath.Join(root, "*", "memory.swap.max"))
+		c.swap = len(m) > 0
+	}
+	return c
 }
 
 // oomKills returns how many processes the kernel OOM-killed in the cgroup

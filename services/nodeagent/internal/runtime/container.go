@@ -182,7 +182,7 @@ func (r *Runtime) CreateContainer(ctx context.Context, cfg ContainerConfig) (str
 			withProcess(argv, env, cwd),
 			withUser(ic.User),
 			withJoinedNamespaces(sb.PID),
-			withResources(cfg.CPULimitMillis, cfg.CPURequestMillis, cfg.MemoryLimitBytes),
+			withResources(cfg.CPULimitMillis, cfg.CPURequestMillis, cfg.MemoryLimitBytes, r.cgroups.swap),
 			withBindMounts(cfg.Mounts),
 			oci.WithNoNewPrivileges,
 			seccomp.WithDefaultProfile(),
@@ -520,4 +520,3 @@ func (r *Runtime) List(ctx context.Context) ([]ContainerStatus, error) {
 	}
 	return append(sandboxes, apps...), nil
 }
-

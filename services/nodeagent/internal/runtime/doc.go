@@ -30,11 +30,15 @@
 // is a containerd task, its shim keeps it (and so the namespaces) alive when
 // the agent or containerd is killed.
 //
-// The pause program needs no image: the runtime writes a 150-byte static
-// ELF executable (see pause.go) into StateDir/sandbox-rootfs at start and
-// every sandbox uses that directory, read-only, as its root. There is
-// nothing to import or unpack, no snapshot per sandbox, and no image that an
-// operator could delete or forget to ship.
+// The pause program needs no image: at start the runtime writes a static
+// ELF executable of under 150 bytes (see pause.go) into
+// StateDir/sandbox-rootfs, and every sandbox uses that directory, read-only,
+// as its root. There is nothing to import or unpack, no snapshot per
+// sandbox, and no image that an operator could delete or forget to ship.
+//
+// All containers of a pod share one containerd shim process (the runc
+// shim's io.containerd.runc.v2.group annotation names the sandbox), so a
+// pod costs one shim and starting an app container starts no new one.
 //
 // # Logs
 //

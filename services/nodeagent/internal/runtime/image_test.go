@@ -97,4 +97,3 @@ func dockerSaveFromOCI(t *testing.T, ociTar, tag string) []byte {
 	tw.Close()
 	return buf.Bytes()
 }
-

@@ -56,3 +56,25 @@ func TestParseOOMKill(t *testing.T) {
 		})
 	}
 }
+
+func TestCPUConversions(t *testing.T) {
+	for _, tc := range []struct {
+		millis int64
+		quota  int64
+		shares uint64
+	}{
+		{0, 0, 2},
+		{1, 1000, 2}, // the kernel's minimum quota is 1ms
+		{100, 10_000, 102},
+		{250, 25_000, 256},
+		{1000, 100_000, 1024},
+		{2500, 250_000, 2560},
+	} {
+		if q := cpuQuota(tc.millis); q != tc.quota {
+			t.Errorf("cpuQuota(%d) = %d, want %d", tc.millis, q, tc.quota)
+		}
+		if s := cpuShares(tc.millis); s != tc.shares {
+			t.Errorf("cpuShares(%d) = %d, want %d", tc.millis, s, tc.shares)
+		}
+	}
+}

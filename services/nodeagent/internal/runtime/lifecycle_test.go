@@ -212,9 +212,24 @@ func TestMemoryLimitOOMKilled(t *testing.T) {
 	// A container within its limit is not reported OOM-killed.
 	_, okID := e.runPod(t, runtime.ContainerConfig{
 		Pod: pod, Name: "modest", Image: runtimetest.TestboxImage, Args: []string{"alloc", "4"},
-		MemoryLimitBytes: 64 << 20,
+		MemoryLimitBytes: 64 << 20, CPULimitMillis: 250,
 	})
 	okSt := e.waitState(t, okID, runtime.StateRunning, 10*time.Second)
+	// The limits are in the container's cgroup.
+	cg := e.ctd.CgroupParent + "/" + okID
+	for _, c := range []struct{ v1, v2, want string }{
+		{"cpu/" + cg + "/cpu.cfs_quota_us", cg + "/cpu.max", "25000"},
+		{"cpu/" + cg + "/cpu.cfs_period_us", cg + "/cpu.max", "100000"},
+		{"memory/" + cg + "/memory.limit_in_bytes", cg + "/memory.max", "67108864"},
+	} {
+		b, err := os.ReadFile("/sys/fs/cgroup/" + c.v1)
+		if err != nil {
+			b, err = os.ReadFile("/sys/fs/cgroup/" + c.v2)
+		}
+		if err != nil || !slices.Contains(strings.Fields(string(b)), c.want) {
+			t.Errorf("cgroup %s = %q (%v), want %s", c.v1, b, err, c.want)
+		}
+	}
 	waitLog(t, okSt.LogPath, "allocated 4 MiB", 10*time.Second)
 	okSt, err = e.rt.StopContainer(ctxT(t, 10*time.Second), okID, 0)
 	if err != nil || okSt.OOMKilled {

@@ -196,4 +196,3 @@ func (p PodRef) check() error {
 func isGone(err error) bool {
 	return errdefs.IsNotFound(err) || (err != nil && strings.Contains(err.Error(), "process already finished"))
 }
-

@@ -93,7 +93,7 @@ func cpuShares(millis int64) uint64 {
 }
 
 // withResources sets the cgroup limits of a container.
-func withResources(cpuLimitMillis, cpuRequestMillis, memoryLimit int64) oci.SpecOpts {
+func withResources(cpuLimitMillis, cpuRequestMillis, memoryLimit int64, swapAccounting bool) oci.SpecOpts {
 	return func(_ context.Context, _ oci.Client, _ *containers.Container, s *oci.Spec) error {
 		if s.Linux == nil {
 			s.Linux = &specs.Linux{}
@@ -120,8 +120,10 @@ func withResources(cpuLimitMillis, cpuRequestMillis, memoryLimit int64) oci.Spec
 			res.Memory.Limit = &limit
 			// Memory+swap equal to memory: a container never swaps past
 			// its limit (it is OOM-killed instead, as the kubelet has it).
-			swap := memoryLimit
-			res.Memory.Swap = &swap
+			if swapAccounting {
+				swap := memoryLimit
+				res.Memory.Swap = &swap
+			}
 		}
 		return nil
 	}

@@ -12,8 +12,8 @@ func TestProcessArgs(t *testing.T) {
 	entrypoint := []string{"/entry", "-e"}
 	cmd := []string{"serve", "--port=1"}
 	for _, tc := range []struct {
-		name                 string
-		entrypoint, cmd      []string
+		name                string
+		entrypoint, cmd     []string
 		command, args, want []string
 	}{
 		{name: "image defaults", entrypoint: entrypoint, cmd: cmd,

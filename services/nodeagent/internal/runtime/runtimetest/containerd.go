@@ -51,10 +51,14 @@ func StartContainerd(t testing.TB) *Containerd {
 	if _, err := exec.LookPath("containerd"); err != nil {
 		t.Fatalf("containerd not found in PATH (Debian package containerd): %v", err)
 	}
+	reapStale(t)
 	// Not t.TempDir: unix socket paths are limited to 108 bytes and test
 	// names can be long.
-	dir, err := os.MkdirTemp("", "ctrd-")
+	dir, err := os.MkdirTemp("", dirPrefix)
 	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, ownerFile), []byte(processIdentity(os.Getpid())), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	c := &Containerd{
@@ -103,6 +107,7 @@ func (c *Containerd) Start() {
 		c.t.Fatalf("start containerd: %v", err)
 	}
 	c.cmd, c.logFile = cmd, logFile
+	os.WriteFile(filepath.Join(c.Dir, daemonFile), []byte(processIdentity(cmd.Process.Pid)), 0o644)
 	c.exited = make(chan struct{})
 	go func(exited chan struct{}) { cmd.Wait(); close(exited) }(c.exited)
 
@@ -268,13 +273,19 @@ func (c *Containerd) ShimPIDs() []int {
 }
 
 func (c *Containerd) cleanup() {
-	t := c.t
 	if c.cmd != nil {
 		c.removeAll()
 		if !c.stop(syscall.SIGTERM, 10*time.Second) {
 			c.stop(syscall.SIGKILL, 10*time.Second)
 		}
 	}
+	c.sweep()
+}
+
+// sweep removes what a stopped daemon left: shims and their containers,
+// mounts, cgroups and the directory.
+func (c *Containerd) sweep() {
+	t := c.t
 	// Shims outlive the daemon by design. Kill the container inits first
 	// (each is PID 1 of its namespace, so that ends the container), then
 	// the shims.
@@ -370,5 +381,78 @@ func removeCgroups(parent string) {
 		for _, d := range dirs {
 			unix.Rmdir(d)
 		}
+	}
+}
+
+const (
+	dirPrefix  = "ctrd-"
+	ownerFile  = "owner"      // identity of the test process
+	daemonFile = "daemon.pid" // identity of the containerd process
+)
+
+// processIdentity is a PID and the process's start time, which together
+// name one process even after its PID is reused.
+func processIdentity(pid int) string {
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return ""
+	}
+	// Field 22 is the start time; the command (field 2) may hold spaces
+	// but ends at the last ')'.
+	i := bytes.LastIndexByte(stat, ')')
+	if i < 0 {
+		return ""
+	}
+	fields := strings.Fields(string(stat[i+1:]))
+	if len(fields) < 20 || fields[0] == "Z" || fields[0] == "X" {
+		return "" // a zombie has exited
+	}
+	return strconv.Itoa(pid) + " " + fields[19]
+}
+
+// alive reports whether the process recorded in file still runs.
+func alive(file string) (pid int, ok bool) {
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return 0, false
+	}
+	id := strings.TrimSpace(string(b))
+	pidStr, _, _ := strings.Cut(id, " ")
+	pid, err = strconv.Atoi(pidStr)
+	if err != nil || id == "" {
+		return 0, false
+	}
+	return pid, processIdentity(pid) == id
+}
+
+// reapStale cleans up after test processes that died without running their
+// cleanup (killed, or timed out): their daemon directory names an owner
+// that is gone.
+func reapStale(t testing.TB) {
+	dirs, _ := filepath.Glob(filepath.Join(os.TempDir(), dirPrefix+"*"))
+	for _, dir := range dirs {
+		if _, ok := alive(filepath.Join(dir, ownerFile)); ok {
+			continue
+		}
+		if _, err := os.Stat(filepath.Join(dir, ownerFile)); err != nil {
+			continue // not ours, or still being set up
+		}
+		t.Logf("runtimetest: cleaning up %s, left by a test process that died", dir)
+		if pid, ok := alive(filepath.Join(dir, daemonFile)); ok {
+			unix.Kill(pid, unix.SIGKILL)
+			waitGone(func() []int {
+				if _, ok := alive(filepath.Join(dir, daemonFile)); ok {
+					return []int{pid}
+				}
+				return nil
+			}, 10*time.Second)
+		}
+		stale := &Containerd{
+			Dir:          dir,
+			Address:      filepath.Join(dir, "containerd.sock"),
+			CgroupParent: "/skiff-test-" + filepath.Base(dir),
+			t:            t,
+		}
+		stale.sweep()
 	}
 }

@@ -8,7 +8,9 @@
 // even when the test fails: it removes every task and container, stops the
 // daemon by its PID, kills any shim (and its container's init) that still
 // serves this daemon's socket, unmounts whatever is left under the
-// directory, removes the test's cgroups, and deletes the directory.
+// directory, removes the test's cgroups, and deletes the directory. A test
+// process that is killed cannot clean up; the next StartContainerd finds
+// its directory (its owner process is gone) and does it then.
 //
 // Everything here needs root; the helpers call t.Skip otherwise.
 package runtimetest
