@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 export PATH := /usr/local/go/bin:$(PATH)
 GO ?= go
-MODULES := events services/scheduler services/nodeagent services/netproxy cmd/skiff tests
+MODULES := events services/scheduler services/nodeagent services/netproxy cmd/skiff images tests
 BIN := bin
 DATA ?= .data
 TEST_FLAGS ?= -count=1 -timeout 25m
@@ -20,6 +20,7 @@ build:
 	CGO_ENABLED=0 $(GO) build -o $(BIN)/skiff-scheduler ./services/scheduler/cmd/skiff-scheduler
 	@if [ -d services/nodeagent/cmd/skiff-nodeagent ]; then CGO_ENABLED=0 $(GO) build -o $(BIN)/skiff-nodeagent ./services/nodeagent/cmd/skiff-nodeagent; fi
 	@if [ -d services/netproxy/cmd/skiff-netproxy ]; then CGO_ENABLED=0 $(GO) build -o $(BIN)/skiff-netproxy ./services/netproxy/cmd/skiff-netproxy; fi
+	cd images && GOWORK=off CGO_ENABLED=0 $(GO) run ./build -out ../$(BIN)/images
 	@echo "built: $$(ls $(BIN) | tr '\n' ' ')"
 
 vet:

@@ -19,9 +19,12 @@ require (
 	go.yaml.in/yaml/v2 v2.4.2 // indirect
 	golang.org/x/crypto v0.58.0 // indirect
 	golang.org/x/sys v0.49.0 // indirect
+	skiff.dev/services/nodeagent v0.0.0
 	skiff.dev/services/scheduler v0.0.0
 )
 
 replace skiff.dev/events => ../../events
 
 replace skiff.dev/services/scheduler => ../../services/scheduler
+
+replace skiff.dev/services/nodeagent => ../../services/nodeagent

@@ -10,19 +10,27 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/spf13/cobra"
 
+	"skiff.dev/events/images"
 	"skiff.dev/events/natsserver"
-	"skiff.dev/services/scheduler"
+	"skiff.dev/services/nodeagent"
+	"skiff.dev/services/nodeagent/containerd"
+	schedsvc "skiff.dev/services/scheduler"
 )
 
 func init() { register(newUpCommand) }
 
 // upOptions are `skiff up`'s flags.
 type upOptions struct {
-	dataDir  string
-	listen   string
-	logLevel string
+	dataDir    string
+	listen     string
+	logLevel   string
+	containerd string
+	nodeName   string
+	imagesDir  string
+	noNode     bool
 }
 
 func newUpCommand(a *app) *cobra.Command {
@@ -41,6 +49,10 @@ func newUpCommand(a *app) *cobra.Command {
 	f.StringVar(&o.dataDir, "data-dir", ".data", "directory for the log and the node's state")
 	f.StringVar(&o.listen, "listen", "127.0.0.1:4222", "HOST:PORT the embedded NATS server listens on")
 	f.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
+	f.StringVar(&o.containerd, "containerd-address", "/run/containerd/containerd.sock", "containerd socket; if none answers there, skiff up runs its own under --data-dir")
+	f.StringVar(&o.nodeName, "node-name", "", "this machine's node name (default: the host name)")
+	f.StringVar(&o.imagesDir, "images-dir", "", "image tarballs to import into the cluster if missing (default: images/ next to the skiff binary)")
+	f.BoolVar(&o.noNode, "control-plane-only", false, "run NATS and the scheduler only, no node agent or net proxy")
 	return cmd
 }
 
@@ -85,11 +97,14 @@ func (a *app) up(ctx context.Context, o upOptions) error {
 		return nil
 	}
 	if err := start("scheduler", func(ctx context.Context, nc *nats.Conn) error {
-		return scheduler.Run(ctx, scheduler.Config{Conn: nc, ID: "up", Logger: log.With("part", "scheduler")})
+		return schedsvc.Run(ctx, schedsvc.Config{Conn: nc, ID: "up", Logger: log.With("part", "scheduler")})
 	}); err != nil {
 		return err
 	}
-	if err := a.startNode(ctx, start, dataDir, log); err != nil {
+	stopNode, err := a.startNode(ctx, o, start, srv.URL(), dataDir, log)
+	// The node's own containerd, if it started one, stops after the agent.
+	defer stopNode()
+	if err != nil {
 		cancel()
 		wg.Wait()
 		return err
@@ -114,7 +129,84 @@ func (a *app) up(ctx context.Context, o upOptions) error {
 	return nil
 }
 
-// startNode starts this machine's node agent and net proxy.
-func (a *app) startNode(ctx context.Context, start func(string, func(context.Context, *nats.Conn) error) error, dataDir string, log *slog.Logger) error {
+// startNode starts this machine's node agent (with its own containerd if none runs) and net
+// proxy, and imports the project's images into the cluster's image store.
+func (a *app) startNode(ctx context.Context, o upOptions, start func(string, func(context.Context, *nats.Conn) error) error,
+	url, dataDir string, log *slog.Logger) (stop func(), err error) {
+	stop = func() {}
+	if err := importImages(ctx, url, o.imagesDir, log); err != nil {
+		log.Warn("could not import the project's images", "err", err)
+	}
+	if o.noNode {
+		return stop, nil
+	}
+	if os.Geteuid() != 0 {
+		return stop, fmt.Errorf("the node agent needs root (containerd, CNI, nftables): run skiff up as root, or with --control-plane-only")
+	}
+	address := o.containerd
+	if !containerd.Answers(address) {
+		d, err := containerd.Start(ctx, filepath.Join(dataDir, "containerd"), log.With("part", "containerd"))
+		if err != nil {
+			return stop, fmt.Errorf("no containerd answers at %s and starting one failed: %w", o.containerd, err)
+		}
+		stop = d.Stop
+		address = d.Address
+	}
+	return stop, start("nodeagent", func(ctx context.Context, nc *nats.Conn) error {
+		return nodeagent.Run(ctx, nodeagent.Config{
+			Conn: nc, Node: o.nodeName, ContainerdAddress: address,
+			StateDir: filepath.Join(dataDir, "node"), LogDir: filepath.Join(dataDir, "logs"),
+			Logger: log.With("part", "nodeagent"),
+		})
+	})
+}
+
+// importImages puts every image tarball of dir into the cluster's image store unless an image of
+// that name is there already.
+func importImages(ctx context.Context, url, dir string, log *slog.Logger) error {
+	if dir == "" {
+		exe, err := os.Executable()
+		if err != nil {
+			return err
+		}
+		dir = filepath.Join(filepath.Dir(exe), "images")
+	}
+	tars, _ := filepath.Glob(filepath.Join(dir, "*.tar"))
+	if len(tars) == 0 {
+		return nil
+	}
+	nc, err := nats.Connect(url, nats.Name("skiff-up/images"))
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return err
+	}
+	obs, err := images.Bucket(ctx, js, 0)
+	if err != nil {
+		return err
+	}
+	for _, t := range tars {
+		names, err := images.NamesInTarball(t)
+		if err != nil {
+			log.Warn("not an image tarball", "file", t, "err", err)
+			continue
+		}
+		missing := false
+		for _, n := range names {
+			if _, err := obs.GetInfo(ctx, n); err != nil {
+				missing = true
+			}
+		}
+		if !missing {
+			continue
+		}
+		if _, err := images.Put(ctx, obs, t); err != nil {
+			return err
+		}
+		log.Info("imported image", "file", t, "images", names)
+	}
 	return nil
 }
