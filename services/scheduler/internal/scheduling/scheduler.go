@@ -38,15 +38,17 @@ type Config struct {
 	Logger *slog.Logger
 
 	// BatchSize is how many pods are decided between two looks at the projection, and handed
-	// to the log in one pipelined append; default 900.
+	// to the log in one pipelined append; default 1024.
 	BatchSize int
 	// MaxInFlight is how many batches may be handed to the log and not yet acknowledged;
 	// default 4.
 	MaxInFlight int
-	// Writers is how many batches are appended at once, each by its own goroutine; default 2.
+	// Writers is how many batches are appended at once, each by its own goroutine; default 1.
 	// A batch's PodBounds follow its PodScheduleds on the same writer, so pods never overtake
-	// themselves; batches are independent of each other. Writers × 2 × BatchSize should stay
+	// themselves; batches are independent of each other. Writers × 2 × BatchSize must stay
 	// under the connection's limit of outstanding asynchronous publishes (4000 by default).
+	// Measured at 5,000 nodes on 2 cores, a second writer made binding slower, not faster
+	// (docs/bench/scheduling.md).
 	Writers int
 	// PercentageOfNodesToScore is the share of nodes to find feasible before picking the best
 	// (kube-scheduler's setting of the same name); 0 adapts to the cluster size (50% minus 1% per
@@ -78,10 +80,10 @@ func (c *Config) defaults() {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
 	if c.BatchSize <= 0 {
-		c.BatchSize = 900
+		c.BatchSize = 1024
 	}
 	if c.Writers <= 0 {
-		c.Writers = 2
+		c.Writers = 1
 	}
 	if c.MaxInFlight <= 0 {
 		c.MaxInFlight = 4
@@ -281,23 +283,7 @@ func (s *Scheduler) pass(ctx context.Context) bool {
 	cands := s.cands[:0]
 	improved := false
 	s.cfg.Projection.View(func(st *state.State) {
-		for k, seq := range s.stale {
-			if p := st.Pods[k]; p == nil || st.SubjectSeq(podSubject(k)) != seq {
-				delete(s.stale, k)
-			}
-		}
-		for k, p := range st.Pending() {
-			if p.Deleting() {
-				continue
-			}
-			if _, ok := s.assumed[k]; ok {
-				continue
-			}
-			if _, ok := s.stale[k]; ok {
-				continue
-			}
-			cands = append(cands, candidate{key: k, uid: p.Metadata.UID, created: p.Created})
-		}
+		cands = s.candidatesIn(st, cands)
 		if len(cands) > 0 {
 			improved = s.nodes.snapshot(st, s.assumed)
 		}
@@ -333,6 +319,30 @@ func (s *Scheduler) pass(ctx context.Context) bool {
 		s.submit(ctx, b)
 	}
 	return true
+}
+
+// candidatesIn appends the pending pods of st this scheduler may decide: not being deleted, not
+// decided already (assumed), not waiting for the projection to show a conflicting write.
+// Called under the projection's read lock: O(pending pods).
+func (s *Scheduler) candidatesIn(st *state.State, cands []candidate) []candidate {
+	for k, seq := range s.stale {
+		if p := st.Pods[k]; p == nil || st.SubjectSeq(podSubject(k)) != seq {
+			delete(s.stale, k)
+		}
+	}
+	for k, p := range st.Pending() {
+		if p.Deleting() {
+			continue
+		}
+		if _, ok := s.assumed[k]; ok {
+			continue
+		}
+		if _, ok := s.stale[k]; ok {
+			continue
+		}
+		cands = append(cands, candidate{key: k, uid: p.Metadata.UID, created: p.Created})
+	}
+	return cands
 }
 
 // decide places one batch of candidates. It copies what it needs under one short read lock,
@@ -508,26 +518,8 @@ func (s *Scheduler) handle(rs []result) {
 // PodBound in).
 func (s *Scheduler) finishGaps(ctx context.Context, first bool) {
 	s.lastGapScan = time.Now()
-	seen := map[state.Key]string{}
 	var gaps []gapBind
-	s.cfg.Projection.View(func(st *state.State) {
-		for k, p := range st.Pods {
-			if p.Spec.NodeName == "" || p.Bound || p.StopRequested || p.Terminated {
-				continue
-			}
-			if _, busy := s.binding[k]; busy {
-				continue
-			}
-			seen[k] = p.Metadata.UID
-			if !first && s.gapsSeen[k] != p.Metadata.UID {
-				continue
-			}
-			pi := newPodInfo(st, p)
-			gaps = append(gaps, gapBind{pod: pi, node: p.Spec.NodeName,
-				bindSeq: st.SubjectSeq(events.BindSubject(p.Spec.NodeName, k.Namespace, k.Name))})
-		}
-	})
-	s.gapsSeen = seen
+	s.cfg.Projection.View(func(st *state.State) { gaps = s.gapsIn(st, first) })
 	if len(gaps) == 0 {
 		return
 	}
@@ -539,4 +531,27 @@ func (s *Scheduler) finishGaps(ctx context.Context, first bool) {
 		}
 		s.submit(ctx, &batch{gaps: chunk})
 	}
+}
+
+// gapsIn returns the pods of st with PodScheduled and without PodBound that are not being bound
+// here, and remembers them for the next scan. Called under the projection's read lock: O(pods).
+func (s *Scheduler) gapsIn(st *state.State, first bool) []gapBind {
+	seen := map[state.Key]string{}
+	var gaps []gapBind
+	for k, p := range st.Pods {
+		if p.Spec.NodeName == "" || p.Bound || p.StopRequested || p.Terminated {
+			continue
+		}
+		if _, busy := s.binding[k]; busy {
+			continue
+		}
+		seen[k] = p.Metadata.UID
+		if !first && s.gapsSeen[k] != p.Metadata.UID {
+			continue
+		}
+		gaps = append(gaps, gapBind{pod: newPodInfo(st, p), node: p.Spec.NodeName,
+			bindSeq: st.SubjectSeq(events.BindSubject(p.Spec.NodeName, k.Namespace, k.Name))})
+	}
+	s.gapsSeen = seen
+	return gaps
 }
