@@ -1,6 +1,9 @@
 package events
 
-import "errors"
+import (
+	"errors"
+	"fmt"
+)
 
 // A handful of error classes, tested with errors.Is. Every package of Skiff wraps one of these with
 // context, so callers (and the CLI's exit codes) can tell what kind of failure happened.
@@ -53,3 +56,17 @@ func ClassOf(code string) error {
 	}
 	return nil
 }
+
+// Errorf is fmt.Errorf whose result is also of class (errors.Is(err, class)) without the class's
+// name in its text: for messages people read, such as "no scheduler is answering".
+func Errorf(class error, format string, args ...any) error {
+	return &classed{err: fmt.Errorf(format, args...), class: class}
+}
+
+type classed struct {
+	err   error
+	class error
+}
+
+func (e *classed) Error() string   { return e.err.Error() }
+func (e *classed) Unwrap() []error { return []error{e.class, e.err} }

@@ -30,7 +30,11 @@ func newApplyCmd(a *app) *cobra.Command {
 			if len(files) == 0 {
 				return usage(cmd, "name the manifests to apply with -f FILE, -f DIR or -f -")
 			}
-			return a.apply(cmd.Context(), files, dryRun)
+			ns := ""
+			if cmd.Flags().Changed("namespace") {
+				ns = a.namespace
+			}
+			return a.apply(cmd.Context(), files, ns, dryRun)
 		},
 	}
 	cmd.Flags().StringArrayVarP(&files, "filename", "f", nil, "manifest file, directory of manifests, or - for standard input (repeatable)")
@@ -38,10 +42,15 @@ func newApplyCmd(a *app) *cobra.Command {
 	return cmd
 }
 
-func (a *app) apply(ctx context.Context, files []string, dryRun bool) error {
+func (a *app) apply(ctx context.Context, files []string, namespace string, dryRun bool) error {
 	docs, err := manifest.Read(files, a.Stdin)
 	if err != nil {
 		return err
+	}
+	if namespace != "" {
+		if err := manifest.SetNamespace(docs, namespace); err != nil {
+			return err
+		}
 	}
 	if len(docs) == 0 {
 		return errorf(events.ErrInvalidArgument, "no objects passed to apply")

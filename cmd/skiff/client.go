@@ -5,11 +5,9 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"os/user"
 
 	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 
 	"skiff.dev/events"
 	"skiff.dev/events/api"
@@ -44,23 +42,14 @@ func (a *app) logStore(ctx context.Context) (*store.Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	js, err := jetstream.New(nc)
-	if err != nil {
-		return nil, fmt.Errorf("jetstream: %w", err)
-	}
 	ictx, cancel := context.WithTimeout(ctx, a.timeout)
 	defer cancel()
-	s, err := js.Stream(ictx, a.stream)
-	if errors.Is(err, jetstream.ErrStreamNotFound) {
+	st, err := store.Attach(ictx, nc, a.stream)
+	if errors.Is(err, events.ErrNotFound) {
 		return nil, errorf(events.ErrNotFound, "the cluster at %s has no event log (stream %s): has it been started (skiff up)?", a.server, a.stream)
 	}
 	if err != nil {
-		return nil, errorf(events.ErrUnavailable, "read the event log's settings (stream %s at %s): %v", a.stream, a.server, err)
-	}
-	cfg := s.CachedInfo().Config
-	st, err := store.Open(ictx, nc, store.Config{Stream: cfg.Name, Replicas: cfg.Replicas, MaxAge: cfg.MaxAge, MaxBytes: max(cfg.MaxBytes, 0)})
-	if err != nil {
-		return nil, fmt.Errorf("open the event log: %w", err)
+		return nil, errorf(events.ErrUnavailable, "open the event log (stream %s at %s): %v", a.stream, a.server, err)
 	}
 	a.st = st
 	return st, nil

@@ -42,6 +42,11 @@ func newDeleteCmd(a *app) *cobra.Command {
 				if len(docs) == 0 {
 					return errorf(events.ErrInvalidArgument, "no objects passed to delete")
 				}
+				if cmd.Flags().Changed("namespace") {
+					if err := manifest.SetNamespace(docs, a.namespace); err != nil {
+						return err
+					}
+				}
 				req.Documents = docs
 			case len(args) == 0:
 				return usage(cmd, "name what to delete: KIND NAME, or -f FILE")

@@ -30,10 +30,10 @@ func Call(ctx context.Context, nc *nats.Conn, subject string, req, resp any) err
 
 func noAnswer(subject string, err error) error {
 	if errors.Is(err, nats.ErrNoResponders) {
-		return fmt.Errorf("no scheduler is answering %s: is skiff-scheduler (or skiff up) running? %w", subject, events.ErrUnavailable)
+		return events.Errorf(events.ErrUnavailable, "no scheduler is answering %s: is skiff-scheduler (or skiff up) running?", subject)
 	}
 	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout) {
-		return fmt.Errorf("no answer to %s in time: %w", subject, events.ErrUnavailable)
+		return events.Errorf(events.ErrUnavailable, "no answer to %s in time", subject)
 	}
 	return fmt.Errorf("%s: %w", subject, err)
 }

@@ -60,7 +60,7 @@ func Connect(o Options) (*nats.Conn, error) {
 	}
 	nc, err := nats.Connect(o.URL(), opts...)
 	if err != nil {
-		return nil, fmt.Errorf("connect to NATS at %s: %v (is the server running? set --server or SKIFF_SERVER): %w", o.URL(), err, events.ErrUnavailable)
+		return nil, events.Errorf(events.ErrUnavailable, "connect to NATS at %s: %v (is the server running? set --server or SKIFF_SERVER)", o.URL(), err)
 	}
 	return nc, nil
 }

@@ -76,6 +76,24 @@ func Open(ctx context.Context, nc *nats.Conn, cfg Config) (*Store, error) {
 	return &Store{js: js, stream: st, name: cfg.Stream, log: cfg.Logger}, nil
 }
 
+// Attach opens an existing stream without creating or changing it, for readers such as the CLI
+// that must neither need stream-admin permission nor reset an operator's retention settings.
+// Errors: events.ErrNotFound when there is no such stream (the cluster was never started).
+func Attach(ctx context.Context, nc *nats.Conn, stream string) (*Store, error) {
+	if stream == "" {
+		stream = DefaultStream
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return nil, fmt.Errorf("jetstream: %w", err)
+	}
+	st, err := js.Stream(ctx, stream)
+	if err != nil {
+		return nil, fmt.Errorf("stream %s: %w", stream, translate(err))
+	}
+	return &Store{js: js, stream: st, name: stream, log: slog.New(slog.DiscardHandler)}, nil
+}
+
 func orUnlimited(n int64) int64 {
 	if n == 0 {
 		return -1

@@ -256,3 +256,22 @@ func TestAppendWithoutServerIsUnavailable(t *testing.T) {
 		t.Fatalf("append with the server gone: %v (conn %v), want Unavailable", err, nc.Status() == nats.CONNECTED)
 	}
 }
+
+func TestAttachDoesNotCreate(t *testing.T) {
+	srv := eventstest.NewServer(t)
+	nc := eventstest.Connect(t, srv)
+	ctx := context.Background()
+	if _, err := store.Attach(ctx, nc, ""); !errors.Is(err, events.ErrNotFound) {
+		t.Fatalf("attach before the stream exists: %v, want NotFound", err)
+	}
+	if _, err := store.Open(ctx, nc, store.Config{MaxAge: time.Hour}); err != nil {
+		t.Fatal(err)
+	}
+	st, err := store.Attach(ctx, nc, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.Append(ctx, nsEvent(t, "a", "1"), 0); err != nil {
+		t.Fatalf("append through an attached store: %v", err)
+	}
+}
