@@ -81,6 +81,10 @@ func (p *Projection) Run(ctx context.Context, s *store.Store, filters []string) 
 	return err
 }
 
+// MarkSynced closes p's Synced channel: for tests and tools that feed a projection with Apply
+// instead of Run.
+func MarkSynced(p *Projection) { p.syncedOnce.Do(func() { close(p.synced) }) }
+
 // Apply folds one event (Run calls it; tests may call it directly).
 func (p *Projection) Apply(ev *events.Event) {
 	p.mu.Lock()
