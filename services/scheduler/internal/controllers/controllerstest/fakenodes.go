@@ -13,7 +13,7 @@ import (
 )
 
 // FakeNodes plays the scheduler and the node agents: it schedules pending pods round-robin onto
-// Nodes, binds them, reports them running with an address, and reports PodTerminated for pods
+// the Ready ones of Nodes, binds them, reports them running with an address, and reports PodTerminated for pods
 // whose stop was requested. One step per pod per pass, each write conditional, like the real ones.
 type FakeNodes struct {
 	// Nodes are registered by Start.
@@ -63,8 +63,17 @@ func (f *FakeNodes) step(s *state.State, p *state.Pod, b *reconcile.Batch) {
 		b.Add(ref, node, &events.PodTerminated{UID: ref.UID}, s.SubjectSeq(events.StatusSubject(node, ref.Namespace, ref.Name)))
 	case p.Deleting():
 		// The pod lifecycle controller takes it from here.
-	case node == "" && len(f.Nodes) > 0:
-		n := f.Nodes[f.next%len(f.Nodes)]
+	case node == "":
+		var ready []string
+		for _, n := range f.Nodes {
+			if sn := s.Nodes[n]; sn != nil && sn.Ready {
+				ready = append(ready, n)
+			}
+		}
+		if len(ready) == 0 {
+			return
+		}
+		n := ready[f.next%len(ready)]
 		f.next++
 		b.Add(ref, "", &events.PodScheduled{UID: ref.UID, Node: n}, s.SubjectSeq(podSubject))
 	case node != "" && !p.Bound:

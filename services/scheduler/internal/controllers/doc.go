@@ -1,0 +1,21 @@
+// Package controllers runs the scheduler's control loops together, in the leader replica:
+//
+//   - deployments: Deployment → pods, rollouts, rollout status, garbage collection of pods of
+//     deleted Deployments.
+//   - podlifecycle: a pod's way out (drain from Endpoints, stop on the node, PodDeleted), and
+//     eviction from deleted or long-NotReady nodes.
+//   - endpoints: Service → ready pod addresses.
+//   - nodelifecycle: pod CIDRs for new nodes; lease renewals → NodeNotReady / NodeReady.
+//
+// Each lives in its own package with its own doc; package reconcile is the loop they share.
+//
+// # Ordering and concurrency
+//
+// The controllers run concurrently and never talk to each other: each reads the same projection
+// and writes conditional appends, so they coordinate through the log only. Where order matters it
+// is expressed as a condition on the state (the pod lifecycle controller stops a pod only once no
+// Endpoints lists it; Recreate creates new pods only once the old ones are gone).
+//
+// Correctness does not depend on leadership: a controller that runs while another leader's does
+// (a takeover) only causes conflicts, or surplus pods that the next pass removes.
+package controllers
