@@ -2,6 +2,8 @@ package runtime_test
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"fmt"
 	"os"
 	"slices"
@@ -52,7 +54,12 @@ func BenchmarkPodStart(b *testing.B) {
 				pods             []runtime.PodRef
 			)
 			startPod := func(i int) error {
-				pod := runtime.PodRef{UID: fmt.Sprintf("bench-%s-%d-%d", name, b.N, i), Name: fmt.Sprintf("echo-%d", i), Namespace: "bench"}
+				uid := make([]byte, 8)
+				rand.Read(uid)
+				pod := runtime.PodRef{UID: hex.EncodeToString(uid), Name: fmt.Sprintf("echo-%d", i), Namespace: "bench"}
+				mu.Lock()
+				pods = append(pods, pod)
+				mu.Unlock()
 				start := time.Now()
 				if _, err := rt.CreateSandbox(ctx, runtime.PodSandboxConfig{Pod: pod}); err != nil {
 					return err
@@ -67,10 +74,18 @@ func BenchmarkPodStart(b *testing.B) {
 				}
 				took := time.Since(start)
 				mu.Lock()
-				total, sandboxes, pods = append(total, took), append(sandboxes, sandboxDone), append(pods, pod)
+				total, sandboxes = append(total, took), append(sandboxes, sandboxDone)
 				mu.Unlock()
 				return nil
 			}
+			// Remove the pods even when the benchmark fails.
+			defer func() {
+				for _, pod := range pods {
+					if err := rt.RemoveSandbox(ctx, pod); err != nil {
+						b.Error(err)
+					}
+				}
+			}()
 			b.ResetTimer()
 			for i := 0; i < b.N; i += parallel {
 				var wg sync.WaitGroup
@@ -88,11 +103,6 @@ func BenchmarkPodStart(b *testing.B) {
 				}
 			}
 			b.StopTimer()
-			for _, pod := range pods {
-				if err := rt.RemoveSandbox(ctx, pod); err != nil {
-					b.Fatal(err)
-				}
-			}
 			b.ReportMetric(ms(percentile(total, 50)), "p50-ms")
 			b.ReportMetric(ms(percentile(total, 99)), "p99-ms")
 			b.ReportMetric(ms(percentile(sandboxes, 50)), "sandbox-p50-ms")

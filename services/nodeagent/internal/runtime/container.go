@@ -174,6 +174,7 @@ func (r *Runtime) CreateContainer(ctx context.Context, cfg ContainerConfig) (str
 
 	_, err = r.client.NewContainer(ctx, id,
 		containerd.WithContainerLabels(labels),
+		r.withRuntime(),
 		containerd.WithImage(img),
 		containerd.WithImageStopSignal(img, "SIGTERM"),
 		containerd.WithSnapshotter(r.snapshotter),

@@ -10,7 +10,9 @@ import (
 	"time"
 
 	containerd "github.com/containerd/containerd"
+	runcoptions "github.com/containerd/containerd/api/types/runc/options"
 	"github.com/containerd/containerd/namespaces"
+	"github.com/containerd/containerd/plugin"
 	"github.com/containerd/errdefs"
 )
 
@@ -39,6 +41,11 @@ type Config struct {
 	// CgroupParent is the cgroup under which every container gets its own,
 	// named after its ID; default "/skiff".
 	CgroupParent string
+	// RuncRoot is where runc keeps container state; default runc's own
+	// (/run/containerd/runc). A second containerd on the node (tests, or
+	// nodes simulated as network namespaces) must use its own: runc state
+	// is keyed by namespace and container ID only.
+	RuncRoot string
 	// DialTimeout bounds the first connection to containerd; default 10s.
 	DialTimeout time.Duration
 	// Logger receives the runtime's logs; default slog.Default().
@@ -164,6 +171,16 @@ func (r *Runtime) Namespace() string { return r.cfg.Namespace }
 // Close closes the connection to containerd. Containers keep running.
 func (r *Runtime) Close() error {
 	return r.client.Close()
+}
+
+// withRuntime selects runc through containerd's v2 shim, with the runtime's
+// runc options.
+func (r *Runtime) withRuntime() containerd.NewContainerOpts {
+	var opts any
+	if r.cfg.RuncRoot != "" {
+		opts = &runcoptions.Options{Root: r.cfg.RuncRoot}
+	}
+	return containerd.WithRuntime(plugin.RuntimeRuncV2, opts)
 }
 
 func (r *Runtime) ns(ctx context.Context) context.Context {

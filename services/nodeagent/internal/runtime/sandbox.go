@@ -76,6 +76,7 @@ func (r *Runtime) CreateSandbox(ctx context.Context, cfg PodSandboxConfig) (Sand
 	// UTS namespaces: the last three are what the pod's containers join.
 	c, err := r.client.NewContainer(ctx, id,
 		containerd.WithContainerLabels(labels),
+		r.withRuntime(),
 		containerd.WithNewSpec(
 			oci.WithRootFSPath(r.sandboxRoot),
 			oci.WithRootFSReadonly(),

@@ -174,6 +174,7 @@ func (c *Containerd) RuntimeConfig() runtime.Config {
 		StateDir:     filepath.Join(c.Dir, "skiff"),
 		LogDir:       filepath.Join(c.Dir, "logs"),
 		CgroupParent: c.CgroupParent,
+		RuncRoot:     filepath.Join(c.Dir, "runc"),
 		Logger:       slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
 	}
 }
@@ -297,6 +298,15 @@ func (c *Containerd) sweep() {
 		t.Logf("runtimetest: killed leftover shim %d", shim)
 	}
 	waitGone(c.ShimPIDs, 10*time.Second)
+	// A shim that was killed leaves its socket in containerd's global
+	// socket directory; each container's bundle says which it was.
+	addrs, _ := filepath.Glob(filepath.Join(c.Dir, "state", "io.containerd.runtime.v2.task", "*", "*", "address"))
+	for _, a := range addrs {
+		b, err := os.ReadFile(a)
+		if sock, ok := strings.CutPrefix(strings.TrimSpace(string(b)), "unix://"); err == nil && ok {
+			os.Remove(sock)
+		}
+	}
 	for _, m := range c.Mounts() {
 		if err := unix.Unmount(m, unix.MNT_DETACH); err != nil {
 			t.Logf("runtimetest: unmount %s: %v", m, err)
@@ -359,28 +369,46 @@ func waitGone(pids func() []int, timeout time.Duration) {
 	}
 }
 
-// removeCgroups removes the cgroup parent and anything left below it in
-// every hierarchy (cgroup v1 has one per controller). Only empty cgroups
-// can be removed, so children go first.
+// removeCgroups removes the cgroup parent and everything below it in every
+// hierarchy (cgroup v1 has one per controller), killing what still runs in
+// them: the parent is unique to one test daemon, so whatever is inside is
+// that test's. Only empty cgroups can be removed, so children go first, and
+// a killed process leaves its cgroup only once it has exited: retry.
 func removeCgroups(parent string) {
 	roots, _ := filepath.Glob("/sys/fs/cgroup/*")
 	roots = append(roots, "/sys/fs/cgroup")
-	for _, root := range roots {
-		dir := filepath.Join(root, parent)
-		if _, err := os.Stat(dir); err != nil {
-			continue
-		}
-		var dirs []string
-		filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
-			if err == nil && d.IsDir() {
-				dirs = append(dirs, p)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		left := 0
+		for _, root := range roots {
+			dir := filepath.Join(root, parent)
+			if _, err := os.Stat(dir); err != nil {
+				continue
 			}
-			return nil
-		})
-		sort.Slice(dirs, func(i, j int) bool { return len(dirs[i]) > len(dirs[j]) })
-		for _, d := range dirs {
-			unix.Rmdir(d)
+			var dirs []string
+			filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
+				if err == nil && d.IsDir() {
+					dirs = append(dirs, p)
+				}
+				return nil
+			})
+			sort.Slice(dirs, func(i, j int) bool { return len(dirs[i]) > len(dirs[j]) })
+			for _, d := range dirs {
+				procs, _ := os.ReadFile(filepath.Join(d, "cgroup.procs"))
+				for _, f := range strings.Fields(string(procs)) {
+					if pid, err := strconv.Atoi(f); err == nil {
+						unix.Kill(pid, unix.SIGKILL)
+					}
+				}
+				if err := unix.Rmdir(d); err != nil && !os.IsNotExist(err) {
+					left++
+				}
+			}
 		}
+		if left == 0 || time.Now().After(deadline) {
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
 

@@ -59,7 +59,7 @@ func buildImages() (TestImages, string) {
 	}
 	cmd := exec.Command(goTool(), "run", "./build", "-out", out)
 	cmd.Dir = src
-	cmd.Env = append(os.Environ(), "GOWORK=off", "GOFLAGS=-mod=mod")
+	cmd.Env = append(os.Environ(), "GOWORK=off")
 	if b, err := cmd.CombinedOutput(); err != nil {
 		return TestImages{}, "build test images (cd images && go run ./build): " + err.Error() + "\n" + string(b)
 	}
