@@ -26,6 +26,7 @@ import (
 	"skiff.dev/events/state"
 	"skiff.dev/events/store"
 	"skiff.dev/services/nodeagent/internal/agent"
+	"skiff.dev/services/nodeagent/internal/logs"
 	"skiff.dev/services/nodeagent/internal/podnet"
 	"skiff.dev/services/nodeagent/internal/register"
 	"skiff.dev/services/nodeagent/internal/runtime"
@@ -163,6 +164,15 @@ func Run(ctx context.Context, cfg Config) error {
 	go func() {
 		defer wg.Done()
 		_ = register.RenewLoop(ctx, kv, []string{cfg.Node}, register.RenewConfig{Interval: cfg.LeaseInterval, Logger: log})
+	}()
+
+	// Logs are files the shims write: they are served without containerd or the log.
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		if err := logs.Serve(ctx, cfg.Conn, cfg.Node, cfg.LogDir, log); err != nil {
+			log.Error("serve container logs", "err", err)
+		}
 	}()
 
 	rt, err := runtime.New(ctx, runtime.Config{
