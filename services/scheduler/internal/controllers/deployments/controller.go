@@ -64,8 +64,7 @@ func (c *Controller) Sync(ctx context.Context) (reconcile.Result, error) {
 	b := reconcile.NewBatch(now, events.Meta{Actor: c.cfg.Actor})
 	c.cfg.Projection.View(func(s *state.State) {
 		owners := make(map[string]bool, len(s.Deployments))
-		for _, key := range slices.SortedFunc(maps.Keys(s.Deployments), compareKeys) {
-			d := s.Deployments[key]
+		for key, d := range s.Deployments {
 			owners[d.Metadata.UID] = true
 			c.syncDeployment(s, key, d, now, b)
 		}
@@ -74,15 +73,10 @@ func (c *Controller) Sync(ctx context.Context) (reconcile.Result, error) {
 	return b.Flush(ctx, c.cfg.Log)
 }
 
-func compareKeys(a, b state.Key) int {
-	return cmp.Or(cmp.Compare(a.Namespace, b.Namespace), cmp.Compare(a.Name, b.Name))
-}
-
 // collectGarbage asks to delete the pods of Deployments that are gone (DeploymentDeleted), as
 // Kubernetes' garbage collector does for dependents of a deleted owner.
 func collectGarbage(s *state.State, owners map[string]bool, b *reconcile.Batch) {
-	for _, key := range slices.SortedFunc(maps.Keys(s.Pods), compareKeys) {
-		p := s.Pods[key]
+	for _, p := range s.Pods {
 		if p.OwnerUID == "" || owners[p.OwnerUID] || p.Deleting() || !ownedByDeployment(p) {
 			continue
 		}
@@ -138,10 +132,19 @@ func classify(owned map[state.Key]*state.Pod, hash string) pods {
 			ps.oldUnready = append(ps.oldUnready, p)
 		}
 	}
-	for _, l := range [][]*state.Pod{ps.newReady, ps.newUnready, ps.oldReady, ps.oldUnready, ps.finished} {
-		slices.SortFunc(l, deleteFirst)
-	}
 	return ps
+}
+
+// firstToDelete returns the n pods of ps that a scale-down deletes first. It sorts only when it
+// has to choose: most passes delete nothing.
+func firstToDelete(ps []*state.Pod, n int) []*state.Pod {
+	if n <= 0 {
+		return nil
+	}
+	if n < len(ps) {
+		slices.SortFunc(ps, deleteFirst)
+	}
+	return ps[:n]
 }
 
 // deleteFirst orders pods the way a scale-down picks them, as Kubernetes' ReplicaSet controller
@@ -214,14 +217,13 @@ func (c *Controller) syncDeployment(s *state.State, key state.Key, d *state.Depl
 		requestDeletion(s, p, b)
 	}
 	newPods := append(slices.Clip(ps.newUnready), ps.newReady...)
-	slices.SortFunc(newPods, deleteFirst)
-	for _, p := range newPods[:plan.DeleteNew] {
+	for _, p := range firstToDelete(newPods, plan.DeleteNew) {
 		requestDeletion(s, p, b)
 	}
-	for _, p := range ps.oldUnready[:plan.DeleteOldUnready] {
+	for _, p := range firstToDelete(ps.oldUnready, plan.DeleteOldUnready) {
 		requestDeletion(s, p, b)
 	}
-	for _, p := range ps.oldReady[:plan.DeleteOldReady] {
+	for _, p := range firstToDelete(ps.oldReady, plan.DeleteOldReady) {
 		requestDeletion(s, p, b)
 	}
 	for range plan.Create {

@@ -167,7 +167,7 @@ func TestScale(t *testing.T) {
 	var newest []string
 	c.Projection.View(func(s *state.State) {
 		ps := classify(s.PodsOwnedBy("uid-web"), "")
-		for _, p := range ps.oldReady[:4] {
+		for _, p := range firstToDelete(ps.oldReady, 4) {
 			newest = append(newest, p.Metadata.Name)
 		}
 	})
@@ -339,7 +339,7 @@ func TestSyncStepByStep(t *testing.T) {
 		before func()
 		want   []string
 	}{
-		{"create two pods", nil, []string{"PodCreated", "PodCreated", "DeploymentRolloutProgressed"}},
+		{"create two pods", nil, []string{"DeploymentRolloutProgressed", "PodCreated", "PodCreated"}},
 		{"count them", nil, []string{"DeploymentRolloutProgressed"}},
 		{"quiet", nil, nil},
 		{"they run", runAll, []string{"DeploymentRolloutProgressed"}},
@@ -348,14 +348,14 @@ func TestSyncStepByStep(t *testing.T) {
 			d.Spec.Template.Spec.Containers[0].Image = "demo:v2"
 			d.Metadata.Generation = 2
 			c.ApplyDeployment(d)
-		}, []string{"PodCreated", "DeploymentRolloutProgressed"}},
+		}, []string{"DeploymentRolloutProgressed", "PodCreated"}},
 		{"status counts it", nil, []string{"DeploymentRolloutProgressed"}},
 		{"wait for it to be ready", nil, nil},
-		{"ready: one old pod goes", runAll, []string{"PodDeletionRequested", "DeploymentRolloutProgressed"}},
-		{"next surge pod", nil, []string{"PodCreated", "DeploymentRolloutProgressed"}},
+		{"ready: one old pod goes", runAll, []string{"DeploymentRolloutProgressed", "PodDeletionRequested"}},
+		{"next surge pod", nil, []string{"DeploymentRolloutProgressed", "PodCreated"}},
 		{"status counts it too", nil, []string{"DeploymentRolloutProgressed"}},
 		{"wait again", nil, nil},
-		{"ready: the last old pod goes", runAll, []string{"PodDeletionRequested", "DeploymentRolloutProgressed"}},
+		{"ready: the last old pod goes", runAll, []string{"DeploymentRolloutProgressed", "PodDeletionRequested"}},
 		{"status: complete", nil, []string{"DeploymentRolloutProgressed"}},
 		{"done", nil, nil},
 	}

@@ -4,7 +4,6 @@ import (
 	"cmp"
 	"context"
 	"log/slog"
-	"maps"
 	"net/netip"
 	"slices"
 	"time"
@@ -59,10 +58,7 @@ func (c *Controller) Sync(ctx context.Context) (reconcile.Result, error) {
 	b := reconcile.NewBatch(c.cfg.Clock(), events.Meta{Actor: c.cfg.Actor})
 	c.cfg.Projection.View(func(s *state.State) {
 		idx := indexPods(s)
-		for _, key := range slices.SortedFunc(maps.Keys(s.Services), func(a, b state.Key) int {
-			return cmp.Or(cmp.Compare(a.Namespace, b.Namespace), cmp.Compare(a.Name, b.Name))
-		}) {
-			svc := s.Services[key]
+		for key, svc := range s.Services {
 			if len(svc.Spec.Selector) == 0 {
 				continue
 			}
@@ -82,22 +78,33 @@ func (c *Controller) Sync(ctx context.Context) (reconcile.Result, error) {
 }
 
 // podIndex finds the pods a selector may match without scanning every pod for every Service:
-// pods by namespace and by one label pair.
-type podIndex map[string]map[string][]*state.Pod // namespace → "key=value" → pods
+// pods by namespace and one label pair.
+type podIndex map[labelKey][]*state.Pod
 
+type labelKey struct{ namespace, key, value string }
+
+// indexPods indexes the pods that may be endpoints by the label keys that selectors use.
 func indexPods(s *state.State) podIndex {
+	type nsKey struct{ namespace, key string }
+	used := map[nsKey]bool{}
+	for key, svc := range s.Services {
+		for k := range svc.Spec.Selector {
+			used[nsKey{key.Namespace, k}] = true
+		}
+	}
 	idx := podIndex{}
+	if len(used) == 0 {
+		return idx
+	}
 	for _, p := range s.Pods {
 		if !p.Ready() || p.Deleting() {
-			continue // never an endpoint; keep the index small
-		}
-		byLabel := idx[p.Metadata.Namespace]
-		if byLabel == nil {
-			byLabel = map[string][]*state.Pod{}
-			idx[p.Metadata.Namespace] = byLabel
+			continue // never an endpoint
 		}
 		for k, v := range p.Metadata.Labels {
-			byLabel[k+"="+v] = append(byLabel[k+"="+v], p)
+			if used[nsKey{p.Metadata.Namespace, k}] {
+				lk := labelKey{p.Metadata.Namespace, k, v}
+				idx[lk] = append(idx[lk], p)
+			}
 		}
 	}
 	return idx
@@ -108,7 +115,7 @@ func (idx podIndex) candidates(namespace string, selector map[string]string) []*
 	var best []*state.Pod
 	first := true
 	for k, v := range selector {
-		ps := idx[namespace][k+"="+v]
+		ps := idx[labelKey{namespace, k, v}]
 		if first || len(ps) < len(best) {
 			best, first = ps, false
 		}
@@ -119,7 +126,11 @@ func (idx podIndex) candidates(namespace string, selector map[string]string) []*
 // Compute is the endpoints of svc among pods (any pods; Compute filters them) whose nodes are in
 // nodes. See the package doc for the rules. The result is sorted and never nil.
 func Compute(svc *events.Service, pods []*state.Pod, nodes map[string]*state.Node) []events.EndpointAddress {
-	out := []events.EndpointAddress{}
+	type sortable struct {
+		ip   netip.Addr
+		addr events.EndpointAddress
+	}
+	var found []sortable
 	for _, p := range pods {
 		if !serves(svc, p, nodes) {
 			continue
@@ -133,11 +144,16 @@ func Compute(svc *events.Service, pods []*state.Pod, nodes map[string]*state.Nod
 		if len(ports) == 0 {
 			continue
 		}
-		out = append(out, events.EndpointAddress{IP: p.Status.PodIP, NodeName: p.Spec.NodeName, PodName: p.Metadata.Name, Ports: ports})
+		ip, _ := netip.ParseAddr(p.Status.PodIP) // the zero Addr for junk: sorts first
+		found = append(found, sortable{ip, events.EndpointAddress{IP: p.Status.PodIP, NodeName: p.Spec.NodeName, PodName: p.Metadata.Name, Ports: ports}})
 	}
-	slices.SortFunc(out, func(a, b events.EndpointAddress) int {
-		return cmp.Or(compareIPs(a.IP, b.IP), cmp.Compare(a.PodName, b.PodName))
+	slices.SortFunc(found, func(a, b sortable) int {
+		return cmp.Or(a.ip.Compare(b.ip), cmp.Compare(a.addr.IP, b.addr.IP), cmp.Compare(a.addr.PodName, b.addr.PodName))
 	})
+	out := make([]events.EndpointAddress, len(found))
+	for i, f := range found {
+		out[i] = f.addr
+	}
 	return out
 }
 
@@ -150,15 +166,6 @@ func serves(svc *events.Service, p *state.Pod, nodes map[string]*state.Node) boo
 	}
 	n := nodes[p.Spec.NodeName]
 	return n != nil && n.Ready
-}
-
-func compareIPs(a, b string) int {
-	x, errx := netip.ParseAddr(a)
-	y, erry := netip.ParseAddr(b)
-	if errx != nil || erry != nil {
-		return cmp.Compare(a, b)
-	}
-	return x.Compare(y)
 }
 
 func protocol(p string) string {

@@ -1,11 +1,8 @@
 package podlifecycle
 
 import (
-	"cmp"
 	"context"
 	"log/slog"
-	"maps"
-	"slices"
 	"time"
 
 	"skiff.dev/events"
@@ -89,10 +86,8 @@ func (c *Controller) Sync(ctx context.Context) (reconcile.Result, error) {
 	var due time.Time
 	c.cfg.Projection.View(func(s *state.State) {
 		p := pass{cfg: &c.cfg, s: s, now: now, b: b}
-		for _, key := range slices.SortedFunc(maps.Keys(s.Pods), func(a, b state.Key) int {
-			return cmp.Or(cmp.Compare(a.Namespace, b.Namespace), cmp.Compare(a.Name, b.Name))
-		}) {
-			p.pod(s.Pods[key])
+		for _, pod := range s.Pods {
+			p.pod(pod)
 		}
 		due = p.due
 	})
@@ -123,17 +118,19 @@ func (p *pass) requeue(at time.Time) {
 
 func (p *pass) pod(pod *state.Pod) {
 	ns, name, uid := pod.Metadata.Namespace, pod.Metadata.Name, pod.Metadata.UID
+	node := pod.Spec.NodeName
+	evict := node != "" && p.nodeLost(pod)
+	_, nsExists := p.s.Namespaces[ns]
+	if !pod.Deleting() && !evict && nsExists {
+		return // the common case: nothing to do, so nothing to compute
+	}
 	ref := events.ObjectRef{Kind: events.KindPod, Namespace: ns, Name: name, UID: uid}
 	podSeq := p.s.SubjectSeq(events.ObjectSubject(events.KindPod, ns, name))
-	node := pod.Spec.NodeName
 	bindSeq := p.s.SubjectSeq(events.BindSubject(node, ns, name))
 
-	evict := node != "" && p.nodeLost(pod)
 	switch {
 	case !pod.Deleting() && !evict:
-		if _, ok := p.s.Namespaces[ns]; !ok {
-			p.b.Add(ref, "", &events.PodDeletionRequested{UID: uid, GracePeriodSeconds: pod.Spec.GracePeriodSeconds()}, podSeq)
-		}
+		p.b.Add(ref, "", &events.PodDeletionRequested{UID: uid, GracePeriodSeconds: pod.Spec.GracePeriodSeconds()}, podSeq)
 	case node == "":
 		p.b.Add(ref, "", &events.PodDeleted{UID: uid}, podSeq)
 	case evict && !pod.StopRequested && !pod.Terminated:

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
+	"strings"
 	"time"
 
 	"skiff.dev/events"
@@ -192,7 +194,11 @@ const chunk = 1000
 
 // Flush appends the batch and reports the outcome. Conflicts are counted in the result, not
 // returned; any other failure is returned (joined), with the result still counting what landed.
+//
+// Writes go out in subject order, so what a pass writes lands in the same order whatever order
+// it decided in (passes range over maps); writes of one batch are independent of each other.
 func (b *Batch) Flush(ctx context.Context, log Log) (Result, error) {
+	slices.SortStableFunc(b.writes, func(x, y store.Write) int { return strings.Compare(x.Event.Subject, y.Event.Subject) })
 	res := Result{}
 	errs := b.err
 	for start := 0; start < len(b.writes); start += chunk {
