@@ -1,0 +1,597 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"skiff.dev/events/api"
+	"skiff.dev/events/images"
+	"skiff.dev/events/store"
+)
+
+// Options shape a cluster. The zero value is one node and `skiff up --control-plane-only`.
+type Options struct {
+	// Nodes is how many nodes to run, 1 to 3; default 1.
+	Nodes int
+	// Schedulers, when > 0, runs the control plane as a NATS server process plus this many
+	// skiff-scheduler processes (ids sched1, sched2, ...), so a test can kill one; when 0 the
+	// control plane is one `skiff up --control-plane-only` process.
+	Schedulers int
+	// LeaderTTL is passed to skiff-scheduler (--leader-ttl) when set.
+	LeaderTTL time.Duration
+	// BackoffBase and BackoffCap bound crash-loop back-off; default 1 s and 4 s, so crash-loop
+	// tests see several restarts quickly.
+	BackoffBase, BackoffCap time.Duration
+	// Timeout bounds WaitFor and cluster start-up; default 60 s.
+	Timeout time.Duration
+	// LogLevel of every Skiff process; default info.
+	LogLevel string
+}
+
+func (o *Options) defaults() error {
+	if o.Nodes == 0 {
+		o.Nodes = 1
+	}
+	if o.Nodes < 1 || o.Nodes > 3 {
+		return fmt.Errorf("Options.Nodes is %d: want 1 to 3", o.Nodes)
+	}
+	if o.BackoffBase == 0 {
+		o.BackoffBase = time.Second
+	}
+	if o.BackoffCap == 0 {
+		o.BackoffCap = 4 * time.Second
+	}
+	if o.Timeout == 0 {
+		o.Timeout = 60 * time.Second
+	}
+	if o.LogLevel == "" {
+		o.LogLevel = "info"
+	}
+	return nil
+}
+
+// Cluster is a running Skiff cluster made of real processes, each node in its own network
+// namespace. Create it with New; it is torn down when the test ends.
+type Cluster struct {
+	// RunID prefixes every name the cluster makes on the machine.
+	RunID string
+	// Dir holds every file of the cluster: logs, NATS data, containerd roots, node state.
+	Dir string
+	// Server is the NATS URL, reachable from the cluster's namespaces (not from the host's).
+	Server string
+	// ControlPlaneNetns names the control plane's network namespace (under /run/netns).
+	ControlPlaneNetns string
+	Bin               Binaries
+
+	t     testing.TB
+	opts  Options
+	lan   string
+	nodes []*Node
+	// controlPlane is skiff up, or NATS followed by the schedulers.
+	controlPlane []*proc
+	schedulers   map[string]*proc
+
+	connOnce sync.Once
+	nc       *nats.Conn
+	st       *store.Store
+	connErr  error
+}
+
+// Node is one node of a cluster: a network namespace with its own containerd and node agent.
+type Node struct {
+	Name    string
+	Address string
+	Netns   string
+	Dir     string
+	// ContainerdAddress is the node's containerd socket.
+	ContainerdAddress string
+	// StateDir and LogDir are the agent's --state-dir and --log-dir.
+	StateDir, LogDir string
+
+	containerd *proc
+	agent      *proc
+}
+
+var runSeq atomic.Int64
+
+// New starts a cluster and registers its teardown with t.Cleanup. It skips t when not root, and
+// fails it when a tool is missing or the cluster does not come up within Options.Timeout.
+func New(t testing.TB, opts Options) *Cluster {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: makes network namespaces, runs containerd, runc and CNI plugins")
+	}
+	if err := opts.defaults(); err != nil {
+		t.Fatal(err)
+	}
+	for _, tool := range []string{"ip", "nsenter", "containerd", "ctr"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Fatalf("%s is not installed (scripts/setup.sh installs it): %v", tool, err)
+		}
+	}
+	if _, err := os.Stat("/usr/lib/cni/bridge"); err != nil {
+		if _, err2 := os.Stat("/opt/cni/bin/bridge"); err2 != nil {
+			t.Fatalf("CNI plugins not found in /usr/lib/cni or /opt/cni/bin (Debian: containernetworking-plugins)")
+		}
+	}
+	sweepStale(t.Logf)
+	bin := Build(t)
+
+	runID := fmt.Sprintf("%s%d-%d", runPrefix, os.Getpid(), runSeq.Add(1))
+	c := &Cluster{
+		RunID:             runID,
+		Dir:               filepath.Join(os.TempDir(), runID),
+		Server:            fmt.Sprintf("nats://%s:%d", ControlPlaneAddress, NATSPort),
+		ControlPlaneNetns: runID + "-cp",
+		Bin:               bin,
+		t:                 t,
+		opts:              opts,
+		lan:               runID + "-lan",
+		schedulers:        map[string]*proc{},
+	}
+	if err := os.MkdirAll(c.Dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(c.Dir, ownerFile), []byte(processIdentity(os.Getpid())), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.cleanup)
+
+	members := []member{{netns: c.ControlPlaneNetns, veth: "v-cp", address: ControlPlaneAddress}}
+	for i := 1; i <= opts.Nodes; i++ {
+		name := fmt.Sprintf("node%d", i)
+		dir := filepath.Join(c.Dir, name)
+		n := &Node{
+			Name: name, Address: NodeAddress(i), Netns: runID + "-" + name, Dir: dir,
+			ContainerdAddress: filepath.Join(dir, "containerd", "containerd.sock"),
+			StateDir:          filepath.Join(dir, "state"), LogDir: filepath.Join(dir, "logs"),
+		}
+		c.nodes = append(c.nodes, n)
+		members = append(members, member{netns: n.Netns, veth: "v-" + name, address: n.Address})
+	}
+	if err := setupLAN(c.lan, members); err != nil {
+		t.Fatalf("cluster network: %v", err)
+	}
+	start := time.Now()
+	c.startControlPlane()
+	for _, n := range c.nodes {
+		c.startContainerd(n)
+	}
+	for _, n := range c.nodes {
+		n.agent = c.agentProc(n)
+		if err := n.agent.start(c.pidsPath()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, n := range c.nodes {
+		c.waitAgentReady(n)
+	}
+	t.Logf("cluster %s: %d node(s) up in %v (dir %s)", runID, len(c.nodes), time.Since(start).Round(time.Millisecond), c.Dir)
+	return c
+}
+
+func (c *Cluster) pidsPath() string { return filepath.Join(c.Dir, pidsFile) }
+
+func (c *Cluster) newProc(name, netns string, argv ...string) *proc {
+	return &proc{name: name, netns: netns, argv: argv, logPath: filepath.Join(c.Dir, name+".log")}
+}
+
+// startControlPlane starts NATS and the scheduler(s) and waits until a scheduler answers
+// queries and the project's images are in the cluster's image store.
+func (c *Cluster) startControlPlane() {
+	t := c.t
+	listen := fmt.Sprintf("%s:%d", ControlPlaneAddress, NATSPort)
+	if c.opts.Schedulers == 0 {
+		up := c.newProc("skiff-up", c.ControlPlaneNetns, c.Bin.Skiff, "up", "--control-plane-only",
+			"--listen", listen, "--data-dir", filepath.Join(c.Dir, "cp"), "--images-dir", c.Bin.Images,
+			"--log-level", c.opts.LogLevel)
+		c.controlPlane = append(c.controlPlane, up)
+		c.schedulers["up"] = up
+		if err := up.start(c.pidsPath()); err != nil {
+			t.Fatal(err)
+		}
+	} else {
+		natsd := c.newProc("nats", c.ControlPlaneNetns, c.Bin.NATS, "--listen", listen, "--data-dir", filepath.Join(c.Dir, "nats"))
+		c.controlPlane = append(c.controlPlane, natsd)
+		if err := natsd.start(c.pidsPath()); err != nil {
+			t.Fatal(err)
+		}
+		for i := 1; i <= c.opts.Schedulers; i++ {
+			id := fmt.Sprintf("sched%d", i)
+			args := []string{c.Bin.Scheduler, "--server", c.Server, "--id", id, "--log-level", c.opts.LogLevel}
+			if c.opts.LeaderTTL > 0 {
+				args = append(args, "--leader-ttl", c.opts.LeaderTTL.String())
+			}
+			p := c.newProc(id, c.ControlPlaneNetns, args...)
+			c.controlPlane = append(c.controlPlane, p)
+			c.schedulers[id] = p
+		}
+	}
+	// The schedulers connect once NATS answers; skiff-scheduler fails fast without it.
+	nc := c.Conn()
+	for _, p := range c.controlPlane[1:] {
+		if err := p.start(c.pidsPath()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), c.opts.Timeout)
+	defer cancel()
+	var lastErr error
+	ok := pollUntil(ctx, func() bool {
+		qctx, qcancel := context.WithTimeout(ctx, 2*time.Second)
+		defer qcancel()
+		lastErr = api.Get(qctx, nc, api.GetRequest{Kind: "nodes"}, func(*api.GetChunk) error { return nil })
+		return lastErr == nil
+	})
+	if !ok {
+		t.Fatalf("no scheduler answered within %v: %v\n%s", c.opts.Timeout, lastErr, c.logTails(40))
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	obs, err := images.Bucket(ctx, js, 0)
+	if err != nil {
+		t.Fatalf("image store: %v", err)
+	}
+	tars, _ := filepath.Glob(filepath.Join(c.Bin.Images, "*.tar"))
+	for _, tar := range tars {
+		names, err := images.NamesInTarball(tar)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c.opts.Schedulers > 0 {
+			// No skiff up to import them: do what it does.
+			if _, err := images.Put(ctx, obs, tar); err != nil {
+				t.Fatalf("import %s: %v", tar, err)
+			}
+			continue
+		}
+		// skiff up imports them at start; a pod started before that would wait for the
+		// agent's image retry.
+		for _, name := range names {
+			if !pollUntil(ctx, func() bool { _, err := obs.GetInfo(ctx, name); return err == nil }) {
+				t.Fatalf("skiff up did not import %s within %v\n%s", name, c.opts.Timeout, c.logTails(40))
+			}
+		}
+	}
+}
+
+// containerdConfig is a private containerd: its own root, state and socket, and only the plugins
+// the runtime uses (no CRI, which would want its own CNI config and pause image).
+const containerdConfig = `version = 2
+root = %q
+state = %q
+disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.internal.v1.opt", "io.containerd.snapshotter.v1.aufs", "io.containerd.snapshotter.v1.btrfs", "io.containerd.snapshotter.v1.devmapper", "io.containerd.snapshotter.v1.zfs", "io.containerd.tracing.processor.v1.otlp", "io.containerd.internal.v1.tracing"]
+
+[grpc]
+  address = %q
+`
+
+func (c *Cluster) startContainerd(n *Node) {
+	t := c.t
+	dir := filepath.Join(n.Dir, "containerd")
+	if err := os.MkdirAll(dir, 0o711); err != nil {
+		t.Fatal(err)
+	}
+	cfg := filepath.Join(dir, "config.toml")
+	if err := os.WriteFile(cfg, []byte(fmt.Sprintf(containerdConfig, filepath.Join(dir, "root"), filepath.Join(dir, "state"), n.ContainerdAddress)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	n.containerd = c.newProc(n.Name+"-containerd", n.Netns, "containerd", "--config", cfg)
+	if err := n.containerd.start(c.pidsPath()); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), c.opts.Timeout)
+	defer cancel()
+	if !pollUntil(ctx, func() bool {
+		_, err := os.Stat(n.ContainerdAddress)
+		return err == nil && n.containerd.running()
+	}) {
+		t.Fatalf("containerd of %s did not serve %s:\n%s", n.Name, n.ContainerdAddress, tail(n.containerd.log(), 40))
+	}
+}
+
+func (c *Cluster) agentProc(n *Node) *proc {
+	return c.newProc(n.Name+"-agent", n.Netns, c.Bin.NodeAgent,
+		"--server", c.Server, "--node-name", n.Name, "--address", n.Address,
+		"--containerd-address", n.ContainerdAddress, "--state-dir", n.StateDir, "--log-dir", n.LogDir,
+		"--backoff-base", c.opts.BackoffBase.String(), "--backoff-cap", c.opts.BackoffCap.String(),
+		"--log-level", c.opts.LogLevel)
+}
+
+// waitAgentReady waits for the agent's current run to log that it is ready: it has registered,
+// has its pod CIDR, has reconciled containerd against the log and runs its pods.
+func (c *Cluster) waitAgentReady(n *Node) {
+	ctx, cancel := context.WithTimeout(context.Background(), c.opts.Timeout)
+	defer cancel()
+	if !pollUntil(ctx, func() bool {
+		return strings.Contains(n.agent.log(), "node agent ready") || !n.agent.running()
+	}) || !n.agent.running() {
+		c.t.Fatalf("agent of %s not ready within %v:\n%s", n.Name, c.opts.Timeout, tail(n.agent.log(), 60))
+	}
+}
+
+// Nodes returns the cluster's nodes.
+func (c *Cluster) Nodes() []*Node { return c.nodes }
+
+// Node returns the node called name, failing the test if there is none.
+func (c *Cluster) Node(name string) *Node {
+	c.t.Helper()
+	for _, n := range c.nodes {
+		if n.Name == name {
+			return n
+		}
+	}
+	c.t.Fatalf("no node %q in the cluster", name)
+	return nil
+}
+
+// AgentPID is the PID of the node's agent, 0 when it is not running.
+func (n *Node) AgentPID() int { return n.agent.pid() }
+
+// AgentLog is what the node's agent logged since it was last started.
+func (n *Node) AgentLog() string { return n.agent.log() }
+
+// KillAgent sends sig to the node's agent. For SIGKILL, SIGTERM and SIGINT it waits until the
+// agent has exited.
+func (c *Cluster) KillAgent(node string, sig syscall.Signal) {
+	c.t.Helper()
+	n := c.Node(node)
+	wait := time.Duration(0)
+	if sig == syscall.SIGKILL || sig == syscall.SIGTERM || sig == syscall.SIGINT {
+		wait = 30 * time.Second
+	}
+	if !n.agent.running() {
+		c.t.Fatalf("agent of %s is not running", node)
+	}
+	if !n.agent.signal(sig, wait) && wait > 0 {
+		c.t.Fatalf("agent of %s did not exit within %v of %v", node, wait, sig)
+	}
+}
+
+// StartAgent starts the node's agent again and waits until it is ready.
+func (c *Cluster) StartAgent(node string) {
+	c.t.Helper()
+	n := c.Node(node)
+	if err := n.agent.start(c.pidsPath()); err != nil {
+		c.t.Fatal(err)
+	}
+	c.waitAgentReady(n)
+}
+
+// SchedulerIDs are the ids of the cluster's scheduler processes ("up" for skiff up).
+func (c *Cluster) SchedulerIDs() []string { return sortedKeys(boolKeys(c.schedulers)) }
+
+// KillScheduler sends sig to scheduler id and, for SIGKILL and SIGTERM, waits until it exits.
+// It returns the time the signal was sent.
+func (c *Cluster) KillScheduler(id string, sig syscall.Signal) time.Time {
+	c.t.Helper()
+	p := c.schedulers[id]
+	if p == nil || !p.running() {
+		c.t.Fatalf("scheduler %q is not running", id)
+	}
+	at := time.Now()
+	if !p.signal(sig, 30*time.Second) && (sig == syscall.SIGKILL || sig == syscall.SIGTERM) {
+		c.t.Fatalf("scheduler %s did not exit within 30s of %v", id, sig)
+	}
+	return at
+}
+
+// SchedulerLog is what scheduler id logged since it was last started.
+func (c *Cluster) SchedulerLog(id string) string {
+	if p := c.schedulers[id]; p != nil {
+		return p.log()
+	}
+	return ""
+}
+
+// leaderKey is the key the scheduler's control loops' leader holds in api.LeaderBucket
+// (services/scheduler/internal/leader.Key, which this module cannot import).
+const leaderKey = "controllers"
+
+// Leader returns the id of the scheduler replica that holds the control loops' leadership, or
+// "" when none does.
+func (c *Cluster) Leader() (string, error) {
+	js, err := jetstream.New(c.Conn())
+	if err != nil {
+		return "", err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	kv, err := js.KeyValue(ctx, api.LeaderBucket)
+	if err != nil {
+		return "", fmt.Errorf("leader bucket: %w", err)
+	}
+	e, err := kv.Get(ctx, leaderKey)
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return "", nil
+	}
+	if err != nil {
+		return "", err
+	}
+	return string(e.Value()), nil
+}
+
+// Conn is a NATS connection from the test process to the cluster, through a dialer that makes
+// its socket inside the control plane's namespace. Closed at cleanup.
+func (c *Cluster) Conn() *nats.Conn {
+	c.t.Helper()
+	c.connOnce.Do(func() {
+		d := netnsDialer{path: netnsPath(c.ControlPlaneNetns), timeout: 2 * time.Second}
+		deadline := time.Now().Add(c.opts.Timeout)
+		for {
+			c.nc, c.connErr = nats.Connect(c.Server, nats.SetCustomDialer(d), nats.Name("e2e-test"),
+				nats.MaxReconnects(-1), nats.ReconnectWait(100*time.Millisecond))
+			if c.connErr == nil || time.Now().After(deadline) {
+				break
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	})
+	if c.connErr != nil {
+		c.t.Fatalf("connect to NATS at %s: %v\n%s", c.Server, c.connErr, c.logTails(40))
+	}
+	return c.nc
+}
+
+// Store is the cluster's event log, opened from the test process.
+func (c *Cluster) Store() *store.Store {
+	c.t.Helper()
+	if c.st == nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		st, err := store.Open(ctx, c.Conn(), store.Config{})
+		if err != nil {
+			c.t.Fatalf("open the event log: %v", err)
+		}
+		c.st = st
+	}
+	return c.st
+}
+
+// cleanup tears the cluster down; it runs even when the test failed or was skipped midway.
+func (c *Cluster) cleanup() {
+	t := c.t
+	if t.Failed() {
+		t.Logf("cluster %s: logs of a failed test:\n%s", c.RunID, c.logTails(80))
+	}
+	for _, n := range c.nodes {
+		if n.agent != nil {
+			n.agent.stop(10 * time.Second)
+		}
+	}
+	// Removing containers through containerd lets runc remove their cgroups and the
+	// snapshotter unmount their root filesystems; what survives is swept below.
+	var wg sync.WaitGroup
+	for _, n := range c.nodes {
+		if n.containerd == nil || !n.containerd.running() {
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c.removeAllContainers(n)
+			n.containerd.stop(10 * time.Second)
+		}()
+	}
+	wg.Wait()
+	if c.nc != nil {
+		c.nc.Close()
+	}
+	for i := len(c.controlPlane) - 1; i >= 0; i-- {
+		c.controlPlane[i].stop(10 * time.Second)
+	}
+	sweepRun(c.Dir, c.RunID, t.Logf)
+}
+
+// removeAllContainers deletes every task and container of the node's containerd.
+func (c *Cluster) removeAllContainers(n *Node) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	ctr := func(args ...string) string {
+		out, _ := exec.CommandContext(ctx, "ctr", append([]string{"--address", n.ContainerdAddress, "--namespace", "skiff"}, args...)...).Output()
+		return string(out)
+	}
+	for _, id := range strings.Fields(ctr("tasks", "ls", "-q")) {
+		ctr("tasks", "delete", "--force", id)
+	}
+	if ids := strings.Fields(ctr("containers", "ls", "-q")); len(ids) > 0 {
+		ctr(append([]string{"containers", "rm"}, ids...)...)
+	}
+}
+
+// logTails is the end of every process's log, for a failure message.
+func (c *Cluster) logTails(lines int) string {
+	var b strings.Builder
+	var procs []*proc
+	procs = append(procs, c.controlPlane...)
+	for _, n := range c.nodes {
+		if n.agent != nil {
+			procs = append(procs, n.agent)
+		}
+		if n.containerd != nil {
+			procs = append(procs, n.containerd)
+		}
+	}
+	for _, p := range procs {
+		fmt.Fprintf(&b, "--- %s (%s)\n%s\n", p.name, p.logPath, tail(readFile(p.logPath), lines))
+	}
+	return b.String()
+}
+
+func readFile(p string) string {
+	b, _ := os.ReadFile(p)
+	return string(b)
+}
+
+// tail is the last n lines of s.
+func tail(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
+
+func boolKeys[V any](m map[string]V) map[string]bool {
+	out := make(map[string]bool, len(m))
+	for k := range m {
+		out[k] = true
+	}
+	return out
+}
+
+// pollUntil calls cond every 50 ms until it is true (true) or ctx ends (false).
+func pollUntil(ctx context.Context, cond func() bool) bool {
+	for {
+		if cond() {
+			return true
+		}
+		select {
+		case <-ctx.Done():
+			return false
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+// IPAllocations are the addresses host-local holds on the node (one file per address).
+func (n *Node) IPAllocations() []string {
+	entries, _ := os.ReadDir(filepath.Join(n.StateDir, "podnet", "ipam", "skiff"))
+	var out []string
+	for _, e := range entries {
+		if net.ParseIP(e.Name()) != nil {
+			out = append(out, e.Name())
+		}
+	}
+	return out
+}
+
+// Shims are the PIDs of the containerd shims serving the node's containerd.
+func (n *Node) Shims() []int { return shimsUnder(filepath.Dir(n.ContainerdAddress)) }
+
+// Mounts are the mount points under the node's directory (containerd's snapshots and task
+// root filesystems, the sandbox root), deepest first.
+func (n *Node) Mounts() []string { return mountsUnder(n.Dir) }
+
+// SweepStale cleans up after test processes that died without cleaning up, as New does once per
+// process before its first cluster.
+func SweepStale(logf func(string, ...any)) {
+	sweepOnce = sync.Once{}
+	sweepStale(logf)
+}
