@@ -664,6 +664,11 @@ func TestServer(t *testing.T) {
 		if n := srv.Streams(); n != 0 {
 			t.Fatalf("%d streams still run", n)
 		}
+		ch, _ := c.next()
+		want := &api.Error{Code: "Unavailable", Message: "the node agent of n1 is stopping: unavailable"}
+		if diff := cmp.Diff(want, ch.Error); diff != "" || !ch.Last {
+			t.Errorf("the stream ended with last=%v, error (-want +got):\n%s", ch.Last, diff)
+		}
 	})
 
 	t.Run("needs a connection and a node", func(t *testing.T) {

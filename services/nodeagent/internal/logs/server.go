@@ -174,22 +174,25 @@ func (s *Server) stream(ctx context.Context, m *nats.Msg) {
 		log.Warn("answer log request", "err", err)
 		return
 	}
-	ctx, cancel := context.WithCancel(ctx)
+	sctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	st := &sender{nc: s.cfg.Conn, inbox: req.Inbox, ackTimeout: s.cfg.AckTimeout}
 	probed := make(chan struct{})
 	go func() {
 		defer close(probed)
-		s.probe(ctx, cancel, req.Inbox)
+		s.probe(sctx, cancel, req.Inbox)
 	}()
-	err = src.send(ctx, st, req.Follow && !req.Previous, s.wait)
-	stopped := ctx.Err() != nil // the client went away, or the agent stops
+	err = src.send(sctx, st, req.Follow && !req.Previous, s.wait)
+	gone := sctx.Err() != nil && ctx.Err() == nil // the probe found the client gone
 	cancel()
 	<-probed
 	switch {
 	case err == nil:
 		log.Debug("log stream done", "chunks", st.seq)
-	case errors.Is(err, errClientGone) || stopped:
+	case ctx.Err() != nil:
+		// Tell the client why the stream ends, rather than leave it to notice the silence.
+		st.fail(fmt.Errorf("the node agent of %s is stopping: %w", s.cfg.Node, events.ErrUnavailable))
+	case errors.Is(err, errClientGone) || gone:
 		log.Debug("log stream ended: the client went away", "chunks", st.seq, "err", err)
 	default:
 		log.Warn("log stream failed", "chunks", st.seq, "err", err)
