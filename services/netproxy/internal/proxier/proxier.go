@@ -1,0 +1,149 @@
+// Package proxier turns the log's Services and Endpoints into the net proxy's rules, the way
+// kube-proxy's proxier does: the projection's handlers only record that something changed and
+// ask for a sync; one sync function computes the whole desired state and hands it to the rules
+// engine as one transaction; nothing is synced before the projection has caught up with the log;
+// a failed sync is retried, and the engine then rewrites the whole table.
+package proxier
+
+import (
+	"cmp"
+	"context"
+	"log/slog"
+	"net/netip"
+	"slices"
+	"strings"
+	"time"
+
+	"skiff.dev/events"
+	"skiff.dev/events/live"
+	"skiff.dev/events/state"
+	"skiff.dev/services/netproxy/internal/rules"
+)
+
+// Syncer programs the rules; *rules.Syncer is one.
+type Syncer interface {
+	Sync(ctx context.Context, desired []rules.ServicePort) error
+}
+
+// Config configures a Proxier. Projection and Rules are required.
+type Config struct {
+	// Projection must follow the service and endpoints subjects.
+	Projection *live.Projection
+	Rules      Syncer
+	// MinInterval bounds how often the rules are synced when changes pour in (default 0: at
+	// once, coalescing whatever arrives during a sync).
+	MinInterval time.Duration
+	// RetryInterval is the pause after a failed sync; default 1 s.
+	RetryInterval time.Duration
+	Logger        *slog.Logger
+	// Synced, if set, is called after every successful sync with the projection sequence it
+	// reflects; tests and benchmarks wait on it.
+	Synced func(seq uint64)
+}
+
+// Proxier keeps the rules in step with the log.
+type Proxier struct{ cfg Config }
+
+// New returns a proxier.
+func New(cfg Config) *Proxier {
+	if cfg.RetryInterval == 0 {
+		cfg.RetryInterval = time.Second
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	return &Proxier{cfg: cfg}
+}
+
+// Run syncs until ctx ends.
+func (p *Proxier) Run(ctx context.Context) error {
+	if err := p.cfg.Projection.WaitSynced(ctx); err != nil {
+		return nil
+	}
+	var synced uint64
+	for {
+		changed := p.cfg.Projection.Changed()
+		var desired []rules.ServicePort
+		var seq uint64
+		p.cfg.Projection.View(func(st *state.State) {
+			seq = st.Seq
+			if seq != synced || synced == 0 {
+				desired = ServicePorts(st)
+			}
+		})
+		if seq != synced || synced == 0 {
+			start := time.Now()
+			if err := p.cfg.Rules.Sync(ctx, desired); err != nil {
+				p.cfg.Logger.Error("sync rules failed; retrying with a full sync", "seq", seq, "err", err)
+				select {
+				case <-time.After(p.cfg.RetryInterval):
+					continue
+				case <-ctx.Done():
+					return nil
+				}
+			}
+			synced = max(seq, 1)
+			p.cfg.Logger.Debug("rules synced", "seq", seq, "servicePorts", len(desired), "took", time.Since(start))
+			if p.cfg.Synced != nil {
+				p.cfg.Synced(seq)
+			}
+		}
+		if p.cfg.MinInterval > 0 {
+			select {
+			case <-time.After(p.cfg.MinInterval):
+			case <-ctx.Done():
+				return nil
+			}
+		}
+		select {
+		case <-changed:
+		case <-ctx.Done():
+			return nil
+		}
+	}
+}
+
+// ServicePorts computes the desired rules from the state: one entry per port of every ClusterIP
+// Service, with the endpoints the endpoints controller recorded for that port.
+func ServicePorts(st *state.State) []rules.ServicePort {
+	var out []rules.ServicePort
+	for key, svc := range st.Services {
+		vip, err := netip.ParseAddr(svc.Spec.ClusterIP)
+		if err != nil || !vip.Is4() {
+			continue
+		}
+		eps := st.Endpoints[key]
+		for _, sp := range svc.Spec.Ports {
+			proto := rules.TCP
+			if strings.EqualFold(sp.Protocol, "UDP") {
+				proto = rules.UDP
+			}
+			r := rules.ServicePort{Namespace: key.Namespace, Name: key.Name, PortName: sp.Name, VIP: vip, Protocol: proto, Port: uint16(sp.Port)}
+			if eps != nil {
+				r.Endpoints = endpointsFor(eps.Addresses, sp)
+			}
+			out = append(out, r)
+		}
+	}
+	slices.SortFunc(out, func(a, b rules.ServicePort) int {
+		return cmp.Or(a.VIP.Compare(b.VIP), cmp.Compare(a.Protocol, b.Protocol), cmp.Compare(a.Port, b.Port))
+	})
+	return out
+}
+
+// endpointsFor picks, from every address, the target port resolved for service port sp.
+func endpointsFor(addrs []events.EndpointAddress, sp events.ServicePort) []rules.Endpoint {
+	var out []rules.Endpoint
+	for _, a := range addrs {
+		ip, err := netip.ParseAddr(a.IP)
+		if err != nil {
+			continue
+		}
+		for _, p := range a.Ports {
+			if p.Name == sp.Name && strings.EqualFold(cmp.Or(p.Protocol, "TCP"), cmp.Or(sp.Protocol, "TCP")) {
+				out = append(out, rules.Endpoint{IP: ip, Port: uint16(p.Port)})
+			}
+		}
+	}
+	return out
+}

@@ -1,0 +1,76 @@
+// Package netproxy is the net proxy service, kube-proxy's job in nftables mode: it follows the
+// Services and Endpoints on the log and programs every Service's virtual IP in one nftables
+// table of this node (internal/rules), through netlink.
+package netproxy
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sync"
+
+	"github.com/nats-io/nats.go"
+
+	"skiff.dev/events"
+	"skiff.dev/events/live"
+	"skiff.dev/events/state"
+	"skiff.dev/events/store"
+	"skiff.dev/services/netproxy/internal/proxier"
+	"skiff.dev/services/netproxy/internal/rules"
+)
+
+// Config configures a net proxy. Conn is required; every other zero value works.
+type Config struct {
+	Conn   *nats.Conn
+	Stream string
+	// Table is the nftables table (family ip) the proxy owns; default "skiff".
+	Table  string
+	Logger *slog.Logger
+	// Synced, if set, is called after every successful sync with the log sequence it reflects.
+	Synced func(seq uint64)
+}
+
+// Filters are the subjects the proxy reads: Services and their Endpoints, nothing else.
+var Filters = []string{events.KindFilter(events.KindService), events.KindFilter(events.KindEndpoints)}
+
+// Run programs the rules until ctx ends. The table stays when it returns, so Services keep
+// working while the proxy restarts; the next start replaces it whole.
+func Run(ctx context.Context, cfg Config) error {
+	if cfg.Conn == nil {
+		return fmt.Errorf("net proxy: no NATS connection: %w", events.ErrInvalidArgument)
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	st, err := store.Open(ctx, cfg.Conn, store.Config{Stream: cfg.Stream, Logger: cfg.Logger})
+	if err != nil {
+		return fmt.Errorf("net proxy: %w", err)
+	}
+	syncer, err := rules.NewSyncer(rules.Config{Table: cfg.Table, Logger: cfg.Logger})
+	if err != nil {
+		return fmt.Errorf("net proxy: nftables: %w", err)
+	}
+	defer syncer.Close()
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	proj := live.New(state.New(), cfg.Logger)
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	followErr := make(chan error, 1)
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		if err := proj.Run(ctx, st, Filters); err != nil {
+			followErr <- fmt.Errorf("follow services: %w", err)
+			cancel()
+		}
+	}()
+	err = proxier.New(proxier.Config{Projection: proj, Rules: syncer, Logger: cfg.Logger, Synced: cfg.Synced}).Run(ctx)
+	select {
+	case e := <-followErr:
+		return e
+	default:
+		return err
+	}
+}
