@@ -40,12 +40,20 @@ type Event struct {
 }
 
 // Watch streams task exits and OOM kills of the runtime's namespace until
-// ctx ends, then closes the channel. When containerd goes away, Watch
+// ctx ends or the Runtime is closed, then closes the channel. When containerd goes away, Watch
 // retries with backoff and, once subscribed again, sends EventResync.
 // Read the channel promptly: Watch blocks on it rather than drop an exit.
 func (r *Runtime) Watch(ctx context.Context) <-chan Event {
 	out := make(chan Event, 64)
-	go r.watch(r.ns(ctx), out)
+	ctx, cancel := context.WithCancel(r.ns(ctx))
+	go func() {
+		select {
+		case <-r.closed:
+		case <-ctx.Done():
+		}
+		cancel()
+	}()
+	go r.watch(ctx, out)
 	return out
 }
 

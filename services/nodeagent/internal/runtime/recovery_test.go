@@ -72,7 +72,10 @@ func TestListAdoptsAfterRuntimeRestart(t *testing.T) {
 	pod := newPod(t, "adopt")
 	sb, id := e.runPod(t, runtime.ContainerConfig{Pod: pod, Name: "app", Image: runtimetest.TestboxImage, Args: []string{"tick"}, RestartCount: 2})
 	running := e.waitState(t, id, runtime.StateRunning, 10*time.Second)
+	events := e.rt.Watch(context.Background())
 	e.rt.Close()
+	for range events { // Close ends the stream
+	}
 	// No agent: the container's output still reaches its log file.
 	waitLogGrows(t, running.LogPath)
 

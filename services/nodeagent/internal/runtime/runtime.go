@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	containerd "github.com/containerd/containerd"
@@ -92,6 +93,8 @@ type Runtime struct {
 	snapshotter string
 	sandboxRoot string
 	cgroups     cgroupReader
+	closed      chan struct{} // closed by Close: ends Watch streams
+	closeOnce   sync.Once
 }
 
 // New connects to containerd, picks the snapshotter and writes the sandbox
@@ -111,6 +114,7 @@ func New(ctx context.Context, cfg Config) (*Runtime, error) {
 		log:         cfg.Logger,
 		sandboxRoot: filepath.Join(cfg.StateDir, "sandbox-rootfs"),
 		cgroups:     newCgroupReader(),
+		closed:      make(chan struct{}),
 	}
 	if err := r.init(ctx); err != nil {
 		client.Close()
@@ -168,8 +172,10 @@ func (r *Runtime) Snapshotter() string { return r.snapshotter }
 // Namespace is the containerd namespace the runtime works in.
 func (r *Runtime) Namespace() string { return r.cfg.Namespace }
 
-// Close closes the connection to containerd. Containers keep running.
+// Close closes the connection to containerd and ends Watch streams.
+// Containers keep running.
 func (r *Runtime) Close() error {
+	r.closeOnce.Do(func() { close(r.closed) })
 	return r.client.Close()
 }
 
