@@ -3,7 +3,6 @@ package runtime
 import (
 	"crypto/sha256"
 	"encoding/hex"
-	"fmt"
 	"path/filepath"
 	"strconv"
 	"time"
@@ -38,13 +37,6 @@ type PodRef struct {
 	UID       string
 	Name      string
 	Namespace string
-}
-
-func (p PodRef) validate() error {
-	if p.UID == "" || p.Name == "" || p.Namespace == "" {
-		return fmt.Errorf("pod %s/%s (uid %q): UID, name and namespace are all required", p.Namespace, p.Name, p.UID)
-	}
-	return nil
 }
 
 func (p PodRef) String() string { return p.Namespace + "/" + p.Name }

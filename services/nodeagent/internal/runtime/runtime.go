@@ -203,9 +203,6 @@ func validName(what, s string) error {
 }
 
 func (p PodRef) check() error {
-	if err := p.validate(); err != nil {
-		return fmt.Errorf("%w: %w", err, errdefs.ErrInvalidArgument)
-	}
 	for _, n := range []struct{ what, v string }{{"pod name", p.Name}, {"pod namespace", p.Namespace}, {"pod uid", p.UID}} {
 		if err := validName(n.what, n.v); err != nil {
 			return err
@@ -214,8 +211,9 @@ func (p PodRef) check() error {
 	return nil
 }
 
-// isGone reports whether err says the object was already gone, which the
-// idempotent removals treat as success.
+// isGone reports whether err says the process or object was already gone
+// (the shim answers "process already finished: not found" to a kill of an
+// exited process), which stopping and removing treat as success.
 func isGone(err error) bool {
-	return errdefs.IsNotFound(err) || (err != nil && strings.Contains(err.Error(), "process already finished"))
+	return errdefs.IsNotFound(err)
 }
