@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"maps"
 	"slices"
+	"sync"
 	"time"
 
 	"skiff.dev/events"
@@ -33,6 +34,14 @@ const DefaultActor = "scheduler/controllers"
 type Controller struct {
 	cfg  Config
 	loop *reconcile.Loop
+
+	// hashes remembers each Deployment's template hash between passes: hashing encodes the
+	// template, the dearest part of a quiet pass. Keyed by the state's object, which the fold
+	// replaces on every DeploymentApplied (and only that changes a template), so an entry can
+	// never be stale; the key is never dereferenced outside View. Rebuilt each pass, so deleted
+	// Deployments drop out.
+	mu     sync.Mutex
+	hashes map[*state.Deployment]string
 }
 
 // New returns a controller; Run starts it.
@@ -62,14 +71,23 @@ func (c *Controller) Run(ctx context.Context) error { return c.loop.Run(ctx) }
 func (c *Controller) Sync(ctx context.Context) (reconcile.Result, error) {
 	now := c.cfg.Clock()
 	b := reconcile.NewBatch(now, events.Meta{Actor: c.cfg.Actor})
+	c.mu.Lock()
 	c.cfg.Projection.View(func(s *state.State) {
 		owners := make(map[string]bool, len(s.Deployments))
+		hashes := make(map[*state.Deployment]string, len(s.Deployments))
 		for key, d := range s.Deployments {
 			owners[d.Metadata.UID] = true
-			c.syncDeployment(s, key, d, now, b)
+			h, ok := c.hashes[d]
+			if !ok {
+				h = TemplateHash(d.Spec.Template)
+			}
+			hashes[d] = h
+			c.syncDeployment(s, key, d, h, now, b)
 		}
+		c.hashes = hashes
 		collectGarbage(s, owners, b)
 	})
+	c.mu.Unlock()
 	return b.Flush(ctx, c.cfg.Log)
 }
 
@@ -186,7 +204,7 @@ func restarts(p *state.Pod) int32 {
 	return n
 }
 
-func (c *Controller) syncDeployment(s *state.State, key state.Key, d *state.Deployment, now time.Time, b *reconcile.Batch) {
+func (c *Controller) syncDeployment(s *state.State, key state.Key, d *state.Deployment, hash string, now time.Time, b *reconcile.Batch) {
 	if d.Metadata.UID == "" {
 		c.cfg.Logger.Warn("deployment has no uid; cannot own pods", "deployment", key)
 		return
@@ -196,7 +214,6 @@ func (c *Controller) syncDeployment(s *state.State, key state.Key, d *state.Depl
 		// there would fight it.
 		return
 	}
-	hash := TemplateHash(d.Spec.Template)
 	ps := classify(s.PodsOwnedBy(d.Metadata.UID), hash)
 	replicas := int(d.Spec.DesiredReplicas())
 	surge, unavailable := Bounds(d.Spec.Strategy, replicas)
