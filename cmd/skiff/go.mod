@@ -19,6 +19,7 @@ require (
 	go.yaml.in/yaml/v2 v2.4.2 // indirect
 	golang.org/x/crypto v0.58.0 // indirect
 	golang.org/x/sys v0.49.0 // indirect
+	skiff.dev/services/netproxy v0.0.0
 	skiff.dev/services/nodeagent v0.0.0
 	skiff.dev/services/scheduler v0.0.0
 )
@@ -28,3 +29,5 @@ replace skiff.dev/events => ../../events
 replace skiff.dev/services/scheduler => ../../services/scheduler
 
 replace skiff.dev/services/nodeagent => ../../services/nodeagent
+
+replace skiff.dev/services/netproxy => ../../services/netproxy

@@ -15,6 +15,7 @@ import (
 
 	"skiff.dev/events/images"
 	"skiff.dev/events/natsserver"
+	"skiff.dev/services/netproxy"
 	"skiff.dev/services/nodeagent"
 	"skiff.dev/services/nodeagent/containerd"
 	schedsvc "skiff.dev/services/scheduler"
@@ -151,6 +152,11 @@ func (a *app) startNode(ctx context.Context, o upOptions, start func(string, fun
 		}
 		stop = d.Stop
 		address = d.Address
+	}
+	if err := start("netproxy", func(ctx context.Context, nc *nats.Conn) error {
+		return netproxy.Run(ctx, netproxy.Config{Conn: nc, Logger: log.With("part", "netproxy")})
+	}); err != nil {
+		return stop, err
 	}
 	return stop, start("nodeagent", func(ctx context.Context, nc *nats.Conn) error {
 		return nodeagent.Run(ctx, nodeagent.Config{
