@@ -161,7 +161,7 @@ func dockerSave(t *testing.T, oci string, keepIndex bool, tags ...string) string
 		t.Fatalf("%s: want one manifest, index has %d", oci, len(index.Manifests))
 	}
 	var manifest struct {
-		Config struct{ Digest string } `json:"config"`
+		Config struct{ Digest string }   `json:"config"`
 		Layers []struct{ Digest string } `json:"layers"`
 	}
 	if err := json.Unmarshal(blob(index.Manifests[0].Digest), &manifest); err != nil {
