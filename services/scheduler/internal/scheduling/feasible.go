@@ -144,6 +144,9 @@ func tolerated(tols []events.Toleration, t events.Taint) bool {
 type selectorChecker struct{}
 
 func (selectorChecker) check(p *podInfo, n *nodeInfo, why []reason) []reason {
+	if len(p.selector) == 0 {
+		return why // most pods: skip setting up a map iteration for every node
+	}
 	for k, v := range p.selector {
 		if lv, ok := n.labels[k]; !ok || lv != v {
 			return append(why, reason{code: reasonNodeSelector})
