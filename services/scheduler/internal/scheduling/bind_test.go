@@ -44,6 +44,10 @@ func TestFinishesGaps(t *testing.T) {
 				t.Fatal(err)
 			}
 			if atStart {
+				// The scheduler starts from a projection that has the half-done pod.
+				if err := c.proj.WaitSeq(c.ctx, scheduled.Seq); err != nil {
+					t.Fatal(err)
+				}
 				c.start(Config{})
 			}
 			c.waitFor("half bound", func(st *state.State) bool { return isBound(st, "half") })
