@@ -154,7 +154,7 @@ func TestGracefulDeletion(t *testing.T) {
 	c := cluster.New(t, cluster.Options{})
 	const trapGrace, ignoreGrace = 20, 3
 	c.Apply(podSpec{name: "trapper", args: []string{"trap-term"}, grace: trapGrace}.manifest() +
-		"---\n" + podSpec{name: "ignorer", args: []string{"ignore-term"}, grace: ignoreGrace}.manifest())
+		podSpec{name: "ignorer", args: []string{"ignore-term"}, grace: ignoreGrace}.manifest())
 	waitRunning(t, c, "trapper")
 	waitRunning(t, c, "ignorer")
 
