@@ -117,7 +117,7 @@ func requestDeletion(s *state.State, p *state.Pod, b *reconcile.Batch) {
 	b.Add(ref, "", &events.PodDeletionRequested{UID: p.Metadata.UID, GracePeriodSeconds: p.Spec.GracePeriodSeconds()}, s.SubjectSeq(subject))
 }
 
-// pods sorts a Deployment's pods for one pass.
+// pods groups a Deployment's pods for one pass.
 type pods struct {
 	newReady, newUnready []*state.Pod
 	oldReady, oldUnready []*state.Pod

@@ -103,7 +103,7 @@ func (l *Loop) Run(ctx context.Context) error {
 	if err := p.WaitSynced(ctx); err != nil {
 		return nil
 	}
-	log.Info("controller started", "seq", p.Seq())
+	log.Info("controller started", "loop", l.cfg.Name, "seq", p.Seq())
 	var backoff time.Duration
 	for {
 		// Taken before the pass, so an event applied while the pass runs wakes the next wait.
