@@ -48,6 +48,7 @@ func newHarness(t *testing.T, mod func(*Config)) *harness {
 	if mod != nil {
 		mod(&cfg)
 	}
+	h.dir = cfg.Dir
 	h.srv = New(cfg)
 	h.srv.wait = func() <-chan time.Time {
 		select {
