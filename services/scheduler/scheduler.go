@@ -19,10 +19,8 @@ import (
 	"skiff.dev/events/state"
 	"skiff.dev/events/store"
 	"skiff.dev/services/scheduler/internal/admission"
-	"skiff.dev/services/scheduler/internal/controllers/deployments"
-	"skiff.dev/services/scheduler/internal/controllers/endpoints"
+	"skiff.dev/services/scheduler/internal/controllers"
 	"skiff.dev/services/scheduler/internal/controllers/nodelifecycle"
-	"skiff.dev/services/scheduler/internal/controllers/podlifecycle"
 	"skiff.dev/services/scheduler/internal/leader"
 	"skiff.dev/services/scheduler/internal/query"
 	"skiff.dev/services/scheduler/internal/scheduling"
@@ -137,11 +135,11 @@ func runLoops(ctx context.Context, cfg Config, st *store.Store, proj *live.Proje
 		podCIDRRange = cfg.PodCIDRRange.String()
 	}
 	loops := map[string]func(context.Context) error{
-		"scheduling":    scheduling.New(scheduling.Config{Log: st, Projection: proj, Actor: actor, Logger: log.With("loop", "scheduling")}).Run,
-		"deployments":   deployments.New(deployments.Config{Log: st, Projection: proj, Actor: actor, Logger: log}).Run,
-		"endpoints":     endpoints.New(endpoints.Config{Log: st, Projection: proj, Actor: actor, Logger: log}).Run,
-		"podlifecycle":  podlifecycle.New(podlifecycle.Config{Log: st, Projection: proj, Actor: actor, Logger: log}).Run,
-		"nodelifecycle": nodelifecycle.New(nodelifecycle.Config{Log: st, Projection: proj, Leases: leases, Actor: actor, Logger: log, PodCIDRRange: podCIDRRange, LeaseTimeout: cfg.LeaseTimeout}).Run,
+		"scheduling": scheduling.New(scheduling.Config{Log: st, Projection: proj, Actor: actor, Logger: log.With("loop", "scheduling")}).Run,
+		"controllers": func(ctx context.Context) error {
+			return controllers.Run(ctx, controllers.Config{Log: st, Projection: proj, Leases: leases, Actor: actor, Logger: log,
+				PodCIDRRange: podCIDRRange, LeaseTimeout: cfg.LeaseTimeout})
+		},
 	}
 	var wg sync.WaitGroup
 	for name, run := range loops {
