@@ -182,6 +182,11 @@ func (s *State) Apply(ev *events.Event) error {
 		if !ok {
 			return precondition(ev, "node %s is not registered", sub.Name)
 		}
+		if owner, taken := s.podCIDRs[p.PodCIDR]; taken && owner != sub.Name {
+			// Two leaders (during a takeover) can pick the same free CIDR: the first one on the
+			// log wins, the other allocation does not count and its controller allocates again.
+			return precondition(ev, "pod CIDR %s is already assigned to node %s", p.PodCIDR, owner)
+		}
 		if n.Spec.PodCIDR != "" {
 			delete(s.podCIDRs, n.Spec.PodCIDR)
 		}

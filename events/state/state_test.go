@@ -136,6 +136,9 @@ func TestContradictionsAreRejectedAndChangeNothing(t *testing.T) {
 		{"cidr for an unknown node", func(l *log) {
 			l.add(events.ObjectRef{Kind: events.KindNode, Name: "zz"}, "", &events.NodePodCIDRAssigned{PodCIDR: "10.88.9.0/24"})
 		}},
+		{"pod CIDR another node holds", func(l *log) {
+			l.add(events.ObjectRef{Kind: events.KindNode, Name: "n2"}, "", &events.NodePodCIDRAssigned{PodCIDR: "10.88.7.0/24"})
+		}},
 		{"endpoints for an unknown service", func(l *log) {
 			l.add(events.ObjectRef{Kind: events.KindEndpoints, Namespace: "default", Name: "zz"}, "", &events.EndpointsUpdated{})
 		}},
@@ -144,6 +147,9 @@ func TestContradictionsAreRejectedAndChangeNothing(t *testing.T) {
 			l := &log{t: t}
 			ref, reg := node("n1", 4000, 8<<30)
 			l.add(ref, "", reg)
+			l.add(ref, "", &events.NodePodCIDRAssigned{PodCIDR: "10.88.7.0/24"})
+			ref2, reg2 := node("n2", 4000, 8<<30)
+			l.add(ref2, "", reg2)
 			l.add(podRef("a"), "", pod("a", "500m"))
 			l.add(podRef("a"), "", &events.PodScheduled{UID: "uid-a", Node: "n1"})
 			before, _ := fold(t, l.evs)
@@ -153,7 +159,8 @@ func TestContradictionsAreRejectedAndChangeNothing(t *testing.T) {
 				t.Fatalf("errors = %v, want one FailedPrecondition", errs)
 			}
 			pa, pb := after.Pods[state.Key{Namespace: "default", Name: "a"}], before.Pods[state.Key{Namespace: "default", Name: "a"}]
-			if fmt.Sprintf("%+v", pa.Pod) != fmt.Sprintf("%+v", pb.Pod) || len(after.Pods) != len(before.Pods) || len(after.Nodes) != len(before.Nodes) {
+			if fmt.Sprintf("%+v", pa.Pod) != fmt.Sprintf("%+v", pb.Pod) || len(after.Pods) != len(before.Pods) || len(after.Nodes) != len(before.Nodes) ||
+				after.Nodes["n2"].Spec.PodCIDR != before.Nodes["n2"].Spec.PodCIDR {
 				t.Fatalf("a rejected event changed the state")
 			}
 			last := l.evs[len(l.evs)-1]
