@@ -25,7 +25,9 @@ import (
 //     client's output. The chunk marked Last ends the stream.
 //  4. While the stream lasts the agent probes LogsAliveSubject(I) every heartbeat. A probe
 //     without responder means the client went away (its subscription is gone) and the agent
-//     stops; a client that hears no probe for several heartbeats knows the agent is gone.
+//     stops; a client that hears no probe for several heartbeats knows the agent is gone. An
+//     agent that stops sends a last chunk with an Unavailable Error, without waiting for its
+//     answer.
 
 // LogsChunkBytes bounds the log bytes of one chunk.
 const LogsChunkBytes = 256 << 10

@@ -35,5 +35,7 @@
 //
 // Each stream runs in its own goroutine and touches only its own files; at most
 // Config.MaxStreams run at once, a request beyond that is refused as Unavailable. Serve returns
-// after ctx ends and every stream it started has stopped.
+// after ctx ends and every stream it started has stopped; each stream cut short that way ends
+// with an Unavailable error chunk ("the node agent of N is stopping"), so a following client
+// learns at once why, rather than from the silence.
 package logs

@@ -29,7 +29,7 @@ var pod = runtime.PodRef{UID: "uid-1", Name: "web", Namespace: "default"}
 // harness is a real NATS server, a logs server on it over a log directory the test writes, and
 // a hand on the followers' clock: a follower parks until the test ticks it.
 type harness struct {
-	t    *testing.T
+	t    testing.TB
 	ns   *natsserver.Server
 	dir  string
 	srv  *Server
@@ -38,7 +38,7 @@ type harness struct {
 	parked chan struct{}
 }
 
-func newHarness(t *testing.T, mod func(*Config)) *harness {
+func newHarness(t testing.TB, mod func(*Config)) *harness {
 	t.Helper()
 	ns := eventstest.NewServer(t)
 	h := &harness{t: t, ns: ns, dir: t.TempDir(), tick: make(chan time.Time), parked: make(chan struct{}, 16)}
@@ -169,7 +169,7 @@ func (h *harness) waitStreams(n int) {
 
 // client is a log client speaking the protocol by hand, on its own connection.
 type client struct {
-	t      *testing.T
+	t      testing.TB
 	nc     *nats.Conn
 	chunks *nats.Subscription
 	alive  *nats.Subscription
