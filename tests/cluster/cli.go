@@ -229,3 +229,31 @@ func run(stdin, name string, args ...string) (string, error) {
 	}
 	return stdout.String(), nil
 }
+
+// EventsSince reads the events after sequence seq, or those of them on the given subject
+// filters, in stream order.
+func (c *Cluster) EventsSince(seq uint64, filters ...string) []*events.Event {
+	c.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var out []*events.Event
+	if err := c.Store().Read(ctx, store.ReadOptions{Filters: filters, From: seq + 1}, func(ev *events.Event) error {
+		out = append(out, ev)
+		return nil
+	}); err != nil {
+		c.t.Fatalf("read the log after %d %v: %v", seq, filters, err)
+	}
+	return out
+}
+
+// Head is the sequence of the log's last event.
+func (c *Cluster) Head() uint64 {
+	c.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	seq, err := c.Store().Head(ctx)
+	if err != nil {
+		c.t.Fatalf("log head: %v", err)
+	}
+	return seq
+}

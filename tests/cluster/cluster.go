@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -38,7 +39,9 @@ type Options struct {
 	BackoffBase, BackoffCap time.Duration
 	// Timeout bounds WaitFor and cluster start-up; default 60 s.
 	Timeout time.Duration
-	// LogLevel of every Skiff process; default info.
+	// LogLevel of every Skiff process; default $SKIFF_E2E_LOG_LEVEL, else info. At debug the
+	// agent logs each pod's sandbox and container creation (what the start-up benchmark's
+	// breakdown reads).
 	LogLevel string
 }
 
@@ -59,7 +62,7 @@ func (o *Options) defaults() error {
 		o.Timeout = 60 * time.Second
 	}
 	if o.LogLevel == "" {
-		o.LogLevel = "info"
+		o.LogLevel = cmp.Or(os.Getenv("SKIFF_E2E_LOG_LEVEL"), "info")
 	}
 	return nil
 }

@@ -102,7 +102,7 @@ func running(p events.Pod) bool {
 }
 
 // waitRunning waits until the named pod runs and returns it.
-func waitRunning(t *testing.T, c *cluster.Cluster, name string) events.Pod {
+func waitRunning(t testing.TB, c *cluster.Cluster, name string) events.Pod {
 	t.Helper()
 	var pod events.Pod
 	c.WaitFor("pod "+name+" running", func() bool {
@@ -119,7 +119,7 @@ func waitRunning(t *testing.T, c *cluster.Cluster, name string) events.Pod {
 }
 
 // waitGone waits until no pod with the given name prefix is left.
-func waitGone(t *testing.T, c *cluster.Cluster, prefix string) {
+func waitGone(t testing.TB, c *cluster.Cluster, prefix string) {
 	t.Helper()
 	c.WaitFor("no pod "+prefix+"* left", func() bool {
 		pods, err := c.PodsErr()
