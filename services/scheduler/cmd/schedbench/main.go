@@ -40,9 +40,9 @@ import (
 
 type options struct {
 	nodes, podsPerNode, ownerSize, runs int
-	batch, inflight, percent, writers  int
-	sim, cpuProfile, dir               string
-	verbose                            bool
+	batch, inflight, percent, writers   int
+	sim, cpuProfile, dir                string
+	verbose                             bool
 }
 
 func main() {

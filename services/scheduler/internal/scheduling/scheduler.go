@@ -135,11 +135,11 @@ type Scheduler struct {
 	lastGapScan time.Time
 	// rebind are pods whose PodBound this scheduler failed to write (the log was unavailable):
 	// retried at the next pass.
-	rebind map[state.Key]string
-	cands       []candidate
-	lastScan    time.Duration // how long the last pass held the lock to collect candidates
-	pods        []podInfo
-	owners      map[string]map[int]int
+	rebind   map[state.Key]string
+	cands    []candidate
+	lastScan time.Duration // how long the last pass held the lock to collect candidates
+	pods     []podInfo
+	owners   map[string]map[int]int
 
 	work    chan *batch
 	results chan []result

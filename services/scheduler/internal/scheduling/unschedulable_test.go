@@ -59,10 +59,12 @@ func TestUnschedulableRetriedWhenClusterChanges(t *testing.T) {
 		want   string // the first message
 	}{
 		{
-			name:   "a node registers",
-			setup:  func(c *testCluster) {},
-			change: func(c *testCluster) { c.append(nodeEvent(c.t, nodeSpec{name: "node", milliCPU: 1000, memory: 1 << 30})) },
-			want:   "no nodes available to schedule pods",
+			name:  "a node registers",
+			setup: func(c *testCluster) {},
+			change: func(c *testCluster) {
+				c.append(nodeEvent(c.t, nodeSpec{name: "node", milliCPU: 1000, memory: 1 << 30}))
+			},
+			want: "no nodes available to schedule pods",
 		},
 		{
 			name: "a node becomes ready",
@@ -81,8 +83,10 @@ func TestUnschedulableRetriedWhenClusterChanges(t *testing.T) {
 				c.append(nodeEvent(c.t, nodeSpec{name: "node", milliCPU: 1000, memory: 1 << 30}))
 				c.append(mustEvent(c.t, ref(events.KindNode, "node"), "", &events.NodeCordoned{}))
 			},
-			change: func(c *testCluster) { c.append(mustEvent(c.t, ref(events.KindNode, "node"), "", &events.NodeUncordoned{})) },
-			want:   "0/1 nodes are available: 1 node(s) were unschedulable.",
+			change: func(c *testCluster) {
+				c.append(mustEvent(c.t, ref(events.KindNode, "node"), "", &events.NodeUncordoned{}))
+			},
+			want: "0/1 nodes are available: 1 node(s) were unschedulable.",
 		},
 		{
 			name: "a pod terminates and frees its slot",
