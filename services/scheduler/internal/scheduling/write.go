@@ -40,6 +40,7 @@ func (s *Scheduler) write(ctx context.Context) {
 		meta := events.Meta{Actor: s.cfg.Actor}
 		ws, tags := carry, carryTags
 		carry, carryTags = nil, nil
+		var buildFailed []result
 		if b != nil {
 			for i := range b.decisions {
 				d := &b.decisions[i]
@@ -47,7 +48,10 @@ func (s *Scheduler) write(ctx context.Context) {
 					UID: d.pod.uid, Node: d.node, Score: d.score, Feasible: d.feasible, Nodes: d.evaluated,
 				})
 				if err != nil {
+					// Cannot happen with a registered payload; if it does, the loop must forget
+					// the decision, or the pod would stay assumed forever.
 					s.log.Error("build PodScheduled", "pod", d.pod.key, "err", err)
+					buildFailed = append(buildFailed, result{kind: scheduleFailed, key: d.pod.key, uid: d.pod.uid, err: err, expect: d.pod.seq})
 					continue
 				}
 				ws = append(ws, store.Write{Event: ev, Expect: d.pod.seq})
@@ -76,11 +80,18 @@ func (s *Scheduler) write(ctx context.Context) {
 				tags = append(tags, tag{kind: "bound", pod: &g.pod})
 			}
 		}
+		rs := buildFailed
 		if len(ws) == 0 {
+			if len(rs) > 0 {
+				select {
+				case s.results <- rs:
+				case <-ctx.Done():
+					return
+				}
+			}
 			continue
 		}
 		errs := s.cfg.Log.AppendAll(ctx, ws)
-		var rs []result
 		for i, t := range tags {
 			err := errs[i]
 			switch t.kind {
