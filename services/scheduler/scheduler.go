@@ -44,6 +44,8 @@ type Config struct {
 	// LeaderTTL bounds how long a dead leader keeps the control loops (default 10 s).
 	LeaderTTL time.Duration
 	Logger    *slog.Logger
+	// Ready, if set, is called once the replica answers commands and queries.
+	Ready func()
 }
 
 func (c *Config) defaults() {
@@ -95,8 +97,14 @@ func Run(ctx context.Context, cfg Config) error {
 		for _, s := range subs {
 			_ = s.Drain()
 		}
+		// A round trip makes sure the server has dropped our interest before Run returns, so
+		// no request sent after that is routed to this replica and lost.
+		_ = cfg.Conn.FlushTimeout(2 * time.Second)
 	}()
 	log.Info("scheduler serving commands and queries")
+	if cfg.Ready != nil {
+		cfg.Ready()
+	}
 
 	js := st.JetStream()
 	kv, err := leader.OpenBucket(ctx, js, cfg.LeaderTTL)

@@ -1,0 +1,185 @@
+package scheduler_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"skiff.dev/events"
+	"skiff.dev/events/api"
+	"skiff.dev/events/eventstest"
+	"skiff.dev/events/store"
+	"skiff.dev/services/scheduler"
+)
+
+const deployment = `{"apiVersion":"apps/v1","kind":"Deployment","metadata":{"name":"%s"},
+ "spec":{"replicas":%d,"selector":{"matchLabels":{"app":"%[1]s"}},
+  "template":{"metadata":{"labels":{"app":"%[1]s"}},"spec":{"containers":[{"name":"c","image":"skiff.dev/echo:v1"}]}}}}`
+
+func apply(t *testing.T, nc *nats.Conn, doc string) *api.Response {
+	t.Helper()
+	var resp api.Response
+	req := api.ApplyRequest{Documents: []api.Document{{Source: "test", Object: json.RawMessage(doc)}}, Actor: "user/test"}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := api.Call(ctx, nc, api.SubjectApply, req, &resp); err != nil {
+		t.Fatalf("apply: %v", err)
+	}
+	return &resp
+}
+
+// rows runs `get KIND -o wide` against the replicas and returns the rows.
+func rows(t *testing.T, nc *nats.Conn, req api.GetRequest) ([][]string, error) {
+	t.Helper()
+	req.Table, req.Wide = true, true
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	var out [][]string
+	err := api.Get(ctx, nc, req, func(c *api.GetChunk) error {
+		out = append(out, c.Rows...)
+		return nil
+	})
+	return out, err
+}
+
+func registerNode(t *testing.T, st *store.Store, name string) {
+	t.Helper()
+	ev, err := events.New(time.Now(), events.Meta{Actor: "node/" + name}, events.ObjectRef{Kind: events.KindNode, Name: name}, "",
+		&events.NodeRegistered{Address: "10.0.0.1", MilliCPU: 4000, Memory: 8 << 30, MaxPods: 110})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.Append(context.Background(), ev, 0); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// eventually polls cond until it holds or 20 s pass.
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not within 20s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func start(t *testing.T, url, id string) context.CancelFunc {
+	t.Helper()
+	nc, err := nats.Connect(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	ready := make(chan struct{})
+	go func() {
+		done <- scheduler.Run(ctx, scheduler.Config{Conn: nc, ID: id, LeaderTTL: time.Second, Ready: func() { close(ready) }})
+	}()
+	select {
+	case <-ready:
+	case err := <-done:
+		t.Fatalf("replica %s did not start: %v", id, err)
+	}
+	stop := func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("replica %s: %v", id, err)
+		}
+		nc.Close()
+	}
+	t.Cleanup(func() {
+		if ctx.Err() == nil {
+			stop()
+		}
+	})
+	return stop
+}
+
+// The service as a whole: commands are admitted, the control loops turn a Deployment into pods
+// bound to a node, queries answer from the projection at least at the sequence asked for, and a
+// rejected command writes nothing.
+func TestSchedulerService(t *testing.T) {
+	st, nc, srv := eventstest.NewStore(t)
+	start(t, srv.URL(), "a")
+	registerNode(t, st, "n1")
+
+	resp := apply(t, nc, fmt.Sprintf(deployment, "web", 2))
+	if resp.Error != nil || len(resp.Results) != 1 || resp.Results[0].String() != "deployment.apps/web created" {
+		t.Fatalf("apply = %+v, %v", resp.Results, resp.Error)
+	}
+	if again := apply(t, nc, fmt.Sprintf(deployment, "web", 2)); again.Error != nil || again.Results[0].Action != "unchanged" {
+		t.Fatalf("second apply = %+v, %v", again.Results, again.Error)
+	}
+	// A get at the apply's sequence sees the Deployment at once.
+	got, err := rows(t, nc, api.GetRequest{Kind: "deployments", MinSeq: resp.Seq})
+	if err != nil || len(got) != 1 || got[0][0] != "web" {
+		t.Fatalf("get deployments at seq %d = %v, %v", resp.Seq, got, err)
+	}
+	eventually(t, "two pods bound to n1", func() bool {
+		got, err := rows(t, nc, api.GetRequest{Kind: "pods"})
+		if err != nil || len(got) != 2 {
+			return false
+		}
+		for _, r := range got {
+			if r[len(r)-1] != "n1" {
+				return false
+			}
+		}
+		return true
+	})
+
+	if _, err := rows(t, nc, api.GetRequest{Kind: "pods", Name: "nope"}); !errors.Is(err, events.ErrNotFound) {
+		t.Fatalf("get a missing pod: %v, want NotFound", err)
+	}
+	if _, err := rows(t, nc, api.GetRequest{Kind: "gizmos"}); !errors.Is(err, events.ErrInvalidArgument) {
+		t.Fatalf("get an unknown kind: %v, want InvalidArgument", err)
+	}
+
+	head, _ := st.Head(context.Background())
+	bad := apply(t, nc, `{"apiVersion":"apps/v1","kind":"Deployment","metadata":{"name":"Bad_Name"},"spec":{"replicas":"three"}}`)
+	if bad.Error == nil || bad.Error.Code != "InvalidArgument" || len(bad.Error.Causes) < 2 {
+		t.Fatalf("a bad manifest: %+v", bad.Error)
+	}
+	if after, _ := st.Head(context.Background()); after != head {
+		// Controllers may still be writing status; only admission's writes would be Deployment
+		// events named Bad_Name, which cannot exist since the name is not a valid subject token.
+		evs, _ := st.History(context.Background(), events.ObjectSubject(events.KindDeployment, "default", "Bad_Name"))
+		if len(evs) != 0 {
+			t.Fatalf("a rejected command wrote %d events", len(evs))
+		}
+	}
+}
+
+// Two replicas: both answer, one leads; when the leader dies the standby takes over the control
+// loops and a new Deployment still gets its pods.
+func TestStandbyTakesOver(t *testing.T) {
+	st, nc, srv := eventstest.NewStore(t)
+	stopA := start(t, srv.URL(), "a")
+	registerNode(t, st, "n1")
+	if r := apply(t, nc, fmt.Sprintf(deployment, "one", 1)); r.Error != nil {
+		t.Fatal(r.Error)
+	}
+	eventually(t, "first pod bound", func() bool {
+		got, err := rows(t, nc, api.GetRequest{Kind: "pods"})
+		return err == nil && len(got) == 1 && got[0][len(got[0])-1] == "n1"
+	})
+	start(t, srv.URL(), "b")
+	stopA()
+	began := time.Now()
+	if r := apply(t, nc, fmt.Sprintf(deployment, "two", 1)); r.Error != nil {
+		t.Fatal(r.Error)
+	}
+	eventually(t, "the standby schedules a new Deployment's pod", func() bool {
+		got, err := rows(t, nc, api.GetRequest{Kind: "pods", Selector: map[string]string{"app": "two"}})
+		return err == nil && len(got) == 1 && got[0][len(got[0])-1] == "n1"
+	})
+	t.Logf("standby scheduled a new pod %v after the leader stopped", time.Since(began).Round(time.Millisecond))
+}
