@@ -140,9 +140,21 @@ type Write struct {
 
 // AppendAll pipelines many conditional appends and waits for all of them. It returns one error
 // per write (nil where the write landed, with Event.Seq set). Writes to the same subject must not
-// appear twice in one call.
+// appear twice in one call. Any number of writes is fine: they go out in windows of
+// appendWindow, well under the connection's limit of outstanding asynchronous publishes.
 func (s *Store) AppendAll(ctx context.Context, ws []Write) []error {
 	errs := make([]error, len(ws))
+	for lo := 0; lo < len(ws); lo += appendWindow {
+		hi := min(lo+appendWindow, len(ws))
+		s.appendWindow(ctx, ws[lo:hi], errs[lo:hi])
+	}
+	return errs
+}
+
+// appendWindow bounds the appends in flight at once.
+const appendWindow = 1024
+
+func (s *Store) appendWindow(ctx context.Context, ws []Write, errs []error) {
 	futures := make([]jetstream.PubAckFuture, len(ws))
 	for i, w := range ws {
 		msg, err := message(w.Event, w.Expect)
@@ -177,7 +189,6 @@ func (s *Store) AppendAll(ctx context.Context, ws []Write) []error {
 			errs[i] = fmt.Errorf("append %s to %s: %w", ws[i].Event.Type, ws[i].Event.Subject, errors.Join(ctx.Err(), events.ErrUnavailable))
 		}
 	}
-	return errs
 }
 
 // landed reports whether ev is the last event on its subject.

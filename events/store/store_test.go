@@ -275,3 +275,22 @@ func TestAttachDoesNotCreate(t *testing.T) {
 		t.Fatalf("append through an attached store: %v", err)
 	}
 }
+
+// More writes than a connection may have in flight at once all land.
+func TestAppendAllManyWrites(t *testing.T) {
+	st, _, _ := eventstest.NewStore(t)
+	const n = 5000
+	ws := make([]store.Write, n)
+	for i := range ws {
+		ws[i] = store.Write{Event: nsEvent(t, fmt.Sprintf("ns%d", i), "1")}
+	}
+	for i, err := range st.AppendAll(context.Background(), ws) {
+		if err != nil {
+			t.Fatalf("write %d: %v", i, err)
+		}
+	}
+	head, err := st.Head(context.Background())
+	if err != nil || head != n {
+		t.Fatalf("head = %d, %v; want %d", head, err, n)
+	}
+}
