@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sort"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -597,8 +598,30 @@ func (n *Node) IPAllocations() []string {
 	return out
 }
 
-// Shims are the PIDs of the containerd shims serving the node's containerd.
-func (n *Node) Shims() []int { return shimsUnder(filepath.Dir(n.ContainerdAddress)) }
+// Shims are the PIDs of the long-lived containerd shims serving the node's containerd (not the
+// short-lived `shim start` launchers).
+func (n *Node) Shims() []int {
+	var pids []int
+	for _, s := range shimsUnder(filepath.Dir(n.ContainerdAddress)) {
+		if !s.launcher {
+			pids = append(pids, s.pid)
+		}
+	}
+	return pids
+}
+
+// ShimIDs are the IDs the node's long-lived shims were started with (the first container of
+// each shim's group: with one shim per pod, the pod's sandbox), sorted.
+func (n *Node) ShimIDs() []string {
+	var ids []string
+	for _, s := range shimsUnder(filepath.Dir(n.ContainerdAddress)) {
+		if !s.launcher {
+			ids = append(ids, s.id)
+		}
+	}
+	sort.Strings(ids)
+	return ids
+}
 
 // Mounts are the mount points under the node's directory (containerd's snapshots and task
 // root filesystems, the sandbox root), deepest first.

@@ -210,11 +210,19 @@ func childrenOf(pid int) []int {
 	return out
 }
 
+// shim is one containerd shim process.
+type shim struct {
+	pid int
+	id  string // the -id it was started with: the first container of its group
+	// launcher: a `shim start` process, which starts the long-lived shim and exits.
+	launcher bool
+}
+
 // shimsUnder returns the containerd shims serving a containerd whose socket lives under dir:
 // shims outlive their containerd by design, and their command line names its socket.
-func shimsUnder(dir string) []int {
+func shimsUnder(dir string) []shim {
 	entries, _ := os.ReadDir("/proc")
-	var pids []int
+	var out []shim
 	for _, e := range entries {
 		pid, err := strconv.Atoi(e.Name())
 		if err != nil {
@@ -224,16 +232,34 @@ func shimsUnder(dir string) []int {
 		if err != nil {
 			continue
 		}
-		args := bytes.Split(cmdline, []byte{0})
-		if len(args) == 0 || !bytes.Contains(args[0], []byte("containerd-shim")) {
+		args := strings.Split(strings.TrimRight(string(cmdline), "\x00"), "\x00")
+		if len(args) == 0 || !strings.Contains(args[0], "containerd-shim") {
 			continue
 		}
+		s := shim{pid: pid, launcher: args[len(args)-1] == "start"}
+		ours := false
 		for i := 0; i+1 < len(args); i++ {
-			if string(args[i]) == "-address" && strings.HasPrefix(string(args[i+1]), dir+"/") {
-				pids = append(pids, pid)
+			switch args[i] {
+			case "-address":
+				ours = strings.HasPrefix(args[i+1], dir+"/")
+			case "-id":
+				s.id = args[i+1]
+			}
+			if ours && s.id != "" {
 				break
 			}
 		}
+		if ours {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+func shimPIDs(dir string) []int {
+	var pids []int
+	for _, s := range shimsUnder(dir) {
+		pids = append(pids, s.pid)
 	}
 	return pids
 }
@@ -242,7 +268,7 @@ func shimsUnder(dir string) []int {
 // container's init is PID 1 of its own PID namespace, so killing it ends the container.
 func killShims(dir string) (killed int) {
 	for attempt := 0; attempt < 3; attempt++ {
-		shims := shimsUnder(dir)
+		shims := shimPIDs(dir)
 		if len(shims) == 0 {
 			return killed
 		}
@@ -254,7 +280,7 @@ func killShims(dir string) (killed int) {
 			killed++
 		}
 		deadline := time.Now().Add(10 * time.Second)
-		for len(shimsUnder(dir)) > 0 && time.Now().Before(deadline) {
+		for len(shimPIDs(dir)) > 0 && time.Now().Before(deadline) {
 			time.Sleep(20 * time.Millisecond)
 		}
 	}

@@ -43,8 +43,8 @@ type nodeLeftovers struct {
 	Snapshots  []string // snapshot keys (the image's committed layers stay)
 	IPs        []string // host-local allocations
 	Mounts     []string // under the node's directory
-	Shims      int
-	Veths      []string // pod ends of veth pairs on the node's bridge
+	Shims      []string // IDs the long-lived shims were started with
+	Veths      []string // node ends of the pods' veth pairs
 	PodRecords []string // podnet's per-pod records
 	LogDirs    []string // pod log directories
 }
@@ -74,13 +74,14 @@ func leftovers(t *testing.T, c *cluster.Cluster, node string) nodeLeftovers {
 	sort.Strings(l.Snapshots)
 	l.IPs = n.IPAllocations()
 	l.Mounts = n.Mounts()
-	l.Shims = len(n.Shims())
+	l.Shims = n.ShimIDs()
 	links, err := c.ExecInNode(node, "ip", "-o", "link", "show", "type", "veth")
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, line := range strings.Split(strings.TrimSpace(links), "\n") {
-		if f := strings.Fields(line); len(f) > 1 {
+		// The node's own eth0 is a veth too: its port on the cluster's LAN.
+		if f := strings.Fields(line); len(f) > 1 && !strings.HasPrefix(f[1], "eth0@") {
 			l.Veths = append(l.Veths, f[1])
 		}
 	}
@@ -103,7 +104,7 @@ func TestCreateDeleteCyclesLeakNothing(t *testing.T) {
 	}
 	waitGone(t, c, "warmup")
 	baseline := leftovers(t, c, "node1")
-	if len(baseline.Containers)+len(baseline.IPs)+baseline.Shims > 0 {
+	if len(baseline.Containers)+len(baseline.IPs)+len(baseline.Shims) > 0 {
 		t.Fatalf("after the warm-up pod is gone, the node still holds %+v", baseline)
 	}
 
@@ -134,10 +135,10 @@ func TestCreateDeleteCyclesLeakNothing(t *testing.T) {
 			// The checks below must be able to see leaks: while the pods run, they see
 			// everything the pods hold.
 			l := leftovers(t, c, "node1")
-			got := []int{len(l.Containers), len(l.Tasks), len(l.IPs), l.Shims, len(l.Veths), len(l.PodRecords), len(l.LogDirs)}
+			got := []int{len(l.Containers), len(l.Tasks), len(l.IPs), len(l.Shims), len(l.Veths), len(l.PodRecords), len(l.LogDirs)}
 			want := []int{2 * replicas, 2 * replicas, replicas, replicas, replicas, replicas, replicas}
 			if diff := cmp.Diff(want, got); diff != "" || len(l.Mounts) < replicas {
-				t.Fatalf("with %d pods running, containers, tasks, IPs, shims, veths, pod records, log dirs (-want +got):\n%s\nmounts: %d", replicas, diff, len(l.Mounts))
+				t.Fatalf("with %d pods running, containers, tasks, IPs, shims, veths, pod records, log dirs (-want +got):\n%s\nmounts: %d\n%+v", replicas, diff, len(l.Mounts), l)
 			}
 		}
 		if _, err := c.Skiff("scale", "deployment", "churn", "--replicas", "0"); err != nil {
