@@ -12,6 +12,10 @@ import (
 	"github.com/nats-io/nuid"
 )
 
+// unmarshal decodes the log; a variable so the replay benchmark can compare it with
+// encoding/json in the same run.
+var unmarshal = json.Unmarshal
+
 // RawJSON is an undecoded JSON value.
 type RawJSON = stdjson.RawMessage
 
@@ -105,7 +109,7 @@ func Decode(subject string, seq uint64, data []byte) (*Event, error) {
 // DecodeEnvelope parses the envelope only; Data stays nil.
 func DecodeEnvelope(subject string, seq uint64, data []byte) (*Event, error) {
 	ev := &Event{Subject: subject, Seq: seq}
-	if err := json.Unmarshal(data, &ev.Envelope); err != nil {
+	if err := unmarshal(data, &ev.Envelope); err != nil {
 		return nil, fmt.Errorf("event seq %d on %s: malformed envelope: %v: %w", seq, subject, err, ErrInvalidArgument)
 	}
 	return ev, nil
@@ -122,7 +126,7 @@ func (e *Event) DecodePayload() error {
 			e.Seq, e.Subject, e.Type, e.Version, CurrentVersion, ErrInvalidArgument)
 	}
 	p := r.new()
-	if err := json.Unmarshal(e.Payload, p); err != nil {
+	if err := unmarshal(e.Payload, p); err != nil {
 		return fmt.Errorf("event seq %d on %s: malformed %s payload: %v: %w", e.Seq, e.Subject, e.Type, err, ErrInvalidArgument)
 	}
 	e.Data = p
