@@ -106,12 +106,26 @@ func build(s spec, arch, out string) error {
 	if err != nil {
 		return err
 	}
-	// Write then rename, so a reader never sees half a tarball.
+	// Write then rename, so a reader (or a concurrent build into the same
+	// directory) never sees half a tarball.
 	dst := filepath.Join(out, s.file)
-	if err := os.WriteFile(dst+".tmp", buf.Bytes(), 0o644); err != nil {
+	tmpFile, err := os.CreateTemp(out, s.file+".*.tmp")
+	if err != nil {
 		return err
 	}
-	if err := os.Rename(dst+".tmp", dst); err != nil {
+	defer os.Remove(tmpFile.Name())
+	if _, err := tmpFile.Write(buf.Bytes()); err != nil {
+		tmpFile.Close()
+		return err
+	}
+	if err := tmpFile.Chmod(0o644); err != nil {
+		tmpFile.Close()
+		return err
+	}
+	if err := tmpFile.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(tmpFile.Name(), dst); err != nil {
 		return err
 	}
 	fmt.Printf("%s\t%s\t%s\t%d bytes\n", dst, img.Name, desc.Digest, buf.Len())

@@ -40,9 +40,10 @@ type Event struct {
 }
 
 // Watch streams task exits and OOM kills of the runtime's namespace until
-// ctx ends or the Runtime is closed, then closes the channel. When containerd goes away, Watch
-// retries with backoff and, once subscribed again, sends EventResync.
-// Read the channel promptly: Watch blocks on it rather than drop an exit.
+// ctx ends or the Runtime is closed, then closes the channel. When
+// containerd goes away, Watch retries with backoff and, once subscribed
+// again, sends EventResync. Read the channel promptly: Watch blocks on it
+// rather than drop an exit.
 func (r *Runtime) Watch(ctx context.Context) <-chan Event {
 	out := make(chan Event, 64)
 	ctx, cancel := context.WithCancel(r.ns(ctx))
