@@ -33,12 +33,7 @@ func main() {
 		name, _ = os.Hostname()
 	}
 
-	mux := http.NewServeMux()
-	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		fmt.Fprintf(w, "%s %s\n", name, r.URL.Path)
-	})
-	srv := &http.Server{Addr: *listen, Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	srv := &http.Server{Addr: *listen, Handler: handler(name), ReadHeaderTimeout: 10 * time.Second}
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
@@ -54,6 +49,14 @@ func main() {
 		log.Fatalf("echo: %v", err)
 	}
 	log.Printf("echo %s stopped", name)
+}
+
+// handler answers every request with "<name> <path>\n".
+func handler(name string) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		fmt.Fprintf(w, "%s %s\n", name, r.URL.Path)
+	})
 }
 
 func envOr(key, def string) string {
