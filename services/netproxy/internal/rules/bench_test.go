@@ -140,7 +140,7 @@ func encodeKubeProxyShape(firstSeq uint32, table string, desired []ServicePort) 
 	b.addTable(table, "add table")
 	b.delTable(table)
 	b.addTable(table, "re-create table")
-	b.addSet(table, tableSets[0])      // service-ips
+	b.addSet(table, tableSets[0], 0)   // service-ips
 	for _, c := range baseChains[:2] { // nat-prerouting, nat-output
 		b.addBaseChain(table, c)
 		if err := b.addRule(table, c.name, ruleExprs(c.role)); err != nil {

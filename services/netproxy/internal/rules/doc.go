@@ -10,7 +10,7 @@
 //
 //	map service-ips   (VIP . proto . port) : goto lb-N          one element per port with endpoints
 //	map endpoints     (VIP . proto . port . slot) : (IP . port)  one element per endpoint
-//	set no-endpoints  (VIP . proto . port)                       ports without endpoints
+//	set no-endpoints  (VIP . proto . port)                       one element per port without
 //
 //	chain nat-prerouting, nat-output   ip daddr . meta l4proto . th dport vmap @service-ips
 //	chain lb-N                         meta mark set meta mark | 0x4000
@@ -28,6 +28,11 @@
 // sync of 10,000 Services take seconds (BenchmarkKubeProxyShapeFullSync is that baseline). Here
 // the chains are a constant handful, a sync is a few netlink messages of up to 1,000 elements
 // each, and both the lookup and the choice of endpoint are hash-map lookups in the kernel.
+//
+// The two big maps are created with a size, twice what the full sync writes (at least 4,096),
+// which makes them fixed-size hashes in the kernel rather than rhashtables that rehash as they
+// grow: a full sync fills them twice as fast. The size is a hard limit, so an incremental sync
+// that would overflow a map turns into a full sync that creates bigger ones.
 //
 // The cost the shape cannot avoid: whenever a transaction adds a goto element to service-ips, the
 // kernel re-validates the table before committing, and that walks every element of service-ips

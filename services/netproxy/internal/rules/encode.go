@@ -205,7 +205,8 @@ func (b *batch) delTable(table string) {
 	b.finish()
 }
 
-func (b *batch) addSet(table string, s setSpec) {
+// addSet creates a set; size 0 leaves it unbounded.
+func (b *batch) addSet(table string, s setSpec, size uint32) {
 	b.startNFT(unix.NFT_MSG_NEWSET, unix.NLM_F_CREATE, "add set "+s.name)
 	b.attrString(unix.NFTA_SET_TABLE, table)
 	b.attrString(unix.NFTA_SET_NAME, s.name)
@@ -219,6 +220,11 @@ func (b *batch) addSet(table string, s setSpec) {
 		}
 	}
 	b.attrU32(unix.NFTA_SET_ID, s.id)
+	if size > 0 {
+		desc := b.nest(unix.NFTA_SET_DESC)
+		b.attrU32(unix.NFTA_SET_DESC_SIZE, size)
+		b.end(desc)
+	}
 	b.attr(unix.NFTA_SET_USERDATA, s.userdata)
 	b.finish()
 }
@@ -386,7 +392,7 @@ func encodePlan(firstSeq uint32, table string, p *plan, maxElems int) (*batch, e
 		b.delTable(table)
 		b.addTable(table, "re-create table "+table)
 		for _, s := range tableSets {
-			b.addSet(table, s)
+			b.addSet(table, s, p.setSize(s.name))
 		}
 		for _, c := range baseChains {
 			b.addBaseChain(table, c)
@@ -451,4 +457,15 @@ func encodePlan(firstSeq uint32, table string, p *plan, maxElems int) (*batch, e
 		return nil, fmt.Errorf("encode nftables transaction: %w", b.err)
 	}
 	return b, nil
+}
+
+// setSize is the size a full sync creates a set with (0: unbounded).
+func (p *plan) setSize(set string) uint32 {
+	switch set {
+	case mapServiceIPs:
+		return p.capServiceIPs
+	case mapEndpoints:
+		return p.capEndpoints
+	}
+	return 0
 }

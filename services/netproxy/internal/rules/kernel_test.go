@@ -31,11 +31,16 @@ func listTable(t *testing.T, ns *netNS, table string) string {
 var lbChainBlock = regexp.MustCompile(`(?s)\tchain lb-(\d+) \{\n.*?\n\t\}\n`)
 
 // normalize makes two listings of the same table comparable: the kernel lists set elements in
-// hash order and lb-N chains in creation order, Render sorts both. With dropUnused, lb-N chains
-// that no service-ips element jumps to are left out (incremental syncs never delete chains).
+// hash order and lb-N chains in creation order, Render sorts both. With dropUnused, for a table
+// written by incremental syncs, lb-N chains that no service-ips element jumps to are left out
+// (incremental syncs never delete chains), and so are map sizes (only full syncs set them).
 func normalize(listing string, dropUnused bool) string {
 	listing = strings.ReplaceAll(listing, ",\n\t\t\t     ", ", ")
 	lines := strings.Split(listing, "\n")
+	if dropUnused {
+		// Map sizes are set by the last full sync, Render sets them for its list.
+		lines = slices.DeleteFunc(lines, func(l string) bool { return strings.HasPrefix(l, "\t\tsize ") })
+	}
 	for i, l := range lines {
 		const prefix = "\t\telements = { "
 		if rest, ok := strings.CutPrefix(l, prefix); ok {
@@ -59,8 +64,7 @@ func normalize(listing string, dropUnused bool) string {
 		nb, _ := strconv.Atoi(lbChainBlock.FindStringSubmatch(b)[1])
 		return na - nb
 	})
-	listing = strings.TrimRight(listing, "}\n")
-	listing = strings.TrimRight(listing, "\n") + "\n"
+	listing = strings.TrimRight(strings.TrimSuffix(listing, "}\n"), "\n") + "\n"
 	for _, c := range chains {
 		listing += "\n" + c
 	}
@@ -444,5 +448,29 @@ func TestKernelSyncAfterCloseOrCancel(t *testing.T) {
 	}
 	if err := s.Sync(context.Background(), nil); !errors.Is(err, events.ErrFailedPrecondition) {
 		t.Errorf("Sync after Close: error = %v, want events.ErrFailedPrecondition", err)
+	}
+}
+
+func TestKernelFullMapsGrowWithAFullSync(t *testing.T) {
+	ns := newNetNS(t, "grow")
+	s := newSyncerIn(t, ns, Config{})
+	ctx := context.Background()
+	small := manyServices(100, 2)
+	if err := s.Sync(ctx, small); err != nil {
+		t.Fatal(err)
+	}
+	if out := listTable(t, ns, DefaultTable); !strings.Contains(out, "size 4096") {
+		t.Fatalf("maps not created with the minimum size:\n%s", out)
+	}
+	// 3,000 Services with 2 endpoints each do not fit the endpoints map of 4,096: the Syncer must
+	// re-create the table rather than have the kernel refuse the elements.
+	large := manyServices(3000, 2)
+	if err := s.Sync(ctx, large); err != nil {
+		t.Fatalf("Sync past the map size: %v", err)
+	}
+	checkTable(t, ns, DefaultTable, large, false)
+	checkModel(t, ns, large)
+	if got, want := s.state.capEndpoints, uint32(16384); got != want { // room for twice the 6,000
+		t.Errorf("endpoints map size = %d, want %d", got, want)
 	}
 }

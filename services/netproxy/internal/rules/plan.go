@@ -78,6 +78,25 @@ type kernelState struct {
 	// the kernel needs to add one Service.
 	order []orderEntry
 	epoch uint64
+
+	// The sizes service-ips and endpoints were created with, and how many elements they hold.
+	capServiceIPs, capEndpoints uint32
+	nServiceIPs, nEndpoints     int
+}
+
+// Sizes of the two big maps. A map created with a size is a fixed-size hash in the kernel
+// (nft_hash rather than a resizable rhashtable): it takes elements about twice as fast, because
+// it never rehashes while a full sync fills it, and the kernel walks it faster when it validates
+// service-ips. The size is also a hard limit, so a full sync makes room for twice what it writes,
+// and an incremental sync that would overflow a map turns into a full sync.
+const minCapacity = 4096
+
+func capacityFor(n int) uint32 {
+	c := minCapacity
+	for c < 2*n {
+		c *= 2
+	}
+	return uint32(c)
 }
 
 type orderEntry struct {
@@ -102,6 +121,10 @@ type plan struct {
 	// rebuilding it from orderKeys, the keys of the desired list.
 	keepOrder bool
 	orderKeys []svcKey
+
+	// For a full sync: why, and the sizes of the maps it creates.
+	reason                      string
+	capServiceIPs, capEndpoints uint32
 
 	// UDP ports whose conntrack entries must be checked after the commit: an entry whose reply
 	// does not come from one of keep would keep sending a client's packets to a gone endpoint
@@ -267,6 +290,18 @@ func (k *kernelState) plan(desired []ServicePort, full bool) (*plan, error) {
 		}
 	}
 	slices.Sort(p.newChains)
+
+	if p.full {
+		p.reason = "start or failed sync"
+		p.capServiceIPs, p.capEndpoints = capacityFor(len(p.add.serviceIPs)), capacityFor(len(p.add.endpoints))
+	} else if k.nServiceIPs+len(p.add.serviceIPs)-len(p.del.serviceIPs) > int(k.capServiceIPs) ||
+		k.nEndpoints+len(p.add.endpoints)-len(p.del.endpoints) > int(k.capEndpoints) {
+		p, err := k.plan(desired, true)
+		if p != nil {
+			p.reason = "the maps are full"
+		}
+		return p, err
+	}
 	return p, nil
 }
 
@@ -317,6 +352,12 @@ func (k *kernelState) commit(p *plan) {
 	for _, n := range p.newChains {
 		k.chains[n] = true
 	}
+	if p.full {
+		k.capServiceIPs, k.capEndpoints = p.capServiceIPs, p.capEndpoints
+		k.nServiceIPs, k.nEndpoints = 0, 0
+	}
+	k.nServiceIPs += len(p.add.serviceIPs) - len(p.del.serviceIPs)
+	k.nEndpoints += len(p.add.endpoints) - len(p.del.endpoints)
 }
 
 // change records the operations for a port that is new (old == nil) or whose endpoints changed.

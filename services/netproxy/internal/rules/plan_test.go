@@ -506,3 +506,28 @@ func TestPlanSyncIncrementalEqualsFull(t *testing.T) {
 		}
 	}
 }
+
+func TestPlanSyncTurnsFullWhenAMapWouldOverflow(t *testing.T) {
+	var k kernelState
+	p, err := k.plan(manyServices(1000, 2), true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.capServiceIPs != 4096 || p.capEndpoints != 4096 {
+		t.Fatalf("sizes for 1,000 ports and 2,000 endpoints = %d, %d; want 4096, 4096", p.capServiceIPs, p.capEndpoints)
+	}
+	k.commit(p)
+
+	// 2,048 endpoints still fit (4,096), 2,049 ports with 2 endpoints (4,098) do not.
+	if p, err = k.plan(manyServices(2048, 2), false); err != nil || p.full {
+		t.Fatalf("plan for 4,096 endpoints: full = %v, err = %v; want an incremental plan", p != nil && p.full, err)
+	}
+	p, err = k.plan(manyServices(2049, 2), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !p.full || p.capEndpoints != 16384 || p.reason != "the maps are full" { // room for twice 4,098
+		t.Errorf("plan for 4,098 endpoints: full = %v, endpoints size %d, reason %q; want a full plan with size 16384",
+			p.full, p.capEndpoints, p.reason)
+	}
+}

@@ -52,9 +52,9 @@ func Render(table string, desired []ServicePort) (string, error) {
 
 	var b strings.Builder
 	fmt.Fprintf(&b, "table ip %s {\n", table)
-	writeSet(&b, "map", mapServiceIPs, "ip daddr . meta l4proto . th dport : verdict", svcIPs)
-	writeSet(&b, "map", mapEndpoints, "ip daddr . meta l4proto . th dport . numgen random mod 1 : ip daddr . th dport", eps)
-	writeSet(&b, "set", setNoEndpoints, "ip daddr . meta l4proto . th dport", noEps)
+	writeSet(&b, "map", mapServiceIPs, "ip daddr . meta l4proto . th dport : verdict", p.setSize(mapServiceIPs), svcIPs)
+	writeSet(&b, "map", mapEndpoints, "ip daddr . meta l4proto . th dport . numgen random mod 1 : ip daddr . th dport", p.setSize(mapEndpoints), eps)
+	writeSet(&b, "set", setNoEndpoints, "ip daddr . meta l4proto . th dport", p.setSize(setNoEndpoints), noEps)
 
 	lookup := "ip daddr . meta l4proto . th dport"
 	for _, c := range baseChains {
@@ -80,8 +80,11 @@ func Render(table string, desired []ServicePort) (string, error) {
 
 // writeSet prints a set the way nft does: the first element after "elements = { ", every other
 // one on its own line, indented to line up.
-func writeSet(b *strings.Builder, kind, name, typeof string, elems []string) {
+func writeSet(b *strings.Builder, kind, name, typeof string, size uint32, elems []string) {
 	fmt.Fprintf(b, "\t%s %s {\n\t\ttypeof %s\n", kind, name, typeof)
+	if size > 0 {
+		fmt.Fprintf(b, "\t\tsize %d\n", size)
+	}
 	if len(elems) > 0 {
 		b.WriteString("\t\telements = { ")
 		b.WriteString(strings.Join(elems, ",\n\t\t\t     "))

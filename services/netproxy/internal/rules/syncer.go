@@ -127,10 +127,10 @@ func (s *Syncer) Sync(ctx context.Context, desired []ServicePort) error {
 		s.state.commit(p)
 		s.needFull = false
 		level := slog.LevelDebug
-		if full {
+		if p.full {
 			level = slog.LevelInfo // once per start or failure: worth seeing
 		}
-		s.log.Log(ctx, level, "nftables table synced", "full", full, "service_ports", len(desired),
+		s.log.Log(ctx, level, "nftables table synced", "full", p.full, "reason", p.reason, "service_ports", len(desired),
 			"elements", p.elementCount(), "new_chains", len(p.newChains), "bytes", len(b.buf), "duration", time.Since(start))
 	}
 	return s.flushConntrack(ctx, p.udpFlush)
