@@ -474,3 +474,35 @@ func TestKernelFullMapsGrowWithAFullSync(t *testing.T) {
 		t.Errorf("endpoints map size = %d, want %d", got, want)
 	}
 }
+
+func TestKernelConcurrentSyncsAreSerialized(t *testing.T) {
+	ns := newNetNS(t, "concurrent")
+	s := newSyncerIn(t, ns, Config{MaxElementsPerMessage: 50})
+	ctx := context.Background()
+	errs := make(chan error, 8)
+	for g := range 8 {
+		go func() {
+			var err error
+			for i := range 10 {
+				// Each goroutine's lists differ in size and endpoints, so consecutive syncs from
+				// different goroutines add, change and remove elements.
+				desired := manyServices(50*(g+1)+i, 1+(g+i)%3)
+				if err = s.Sync(ctx, desired); err != nil {
+					break
+				}
+			}
+			errs <- err
+		}()
+	}
+	for range 8 {
+		if err := <-errs; err != nil {
+			t.Errorf("concurrent Sync: %v", err)
+		}
+	}
+	final := manyServices(123, 2)
+	if err := s.Sync(ctx, final); err != nil {
+		t.Fatal(err)
+	}
+	checkTable(t, ns, DefaultTable, final, true)
+	checkModel(t, ns, final)
+}
