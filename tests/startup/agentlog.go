@@ -45,6 +45,24 @@ func AddAgentLog(pods []Pod, log string) {
 	}
 }
 
+// CountLines counts the lines of log with message msg stamped within [from, to].
+func CountLines(log, msg string, from, to time.Time) int {
+	n := 0
+	sc := bufio.NewScanner(strings.NewReader(log))
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		if !strings.Contains(sc.Text(), msg) {
+			continue
+		}
+		f := logfmt(sc.Text())
+		at, err := time.Parse(time.RFC3339Nano, f["time"])
+		if err == nil && f["msg"] == msg && !at.Before(from) && !at.After(to) {
+			n++
+		}
+	}
+	return n
+}
+
 // logfmt splits one line of key=value pairs, where a value may be a Go-quoted string.
 func logfmt(line string) map[string]string {
 	out := map[string]string{}

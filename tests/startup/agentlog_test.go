@@ -31,3 +31,15 @@ time=garbage level=DEBUG msg="sandbox started" node=node1 pod=default/web-2
 		t.Errorf("(-want +got):\n%s", diff)
 	}
 }
+
+func TestCountLines(t *testing.T) {
+	log := `time=2026-11-27T12:00:00.100Z level=DEBUG msg="pod network already set up" pod=u1
+time=2026-11-27T12:00:00.200Z level=DEBUG msg="pod network already set up" pod=u2
+time=2026-11-27T12:00:00.300Z level=INFO msg="pod network set up" pod=u3
+time=2026-11-27T12:00:05.000Z level=DEBUG msg="pod network already set up" pod=u1
+`
+	got := startup.CountLines(log, "pod network already set up", t0, t0.Add(time.Second))
+	if got != 2 {
+		t.Errorf("CountLines = %d, want 2 (the third is outside the window, the set-up line another message)", got)
+	}
+}
