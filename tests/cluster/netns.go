@@ -23,7 +23,7 @@ const (
 	// ControlPlaneAddress is the control plane namespace's address; NATS listens there.
 	ControlPlaneAddress = "10.211.0.1"
 	// NATSPort is where NATS listens on ControlPlaneAddress.
-	NATSPort = 4222
+	NATSPort   = 4222
 	bridgeName = "br0"
 )
 

@@ -123,7 +123,6 @@ func BenchmarkPodStartup(b *testing.B) {
 
 func msf(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
 
-
 // logBreakdown logs where the start-up time went, per stage: from the log's events, and, when the
 // agent logs at debug level (SKIFF_E2E_LOG_LEVEL=debug), inside the node. It also counts the
 // syncs of pods whose network was already up ("pod network already set up", a debug line): the
