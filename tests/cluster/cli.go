@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"skiff.dev/events"
@@ -256,4 +257,64 @@ func (c *Cluster) Head() uint64 {
 		c.t.Fatalf("log head: %v", err)
 	}
 	return seq
+}
+
+// ContainerdEvents follows the events of a node's containerd (`ctr events`): task exits with
+// their exit status, OOMs, deletes. It returns once the subscription is known to work (a
+// namespace made and removed to see its event come through); stop ends the subscription and
+// returns every event line printed.
+func (c *Cluster) ContainerdEvents(node string) (stop func() string) {
+	c.t.Helper()
+	n := c.Node(node)
+	cmd := exec.Command("ctr", "--address", n.ContainerdAddress, "events")
+	out := &lockedBuffer{}
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Start(); err != nil {
+		c.t.Fatalf("ctr events: %v", err)
+	}
+	var once sync.Once
+	stop = func() string {
+		once.Do(func() {
+			_ = cmd.Process.Kill()
+			_ = cmd.Wait()
+		})
+		return out.String()
+	}
+	c.t.Cleanup(func() { stop() })
+	probe := fmt.Sprintf("e2e-probe-%d", time.Now().UnixNano())
+	ctr := func(args ...string) {
+		if _, err := run("", "ctr", append([]string{"--address", n.ContainerdAddress}, args...)...); err != nil {
+			c.t.Fatal(err)
+		}
+	}
+	seen := false
+	for deadline := time.Now().Add(c.opts.Timeout); !seen && time.Now().Before(deadline); {
+		ctr("namespaces", "create", probe)
+		ctr("namespaces", "remove", probe)
+		for end := time.Now().Add(500 * time.Millisecond); !seen && time.Now().Before(end); time.Sleep(20 * time.Millisecond) {
+			seen = strings.Contains(out.String(), probe)
+		}
+	}
+	if !seen {
+		c.t.Fatalf("ctr events on %s shows nothing:\n%s", node, stop())
+	}
+	return stop
+}
+
+// lockedBuffer is a bytes.Buffer safe for one writer and concurrent readers.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }

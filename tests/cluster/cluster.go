@@ -91,8 +91,9 @@ type Cluster struct {
 
 	connOnce sync.Once
 	nc       *nats.Conn
-	st       *store.Store
 	connErr  error
+	stMu     sync.Mutex
+	st       *store.Store
 }
 
 // Node is one node of a cluster: a network namespace with its own containerd and node agent.
@@ -468,6 +469,8 @@ func (c *Cluster) Conn() *nats.Conn {
 // Store is the cluster's event log, opened from the test process.
 func (c *Cluster) Store() *store.Store {
 	c.t.Helper()
+	c.stMu.Lock()
+	defer c.stMu.Unlock()
 	if c.st == nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()

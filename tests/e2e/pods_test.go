@@ -2,7 +2,8 @@ package e2e_test
 
 import (
 	"fmt"
-	"sort"
+	"regexp"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -158,10 +159,14 @@ func TestGracefulDeletion(t *testing.T) {
 	waitRunning(t, c, "trapper")
 	waitRunning(t, c, "ignorer")
 
-	// stopTime is the time from the deletion request to the node reporting the pod stopped
-	// and released, both read from the log (stamped by admission and the agent).
-	stopTime := func(name string) time.Duration {
+	// stopTime deletes the pod and returns the time from the deletion request to the node
+	// reporting the pod stopped and released, both read from the log (stamped by admission
+	// and the agent), and the container's exit status as containerd reported it.
+	stopTime := func(name string) (time.Duration, int) {
 		t.Helper()
+		pod, _ := c.Pod(name)
+		id := strings.TrimPrefix(containerID(pod), "containerd://")
+		stopEvents := c.ContainerdEvents("node1")
 		if _, err := c.Skiff("delete", "pod", name); err != nil {
 			t.Fatal(err)
 		}
@@ -172,18 +177,24 @@ func TestGracefulDeletion(t *testing.T) {
 			terminated = firstEvent(evs, "PodTerminated", nil)
 			return requested != nil && terminated != nil
 		})
-		return terminated.Time.Sub(requested.Time)
+		return terminated.Time.Sub(requested.Time), exitStatus(t, stopEvents(), id)
 	}
 	t.Run("trap-term exits quickly", func(t *testing.T) {
-		d := stopTime("trapper")
-		t.Logf("grace %ds, deletion to PodTerminated %v", trapGrace, ms(d))
+		d, status := stopTime("trapper")
+		t.Logf("grace %ds, deletion to PodTerminated %v, exit status %d", trapGrace, ms(d), status)
 		if d > trapGrace*time.Second/4 {
 			t.Errorf("a container that exits on SIGTERM took %v to stop, want well under its grace period of %ds", d, trapGrace)
 		}
+		if status != 0 {
+			t.Errorf("a container that exits on SIGTERM exited with status %d, want 0 (its handler ran)", status)
+		}
 	})
 	t.Run("ignore-term is killed after the grace period", func(t *testing.T) {
-		d := stopTime("ignorer")
-		t.Logf("grace %ds, deletion to PodTerminated %v", ignoreGrace, ms(d))
+		d, status := stopTime("ignorer")
+		t.Logf("grace %ds, deletion to PodTerminated %v, exit status %d", ignoreGrace, ms(d), status)
+		if status != 137 {
+			t.Errorf("a container that ignores SIGTERM exited with status %d, want 137 (SIGKILL)", status)
+		}
 		if d < ignoreGrace*time.Second {
 			t.Errorf("a container that ignores SIGTERM was stopped after %v, before its grace period of %ds", d, ignoreGrace)
 		}
@@ -252,7 +263,7 @@ func TestAgentRestartAdoptsRunningContainers(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	head := lastSeq(t, c)
+	head := c.Head()
 
 	c.KillAgent("node1", syscall.SIGKILL)
 	c.StartAgent("node1")
@@ -290,16 +301,6 @@ func TestAgentRestartAdoptsRunningContainers(t *testing.T) {
 			t.Errorf("event seq %d: the restarted agent terminated the pod", ev.Seq)
 		}
 	}
-}
-
-// lastSeq is the log's head.
-func lastSeq(t *testing.T, c *cluster.Cluster) uint64 {
-	t.Helper()
-	evs := c.Events()
-	if len(evs) == 0 {
-		return 0
-	}
-	return evs[len(evs)-1].Seq
 }
 
 // A pod on node1 reaches a pod on node2 by its pod IP, and back: each node routes the other's pod
@@ -342,11 +343,26 @@ func TestPodReachesPodOnOtherNode(t *testing.T) {
 	}
 }
 
-func sortedNames(pods []events.Pod) []string {
-	var out []string
-	for _, p := range pods {
-		out = append(out, p.Metadata.Name)
+// exitStatus finds the exit of container id's init process in `ctr events` output:
+//
+//	2026-11-27 18:30:00.1 +0000 UTC skiff /tasks/exit {"container_id":"…","id":"…","pid":42,"exit_status":137,…}
+//
+// protobuf's JSON leaves out a zero exit_status.
+func exitStatus(t *testing.T, evs, id string) int {
+	t.Helper()
+	for _, line := range strings.Split(evs, "\n") {
+		if !strings.Contains(line, "/tasks/exit") || !strings.Contains(line, `"container_id":"`+id+`"`) {
+			continue
+		}
+		m := exitStatusRE.FindStringSubmatch(line)
+		if m == nil {
+			return 0
+		}
+		n, _ := strconv.Atoi(m[1])
+		return n
 	}
-	sort.Strings(out)
-	return out
+	t.Fatalf("no exit of container %s among containerd's events:\n%s", id, evs)
+	return -1
 }
+
+var exitStatusRE = regexp.MustCompile(`"exit_status":(\d+)`)
