@@ -249,40 +249,65 @@ func (c *Cluster) startControlPlane() {
 	if err != nil {
 		t.Fatal(err)
 	}
+	tars, _ := filepath.Glob(filepath.Join(c.Bin.Images, "*.tar"))
+	if c.opts.Schedulers == 0 && c.waitUpImported(ctx, js, tars) {
+		return
+	}
+	// Without skiff up (or when its import failed): do what it does.
 	obs, err := images.Bucket(ctx, js, 0)
 	if err != nil {
 		t.Fatalf("image store: %v", err)
 	}
-	tars, _ := filepath.Glob(filepath.Join(c.Bin.Images, "*.tar"))
 	for _, tar := range tars {
-		names, err := images.NamesInTarball(tar)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if c.opts.Schedulers == 0 {
-			// skiff up imports them at start; a pod started before that would wait for
-			// the agent's image retry. It gives up for good when the import fails (it
-			// only logs a warning), so that is watched for too.
-			failed := false
-			for _, name := range names {
-				if !pollUntil(ctx, func() bool {
-					_, err := obs.GetInfo(ctx, name)
-					failed = strings.Contains(c.controlPlane[0].log(), upImportFailed)
-					return err == nil || failed
-				}) {
-					t.Fatalf("skiff up did not import %s within %v\n%s", name, c.opts.Timeout, c.logTails(40))
-				}
-			}
-			if !failed {
-				continue
-			}
-			t.Logf("cluster: skiff up logged %q; the harness imports %s itself", upImportFailed, tar)
-		}
-		// Without skiff up (or when its import failed): do what it does.
 		if _, err := images.Put(ctx, obs, tar); err != nil {
 			t.Fatalf("import %s: %v", tar, err)
 		}
 	}
+}
+
+// waitUpImported waits until skiff up has put every image of tars into the image store, and
+// reports whether it did: a pod started before that would wait for the agent's image retry.
+// skiff up gives up for good when its import fails (it only logs a warning); then this returns
+// false for the harness to import them. It only opens the store, never creates it, so as not to
+// race skiff up's creation of it.
+func (c *Cluster) waitUpImported(ctx context.Context, js jetstream.JetStream, tars []string) bool {
+	t := c.t
+	var names []string
+	for _, tar := range tars {
+		n, err := images.NamesInTarball(tar)
+		if err != nil {
+			t.Fatal(err)
+		}
+		names = append(names, n...)
+	}
+	failed := func() bool { return strings.Contains(c.controlPlane[0].log(), upImportFailed) }
+	var obs jetstream.ObjectStore
+	ok := pollUntil(ctx, func() bool {
+		if failed() {
+			return true
+		}
+		if obs == nil {
+			var err error
+			if obs, err = js.ObjectStore(ctx, api.ImageBucket); err != nil {
+				obs = nil
+				return false
+			}
+		}
+		for _, name := range names {
+			if _, err := obs.GetInfo(ctx, name); err != nil {
+				return false
+			}
+		}
+		return true
+	})
+	if !ok {
+		t.Fatalf("skiff up did not import %v within %v\n%s", names, c.opts.Timeout, c.logTails(40))
+	}
+	if failed() {
+		t.Logf("cluster: skiff up logged %q; the harness imports the images itself", upImportFailed)
+		return false
+	}
+	return true
 }
 
 // upImportFailed is what skiff up logs when it could not put the images into the image store.
