@@ -60,6 +60,7 @@ type Agent struct {
 	mu      sync.Mutex
 	view    *work.View
 	workers map[string]*worker // by pod UID
+	dirty   map[work.Key]bool  // pods whose work changed since the last sync
 	written map[string]uint64  // last sequence this agent wrote per subject
 	net     Network
 	images  jetstream.ObjectStore
@@ -89,6 +90,7 @@ func New(cfg Config) *Agent {
 		actor:   "node/" + cfg.Node,
 		view:    work.New(cfg.Node),
 		workers: map[string]*worker{},
+		dirty:   map[work.Key]bool{},
 		written: map[string]uint64{},
 		changed: make(chan struct{}, 1),
 		synced:  make(chan struct{}),
@@ -221,6 +223,11 @@ func (a *Agent) podCIDR(ctx context.Context) (netip.Prefix, error) {
 func (a *Agent) apply(ev *events.Event) {
 	a.mu.Lock()
 	err := a.view.Apply(ev)
+	// Only the bind subject says what a pod should be; the status subject is this node's own
+	// reports, which its workers already know.
+	if sub, perr := events.ParseSubject(ev.Subject); perr == nil && sub.Kind == events.KindBind {
+		a.dirty[work.Key{Namespace: sub.Namespace, Name: sub.Name}] = true
+	}
 	a.mu.Unlock()
 	if err != nil {
 		a.log.Warn("event does not apply", "seq", ev.Seq, "subject", ev.Subject, "err", err)
@@ -231,13 +238,17 @@ func (a *Agent) apply(ev *events.Event) {
 	}
 }
 
-// sync starts a worker for every live pod without one and hands every worker its pod's latest
-// desired state.
+// sync starts a worker for every live pod without one and hands the workers of pods whose work
+// changed their pod's latest desired state. Only those: a status report of one pod is an event
+// too, and waking every worker for it would make each of N pods starting together sync N times.
 func (a *Agent) sync(ctx context.Context, wg *sync.WaitGroup) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	for _, p := range a.view.Pods {
+	for key, p := range a.view.Pods {
 		if p.Terminated {
+			continue
+		}
+		if !a.dirty[key] && a.workers[p.UID()] != nil {
 			continue
 		}
 		w := a.workers[p.UID()]
@@ -255,6 +266,7 @@ func (a *Agent) sync(ctx context.Context, wg *sync.WaitGroup) {
 		}
 		w.update(*p)
 	}
+	clear(a.dirty)
 }
 
 // containerEvent wakes the worker of the pod a container event is about.

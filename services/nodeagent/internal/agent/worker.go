@@ -34,6 +34,7 @@ type worker struct {
 
 	// Owned by run's goroutine.
 	podIP    string
+	netFor   runtime.Sandbox // the sandbox the pod network was last set up in
 	started  *time.Time
 	loops    map[string]*crashLoop
 	last     map[string]*events.ContainerStateTerminated
@@ -150,11 +151,15 @@ func (w *worker) sync(ctx context.Context, p work.Pod) (time.Time, error) {
 			return next, fmt.Errorf("recreate sandbox: %w", err)
 		}
 	}
-	ip, err := w.a.net.Setup(ctx, w.uid, sb.NetNSPath())
-	if err != nil {
-		return next, w.report(ctx, w.waitingAll(spec, ReasonNetworkNotReady, err.Error()), fmt.Errorf("pod network: %w", err))
+	// The network needs setting up once per sandbox: checking it again on every pass costs a
+	// netns entry and host-local's files per pod each time anything about the pod changes.
+	if w.podIP == "" || w.netFor.ID != sb.ID || w.netFor.PID != sb.PID {
+		ip, err := w.a.net.Setup(ctx, w.uid, sb.NetNSPath())
+		if err != nil {
+			return next, w.report(ctx, w.waitingAll(spec, ReasonNetworkNotReady, err.Error()), fmt.Errorf("pod network: %w", err))
+		}
+		w.podIP, w.netFor = ip.String(), sb
 	}
-	w.podIP = ip.String()
 	if w.started == nil {
 		w.started = utc(now)
 	}
@@ -382,6 +387,6 @@ func (w *worker) removeAll(ctx context.Context, p work.Pod, grace time.Duration)
 	if err := w.a.net.Teardown(ctx, w.uid, netns); err != nil {
 		return fmt.Errorf("release pod network: %w", err)
 	}
-	w.podIP = ""
+	w.podIP, w.netFor = "", runtime.Sandbox{}
 	return nil
 }
