@@ -124,9 +124,9 @@ func BenchmarkPodStartup(b *testing.B) {
 func msf(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
 
 // logBreakdown logs where the start-up time went, per stage: from the log's events, and, when the
-// agent logs at debug level (SKIFF_E2E_LOG_LEVEL=debug), inside the node. It also counts the
-// syncs of pods whose network was already up ("pod network already set up", a debug line): the
-// work a pod worker repeats when woken again before its pod runs, or after.
+// agent logs at debug level (SKIFF_E2E_LOG_LEVEL=debug), inside the node. It also counts podnet's
+// Setup calls for pods whose network was already up ("pod network already set up", a debug
+// line): work a pod worker repeats when it is woken again (many per pod before commit 604f335).
 func logBreakdown(b *testing.B, c *cluster.Cluster, pods []startup.Pod, from, to time.Time) {
 	log := c.Node("node1").AgentLog()
 	startup.AddAgentLog(pods, log)
@@ -143,7 +143,7 @@ func logBreakdown(b *testing.B, c *cluster.Cluster, pods []startup.Pod, from, to
 	msg := fmt.Sprintf("p50/p99 by stage: %s", line(startup.Stages))
 	if nodeStages := line(startup.NodeStages); nodeStages != "" {
 		resyncs := startup.CountLines(log, "pod network already set up", from, to)
-		msg += fmt.Sprintf("\non the node: %s; %d syncs of pods already set up (%.1f per pod)",
+		msg += fmt.Sprintf("\non the node: %s; %d repeated network set-ups (%.1f per pod)",
 			nodeStages, resyncs, float64(resyncs)/float64(max(len(pods), 1)))
 	}
 	b.Log(msg)
