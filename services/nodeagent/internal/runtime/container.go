@@ -262,13 +262,16 @@ func (r *Runtime) StartContainer(ctx context.Context, id string) error {
 	default:
 		return fmt.Errorf("start container %s: %w", id, err)
 	}
+	// Taken before the start, so that a process that exits at once never
+	// seems to have finished before it started.
+	startedAt := time.Now()
 	if err := task.Start(ctx); err != nil {
 		if _, derr := task.Delete(context.WithoutCancel(ctx), containerd.WithProcessKill); derr != nil {
 			r.log.Error("clean up task that failed to start", "id", id, "err", derr)
 		}
 		return fmt.Errorf("start container %s: %w", id, err)
 	}
-	if _, err := c.SetLabels(ctx, map[string]string{LabelStartedAt: time.Now().UTC().Format(time.RFC3339Nano)}); err != nil {
+	if _, err := c.SetLabels(ctx, map[string]string{LabelStartedAt: startedAt.UTC().Format(time.RFC3339Nano)}); err != nil {
 		r.log.Warn("record container start time", "id", id, "err", err)
 	}
 	return nil
