@@ -54,42 +54,50 @@ func (r *Runtime) Watch(ctx context.Context) <-chan Event {
 		}
 		cancel()
 	}()
-	go r.watch(ctx, out)
+	// The first subscription is sent before Watch returns, so that a
+	// caller that watches and then starts a container sees its exit.
+	sub := r.subscribe(ctx)
+	go r.watch(ctx, sub, out)
 	return out
 }
 
-func (r *Runtime) watch(ctx context.Context, out chan<- Event) {
+type subscription struct {
+	envelopes <-chan *events.Envelope
+	errs      <-chan error
+	cancel    context.CancelFunc
+}
+
+func (r *Runtime) subscribe(ctx context.Context) subscription {
+	subCtx, cancel := context.WithCancel(ctx)
+	envelopes, errs := r.client.EventService().Subscribe(subCtx,
+		fmt.Sprintf(`namespace==%s,topic=="/tasks/exit"`, r.cfg.Namespace),
+		fmt.Sprintf(`namespace==%s,topic=="/tasks/oom"`, r.cfg.Namespace))
+	return subscription{envelopes: envelopes, errs: errs, cancel: cancel}
+}
+
+func (r *Runtime) watch(ctx context.Context, sub subscription, out chan<- Event) {
 	defer close(out)
 	const minBackoff, maxBackoff = 50 * time.Millisecond, 2 * time.Second
 	backoff := minBackoff
-	filters := []string{
-		fmt.Sprintf(`namespace==%s,topic=="/tasks/exit"`, r.cfg.Namespace),
-		fmt.Sprintf(`namespace==%s,topic=="/tasks/oom"`, r.cfg.Namespace),
-	}
-	for attempt := 0; ; attempt++ {
-		if attempt > 0 {
-			// Wait until containerd answers again: a subscription to a
-			// daemon that is down fails at once and would spin.
-			if !r.waitServing(ctx, backoff) {
-				return
-			}
-			backoff = min(backoff*2, maxBackoff)
-		}
-		subCtx, cancel := context.WithCancel(ctx)
-		envelopes, errs := r.client.EventService().Subscribe(subCtx, filters...)
-		if attempt > 0 {
-			r.log.Info("containerd event stream re-established")
-			if !send(ctx, out, Event{Type: EventResync}) {
-				cancel()
-				return
-			}
-		}
-		err := r.pump(ctx, envelopes, errs, out, func() { backoff = minBackoff })
-		cancel()
+	for {
+		err := r.pump(ctx, sub.envelopes, sub.errs, out, func() { backoff = minBackoff })
+		sub.cancel()
 		if ctx.Err() != nil {
 			return
 		}
 		r.log.Warn("containerd event stream broke; resubscribing", "err", err)
+		// Wait until containerd answers again: a subscription to a daemon
+		// that is down fails at once and would spin.
+		if !r.waitServing(ctx, backoff) {
+			return
+		}
+		backoff = min(backoff*2, maxBackoff)
+		sub = r.subscribe(ctx)
+		r.log.Info("containerd event stream re-established")
+		if !send(ctx, out, Event{Type: EventResync}) {
+			sub.cancel()
+			return
+		}
 	}
 }
 
