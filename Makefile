@@ -7,7 +7,7 @@ BIN := bin
 DATA ?= .data
 TEST_FLAGS ?= -count=1 -timeout 25m
 
-.PHONY: all deps build images test test-short bench demo down clean vet
+.PHONY: all deps build images test test-short bench demo down purge clean vet
 
 all: build
 
@@ -41,6 +41,10 @@ demo: deps build
 
 down:
 	@scripts/demo.sh down
+
+# Stops the demo and removes everything it made on this machine (pods, bridge, tables, data).
+purge:
+	@scripts/demo.sh purge
 
 clean:
 	rm -rf $(BIN)

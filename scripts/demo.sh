@@ -11,6 +11,24 @@ export SKIFF_SERVER=${SKIFF_SERVER:-nats://127.0.0.1:4222}
 
 running() { [ -f "$PIDFILE" ] && kill -0 "$(cat "$PIDFILE")" 2>/dev/null; }
 
+if [ "${1:-}" = purge ]; then
+  # Everything the demo made goes: its pods (deleted through the cluster, so the agent stops them
+  # and releases their IPs), skiff up, the data dir, and the node's bridge and nftables tables.
+  if running; then
+    for d in $("$SKIFF" get deployments -A -o name 2>/dev/null); do "$SKIFF" delete "$d" >/dev/null 2>&1 || true; done
+    for p in $("$SKIFF" get pods -o name 2>/dev/null); do "$SKIFF" delete "$p" --grace-period 0 >/dev/null 2>&1 || true; done
+    deadline=$((SECONDS + 60))
+    while [ -n "$("$SKIFF" get pods -A -o name 2>/dev/null)" ] && [ $SECONDS -lt $deadline ]; do sleep 0.5; done
+  fi
+  "$0" down
+  ip link del skiff0 2>/dev/null || true
+  nft delete table ip skiff 2>/dev/null || true
+  nft delete table ip skiff-podnet 2>/dev/null || true
+  rm -rf "$DATA"
+  echo "purged the demo: pods, bridge skiff0, nftables tables skiff and skiff-podnet, $DATA"
+  exit 0
+fi
+
 if [ "${1:-}" = down ]; then
   if running; then
     pid=$(cat "$PIDFILE")

@@ -36,8 +36,11 @@ type Document struct {
 
 // Where formats the document's origin for messages: "web.yaml#2".
 func (d Document) Where() string {
-	if d.Source == "" {
+	switch d.Source {
+	case "":
 		return fmt.Sprintf("document %d", d.Index+1)
+	case "-":
+		return fmt.Sprintf("stdin#%d", d.Index+1)
 	}
 	return fmt.Sprintf("%s#%d", d.Source, d.Index+1)
 }
