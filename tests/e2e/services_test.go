@@ -878,51 +878,125 @@ func svcIndexAt(samples []svcSample, at time.Time) int {
 }
 
 // BenchmarkServiceEndpointsToRules measures how long a Service's endpoints take from the log to
-// the nodes' tables: for a new Service selecting three ready pods, the time from its
-// EndpointsUpdated event to each node's net proxy logging the sync that covers it, and to the
-// first request to the new ClusterIP from node1 that succeeds. Run it as
+// the nodes' tables and to traffic: the time from an EndpointsUpdated event to each node's net
+// proxy logging the sync that covers it (ms-event-to-sync; the log prints milliseconds, so this
+// is exact to about 1 ms), and to the start of the first request from node1 that the new
+// endpoints answer (ms-event-to-answer, an upper bound: requests follow each other as fast as
+// they complete). Two kinds of change:
+//
+//   - new-service: a new Service selecting the three ready web pods (ServiceApplied, then the
+//     endpoints controller's EndpointsUpdated with three addresses). None is deleted, so no
+//     ClusterIP is reused.
+//   - selector-flip: one existing Service whose selector is switched between the web pods and
+//     the solo pod, so its endpoints change from three to one and back, as in a scaling or a
+//     rollout but without waiting for pods to start.
+//
+// Run it as
 //
 //	go test ./e2e -run '^$' -bench ServiceEndpointsToRules -benchtime 10x -count 5
 //
-// One cluster serves every run; each iteration applies one more Service (none is deleted, so no
-// ClusterIP is reused). The reported figures are medians over the run's iterations.
+// One cluster serves every run. The reported figures are medians over the run's iterations;
+// with -v the single values are logged.
 func BenchmarkServiceEndpointsToRules(b *testing.B) {
 	c := svcCluster(b)
-	var round int
-	b.Run("new-service", func(b *testing.B) {
-		round++
-		var toSync, toRequest []time.Duration
-		for i := 0; i < b.N; i++ {
-			name := fmt.Sprintf("bench-%d-%d", round, i)
-			from := c.Head()
-			c.Apply(svcManifest(name, "web", 80))
-			vip := svcVIP(b, c, name)
-			addr := net.JoinHostPort(vip, "80")
-			// Polled from the moment the ClusterIP is known: until the proxy has the Service it
-			// goes nowhere (a short dial timeout keeps the polling fine-grained), then it is
-			// refused (no endpoints yet), then it answers.
-			client := svcHTTP(c.Node("node1").NetnsPath(), 50*time.Millisecond)
-			var answered time.Time
-			deadline := time.Now().Add(30 * time.Second)
-			for answered.IsZero() {
-				if time.Now().After(deadline) {
-					b.Fatalf("%s never answered", addr)
-				}
-				if _, err := svcAsk(client, addr, "/bench"); err == nil {
-					answered = time.Now()
-				}
-			}
-			ev := svcWaitEndpoints(b, c, name, from, func(a []events.EndpointAddress) bool { return len(a) == 3 })
-			for _, s := range svcWaitSynced(b, c, ev.Seq) {
-				toSync = append(toSync, s.Time.Sub(ev.Time))
-			}
-			toRequest = append(toRequest, answered.Sub(ev.Time))
+	node1 := c.Node("node1").NetnsPath()
+	pods := map[string]map[string]bool{"web": {}, "solo": {}}
+	for app, set := range pods {
+		for _, p := range svcPods(c.Pods(), app) {
+			set[p.Metadata.Name] = true
 		}
-		b.ReportMetric(svcMedianMs(toSync), "ms-event-to-sync")
-		b.ReportMetric(svcMedianMs(toRequest), "ms-event-to-answer")
-		b.ReportMetric(0, "ns/op")
-		b.Logf("event to sync (both nodes): %v; event to first answer from node1: %v", toSync, toRequest)
+	}
+	created := 0
+	b.Run("new-service", func(b *testing.B) {
+		var toSync, toAnswer []time.Duration
+		for i := 0; i < b.N; i++ {
+			created++
+			// An explicit ClusterIP, so the polling can start before the Service exists.
+			name := fmt.Sprintf("bench-%d", created)
+			vip := fmt.Sprintf("10.96.%d.%d", 100+created/200, 1+created%200)
+			from := c.Head()
+			sync, answer := svcMeasure(b, c, node1, net.JoinHostPort(vip, "80"), name, from, pods["web"], func() {
+				c.Apply(strings.Replace(svcManifest(name, "web", 80), "spec:\n", "spec:\n  clusterIP: "+vip+"\n", 1))
+			})
+			toSync, toAnswer = append(toSync, sync...), append(toAnswer, answer)
+		}
+		svcReport(b, toSync, toAnswer)
 	})
+	c.Apply(svcManifest("flip", "solo", 80))
+	flipAddr := net.JoinHostPort(svcVIP(b, c, "flip"), "80")
+	app := "solo"
+	b.Run("selector-flip", func(b *testing.B) {
+		var toSync, toAnswer []time.Duration
+		for i := 0; i < b.N; i++ {
+			app = map[string]string{"solo": "web", "web": "solo"}[app]
+			from := c.Head()
+			sync, answer := svcMeasure(b, c, node1, flipAddr, "flip", from, pods[app], func() {
+				c.Apply(svcManifest("flip", app, 80))
+			})
+			toSync, toAnswer = append(toSync, sync...), append(toAnswer, answer)
+		}
+		svcReport(b, toSync, toAnswer)
+	})
+}
+
+// svcMeasure follows one change of Service name, made by change after log sequence from,
+// that makes its endpoints exactly pods: it requests addr from the node namespace at netns,
+// from before the change until one of pods answers, then reads the EndpointsUpdated event and
+// the syncs that covered it. It returns the time from the event to each node's sync and to the
+// start of the first request the new endpoints answered.
+func svcMeasure(b *testing.B, c *cluster.Cluster, netns, addr, name string, from uint64, pods map[string]bool, change func()) ([]time.Duration, time.Duration) {
+	b.Helper()
+	// Until the proxy has the Service, packets to it go to the default route, whose answers
+	// (ICMP unreachable) the kernel rate-limits, so most attempts end only at the dial timeout:
+	// a short one keeps the polling fine-grained, at the risk of a slow answer being retried.
+	client := svcHTTP(netns, 5*time.Millisecond)
+	answered := make(chan time.Time, 1)
+	stop := make(chan struct{})
+	defer close(stop)
+	go func() {
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			start := time.Now()
+			if pod, err := svcAsk(client, addr, "/bench"); err == nil && pods[pod] {
+				answered <- start
+				return
+			}
+		}
+	}()
+	change()
+	var at time.Time
+	select {
+	case at = <-answered:
+	case <-time.After(30 * time.Second):
+		b.Fatalf("none of %v answered at %s within 30s", pods, addr)
+	}
+	ev := svcWaitEndpoints(b, c, name, from, func(a []events.EndpointAddress) bool {
+		if len(a) != len(pods) {
+			return false
+		}
+		for _, x := range a {
+			if !pods[x.PodName] {
+				return false
+			}
+		}
+		return true
+	})
+	var toSync []time.Duration
+	for _, s := range svcWaitSynced(b, c, ev.Seq) {
+		toSync = append(toSync, s.Time.Sub(ev.Time))
+	}
+	return toSync, at.Sub(ev.Time)
+}
+
+func svcReport(b *testing.B, toSync, toAnswer []time.Duration) {
+	b.ReportMetric(svcMedianMs(toSync), "ms-event-to-sync")
+	b.ReportMetric(svcMedianMs(toAnswer), "ms-event-to-answer")
+	b.ReportMetric(0, "ns/op")
+	b.Logf("event to sync (both nodes): %v; event to first answer from node1: %v", toSync, toAnswer)
 }
 
 func svcMedianMs(ds []time.Duration) float64 {
