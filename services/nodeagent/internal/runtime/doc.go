@@ -52,6 +52,10 @@
 // truncates it, and the shim's next write lands at the new end. Output
 // written between the copy and the truncate is lost, and while the agent is
 // down nothing rotates; both are the price of not being in the data path.
+// The agent runs [Runtime.RunLogRotation] (a RotateLogs pass per interval).
+// A restarted container writes a new file and keeps the previous run's for
+// "logs --previous"; older runs' files are deleted. The lines carry no
+// timestamps or stream tags (this is not the CRI log format).
 //
 // # Ordering and concurrency
 //
