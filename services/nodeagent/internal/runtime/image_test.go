@@ -97,3 +97,21 @@ func dockerSaveFromOCI(t *testing.T, ociTar, tag string) []byte {
 	tw.Close()
 	return buf.Bytes()
 }
+
+// TestNativeSnapshotterFallback runs a container on a containerd without
+// the overlayfs snapshotter: the runtime picks native.
+func TestNativeSnapshotterFallback(t *testing.T) {
+	runtimetest.RequireRoot(t)
+	imgs := runtimetest.Images(t)
+	ctd := runtimetest.StartContainerd(t, runtimetest.DisablePlugins("io.containerd.snapshotter.v1.overlayfs"))
+	rt := ctd.NewRuntime(t)
+	if rt.Snapshotter() != "native" {
+		t.Fatalf("snapshotter %q, want native", rt.Snapshotter())
+	}
+	importImage(t, rt, imgs.Testbox)
+	e := &env{ctd: ctd, rt: rt}
+	_, id := e.runPod(t, runtime.ContainerConfig{Pod: newPod(t, "native"), Name: "c", Image: runtimetest.TestboxImage, Args: []string{"exit", "5"}})
+	if st := e.waitState(t, id, runtime.StateExited, 10*time.Second); st.ExitCode != 5 {
+		t.Errorf("exit code %d, want 5", st.ExitCode)
+	}
+}

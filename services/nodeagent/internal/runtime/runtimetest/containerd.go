@@ -43,9 +43,22 @@ func RequireRoot(t testing.TB) {
 	}
 }
 
+// Option changes how StartContainerd configures the daemon.
+type Option func(*options)
+
+type options struct {
+	disabled []string
+}
+
+// DisablePlugins keeps containerd from loading the named plugins, e.g.
+// "io.containerd.snapshotter.v1.overlayfs" to see the runtime fall back.
+func DisablePlugins(ids ...string) Option {
+	return func(o *options) { o.disabled = append(o.disabled, ids...) }
+}
+
 // StartContainerd starts a private containerd and returns once it serves.
 // The daemon is stopped and everything it made removed when the test ends.
-func StartContainerd(t testing.TB) *Containerd {
+func StartContainerd(t testing.TB, opts ...Option) *Containerd {
 	t.Helper()
 	RequireRoot(t)
 	if _, err := exec.LookPath("containerd"); err != nil {
@@ -68,16 +81,30 @@ func StartContainerd(t testing.TB) *Containerd {
 		t:            t,
 	}
 	t.Cleanup(c.cleanup)
+	var o options
+	for _, opt := range opts {
+		opt(&o)
+	}
+	// Only what the runtime uses: no CRI (it would want CNI and a pause
+	// image), no /opt/containerd, no snapshotters that cannot work here.
+	disabled := append([]string{
+		"io.containerd.grpc.v1.cri", "io.containerd.internal.v1.opt",
+		"io.containerd.snapshotter.v1.aufs", "io.containerd.snapshotter.v1.btrfs",
+		"io.containerd.snapshotter.v1.devmapper", "io.containerd.snapshotter.v1.zfs",
+		"io.containerd.tracing.processor.v1.otlp", "io.containerd.internal.v1.tracing",
+	}, o.disabled...)
+	quoted := make([]string, len(disabled))
+	for i, d := range disabled {
+		quoted[i] = strconv.Quote(d)
+	}
 	config := fmt.Sprintf(`version = 2
 root = %q
 state = %q
-# Only what the runtime uses: no CRI (it would want CNI and a pause image),
-# no /opt/containerd.
-disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.internal.v1.opt", "io.containerd.snapshotter.v1.aufs", "io.containerd.snapshotter.v1.btrfs", "io.containerd.snapshotter.v1.devmapper", "io.containerd.snapshotter.v1.zfs", "io.containerd.tracing.processor.v1.otlp", "io.containerd.internal.v1.tracing"]
+disabled_plugins = [%s]
 
 [grpc]
   address = %q
-`, filepath.Join(dir, "root"), filepath.Join(dir, "state"), c.Address)
+`, filepath.Join(dir, "root"), filepath.Join(dir, "state"), strings.Join(quoted, ", "), c.Address)
 	if err := os.WriteFile(filepath.Join(dir, "config.toml"), []byte(config), 0o644); err != nil {
 		t.Fatal(err)
 	}
