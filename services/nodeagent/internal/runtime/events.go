@@ -26,7 +26,10 @@ const (
 	EventResync EventType = "resync"
 )
 
-// Event is a task event of this runtime's namespace.
+// Event is a task event of this runtime's namespace. A restarted container
+// keeps its ID, so a late exit event of the previous run can arrive after
+// the next run started: an exit with ExitedAt before the container's
+// ContainerStatus.StartedAt belongs to an earlier run.
 type Event struct {
 	Type        EventType
 	ContainerID string
