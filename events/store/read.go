@@ -126,7 +126,41 @@ func (s *Store) consume(ctx context.Context, filters []string, from uint64, onPo
 	if err != nil {
 		return fmt.Errorf("read %v: %w", filters, translate(err))
 	}
-	defer it.Stop()
+	// One goroutine reads messages off the consumer, the decoder decodes them on every core, and
+	// this goroutine hands them to fn in order.
+	dec := events.NewDecoder(raw)
+	var readErr error // set before dec.Close, read after Next reports the end
+	go func() {
+		defer dec.Close()
+		for {
+			msg, err := it.Next()
+			if err != nil {
+				readErr = err
+				return
+			}
+			md, err := msg.Metadata()
+			if err != nil {
+				readErr = fmt.Errorf("message metadata: %w", err)
+				return
+			}
+			dec.Submit(msg.Subject(), md.Sequence.Stream, msg.Data(), msg.Headers().Get(TraceparentHeader))
+			// Catching up, batches fill; following live, a message goes out at once.
+			if md.NumPending == 0 {
+				dec.Flush()
+			}
+		}
+	}()
+	defer func() {
+		it.Stop()
+		// Let the reader finish whatever it was submitting.
+		go func() {
+			for {
+				if _, ok := dec.Next(); !ok {
+					return
+				}
+			}
+		}()
+	}()
 	stopped := make(chan struct{})
 	defer close(stopped)
 	go func() {
@@ -137,8 +171,9 @@ func (s *Store) consume(ctx context.Context, filters []string, from uint64, onPo
 		}
 	}()
 	for {
-		msg, err := it.Next()
-		if err != nil {
+		m, ok := dec.Next()
+		if !ok {
+			err := readErr
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
@@ -147,22 +182,12 @@ func (s *Store) consume(ctx context.Context, filters []string, from uint64, onPo
 			}
 			return fmt.Errorf("read %v: %w", filters, translate(err))
 		}
-		md, err := msg.Metadata()
-		if err != nil {
-			return fmt.Errorf("read %v: message metadata: %w", filters, err)
-		}
-		seq := md.Sequence.Stream
-		var ev *events.Event
-		if raw {
-			ev, err = events.DecodeEnvelope(msg.Subject(), seq, msg.Data())
+		ev := m.Event
+		if m.Err != nil {
+			onPoison(m.Subject, m.Seq, m.Err)
+			ev = &events.Event{Subject: m.Subject, Seq: m.Seq}
 		} else {
-			ev, err = events.Decode(msg.Subject(), seq, msg.Data())
-		}
-		if err != nil {
-			onPoison(msg.Subject(), seq, err)
-			ev = &events.Event{Subject: msg.Subject(), Seq: seq}
-		} else {
-			ev.Traceparent = msg.Headers().Get(TraceparentHeader)
+			ev.Traceparent = m.Header
 		}
 		stop, err := fn(ev)
 		if err != nil || stop {
