@@ -731,7 +731,8 @@ func TestServices(t *testing.T) {
 		upSamples := samples[svcIndexAt(samples, upCommand):]
 		var upTook time.Duration
 		joined := 0
-		for _, ch := range svcEndpointChanges([]string{remaining}, c.EventsSince(mid, subject)) {
+		upChanges := svcEndpointChanges([]string{remaining}, c.EventsSince(mid, subject))
+		for _, ch := range upChanges {
 			if !ch.added {
 				t.Errorf("pod %s left the endpoints during the scale-up (seq %d)", ch.pod, ch.seq)
 				continue
@@ -758,11 +759,18 @@ func TestServices(t *testing.T) {
 		_, _, upFailed := svcCountSince(upSamples, time.Time{})
 		t.Logf("%d requests during the scale-down, %d failed; %d during the scale-up, %d failed", len(downSamples), len(downFailed), len(upSamples), len(upFailed))
 		for i, f := range upFailed {
-			if i < 5 {
-				// Not counted against the proxy: a pod is ready (and an endpoint) once its
-				// container runs, which can be before it listens; there are no readiness probes.
-				t.Logf("scale-up: request sent %v after the scale command failed: %v", ms(f.sent.Sub(upCommand)), f.err)
+			if i == 5 {
+				break
 			}
+			// Not counted against the proxy: a pod is ready (and an endpoint) once its container
+			// runs, which can be before it listens; there are no readiness probes.
+			after := "before any pod joined"
+			for _, ch := range upChanges {
+				if ch.added && !ch.at.After(f.sent) {
+					after = fmt.Sprintf("%v after %s joined (seq %d)", ms(f.sent.Sub(ch.at)), ch.pod, ch.seq)
+				}
+			}
+			t.Logf("scale-up: a request sent %s failed: %v", after, f.err)
 		}
 	})
 
@@ -880,7 +888,7 @@ func svcIndexAt(samples []svcSample, at time.Time) int {
 // BenchmarkServiceEndpointsToRules measures how long a Service's endpoints take from the log to
 // the nodes' tables and to traffic: the time from an EndpointsUpdated event to each node's net
 // proxy logging the sync that covers it (ms-event-to-sync; the log prints milliseconds, so this
-// is exact to about 1 ms), and to the start of the first request from node1 that the new
+// is exact to about 1 ms; ms-sync-took is the part the proxy spent in that sync), and to the start of the first request from node1 that the new
 // endpoints answer (ms-event-to-answer, an upper bound: requests follow each other as fast as
 // they complete). Two kinds of change:
 //
@@ -908,43 +916,44 @@ func BenchmarkServiceEndpointsToRules(b *testing.B) {
 	}
 	created := 0
 	b.Run("new-service", func(b *testing.B) {
-		var toSync, toAnswer []time.Duration
+		var toSync, syncTook, toAnswer []time.Duration
 		for i := 0; i < b.N; i++ {
 			created++
 			// An explicit ClusterIP, so the polling can start before the Service exists.
 			name := fmt.Sprintf("bench-%d", created)
 			vip := fmt.Sprintf("10.96.%d.%d", 100+created/200, 1+created%200)
 			from := c.Head()
-			sync, answer := svcMeasure(b, c, node1, net.JoinHostPort(vip, "80"), name, from, pods["web"], func() {
+			sync, took, answer := svcMeasure(b, c, node1, net.JoinHostPort(vip, "80"), name, from, pods["web"], func() {
 				c.Apply(strings.Replace(svcManifest(name, "web", 80), "spec:\n", "spec:\n  clusterIP: "+vip+"\n", 1))
 			})
-			toSync, toAnswer = append(toSync, sync...), append(toAnswer, answer)
+			toSync, syncTook, toAnswer = append(toSync, sync...), append(syncTook, took...), append(toAnswer, answer)
 		}
-		svcReport(b, toSync, toAnswer)
+		svcReport(b, toSync, syncTook, toAnswer)
 	})
 	c.Apply(svcManifest("flip", "solo", 80))
 	flipAddr := net.JoinHostPort(svcVIP(b, c, "flip"), "80")
 	app := "solo"
 	b.Run("selector-flip", func(b *testing.B) {
-		var toSync, toAnswer []time.Duration
+		var toSync, syncTook, toAnswer []time.Duration
 		for i := 0; i < b.N; i++ {
 			app = map[string]string{"solo": "web", "web": "solo"}[app]
 			from := c.Head()
-			sync, answer := svcMeasure(b, c, node1, flipAddr, "flip", from, pods[app], func() {
+			sync, took, answer := svcMeasure(b, c, node1, flipAddr, "flip", from, pods[app], func() {
 				c.Apply(svcManifest("flip", app, 80))
 			})
-			toSync, toAnswer = append(toSync, sync...), append(toAnswer, answer)
+			toSync, syncTook, toAnswer = append(toSync, sync...), append(syncTook, took...), append(toAnswer, answer)
 		}
-		svcReport(b, toSync, toAnswer)
+		svcReport(b, toSync, syncTook, toAnswer)
 	})
 }
 
 // svcMeasure follows one change of Service name, made by change after log sequence from,
 // that makes its endpoints exactly pods: it requests addr from the node namespace at netns,
 // from before the change until one of pods answers, then reads the EndpointsUpdated event and
-// the syncs that covered it. It returns the time from the event to each node's sync and to the
-// start of the first request the new endpoints answered.
-func svcMeasure(b *testing.B, c *cluster.Cluster, netns, addr, name string, from uint64, pods map[string]bool, change func()) ([]time.Duration, time.Duration) {
+// the syncs that covered it. It returns the time from the event to each node's sync, how long
+// each of those syncs took in the proxy, and the time from the event to the start of the first
+// request the new endpoints answered.
+func svcMeasure(b *testing.B, c *cluster.Cluster, netns, addr, name string, from uint64, pods map[string]bool, change func()) (toSync, took []time.Duration, toAnswer time.Duration) {
 	b.Helper()
 	// Until the proxy has the Service, packets to it go to the default route, whose answers
 	// (ICMP unreachable) the kernel rate-limits, so most attempts end only at the dial timeout:
@@ -985,18 +994,19 @@ func svcMeasure(b *testing.B, c *cluster.Cluster, netns, addr, name string, from
 		}
 		return true
 	})
-	var toSync []time.Duration
 	for _, s := range svcWaitSynced(b, c, ev.Seq) {
 		toSync = append(toSync, s.Time.Sub(ev.Time))
+		took = append(took, s.Took)
 	}
-	return toSync, at.Sub(ev.Time)
+	return toSync, took, at.Sub(ev.Time)
 }
 
-func svcReport(b *testing.B, toSync, toAnswer []time.Duration) {
+func svcReport(b *testing.B, toSync, syncTook, toAnswer []time.Duration) {
 	b.ReportMetric(svcMedianMs(toSync), "ms-event-to-sync")
+	b.ReportMetric(svcMedianMs(syncTook), "ms-sync-took")
 	b.ReportMetric(svcMedianMs(toAnswer), "ms-event-to-answer")
 	b.ReportMetric(0, "ns/op")
-	b.Logf("event to sync (both nodes): %v; event to first answer from node1: %v", toSync, toAnswer)
+	b.Logf("event to sync (both nodes): %v; the syncs took %v; event to first answer from node1: %v", toSync, syncTook, toAnswer)
 }
 
 func svcMedianMs(ds []time.Duration) float64 {
