@@ -227,3 +227,28 @@ func Types() []string {
 	}
 	return out
 }
+
+// PodUID is the pod UID a pod, bind or status event is about; "" for other events.
+func PodUID(p Payload) string {
+	switch p := p.(type) {
+	case *PodCreated:
+		return p.Pod.Metadata.UID
+	case *PodScheduled:
+		return p.UID
+	case *PodUnschedulable:
+		return p.UID
+	case *PodDeletionRequested:
+		return p.UID
+	case *PodDeleted:
+		return p.UID
+	case *PodBound:
+		return p.Pod.Metadata.UID
+	case *PodStopRequested:
+		return p.UID
+	case *PodStatusReported:
+		return p.UID
+	case *PodTerminated:
+		return p.UID
+	}
+	return ""
+}

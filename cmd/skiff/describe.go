@@ -231,7 +231,7 @@ func objectEvents(ctx context.Context, st *store.Store, res table.Resource, ns, 
 			list = list[:0]
 			return nil
 		}
-		if u := podUID(ev); uid != "" && u != "" && u != uid {
+		if u := events.PodUID(ev.Data); uid != "" && u != "" && u != uid {
 			return nil
 		}
 		list = append(list, ev)
@@ -248,27 +248,3 @@ func objectEvents(ctx context.Context, st *store.Store, res table.Resource, ns, 
 	return out, nil
 }
 
-// podUID is the pod UID an event is about, "" for events that carry none.
-func podUID(ev *events.Event) string {
-	switch p := ev.Data.(type) {
-	case *events.PodCreated:
-		return p.Pod.Metadata.UID
-	case *events.PodScheduled:
-		return p.UID
-	case *events.PodUnschedulable:
-		return p.UID
-	case *events.PodDeletionRequested:
-		return p.UID
-	case *events.PodDeleted:
-		return p.UID
-	case *events.PodBound:
-		return p.Pod.Metadata.UID
-	case *events.PodStopRequested:
-		return p.UID
-	case *events.PodStatusReported:
-		return p.UID
-	case *events.PodTerminated:
-		return p.UID
-	}
-	return ""
-}

@@ -36,7 +36,7 @@ func (s *State) applyPod(ev *events.Event, sub events.Subject, key Key) error {
 	if !ok {
 		return precondition(ev, "pod %s does not exist", key)
 	}
-	if uid := payloadUID(ev.Data); uid != pod.Metadata.UID {
+	if uid := events.PodUID(ev.Data); uid != pod.Metadata.UID {
 		return precondition(ev, "pod %s has uid %s, the event is about uid %s", key, pod.Metadata.UID, uid)
 	}
 	if sub.Node != "" && sub.Node != pod.Spec.NodeName {
@@ -112,27 +112,6 @@ func (s *State) release(pod *Pod) {
 	}
 }
 
-func payloadUID(p events.Payload) string {
-	switch p := p.(type) {
-	case *events.PodScheduled:
-		return p.UID
-	case *events.PodUnschedulable:
-		return p.UID
-	case *events.PodDeletionRequested:
-		return p.UID
-	case *events.PodDeleted:
-		return p.UID
-	case *events.PodBound:
-		return p.Pod.Metadata.UID
-	case *events.PodStopRequested:
-		return p.UID
-	case *events.PodStatusReported:
-		return p.UID
-	case *events.PodTerminated:
-		return p.UID
-	}
-	return ""
-}
 
 func setCondition(conds *[]events.Condition, c events.Condition) {
 	for i := range *conds {
