@@ -247,4 +247,3 @@ func objectEvents(ctx context.Context, st *store.Store, res table.Resource, ns, 
 	out.List = list
 	return out, nil
 }
-

@@ -112,7 +112,6 @@ func (s *State) release(pod *Pod) {
 	}
 }
 
-
 func setCondition(conds *[]events.Condition, c events.Condition) {
 	for i := range *conds {
 		if (*conds)[i].Type == c.Type {
