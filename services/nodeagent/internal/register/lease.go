@@ -33,30 +33,9 @@ type LeaseKV interface {
 	Put(ctx context.Context, key string, value []byte) (uint64, error)
 }
 
-// LeaseBucket opens the lease bucket, creating it (history 1, file storage) if it is missing.
-// Errors wrap events.ErrUnavailable when JetStream does not answer.
+// LeaseBucket opens the lease bucket, creating it if it is missing; see api.OpenLeaseBucket.
 func LeaseBucket(ctx context.Context, js jetstream.JetStream) (jetstream.KeyValue, error) {
-	kv, err := js.KeyValue(ctx, api.LeaseBucket)
-	if err == nil {
-		return kv, nil
-	}
-	if !errors.Is(err, jetstream.ErrBucketNotFound) {
-		return nil, fmt.Errorf("open lease bucket %s: %w", api.LeaseBucket, errors.Join(err, events.ErrUnavailable))
-	}
-	kv, err = js.CreateKeyValue(ctx, jetstream.KeyValueConfig{
-		Bucket:      api.LeaseBucket,
-		Description: "node leases: one key per node, renewed by its agent",
-		History:     1,
-		Storage:     jetstream.FileStorage,
-	})
-	if errors.Is(err, jetstream.ErrBucketExists) {
-		// Another agent created it in the meantime.
-		kv, err = js.KeyValue(ctx, api.LeaseBucket)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("create lease bucket %s: %w", api.LeaseBucket, errors.Join(err, events.ErrUnavailable))
-	}
-	return kv, nil
+	return api.OpenLeaseBucket(ctx, js)
 }
 
 // RenewLease puts the node's lease now. Errors wrap events.ErrUnavailable.

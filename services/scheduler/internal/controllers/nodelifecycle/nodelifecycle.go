@@ -2,8 +2,6 @@ package nodelifecycle
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"log/slog"
 	"maps"
 	"net/netip"
@@ -36,24 +34,9 @@ type Leases interface {
 	WatchAll(ctx context.Context, opts ...jetstream.WatchOpt) (jetstream.KeyWatcher, error)
 }
 
-// OpenLeaseBucket opens api.LeaseBucket, creating it if it is missing (history 1, file storage).
-//
-// Errors: events.ErrUnavailable when JetStream does not answer.
+// OpenLeaseBucket opens the lease bucket, creating it if it is missing; see api.OpenLeaseBucket.
 func OpenLeaseBucket(ctx context.Context, js jetstream.JetStream) (jetstream.KeyValue, error) {
-	kv, err := js.KeyValue(ctx, api.LeaseBucket)
-	if errors.Is(err, jetstream.ErrBucketNotFound) {
-		kv, err = js.CreateKeyValue(ctx, jetstream.KeyValueConfig{
-			Bucket: api.LeaseBucket, Description: "Skiff: node leases, renewed by node agents",
-			History: 1, Storage: jetstream.FileStorage,
-		})
-		if errors.Is(err, jetstream.ErrBucketExists) {
-			kv, err = js.KeyValue(ctx, api.LeaseBucket)
-		}
-	}
-	if err != nil {
-		return nil, fmt.Errorf("open bucket %s: %w", api.LeaseBucket, errors.Join(err, events.ErrUnavailable))
-	}
-	return kv, nil
+	return api.OpenLeaseBucket(ctx, js)
 }
 
 // Config configures the controller. Log and Projection are required; without Leases the
