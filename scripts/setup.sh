@@ -12,6 +12,7 @@ have nft || need_pkgs+=(nftables)
 have ip || need_pkgs+=(iproute2)
 have conntrack || need_pkgs+=(conntrack)
 have nsenter || need_pkgs+=(util-linux)
+have docker-registry || need_pkgs+=(docker-registry)
 [ -x /usr/lib/cni/bridge ] || [ -x /opt/cni/bin/bridge ] || need_pkgs+=(containernetworking-plugins)
 
 if [ ${#need_pkgs[@]} -gt 0 ]; then

@@ -261,9 +261,13 @@ func (w *worker) syncContainer(ctx context.Context, p work.Pod, ref runtime.PodR
 	return o, time.Time{}
 }
 
-// ensureImage makes image present in containerd: already there, or fetched from the cluster's
-// image store and imported.
+// ensureImage makes image present in containerd: already there, fetched from the cluster's
+// image store and imported, or, when the store does not have it (or cannot be reached), pulled
+// from its registry. A failed pull is reported together with how to import the image instead,
+// since an image that never was in any registry (skiff.dev/...) must be imported.
 func (w *worker) ensureImage(ctx context.Context, image string) error {
+	// Bounds one pull attempt; the worker tries again after ImageRetry.
+	const pullTimeout = 60 * time.Second
 	rt := w.a.cfg.Runtime
 	ok, err := rt.HasImage(ctx, image)
 	if err != nil {
@@ -272,12 +276,26 @@ func (w *worker) ensureImage(ctx context.Context, image string) error {
 	if ok {
 		return nil
 	}
+	var notInStore string
+	var r io.ReadCloser
 	if w.a.images == nil {
-		return fmt.Errorf("image %s is not on this node and the cluster's image store is unavailable", image)
+		notInStore = "the cluster's image store is unavailable, so it cannot be imported from there (skiff image import FILE.tar)"
+	} else if r, err = images.Get(ctx, w.a.images, image); errors.Is(err, events.ErrNotFound) {
+		notInStore = "it was never imported into the cluster (skiff image import FILE.tar)"
+	} else if err != nil {
+		if ctx.Err() != nil {
+			return err
+		}
+		notInStore = fmt.Sprintf("the cluster's image store could not be read (%v)", err)
 	}
-	r, err := images.Get(ctx, w.a.images, image)
-	if err != nil {
-		return err
+	if notInStore != "" {
+		w.log.Info("image not in the cluster's image store; pulling it from its registry", "image", image)
+		pctx, cancel := context.WithTimeout(ctx, pullTimeout)
+		defer cancel()
+		if perr := rt.PullImage(pctx, image); perr != nil {
+			return fmt.Errorf("image %s is not on this node: %s, and pulling it from its registry failed: %w", image, notInStore, perr)
+		}
+		return nil
 	}
 	defer r.Close()
 	w.log.Info("importing image from the cluster's image store", "image", image)
