@@ -178,6 +178,9 @@ func Run(ctx context.Context, cfg Config) error {
 	rt, err := runtime.New(ctx, runtime.Config{
 		Address: cfg.ContainerdAddress, Namespace: cfg.ContainerdNamespace,
 		StateDir: filepath.Join(cfg.StateDir, "runtime"), LogDir: cfg.LogDir, Logger: log,
+		// runc keeps container state by namespace and ID only: a root of this node's own, on
+		// tmpfs, keeps several agents on one host (and the leftovers of a crash) apart.
+		RuncRoot: filepath.Join("/run/skiff", cfg.Node, "runc"),
 	})
 	if err != nil {
 		return fmt.Errorf("containerd: %w", err)

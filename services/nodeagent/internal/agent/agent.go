@@ -39,8 +39,10 @@ type Config struct {
 	Backoff Backoff
 	// ImageRetry is how often a pod waiting for a missing image looks again; default 10 s.
 	ImageRetry time.Duration
-	Clock      func() time.Time
-	Logger     *slog.Logger
+	// Resync is how often every worker looks at its pod again without being told; default 30 s.
+	Resync time.Duration
+	Clock  func() time.Time
+	Logger *slog.Logger
 }
 
 // Network is the pod network as the agent uses it; *podnet.Network is one.
@@ -77,6 +79,9 @@ func New(cfg Config) *Agent {
 	}
 	if cfg.ImageRetry == 0 {
 		cfg.ImageRetry = 10 * time.Second
+	}
+	if cfg.Resync == 0 {
+		cfg.Resync = 30 * time.Second
 	}
 	if cfg.Clock == nil {
 		cfg.Clock = time.Now
@@ -157,6 +162,10 @@ func (a *Agent) Run(ctx context.Context) error {
 
 	routes := a.cfg.Nodes.Changed()
 	a.syncRoutes(ctx)
+	// Exits can be missed around a containerd restart; every worker looks at its containers
+	// again now and then, as the kubelet's periodic resync does.
+	resync := time.NewTicker(a.cfg.Resync)
+	defer resync.Stop()
 	for {
 		select {
 		case <-ctx.Done():
@@ -176,6 +185,12 @@ func (a *Agent) Run(ctx context.Context) error {
 		case <-routes:
 			routes = a.cfg.Nodes.Changed()
 			a.syncRoutes(ctx)
+		case <-resync.C:
+			a.mu.Lock()
+			for _, w := range a.workers {
+				w.poke()
+			}
+			a.mu.Unlock()
 		}
 	}
 }
