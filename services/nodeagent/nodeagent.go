@@ -56,6 +56,9 @@ type Config struct {
 	StateDir string
 	// LogDir holds container logs; default /var/log/skiff/pods.
 	LogDir string
+	// RuncRoot is where runc keeps container state; default /run/skiff/<node>/runc. runc keys
+	// its state by namespace and ID only, so agents sharing a host need roots of their own.
+	RuncRoot string
 	// ClusterCIDR is the whole cluster's pod range; default 10.88.0.0/16.
 	ClusterCIDR netip.Prefix
 	// Bridge is the pod bridge's name; default skiff0.
@@ -100,6 +103,11 @@ func (c *Config) defaults() error {
 	}
 	if c.StateDir == "" {
 		c.StateDir = "/var/lib/skiff"
+	}
+	if c.RuncRoot == "" {
+		// On tmpfs, and this node's own: several agents on one host (and a crash's
+		// leftovers) stay apart.
+		c.RuncRoot = filepath.Join("/run/skiff", c.Node, "runc")
 	}
 	if !c.ClusterCIDR.IsValid() {
 		c.ClusterCIDR = DefaultClusterCIDR
@@ -178,9 +186,7 @@ func Run(ctx context.Context, cfg Config) error {
 	rt, err := runtime.New(ctx, runtime.Config{
 		Address: cfg.ContainerdAddress, Namespace: cfg.ContainerdNamespace,
 		StateDir: filepath.Join(cfg.StateDir, "runtime"), LogDir: cfg.LogDir, Logger: log,
-		// runc keeps container state by namespace and ID only: a root of this node's own, on
-		// tmpfs, keeps several agents on one host (and the leftovers of a crash) apart.
-		RuncRoot: filepath.Join("/run/skiff", cfg.Node, "runc"),
+		RuncRoot: cfg.RuncRoot,
 	})
 	if err != nil {
 		return fmt.Errorf("containerd: %w", err)

@@ -352,6 +352,7 @@ func (c *Cluster) agentProc(n *Node) *proc {
 	return c.newProc(n.Name+"-agent", n.Netns, c.Bin.NodeAgent,
 		"--server", c.Server, "--node-name", n.Name, "--address", n.Address,
 		"--containerd-address", n.ContainerdAddress, "--state-dir", n.StateDir, "--log-dir", n.LogDir,
+		"--runc-root", filepath.Join(n.StateDir, "runc"),
 		"--backoff-base", c.opts.BackoffBase.String(), "--backoff-cap", c.opts.BackoffCap.String(),
 		"--log-level", c.opts.LogLevel)
 }

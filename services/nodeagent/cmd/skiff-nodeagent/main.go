@@ -56,6 +56,7 @@ func run(args []string) error {
 	fs.StringVar(&cfg.ContainerdNamespace, "containerd-namespace", "skiff", "containerd namespace for Skiff's containers")
 	fs.StringVar(&cfg.StateDir, "state-dir", "/var/lib/skiff", "directory for the runtime's and pod network's state")
 	fs.StringVar(&cfg.LogDir, "log-dir", "/var/log/skiff/pods", "directory for container logs")
+	fs.StringVar(&cfg.RuncRoot, "runc-root", "", "directory for runc's container state (default /run/skiff/<node>/runc)")
 	fs.StringVar(&cfg.Bridge, "bridge", "skiff0", "the pod bridge's name")
 	fs.DurationVar(&cfg.LeaseInterval, "lease-interval", 10*time.Second, "how often the node lease is renewed")
 	fs.DurationVar(&cfg.Backoff.Base, "backoff-base", agent.DefaultBackoff.Base, "first delay before restarting a crashed container")
