@@ -24,8 +24,9 @@ if [ "${1:-}" = purge ]; then
   ip link del skiff0 2>/dev/null || true
   nft delete table ip skiff 2>/dev/null || true
   nft delete table ip skiff-podnet 2>/dev/null || true
+  rm -rf /run/skiff
   rm -rf "$DATA"
-  echo "purged the demo: pods, bridge skiff0, nftables tables skiff and skiff-podnet, $DATA"
+  echo "purged the demo: pods, bridge skiff0, nftables tables skiff and skiff-podnet, /run/skiff, $DATA"
   exit 0
 fi
 
