@@ -4,26 +4,16 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
-	"log/slog"
-	"os"
-	"os/signal"
-	"syscall"
+
+	"github.com/nats-io/nats.go"
 
 	"skiff.dev/events/client"
 	"skiff.dev/services/netproxy"
 )
 
-func main() {
-	if err := run(os.Args[1:]); err != nil {
-		if !errors.Is(err, flag.ErrHelp) {
-			fmt.Fprintln(os.Stderr, "skiff-netproxy:", err)
-		}
-		os.Exit(2)
-	}
-}
+func main() { client.Main("skiff-netproxy", run) }
 
 func run(args []string) error {
 	fs := flag.NewFlagSet("skiff-netproxy", flag.ContinueOnError)
@@ -32,9 +22,9 @@ func run(args []string) error {
 		fs.PrintDefaults()
 	}
 	var (
-		conn     client.Options
-		cfg      netproxy.Config
-		logLevel = fs.String("log-level", "info", "debug, info, warn or error")
+		conn   client.Options
+		cfg    netproxy.Config
+		logger = client.LogFlag(fs)
 	)
 	conn.Flags(fs)
 	fs.StringVar(&cfg.Stream, "stream", "SKIFF", "JetStream stream holding the log")
@@ -45,19 +35,12 @@ func run(args []string) error {
 	if fs.NArg() > 0 {
 		return fmt.Errorf("unexpected argument %q (see --help)", fs.Arg(0))
 	}
-	var level slog.Level
-	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
-		return fmt.Errorf("--log-level: %w", err)
-	}
-	cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
-	conn.Name = "skiff-netproxy"
-	nc, err := client.Connect(conn)
-	if err != nil {
+	var err error
+	if cfg.Logger, err = logger(); err != nil {
 		return err
 	}
-	defer nc.Close()
-	cfg.Conn = nc
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	return netproxy.Run(ctx, cfg)
+	return client.Serve(conn, "skiff-netproxy", func(ctx context.Context, nc *nats.Conn) error {
+		cfg.Conn = nc
+		return netproxy.Run(ctx, cfg)
+	})
 }

@@ -5,16 +5,13 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
-	"log/slog"
 	"net/netip"
-	"os"
-	"os/signal"
 	"strings"
-	"syscall"
 	"time"
+
+	"github.com/nats-io/nats.go"
 
 	"skiff.dev/events"
 	"skiff.dev/events/client"
@@ -22,14 +19,7 @@ import (
 	"skiff.dev/services/nodeagent/internal/agent"
 )
 
-func main() {
-	if err := run(os.Args[1:]); err != nil {
-		if !errors.Is(err, flag.ErrHelp) {
-			fmt.Fprintln(os.Stderr, "skiff-nodeagent:", err)
-		}
-		os.Exit(2)
-	}
-}
+func main() { client.Main("skiff-nodeagent", run) }
 
 func run(args []string) error {
 	fs := flag.NewFlagSet("skiff-nodeagent", flag.ContinueOnError)
@@ -46,7 +36,7 @@ func run(args []string) error {
 		memory      = fs.String("memory", "", "allocatable memory, e.g. 8Gi (default: the machine's memory)")
 		maxPods     = fs.Int("max-pods", 110, "most pods this node runs")
 		clusterCIDR = fs.String("cluster-cidr", nodeagent.DefaultClusterCIDR.String(), "the whole cluster's pod range")
-		logLevel    = fs.String("log-level", "info", "debug, info, warn or error")
+		logger      = client.LogFlag(fs)
 	)
 	conn.Flags(fs)
 	fs.StringVar(&cfg.Stream, "stream", "SKIFF", "JetStream stream holding the log")
@@ -91,21 +81,13 @@ func run(args []string) error {
 	if cfg.Taints, err = parseTaints(*taints); err != nil {
 		return fmt.Errorf("--taints: %w", err)
 	}
-	var level slog.Level
-	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
-		return fmt.Errorf("--log-level: %w", err)
-	}
-	cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
-	conn.Name = "skiff-nodeagent"
-	nc, err := client.Connect(conn)
-	if err != nil {
+	if cfg.Logger, err = logger(); err != nil {
 		return err
 	}
-	defer nc.Close()
-	cfg.Conn = nc
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	return nodeagent.Run(ctx, cfg)
+	return client.Serve(conn, "skiff-nodeagent", func(ctx context.Context, nc *nats.Conn) error {
+		cfg.Conn = nc
+		return nodeagent.Run(ctx, cfg)
+	})
 }
 
 func parseLabels(s string) (map[string]string, error) {

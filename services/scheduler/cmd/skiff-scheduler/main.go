@@ -4,28 +4,18 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
-	"log/slog"
 	"net/netip"
-	"os"
-	"os/signal"
-	"syscall"
 	"time"
+
+	"github.com/nats-io/nats.go"
 
 	"skiff.dev/events/client"
 	"skiff.dev/services/scheduler"
 )
 
-func main() {
-	if err := run(os.Args[1:]); err != nil {
-		if !errors.Is(err, flag.ErrHelp) {
-			fmt.Fprintln(os.Stderr, "skiff-scheduler:", err)
-		}
-		os.Exit(2)
-	}
-}
+func main() { client.Main("skiff-scheduler", run) }
 
 func run(args []string) error {
 	fs := flag.NewFlagSet("skiff-scheduler", flag.ContinueOnError)
@@ -38,7 +28,7 @@ func run(args []string) error {
 		cfg          scheduler.Config
 		serviceCIDR  = fs.String("service-cidr", "10.96.0.0/16", "range ClusterIPs are allocated from")
 		podCIDRRange = fs.String("pod-cidr", "10.88.0.0/16", "range split into one /24 pod CIDR per node")
-		logLevel     = fs.String("log-level", "info", "debug, info, warn or error")
+		logger       = client.LogFlag(fs)
 	)
 	conn.Flags(fs)
 	fs.StringVar(&cfg.Stream, "stream", "SKIFF", "JetStream stream holding the log")
@@ -59,20 +49,11 @@ func run(args []string) error {
 	if cfg.PodCIDRRange, err = netip.ParsePrefix(*podCIDRRange); err != nil {
 		return fmt.Errorf("--pod-cidr: %w", err)
 	}
-	var level slog.Level
-	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
-		return fmt.Errorf("--log-level: %w", err)
-	}
-	cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
-
-	conn.Name = "skiff-scheduler"
-	nc, err := client.Connect(conn)
-	if err != nil {
+	if cfg.Logger, err = logger(); err != nil {
 		return err
 	}
-	defer nc.Close()
-	cfg.Conn = nc
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	return scheduler.Run(ctx, cfg)
+	return client.Serve(conn, "skiff-scheduler", func(ctx context.Context, nc *nats.Conn) error {
+		cfg.Conn = nc
+		return scheduler.Run(ctx, cfg)
+	})
 }
