@@ -292,3 +292,23 @@ func TestVersionAndHelp(t *testing.T) {
 		t.Errorf("bare skiff: exit %d, stdout %q", r.code, r.stdout)
 	}
 }
+
+// delete KIND NAME NAME... sends one request per name, as kubectl does.
+func TestDeleteSeveral(t *testing.T) {
+	c := newCluster(t)
+	f := c.startScheduler()
+	f.answer(api.SubjectDelete, api.Response{Results: []api.Result{{Kind: "Pod", Namespace: "default", Name: "x", Action: "deleted"}}})
+	if r := c.run("delete", "pod", "a", "b"); r.code != 0 {
+		t.Fatalf("delete pod a b: exit %d, stderr %q", r.code, r.stderr)
+	}
+	if r := c.run("delete", "pod/c", "deploy/d"); r.code != 0 {
+		t.Fatalf("delete pod/c deploy/d: exit %d, stderr %q", r.code, r.stderr)
+	}
+	var got []string
+	for _, r := range sent[api.DeleteRequest](t, f, api.SubjectDelete) {
+		got = append(got, r.Kind+"/"+r.Name)
+	}
+	if want := "Pod/a Pod/b Pod/c Deployment/d"; strings.Join(got, " ") != want {
+		t.Fatalf("requests %v, want %s", got, want)
+	}
+}

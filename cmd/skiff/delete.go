@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -18,11 +19,11 @@ func newDeleteCmd(a *app) *cobra.Command {
 	var files []string
 	var grace int64
 	cmd := &cobra.Command{
-		Use:   "delete (-f FILE | KIND NAME)",
+		Use:   "delete (-f FILE | KIND NAME... | KIND/NAME...)",
 		Short: "Delete objects by manifest or by name",
 		Example: "  skiff delete pod web-7d4b9c6f5-x2x9q\n  skiff delete deploy/web\n" +
-			"  skiff delete -f web.yaml\n  skiff delete pod stuck --grace-period 0",
-		Args: argsRange(0, 2, "KIND NAME, or -f FILE"),
+			"  skiff delete pod web-a web-b\n  skiff delete -f web.yaml\n  skiff delete pod stuck --grace-period 0",
+		Args: argsRange(0, 1000, "KIND NAME..., or -f FILE"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			req := api.DeleteRequest{Actor: a.actor()}
 			if cmd.Flags().Changed("grace-period") {
@@ -51,11 +52,41 @@ func newDeleteCmd(a *app) *cobra.Command {
 			case len(args) == 0:
 				return usage(cmd, "name what to delete: KIND NAME, or -f FILE")
 			default:
-				res, name, err := kindAndName(cmd, args, true)
-				if err != nil {
-					return err
+				// As kubectl: KIND NAME [NAME...] or KIND/NAME [KIND/NAME...], one request each,
+				// going on past a failure and reporting every one.
+				var targets [][]string
+				switch {
+				case strings.Contains(args[0], "/"):
+					for _, arg := range args {
+						targets = append(targets, []string{arg})
+					}
+				case len(args) == 1:
+					targets = [][]string{args}
+				default:
+					for _, name := range args[1:] {
+						targets = append(targets, []string{args[0], name})
+					}
 				}
-				req.Kind, req.Namespace, req.Name = res.Kind, namespaceOf(res, a.namespace), name
+				failed := false
+				for _, target := range targets {
+					res, name, err := kindAndName(cmd, target, true)
+					if err != nil {
+						return err
+					}
+					one := req
+					one.Kind, one.Namespace, one.Name = res.Kind, namespaceOf(res, a.namespace), name
+					if err := a.delete(cmd.Context(), one); err != nil {
+						if len(targets) == 1 {
+							return err
+						}
+						a.report(err)
+						failed = true
+					}
+				}
+				if failed {
+					return errReported
+				}
+				return nil
 			}
 			return a.delete(cmd.Context(), req)
 		},

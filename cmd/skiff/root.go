@@ -125,12 +125,18 @@ const (
 	exitInterrupted = 130
 )
 
+// errReported is returned by a command that already printed its errors (one per object, as
+// kubectl does when some of several objects fail): it only sets the exit status.
+var errReported = errors.New("reported")
+
 // report prints err the way kubectl would and returns the exit status: one line, or for a
 // server-side validation error its message and one indented line per cause.
 func (a *app) report(err error) int {
 	var ue *usageError
 	var ae *api.Error
 	switch {
+	case errors.Is(err, errReported):
+		return exitError
 	case errors.As(err, &ue):
 		fmt.Fprintf(a.Stderr, "error: %s\nSee '%s --help' for usage.\n", message(ue.err), ue.cmd.CommandPath())
 		return exitUsage

@@ -146,7 +146,10 @@ func (e *Error) Error() string {
 	}
 	lines := []string{e.Message}
 	for _, c := range e.Causes {
-		lines = append(lines, "  "+c.String())
+		// A cause that only repeats the message (one object, one problem) adds nothing.
+		if s := c.String(); s != e.Message {
+			lines = append(lines, "  "+s)
+		}
 	}
 	return strings.Join(lines, "\n")
 }
