@@ -63,7 +63,10 @@ type Agent struct {
 	view    *work.View
 	workers map[string]*worker // by pod UID
 	dirty   map[work.Key]bool  // pods whose work changed since the last sync
-	written map[string]uint64  // last sequence this agent wrote per subject
+	// stopped holds pods whose worker reported PodTerminated before the view shows it, so no
+	// second worker is started for them in between.
+	stopped map[string]bool
+	written map[string]uint64 // last sequence this agent wrote per subject
 	net     Network
 	images  jetstream.ObjectStore
 
@@ -96,6 +99,7 @@ func New(cfg Config) *Agent {
 		view:    work.New(cfg.Node),
 		workers: map[string]*worker{},
 		dirty:   map[work.Key]bool{},
+		stopped: map[string]bool{},
 		written: map[string]uint64{},
 		changed: make(chan struct{}, 1),
 		synced:  make(chan struct{}),
@@ -261,6 +265,10 @@ func (a *Agent) sync(ctx context.Context, wg *sync.WaitGroup) {
 	defer a.mu.Unlock()
 	for key, p := range a.view.Pods {
 		if p.Terminated {
+			delete(a.stopped, p.UID())
+			continue
+		}
+		if a.stopped[p.UID()] {
 			continue
 		}
 		if !a.dirty[key] && a.workers[p.UID()] != nil {
@@ -273,9 +281,12 @@ func (a *Agent) sync(ctx context.Context, wg *sync.WaitGroup) {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				w.run(ctx)
+				done := w.run(ctx)
 				a.mu.Lock()
 				delete(a.workers, w.uid)
+				if done {
+					a.stopped[w.uid] = true
+				}
 				a.mu.Unlock()
 			}()
 		}

@@ -90,8 +90,8 @@ func (w *worker) pod() work.Pod {
 	return w.desired
 }
 
-// run syncs the pod until it has been stopped and released, or ctx ends.
-func (w *worker) run(ctx context.Context) {
+// run syncs the pod until it has been stopped and released (and returns true), or ctx ends.
+func (w *worker) run(ctx context.Context) bool {
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
 	for {
@@ -99,8 +99,9 @@ func (w *worker) run(ctx context.Context) {
 		if p.StopRequested {
 			if err := w.stop(ctx, p); err != nil {
 				w.log.Error("stop pod", "err", err)
+				timer.Reset(time.Second)
 			} else {
-				return
+				return true
 			}
 		} else if next, err := w.sync(ctx, p); err != nil {
 			w.log.Warn("sync pod", "err", err)
@@ -110,7 +111,7 @@ func (w *worker) run(ctx context.Context) {
 		}
 		select {
 		case <-ctx.Done():
-			return
+			return false
 		case <-w.wake:
 		case <-timer.C:
 		}
