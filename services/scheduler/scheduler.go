@@ -181,47 +181,11 @@ func serve(nc *nats.Conn, adm *admission.Admission, q *query.Handler, log *slog.
 		subs = append(subs, s)
 		return nil
 	}
-	cmd := func(decode func([]byte) (func(context.Context) *api.Response, error)) nats.MsgHandler {
-		return func(msg *nats.Msg) {
-			// Commands are handled on their own goroutine: a command may wait for the
-			// projection, which must not block the connection's dispatch.
-			go func() {
-				ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-				defer cancel()
-				var resp *api.Response
-				run, err := decode(msg.Data)
-				if err != nil {
-					resp = &api.Response{Error: &api.Error{Code: "InvalidArgument", Message: "malformed request: " + err.Error()}}
-				} else {
-					resp = run(ctx)
-				}
-				if err := api.Reply(msg, resp); err != nil {
-					log.Warn("reply to command", "subject", msg.Subject, "err", err)
-				}
-			}()
-		}
-	}
 	errs := []error{
-		handle(api.SubjectApply, cmd(func(b []byte) (func(context.Context) *api.Response, error) {
-			var r api.ApplyRequest
-			err := json.Unmarshal(b, &r)
-			return func(ctx context.Context) *api.Response { return adm.Apply(ctx, &r) }, err
-		})),
-		handle(api.SubjectDelete, cmd(func(b []byte) (func(context.Context) *api.Response, error) {
-			var r api.DeleteRequest
-			err := json.Unmarshal(b, &r)
-			return func(ctx context.Context) *api.Response { return adm.Delete(ctx, &r) }, err
-		})),
-		handle(api.SubjectScale, cmd(func(b []byte) (func(context.Context) *api.Response, error) {
-			var r api.ScaleRequest
-			err := json.Unmarshal(b, &r)
-			return func(ctx context.Context) *api.Response { return adm.Scale(ctx, &r) }, err
-		})),
-		handle(api.SubjectCordon, cmd(func(b []byte) (func(context.Context) *api.Response, error) {
-			var r api.CordonRequest
-			err := json.Unmarshal(b, &r)
-			return func(ctx context.Context) *api.Response { return adm.Cordon(ctx, &r) }, err
-		})),
+		handle(api.SubjectApply, command(adm.Apply, log)),
+		handle(api.SubjectDelete, command(adm.Delete, log)),
+		handle(api.SubjectScale, command(adm.Scale, log)),
+		handle(api.SubjectCordon, command(adm.Cordon, log)),
 		handle(api.SubjectGet, func(msg *nats.Msg) { go q.Serve(msg) }),
 	}
 	if err := errors.Join(errs...); err != nil {
@@ -231,4 +195,26 @@ func serve(nc *nats.Conn, adm *admission.Admission, q *query.Handler, log *slog.
 		return nil, err
 	}
 	return subs, nil
+}
+
+// command turns one admission method into a NATS handler for its request type.
+func command[R any](run func(context.Context, *R) *api.Response, log *slog.Logger) nats.MsgHandler {
+	return func(msg *nats.Msg) {
+		// Commands are handled on their own goroutine: a command may wait for the projection,
+		// which must not block the connection's dispatch.
+		go func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			var req R
+			resp := &api.Response{Error: &api.Error{Code: "InvalidArgument"}}
+			if err := json.Unmarshal(msg.Data, &req); err != nil {
+				resp.Error.Message = "malformed request: " + err.Error()
+			} else {
+				resp = run(ctx, &req)
+			}
+			if err := api.Reply(msg, resp); err != nil {
+				log.Warn("reply to command", "subject", msg.Subject, "err", err)
+			}
+		}()
+	}
 }

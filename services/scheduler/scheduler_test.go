@@ -143,6 +143,16 @@ func TestSchedulerService(t *testing.T) {
 		t.Fatalf("get an unknown kind: %v, want InvalidArgument", err)
 	}
 
+	// A request that is not JSON gets an answer that says so.
+	msg, err := nc.Request(api.SubjectScale, []byte("{nope"), 10*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var garbled api.Response
+	if err := json.Unmarshal(msg.Data, &garbled); err != nil || garbled.Error == nil || garbled.Error.Code != "InvalidArgument" {
+		t.Fatalf("malformed request answered %s", msg.Data)
+	}
+
 	head, _ := st.Head(context.Background())
 	bad := apply(t, nc, `{"apiVersion":"apps/v1","kind":"Deployment","metadata":{"name":"Bad_Name"},"spec":{"replicas":"three"}}`)
 	if bad.Error == nil || bad.Error.Code != "InvalidArgument" || len(bad.Error.Causes) < 2 {

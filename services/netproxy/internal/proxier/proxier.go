@@ -30,9 +30,6 @@ type Config struct {
 	// Projection must follow the service and endpoints subjects.
 	Projection *live.Projection
 	Rules      Syncer
-	// MinInterval bounds how often the rules are synced when changes pour in (default 0: at
-	// once, coalescing whatever arrives during a sync).
-	MinInterval time.Duration
 	// RetryInterval is the pause after a failed sync; default 1 s.
 	RetryInterval time.Duration
 	Logger        *slog.Logger
@@ -55,46 +52,35 @@ func New(cfg Config) *Proxier {
 	return &Proxier{cfg: cfg}
 }
 
-// Run syncs until ctx ends.
+// Run syncs until ctx ends: once when the projection has caught up, then after every change.
 func (p *Proxier) Run(ctx context.Context) error {
 	if err := p.cfg.Projection.WaitSynced(ctx); err != nil {
 		return nil
 	}
-	var synced uint64
 	for {
 		changed := p.cfg.Projection.Changed()
 		var desired []rules.ServicePort
 		var seq uint64
 		p.cfg.Projection.View(func(st *state.State) {
-			seq = st.Seq
-			if seq != synced || synced == 0 {
-				desired = ServicePorts(st)
-			}
+			seq, desired = st.Seq, ServicePorts(st)
 		})
-		if seq != synced || synced == 0 {
-			start := time.Now()
-			if err := p.cfg.Rules.Sync(ctx, desired); err != nil {
-				p.cfg.Logger.Error("sync rules failed; retrying with a full sync", "seq", seq, "err", err)
-				select {
-				case <-time.After(p.cfg.RetryInterval):
-					continue
-				case <-ctx.Done():
-					return nil
-				}
-			}
-			synced = max(seq, 1)
-			p.cfg.Logger.Debug("rules synced", "seq", seq, "servicePorts", len(desired), "took", time.Since(start))
-			if p.cfg.Synced != nil {
-				p.cfg.Synced(seq)
-			}
-		}
-		if p.cfg.MinInterval > 0 {
+		start := time.Now()
+		if err := p.cfg.Rules.Sync(ctx, desired); err != nil {
+			// The rules engine makes the next sync a full one; try again after a pause.
+			p.cfg.Logger.Error("sync rules failed; retrying with a full sync", "seq", seq, "err", err)
 			select {
-			case <-time.After(p.cfg.MinInterval):
+			case <-time.After(p.cfg.RetryInterval):
+				continue
 			case <-ctx.Done():
 				return nil
 			}
 		}
+		p.cfg.Logger.Debug("rules synced", "seq", seq, "servicePorts", len(desired), "took", time.Since(start))
+		if p.cfg.Synced != nil {
+			p.cfg.Synced(seq)
+		}
+		// Whatever arrived during the sync has closed changed already: the next pass takes it
+		// all in one transaction.
 		select {
 		case <-changed:
 		case <-ctx.Done():
