@@ -91,6 +91,10 @@ func ParseIdentity(role Role, identity string) (name string, err error) {
 // nats.CustomInboxPrefix, and its JWT lets it subscribe below it and nowhere else.
 func InboxPrefix(identity string) string { return "_INBOX." + identity }
 
+// CheckName checks that name can name a node, a user or a server: a DNS-1123 label, which is
+// one NATS subject token with no wildcard. The error says what is wrong, without the name.
+func CheckName(name string) error { return checkLabel(name) }
+
 // checkLabel checks a DNS-1123 label: 1 to 63 lower-case letters, digits and '-', starting and
 // ending with a letter or digit. Such a name is one NATS subject token, with no wildcard.
 func checkLabel(s string) error {
