@@ -278,6 +278,12 @@ func TestRolesOnServer(t *testing.T) {
 		n.denied("read pods", "skiff.ev.pod.>", readOne(n, "skiff.ev.pod.>"))
 		n.denied("read another node's bindings", "skiff.ev.bind.b.>", readOne(n, "skiff.ev.bind.b.>"))
 		n.denied("read the whole log", "$JS.API.CONSUMER.CREATE.SKIFF", readOne(n, ">"))
+		// Several filters travel only in the request body, which permissions cannot see: a node
+		// reads services and endpoints with one consumer each.
+		n.denied("read services and endpoints with one consumer", "$JS.API.CONSUMER.CREATE.SKIFF", func(ctx context.Context) error {
+			_, err := n.js.OrderedConsumer(ctx, "SKIFF", jetstream.OrderedConsumerConfig{FilterSubjects: []string{"skiff.ev.service.>", "skiff.ev.endpoints.>"}})
+			return err
+		})
 		n.denied("update the stream", "$JS.API.STREAM.UPDATE.SKIFF", func(ctx context.Context) error {
 			_, err := n.js.UpdateStream(ctx, jetstream.StreamConfig{Name: "SKIFF", Subjects: []string{"skiff.ev.>"}, MaxMsgs: 1})
 			return err
@@ -422,6 +428,78 @@ func TestRolesOnServer(t *testing.T) {
 			u.nc.Flush()
 			return errors.Join(err, errors.New("subscriptions are refused asynchronously"))
 		})
+	})
+}
+
+// TestConversations checks the request/reply exchanges between roles: chunked query answers,
+// and container logs, where the node sends chunks as requests to the CLI's log inbox and the
+// CLI acknowledges each.
+func TestConversations(t *testing.T) {
+	keys, err := auth.NewKeys()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := startOpServer(t, keys)
+	sc := s.connect(auth.RoleScheduler, "")
+	node := s.connect(auth.RoleNode, "a")
+	user := s.connect(auth.RoleUser, "alice")
+
+	if _, err := sc.nc.Subscribe("skiff.q.get", func(m *nats.Msg) {
+		for i := range 3 {
+			m.Respond([]byte{byte('0' + i)})
+		}
+	}); err != nil {
+		t.Fatal(err)
+	}
+	sc.nc.Flush()
+	user.ok("query answered in chunks", func(ctx context.Context) error {
+		inbox := user.nc.NewInbox()
+		sub, err := user.nc.SubscribeSync(inbox)
+		if err != nil {
+			return err
+		}
+		defer sub.Unsubscribe()
+		if err := user.nc.PublishRequest("skiff.q.get", inbox, nil); err != nil {
+			return err
+		}
+		for range 3 {
+			if _, err := sub.NextMsgWithContext(ctx); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if len(sc.takeRefused()) > 0 {
+		t.Error("the scheduler's chunked answer was refused")
+	}
+
+	if _, err := node.nc.Subscribe("skiff.logs.a", func(m *nats.Msg) {
+		// The request names the inbox the chunks go to; each chunk waits for an ack.
+		ack, err := node.nc.Request(string(m.Data), []byte("chunk"), 2*time.Second)
+		if err == nil {
+			m.Respond(ack.Data)
+		}
+	}); err != nil {
+		t.Fatal(err)
+	}
+	node.nc.Flush()
+	user.ok("container logs", func(ctx context.Context) error {
+		logInbox := auth.InboxPrefix("alice") + ".logs." + nats.NewInbox()[len("_INBOX."):]
+		if _, err := user.nc.Subscribe(logInbox, func(m *nats.Msg) { m.Respond([]byte("ack")) }); err != nil {
+			return err
+		}
+		m, err := user.nc.RequestWithContext(ctx, "skiff.logs.a", []byte(logInbox))
+		if err == nil && string(m.Data) != "ack" {
+			err = errors.New("got " + string(m.Data))
+		}
+		return err
+	})
+	if r := node.takeRefused(); len(r) > 0 {
+		t.Errorf("the node was refused: %v", r)
+	}
+	node.denied("a node asks another node for logs", "skiff.logs.b", func(ctx context.Context) error {
+		_, err := node.nc.RequestWithContext(ctx, "skiff.logs.b", nil)
+		return err
 	})
 }
 
