@@ -215,6 +215,7 @@ func TestCreds(t *testing.T) {
 		{"no keys", []string{"node", "creds", "w1", "--dir", t.TempDir()}, "keys/account.nk does not exist"},
 		{"no args", []string{"user", "creds", "--dir", dir}, "takes NAME"},
 		{"revoke unknown", []string{"user", "revoke", "bob", "--dir", dir}, "no credentials of bob were minted"},
+		{"revoke someone else's creds", []string{"user", "revoke", "alice", "--dir", dir, "--creds", filepath.Join(out, "creds/node-w3.creds")}, "holds the credentials of node:w3, not alice"},
 		{"revoke without operator key", []string{"user", "revoke", "alice", "--dir", dir}, "the operator key (keys/operator.nk) is needed"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

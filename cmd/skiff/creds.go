@@ -54,7 +54,7 @@ func newCredsGroup(a *app, role auth.Role) *cobra.Command {
 	f.StringVar(&out, "out", "", "write creds/ and config/ (and a copy of ca.pem) here instead of into --dir")
 	f.DurationVar(&expiry, "expiry", 0, "how long the credentials are valid (0: until revoked)")
 
-	var revokeDir string
+	var revokeDir, revokeCreds string
 	revoke := &cobra.Command{
 		Use:   "revoke " + whatUpper + " --dir DIR",
 		Short: "Refuse a " + what + "'s credentials from now on, on the running servers too",
@@ -63,10 +63,11 @@ func newCredsGroup(a *app, role auth.Role) *cobra.Command {
 			"DIR/" + sysCredsFile + "; they close the " + what + "'s connections and refuse it from then on.",
 		Args: argsRange(1, 1, whatUpper),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return a.revokeCreds(cmd, role, args[0], revokeDir)
+			return a.revokeCreds(cmd, role, args[0], revokeDir, revokeCreds)
 		},
 	}
 	revoke.Flags().StringVar(&revokeDir, "dir", "", "the cluster directory made by `skiff cluster init` (required)")
+	revoke.Flags().StringVar(&revokeCreds, "creds", "", "the creds file to revoke, if not the one in DIR/creds (minted with --out)")
 	return group(what, short, creds, revoke)
 }
 
@@ -138,7 +139,7 @@ func (a *app) mintCreds(cmd *cobra.Command, role auth.Role, names []string, dir,
 	return nil
 }
 
-func (a *app) revokeCreds(cmd *cobra.Command, role auth.Role, name, dir string) error {
+func (a *app) revokeCreds(cmd *cobra.Command, role auth.Role, name, dir, credsPath string) error {
 	id, err := auth.Identity(role, name)
 	if err != nil {
 		return usage(cmd, "%s", message(err))
@@ -147,11 +148,13 @@ func (a *app) revokeCreds(cmd *cobra.Command, role auth.Role, name, dir string) 
 	if err != nil {
 		return err
 	}
-	credsPath, _ := credsFiles(string(role) + "-" + name)
-	credsPath = filepath.Join(dir, credsPath)
+	if credsPath == "" {
+		credsPath, _ = credsFiles(string(role) + "-" + name)
+		credsPath = filepath.Join(dir, credsPath)
+	}
 	c, err := auth.ReadCreds(credsPath)
 	if errors.Is(err, fs.ErrNotExist) {
-		return errorf(events.ErrNotFound, "%s does not exist: no credentials of %s were minted in %s", credsPath, id, dir)
+		return errorf(events.ErrNotFound, "%s does not exist: no credentials of %s were minted in %s (name the file with --creds)", credsPath, id, dir)
 	}
 	if err != nil {
 		return err

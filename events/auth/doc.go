@@ -44,8 +44,20 @@
 // Consumers are created through subjects that name the filter
 // ($JS.API.CONSUMER.CREATE.<stream>.<name>.<filter>), and the server checks the filter in the
 // request against the subject, so a node's read access is scoped by its publish permissions.
-// A consumer with several filters has no filter in its subject; nodes cannot create one, so a
-// node's programs read each filter with its own ordered consumer.
+// A consumer with several filters has no filter in its subject; nodes cannot create one (the
+// server refuses $JS.API.CONSUMER.CREATE.SKIFF.<name>), so a node's programs read each filter
+// with its own ordered consumer: the agent reads NodeWorkFilter (skiff.ev.*.X.*.*), and the
+// network proxy needs one consumer for skiff.ev.service.> and one for skiff.ev.endpoints.>.
+//
+// # Refusals and TLS
+//
+// ExplainConnectError and ExplainTLSError turn the server's refusals into one line each: which
+// creds file, why (expired at T, revoked, not this cluster's), and the command that mints new
+// ones; or which CA did not verify the server. An expired JWT is refused at connect as a plain
+// authorization violation, so the file's own expiry tells that case apart; a connection whose
+// JWT expires or is revoked later is closed with "authentication expired/revoked". nats.go
+// upgrades a nats:// connection to TLS when the server requires it, so a plain-text URL without
+// the CA fails like a TLS client without the CA, and works with it.
 //
 // # Where the lists differ from the spec
 //
