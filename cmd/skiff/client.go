@@ -20,13 +20,18 @@ func (a *app) conn() (*nats.Conn, error) {
 	if a.nc != nil {
 		return a.nc, nil
 	}
-	nc, err := client.Connect(client.Options{Server: a.server, Creds: a.creds, Name: "skiff"})
+	o := a.connOpts
+	o.Name = "skiff"
+	nc, err := client.Connect(o)
 	if err != nil {
 		return nil, err
 	}
 	a.nc = nc
 	return nc, nil
 }
+
+// server names the cluster's NATS URL(s) in messages.
+func (a *app) server() string { return a.connOpts.URL() }
 
 // logStore opens the event log for reading on first use.
 //
@@ -44,12 +49,12 @@ func (a *app) logStore(ctx context.Context) (*store.Store, error) {
 	}
 	ictx, cancel := context.WithTimeout(ctx, a.timeout)
 	defer cancel()
-	st, err := store.Attach(ictx, nc, a.stream)
+	st, err := store.Attach(ictx, nc, store.Config{Stream: a.stream})
 	if errors.Is(err, events.ErrNotFound) {
-		return nil, errorf(events.ErrNotFound, "the cluster at %s has no event log (stream %s): has it been started (skiff up)?", a.server, a.stream)
+		return nil, errorf(events.ErrNotFound, "the cluster at %s has no event log (stream %s): has it been started (skiff up)?", a.server(), a.stream)
 	}
 	if err != nil {
-		return nil, errorf(events.ErrUnavailable, "open the event log (stream %s at %s): %v", a.stream, a.server, err)
+		return nil, errorf(events.ErrUnavailable, "open the event log (stream %s at %s): %v", a.stream, a.server(), err)
 	}
 	a.st = st
 	return st, nil

@@ -29,8 +29,9 @@ type Env struct {
 // on first use (so `skiff version` or a manifest with a typo never touches the network).
 type app struct {
 	Env
-	server    string
-	creds     string
+	// connOpts are --config, --server, --creds and --tls-ca, resolved against the environment
+	// and the client config file when the first connection is made.
+	connOpts  client.Options
 	stream    string
 	timeout   time.Duration
 	namespace string
@@ -70,8 +71,11 @@ func newRoot(a *app) *cobra.Command {
 	}
 	getenv := a.Getenv
 	pf := root.PersistentFlags()
-	pf.StringVar(&a.server, "server", cmp.Or(getenv("SKIFF_SERVER"), client.DefaultServer), "NATS URL(s) of the cluster, comma-separated (env SKIFF_SERVER)")
-	pf.StringVar(&a.creds, "creds", getenv("SKIFF_CREDS"), "NATS credentials file (env SKIFF_CREDS)")
+	a.connOpts.Getenv = getenv
+	pf.StringVar(&a.connOpts.Config, "config", "", "client config file: servers, creds, CA (env SKIFF_CONFIG, default ~/.config/skiff/config)")
+	pf.StringVar(&a.connOpts.Server, "server", "", "NATS URL(s) of the cluster, comma-separated (env SKIFF_SERVER, default "+client.DefaultServer+")")
+	pf.StringVar(&a.connOpts.Creds, "creds", "", "NATS credentials file (env SKIFF_CREDS)")
+	pf.StringVar(&a.connOpts.CA, "tls-ca", "", "CA certificate (PEM) of the cluster's servers (env SKIFF_CA)")
 	pf.DurationVar(&a.timeout, "timeout", 30*time.Second, "how long to wait for each answer from the cluster")
 	pf.StringVarP(&a.namespace, "namespace", "n", "default", "namespace of the objects")
 	pf.StringVar(&a.stream, "stream", cmp.Or(getenv("SKIFF_STREAM"), store.DefaultStream), "name of the cluster's event log stream (env SKIFF_STREAM)")

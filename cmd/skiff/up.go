@@ -13,6 +13,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/spf13/cobra"
 
+	"skiff.dev/events/bootstrap"
 	"skiff.dev/events/images"
 	"skiff.dev/events/natsserver"
 	"skiff.dev/services/netproxy"
@@ -32,6 +33,7 @@ type upOptions struct {
 	nodeName   string
 	imagesDir  string
 	noNode     bool
+	leaderTTL  time.Duration
 }
 
 func newUpCommand(a *app) *cobra.Command {
@@ -54,6 +56,7 @@ func newUpCommand(a *app) *cobra.Command {
 	f.StringVar(&o.nodeName, "node-name", "", "this machine's node name (default: the host name)")
 	f.StringVar(&o.imagesDir, "images-dir", "", "image tarballs to import into the cluster if missing (default: images/ next to the skiff binary)")
 	f.BoolVar(&o.noNode, "control-plane-only", false, "run NATS and the scheduler only, no node agent or net proxy")
+	f.DurationVar(&o.leaderTTL, "leader-ttl", bootstrap.DefaultLeaderTTL, "how long a dead scheduler keeps leadership (the leader bucket's TTL)")
 	return cmd
 }
 
@@ -75,6 +78,9 @@ func (a *app) up(ctx context.Context, o upOptions) error {
 		return fmt.Errorf("start NATS on %s: %w (is another skiff up running? choose another --listen)", o.listen, err)
 	}
 	defer srv.Stop()
+	if err := bootstrapLog(ctx, srv.URL(), o, log); err != nil {
+		return err
+	}
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -204,7 +210,7 @@ func importImages(ctx context.Context, url, dir string, log *slog.Logger) error 
 	if err != nil {
 		return err
 	}
-	obs, err := images.Bucket(ctx, js, 0)
+	obs, err := images.OpenBucket(ctx, js)
 	if err != nil {
 		return err
 	}
@@ -227,6 +233,26 @@ func importImages(ctx context.Context, url, dir string, log *slog.Logger) error 
 			return err
 		}
 		log.Info("imported image", "file", t, "images", names)
+	}
+	return nil
+}
+
+// bootstrapLog creates the stream and buckets, or brings them to this machine's settings: skiff
+// up is the bootstrap step of a one-machine cluster.
+func bootstrapLog(ctx context.Context, url string, o upOptions, log *slog.Logger) error {
+	nc, err := nats.Connect(url, nats.Name("skiff-up/bootstrap"))
+	if err != nil {
+		return fmt.Errorf("bootstrap: connect: %w", err)
+	}
+	defer nc.Close()
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	res, err := bootstrap.Run(ctx, nc, bootstrap.Config{Replicas: 1, LeaderTTL: o.leaderTTL})
+	if err != nil {
+		return fmt.Errorf("bootstrap the log: %w", err)
+	}
+	for _, l := range res.Lines {
+		log.Debug("bootstrap", "made", l)
 	}
 	return nil
 }

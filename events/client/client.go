@@ -1,13 +1,35 @@
-// Package client connects Skiff's programs to NATS the same way: one set of flags (--server,
-// --creds, env SKIFF_SERVER), reconnecting forever, with errors that say what to check.
+// Package client connects Skiff's programs to NATS the same way: one set of flags (--config,
+// --server, --creds, --tls-ca), a client config file like kubeconfig, reconnecting forever, and
+// errors that say what to check.
+//
+// # Where the settings come from
+//
+// Each setting is taken from the first of: its flag, its environment variable (SKIFF_SERVER,
+// SKIFF_CREDS, SKIFF_CA), the config file (--config, else $SKIFF_CONFIG, else
+// $XDG_CONFIG_HOME/skiff/config or ~/.config/skiff/config, if it exists), the default
+// (DefaultServer, no creds, the system's CAs).
+//
+// # Identity
+//
+// With creds, the connection's identity is the user JWT's name ("admin", "scheduler",
+// "node:NAME" or a user's name). Its inboxes are under "_INBOX.<identity>": the server lets a
+// client subscribe only there, so no one reads another's replies.
 package client
 
 import (
+	"cmp"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
 	"flag"
 	"fmt"
+	"net"
 	"os"
+	"path/filepath"
+	"strings"
 	"time"
 
+	"github.com/nats-io/jwt/v2"
 	"github.com/nats-io/nats.go"
 
 	"skiff.dev/events"
@@ -16,51 +38,207 @@ import (
 // DefaultServer is where a single-machine cluster (skiff up) listens.
 const DefaultServer = "nats://127.0.0.1:4222"
 
-// Options says where the cluster's NATS is and how to authenticate.
+// Options says where the cluster's NATS is and how to authenticate. Empty fields are filled from
+// the environment and the config file (see the package doc).
 type Options struct {
-	// Server is one or more comma-separated NATS URLs; default $SKIFF_SERVER, then DefaultServer.
+	// Server is one or more comma-separated NATS URLs.
 	Server string
-	// Creds is a NATS credentials file (JWT + nkey seed), if the cluster needs one.
+	// Creds is a NATS credentials file (user JWT + nkey seed).
 	Creds string
+	// CA is a PEM file of the CA that signed the servers' certificates; tls:// URLs without it
+	// use the system's CAs.
+	CA string
+	// Config is the client config file.
+	Config string
 	// Name names the connection in the server's monitoring.
 	Name string
+	// Getenv reads the environment; default os.Getenv.
+	Getenv func(string) string
+	// Dialer, if set, makes the TCP connections (tests dial into network namespaces).
+	Dialer nats.CustomDialer
 }
 
-// Flags registers --server and --creds on fs.
+// Flags registers --config, --server, --creds and --tls-ca on fs.
 func (o *Options) Flags(fs *flag.FlagSet) {
+	fs.StringVar(&o.Config, "config", "", "client config file (env SKIFF_CONFIG, default ~/.config/skiff/config)")
 	fs.StringVar(&o.Server, "server", "", "NATS server URL(s), comma-separated (env SKIFF_SERVER, default "+DefaultServer+")")
-	fs.StringVar(&o.Creds, "creds", "", "NATS credentials file")
+	fs.StringVar(&o.Creds, "creds", "", "NATS credentials file (env SKIFF_CREDS)")
+	fs.StringVar(&o.CA, "tls-ca", "", "CA certificate (PEM) the servers' certificates are checked against (env SKIFF_CA)")
 }
 
-// URL is the server URL to use after defaults.
-func (o *Options) URL() string {
-	if o.Server != "" {
-		return o.Server
+// Resolved are the settings a connection uses, after flags, environment, file and defaults.
+type Resolved struct {
+	Server, Creds, CA string
+	// ConfigFile is the config file that was read, if any.
+	ConfigFile string
+}
+
+// Resolve applies the environment, the config file and the defaults to o.
+func (o Options) Resolve() (Resolved, error) {
+	getenv := o.Getenv
+	if getenv == nil {
+		getenv = os.Getenv
 	}
-	if env := os.Getenv("SKIFF_SERVER"); env != "" {
-		return env
+	r := Resolved{
+		Server: cmp.Or(o.Server, getenv("SKIFF_SERVER")),
+		Creds:  cmp.Or(o.Creds, getenv("SKIFF_CREDS")),
+		CA:     cmp.Or(o.CA, getenv("SKIFF_CA")),
 	}
-	return DefaultServer
+	path, explicit := cmp.Or(o.Config, getenv("SKIFF_CONFIG")), true
+	if path == "" {
+		path, explicit = DefaultConfigPath(getenv), false
+	}
+	if path != "" {
+		f, err := ReadConfig(path)
+		switch {
+		case err == nil:
+			r.ConfigFile = path
+			r.Server = cmp.Or(r.Server, f.Server)
+			r.Creds = cmp.Or(r.Creds, f.Creds)
+			r.CA = cmp.Or(r.CA, f.CA)
+		case explicit || !errors.Is(err, os.ErrNotExist):
+			return r, err
+		}
+	}
+	r.Server = cmp.Or(r.Server, DefaultServer)
+	return r, nil
+}
+
+// URL is the server URL(s) the options resolve to, for messages; DefaultServer if they do not
+// resolve.
+func (o Options) URL() string {
+	r, _ := o.Resolve()
+	return cmp.Or(r.Server, DefaultServer)
 }
 
 // Connect connects, failing fast if the server is not there now; once connected, the connection
-// reconnects forever.
+// reconnects forever. Errors say what was refused and what to do:
+//   - events.ErrInvalidArgument: unreadable config, creds or CA file;
+//   - events.ErrPermissionDenied: the server refused the credentials (none, wrong, expired, revoked);
+//   - events.ErrUnavailable: no server answered, or TLS failed (wrong CA, plain text to a TLS port).
 func Connect(o Options) (*nats.Conn, error) {
+	r, err := o.Resolve()
+	if err != nil {
+		return nil, err
+	}
 	opts := []nats.Option{
 		nats.Name(o.Name),
 		nats.MaxReconnects(-1),
 		nats.ReconnectWait(250 * time.Millisecond),
 		nats.Timeout(5 * time.Second),
 	}
-	if o.Creds != "" {
-		if _, err := os.Stat(o.Creds); err != nil {
-			return nil, fmt.Errorf("credentials file: %w", err)
-		}
-		opts = append(opts, nats.UserCredentials(o.Creds))
+	if o.Dialer != nil {
+		opts = append(opts, nats.SetCustomDialer(o.Dialer))
 	}
-	nc, err := nats.Connect(o.URL(), opts...)
+	identity := ""
+	if r.Creds != "" {
+		if identity, err = IdentityOf(r.Creds); err != nil {
+			return nil, err
+		}
+		opts = append(opts, nats.UserCredentials(r.Creds), nats.CustomInboxPrefix(InboxPrefix(identity)))
+	}
+	if r.CA != "" {
+		pool, err := loadCA(r.CA)
+		if err != nil {
+			return nil, err
+		}
+		opts = append(opts, nats.Secure(&tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}))
+	}
+	nc, err := nats.Connect(r.Server, opts...)
 	if err != nil {
-		return nil, events.Errorf(events.ErrUnavailable, "connect to NATS at %s: %v (is the server running? set --server or SKIFF_SERVER)", o.URL(), err)
+		return nil, explain(r, identity, err)
 	}
 	return nc, nil
+}
+
+// InboxPrefix is where identity's replies arrive; its permissions allow subscribing only there.
+func InboxPrefix(identity string) string { return "_INBOX." + identity }
+
+// IdentityOf is the identity (user JWT name) in a creds file.
+func IdentityOf(creds string) (string, error) {
+	data, err := os.ReadFile(creds)
+	if err != nil {
+		return "", events.Errorf(events.ErrInvalidArgument, "credentials file: %v", err)
+	}
+	token, err := jwt.ParseDecoratedJWT(data)
+	if err != nil {
+		return "", events.Errorf(events.ErrInvalidArgument, "credentials file %s: %v (want a NATS creds file, as `skiff node creds` writes)", creds, err)
+	}
+	uc, err := jwt.DecodeUserClaims(token)
+	if err != nil {
+		return "", events.Errorf(events.ErrInvalidArgument, "credentials file %s: the JWT is not a user JWT: %v", creds, err)
+	}
+	if uc.Name == "" || strings.ContainsAny(uc.Name, " .*>\t\r\n") {
+		return "", events.Errorf(events.ErrInvalidArgument, "credentials file %s: user name %q is not a Skiff identity", creds, uc.Name)
+	}
+	return uc.Name, nil
+}
+
+func loadCA(path string) (*x509.CertPool, error) {
+	pem, err := os.ReadFile(path)
+	if err != nil {
+		return nil, events.Errorf(events.ErrInvalidArgument, "CA file: %v", err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, events.Errorf(events.ErrInvalidArgument, "CA file %s holds no PEM certificate", path)
+	}
+	return pool, nil
+}
+
+// explain turns a failed connect into one line naming what was refused and how to fix it.
+func explain(r Resolved, identity string, err error) error {
+	msg := err.Error()
+	var unknownAuthority x509.UnknownAuthorityError
+	var hostname x509.HostnameError
+	var recordHeader tls.RecordHeaderError
+	who := "without credentials"
+	if r.Creds != "" {
+		who = fmt.Sprintf("as %s (credentials %s)", identity, r.Creds)
+	}
+	switch {
+	case errors.As(err, &unknownAuthority), strings.Contains(msg, "certificate signed by unknown authority"):
+		hint := "pass the cluster's CA with --tls-ca (or `ca:` in the config file)"
+		if r.CA != "" {
+			hint = fmt.Sprintf("the CA in %s did not sign it: use the cluster's ca.pem from `skiff cluster init`", r.CA)
+		}
+		return events.Errorf(events.ErrUnavailable, "TLS to %s failed: the server's certificate is not trusted (%v); %s", r.Server, err, hint)
+	case errors.As(err, &hostname):
+		return events.Errorf(events.ErrUnavailable, "TLS to %s failed: %v; connect by a name or address the certificate lists", r.Server, err)
+	case errors.As(err, &recordHeader), strings.Contains(msg, "first record does not look like a TLS handshake"):
+		return events.Errorf(events.ErrUnavailable, "TLS to %s failed: the server does not speak TLS there; use a nats:// URL", r.Server)
+	case errors.Is(err, nats.ErrSecureConnRequired), strings.Contains(msg, "secure connection") && strings.Contains(msg, "required"):
+		return events.Errorf(events.ErrUnavailable, "connect to %s: the server requires TLS; use tls:// URLs and pass the cluster's CA with --tls-ca", r.Server)
+	case strings.Contains(strings.ToLower(msg), "expired"):
+		return events.Errorf(events.ErrPermissionDenied, "the server at %s refused to let you in %s: the credentials have expired; mint new ones (skiff node creds / skiff user creds)", r.Server, who)
+	case strings.Contains(strings.ToLower(msg), "revoked"):
+		return events.Errorf(events.ErrPermissionDenied, "the server at %s refused to let you in %s: the credentials were revoked; ask an admin for new ones", r.Server, who)
+	case errors.Is(err, nats.ErrAuthorization), errors.Is(err, nats.ErrAuthExpired), errors.Is(err, nats.ErrAuthRevoked),
+		strings.Contains(strings.ToLower(msg), "authorization violation"), strings.Contains(strings.ToLower(msg), "authentication"):
+		hint := "pass creds with --creds or a config file (skiff up prints where its are)"
+		if r.Creds != "" {
+			hint = "the credentials are not valid for this cluster (wrong cluster, expired or revoked); mint new ones with skiff node creds / skiff user creds"
+		}
+		return events.Errorf(events.ErrPermissionDenied, "the server at %s refused to let you in %s: %v; %s", r.Server, who, err, hint)
+	}
+	var netErr net.Error
+	if errors.As(err, &netErr) || errors.Is(err, nats.ErrNoServers) {
+		return events.Errorf(events.ErrUnavailable, "connect to NATS at %s: %v (is the server running? set --server, SKIFF_SERVER or server: in %s)", r.Server, err, cmp.Or(r.ConfigFile, "the config file"))
+	}
+	return events.Errorf(events.ErrUnavailable, "connect to NATS at %s: %v", r.Server, err)
+}
+
+// DefaultConfigPath is $XDG_CONFIG_HOME/skiff/config, else ~/.config/skiff/config, else "".
+func DefaultConfigPath(getenv func(string) string) string {
+	if d := getenv("XDG_CONFIG_HOME"); d != "" {
+		return filepath.Join(d, "skiff", "config")
+	}
+	home := getenv("HOME")
+	if home == "" {
+		home, _ = os.UserHomeDir()
+	}
+	if home == "" {
+		return ""
+	}
+	return filepath.Join(home, ".config", "skiff", "config")
 }

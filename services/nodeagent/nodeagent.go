@@ -124,7 +124,7 @@ func Run(ctx context.Context, cfg Config) error {
 		return fmt.Errorf("node agent: no NATS connection: %w", events.ErrInvalidArgument)
 	}
 	log := cfg.Logger.With("node", cfg.Node)
-	st, err := store.Open(ctx, cfg.Conn, store.Config{Stream: cfg.Stream, Logger: log})
+	st, err := store.Attach(ctx, cfg.Conn, store.Config{Stream: cfg.Stream, Logger: log})
 	if err != nil {
 		return fmt.Errorf("node agent: %w", err)
 	}

@@ -29,9 +29,9 @@ import (
 // Config configures one scheduler replica. Conn is required; every other zero value works.
 type Config struct {
 	Conn *nats.Conn
-	// Stream is the log's stream name (default SKIFF) and Replicas its replication (default 1).
-	Stream   string
-	Replicas int
+	// Stream is the log's stream name (default SKIFF). The scheduler only attaches to it: the
+	// bootstrap step (package bootstrap) creates it and sets its replicas.
+	Stream string
 	// ID names this replica in the leader key and in event actors; default hostname-pid.
 	ID string
 	// ServiceCIDR is where ClusterIPs come from (default 10.96.0.0/16); PodCIDRRange is split
@@ -41,9 +41,7 @@ type Config struct {
 	// LeaseTimeout is how long a node may go without renewing its lease before it is NotReady
 	// (default 40 s).
 	LeaseTimeout time.Duration
-	// LeaderTTL bounds how long a dead leader keeps the control loops (default 10 s).
-	LeaderTTL time.Duration
-	Logger    *slog.Logger
+	Logger       *slog.Logger
 	// Ready, if set, is called once the replica answers commands and queries.
 	Ready func()
 }
@@ -67,7 +65,7 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	log := cfg.Logger.With("replica", cfg.ID)
 	actor := "scheduler/" + cfg.ID
-	st, err := store.Open(ctx, cfg.Conn, store.Config{Stream: cfg.Stream, Replicas: cfg.Replicas, Logger: log})
+	st, err := store.Attach(ctx, cfg.Conn, store.Config{Stream: cfg.Stream, Logger: log})
 	if err != nil {
 		return fmt.Errorf("scheduler: %w", err)
 	}
@@ -107,7 +105,7 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 
 	js := st.JetStream()
-	kv, err := leader.OpenBucket(ctx, js, cfg.LeaderTTL)
+	kv, err := leader.OpenBucket(ctx, js)
 	if err != nil {
 		return fmt.Errorf("scheduler: %w", err)
 	}

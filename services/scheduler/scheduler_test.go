@@ -12,6 +12,7 @@ import (
 
 	"skiff.dev/events"
 	"skiff.dev/events/api"
+	"skiff.dev/events/bootstrap"
 	"skiff.dev/events/eventstest"
 	"skiff.dev/events/store"
 	"skiff.dev/services/scheduler"
@@ -81,7 +82,7 @@ func start(t *testing.T, url, id string) context.CancelFunc {
 	done := make(chan error, 1)
 	ready := make(chan struct{})
 	go func() {
-		done <- scheduler.Run(ctx, scheduler.Config{Conn: nc, ID: id, LeaderTTL: time.Second, Ready: func() { close(ready) }})
+		done <- scheduler.Run(ctx, scheduler.Config{Conn: nc, ID: id, Ready: func() { close(ready) }})
 	}()
 	select {
 	case <-ready:
@@ -107,7 +108,7 @@ func start(t *testing.T, url, id string) context.CancelFunc {
 // bound to a node, queries answer from the projection at least at the sequence asked for, and a
 // rejected command writes nothing.
 func TestSchedulerService(t *testing.T) {
-	st, nc, srv := eventstest.NewStore(t)
+	st, nc, srv := eventstest.NewStoreConfig(t, bootstrap.Config{LeaderTTL: time.Second})
 	start(t, srv.URL(), "a")
 	registerNode(t, st, "n1")
 
@@ -171,7 +172,7 @@ func TestSchedulerService(t *testing.T) {
 // Two replicas: both answer, one leads; when the leader dies the standby takes over the control
 // loops and a new Deployment still gets its pods.
 func TestStandbyTakesOver(t *testing.T) {
-	st, nc, srv := eventstest.NewStore(t)
+	st, nc, srv := eventstest.NewStoreConfig(t, bootstrap.Config{LeaderTTL: time.Second})
 	stopA := start(t, srv.URL(), "a")
 	registerNode(t, st, "n1")
 	if r := apply(t, nc, fmt.Sprintf(deployment, "one", 1)); r.Error != nil {
