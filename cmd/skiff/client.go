@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"os/user"
 
 	"github.com/nats-io/nats.go"
 
@@ -22,10 +21,15 @@ func (a *app) conn() (*nats.Conn, error) {
 	}
 	o := a.connOpts
 	o.Name = "skiff"
+	identity, err := o.Identity()
+	if err != nil {
+		return nil, err
+	}
 	nc, err := client.Connect(o)
 	if err != nil {
 		return nil, err
 	}
+	a.identity = cmp.Or(identity, api.Anonymous)
 	a.nc = nc
 	return nc, nil
 }
@@ -60,17 +64,6 @@ func (a *app) logStore(ctx context.Context) (*store.Store, error) {
 	return st, nil
 }
 
-// actor is who the cluster records as the author of a command.
-func (a *app) actor() string {
-	name := cmp.Or(a.Getenv("SKIFF_USER"), a.Getenv("USER"))
-	if name == "" {
-		if u, err := user.Current(); err == nil {
-			name = u.Username
-		}
-	}
-	return "user/" + cmp.Or(name, "unknown")
-}
-
 // call sends a command and returns the scheduler's answer. A failure the scheduler reports is
 // in the Response (Error, alongside whatever Results happened); the error is for no answer.
 func (a *app) call(ctx context.Context, subject string, req any) (*api.Response, error) {
@@ -81,7 +74,8 @@ func (a *app) call(ctx context.Context, subject string, req any) (*api.Response,
 	ctx, cancel := context.WithTimeout(ctx, a.timeout)
 	defer cancel()
 	var resp api.Response
-	if err := api.Call(ctx, nc, subject, req, &resp); err != nil {
+	// The subject names who sends the command; the server lets a user send only as itself.
+	if err := api.Call(ctx, nc, api.CommandSubject(subject, a.identity), req, &resp); err != nil {
 		return nil, a.noAnswer(ctx, subject, err)
 	}
 	return &resp, nil

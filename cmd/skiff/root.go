@@ -33,6 +33,8 @@ type app struct {
 	// and the client config file when the first connection is made.
 	connOpts  client.Options
 	stream    string
+	// identity is who the connection authenticated as (client.Identity), set by conn.
+	identity string
 	timeout   time.Duration
 	namespace string
 

@@ -151,6 +151,15 @@ func Connect(o Options) (*nats.Conn, error) {
 	return nc, nil
 }
 
+// Identity is the identity the options connect as: the creds' user name, or "" without creds.
+func (o Options) Identity() (string, error) {
+	r, err := o.Resolve()
+	if err != nil || r.Creds == "" {
+		return "", err
+	}
+	return IdentityOf(r.Creds)
+}
+
 // InboxPrefix is where identity's replies arrive; its permissions allow subscribing only there.
 func InboxPrefix(identity string) string { return "_INBOX." + identity }
 

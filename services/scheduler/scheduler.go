@@ -180,11 +180,21 @@ func serve(nc *nats.Conn, adm *admission.Admission, q *query.Handler, log *slog.
 		return nil
 	}
 	errs := []error{
-		handle(api.SubjectApply, command(adm.Apply, log)),
-		handle(api.SubjectDelete, command(adm.Delete, log)),
-		handle(api.SubjectScale, command(adm.Scale, log)),
-		handle(api.SubjectCordon, command(adm.Cordon, log)),
-		handle(api.SubjectGet, func(msg *nats.Msg) { go q.Serve(msg) }),
+		handle(api.SubjectApply+".*", command(adm.Apply, log)),
+		handle(api.SubjectDelete+".*", command(adm.Delete, log)),
+		handle(api.SubjectScale+".*", command(adm.Scale, log)),
+		handle(api.SubjectCordon+".*", command(adm.Cordon, log)),
+		handle(api.SubjectGet, func(msg *nats.Msg) {
+			if !api.IsInbox(msg.Reply) {
+				log.Warn("query dropped: its reply subject is not an inbox", "reply", msg.Reply)
+				return
+			}
+			go q.Serve(msg)
+		}),
+	}
+	if len(errs) > 0 && errors.Join(errs...) == nil {
+		// Ready means answering: the server must know of the subscriptions before we say so.
+		errs = append(errs, nc.Flush())
 	}
 	if err := errors.Join(errs...); err != nil {
 		for _, s := range subs {
@@ -195,9 +205,19 @@ func serve(nc *nats.Conn, adm *admission.Admission, q *query.Handler, log *slog.
 	return subs, nil
 }
 
-// command turns one admission method into a NATS handler for its request type.
-func command[R any](run func(context.Context, *R) *api.Response, log *slog.Logger) nats.MsgHandler {
+// command turns one admission method into a NATS handler for its request type. The actor is the
+// identity in the subject's last token, which the server authenticated; whatever the request
+// says is replaced. A request whose reply subject is not an inbox is dropped unanswered (the
+// answer would land wherever the sender pointed it, the log included).
+func command[R any, PR interface {
+	*R
+	SetActor(string)
+}](run func(context.Context, PR) *api.Response, log *slog.Logger) nats.MsgHandler {
 	return func(msg *nats.Msg) {
+		if !api.IsInbox(msg.Reply) {
+			log.Warn("command dropped: its reply subject is not an inbox", "subject", msg.Subject, "reply", msg.Reply)
+			return
+		}
 		// Commands are handled on their own goroutine: a command may wait for the projection,
 		// which must not block the connection's dispatch.
 		go func() {
@@ -208,6 +228,7 @@ func command[R any](run func(context.Context, *R) *api.Response, log *slog.Logge
 			if err := json.Unmarshal(msg.Data, &req); err != nil {
 				resp.Error.Message = "malformed request: " + err.Error()
 			} else {
+				PR(&req).SetActor(api.CommandActor(msg.Subject))
 				resp = run(ctx, &req)
 			}
 			if err := api.Reply(msg, resp); err != nil {
