@@ -31,10 +31,10 @@ type app struct {
 	Env
 	// connOpts are --config, --server, --creds and --tls-ca, resolved against the environment
 	// and the client config file when the first connection is made.
-	connOpts  client.Options
-	stream    string
+	connOpts client.Options
+	stream   string
 	// identity is who the connection authenticated as (client.Identity), set by conn.
-	identity string
+	identity  string
 	timeout   time.Duration
 	namespace string
 

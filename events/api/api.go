@@ -73,8 +73,8 @@ func (d Document) Where() string {
 type ApplyRequest struct {
 	Documents []Document `json:"documents"`
 	// Actor is set by the scheduler from the subject (CommandActor); a client\'s value is replaced.
-	Actor     string     `json:"actor,omitempty"`
-	DryRun    bool       `json:"dryRun,omitempty"`
+	Actor  string `json:"actor,omitempty"`
+	DryRun bool   `json:"dryRun,omitempty"`
 	// Traceparent links the resulting events to the caller's trace.
 	Traceparent string `json:"traceparent,omitempty"`
 }
@@ -87,15 +87,15 @@ type DeleteRequest struct {
 	Name               string     `json:"name,omitempty"`
 	GracePeriodSeconds *int64     `json:"gracePeriodSeconds,omitempty"`
 	// Actor is set by the scheduler from the subject (CommandActor); a client\'s value is replaced.
-	Actor              string     `json:"actor,omitempty"`
-	Traceparent        string     `json:"traceparent,omitempty"`
+	Actor       string `json:"actor,omitempty"`
+	Traceparent string `json:"traceparent,omitempty"`
 }
 
 // ScaleRequest sets a Deployment's replicas.
 type ScaleRequest struct {
-	Namespace   string `json:"namespace"`
-	Name        string `json:"name"`
-	Replicas    int32  `json:"replicas"`
+	Namespace string `json:"namespace"`
+	Name      string `json:"name"`
+	Replicas  int32  `json:"replicas"`
 	// Actor is set by the scheduler from the subject (CommandActor); a client\'s value is replaced.
 	Actor       string `json:"actor,omitempty"`
 	Traceparent string `json:"traceparent,omitempty"`
@@ -106,7 +106,7 @@ type CordonRequest struct {
 	Node   string `json:"node"`
 	Cordon bool   `json:"cordon"`
 	// Actor is set by the scheduler from the subject (CommandActor); a client\'s value is replaced.
-	Actor  string `json:"actor,omitempty"`
+	Actor string `json:"actor,omitempty"`
 }
 
 // SetActor records who sent the request (the scheduler calls it with CommandActor).
