@@ -21,6 +21,7 @@ func (a *app) conn() (*nats.Conn, error) {
 	}
 	o := a.connOpts
 	o.Name = "skiff"
+	o.OnRefused = a.refuse
 	identity, err := o.Identity()
 	if err != nil {
 		return nil, err

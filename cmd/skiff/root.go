@@ -12,6 +12,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/spf13/cobra"
 
+	"skiff.dev/events"
 	"skiff.dev/events/api"
 	"skiff.dev/events/client"
 	"skiff.dev/events/store"
@@ -40,6 +41,8 @@ type app struct {
 
 	nc *nats.Conn
 	st *store.Store
+	// refuse ends the command with the server's refusal of one of its publishes.
+	refuse context.CancelCauseFunc
 }
 
 // commands are the constructors of the top-level commands, added by each command's file.
@@ -93,6 +96,10 @@ func newRoot(a *app) *cobra.Command {
 func run(ctx context.Context, args []string, env Env) int {
 	a := &app{Env: env}
 	defer a.close()
+	// A refused publish (NATS reports it asynchronously) ends the command at once, with the
+	// refusal as its error, instead of leaving it to time out.
+	ctx, a.refuse = context.WithCancelCause(ctx)
+	defer a.refuse(nil)
 	root := newRoot(a)
 	root.SetArgs(args)
 	root.SetIn(env.Stdin)
@@ -101,6 +108,9 @@ func run(ctx context.Context, args []string, env Env) int {
 	_, err := root.ExecuteContextC(ctx)
 	if err == nil {
 		return 0
+	}
+	if cause := context.Cause(ctx); errors.Is(cause, events.ErrPermissionDenied) {
+		err = cause
 	}
 	return a.report(err)
 }

@@ -56,6 +56,10 @@ type Options struct {
 	Getenv func(string) string
 	// Dialer, if set, makes the TCP connections (tests dial into network namespaces).
 	Dialer nats.CustomDialer
+	// OnRefused, if set, hears every publish or subscription the server refused, worded for
+	// people (events.ErrPermissionDenied). NATS reports those asynchronously: a refused request
+	// would otherwise only time out. Default: nothing.
+	OnRefused func(error)
 }
 
 // Flags registers --config, --server, --creds and --tls-ca on fs.
@@ -135,6 +139,15 @@ func Connect(o Options) (*nats.Conn, error) {
 		if identity, err = IdentityOf(r.Creds); err != nil {
 			return nil, err
 		}
+	}
+	if o.OnRefused != nil {
+		opts = append(opts, nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
+			if errors.Is(err, nats.ErrPermissionViolation) {
+				o.OnRefused(Refused(identity, err))
+			}
+		}))
+	}
+	if r.Creds != "" {
 		opts = append(opts, nats.UserCredentials(r.Creds), nats.CustomInboxPrefix(InboxPrefix(identity)))
 	}
 	if r.CA != "" {
@@ -149,6 +162,16 @@ func Connect(o Options) (*nats.Conn, error) {
 		return nil, explain(r, identity, err)
 	}
 	return nc, nil
+}
+
+// Refused words a permission violation the server reported for identity: which action on which
+// subject it refused, and that the identity's permissions are the reason.
+func Refused(identity string, err error) error {
+	who := identity
+	if who == "" {
+		who = "a client without credentials"
+	}
+	return events.Errorf(events.ErrPermissionDenied, "the server refused it: %v; %s may not do that (each identity may act only on its own subjects: see docs/architecture.md, Identities)", err, who)
 }
 
 // Identity is the identity the options connect as: the creds' user name, or "" without creds.

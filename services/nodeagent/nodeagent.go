@@ -39,6 +39,9 @@ type Config struct {
 	Stream string
 	// Node is this node's name; default the host name's first label.
 	Node string
+	// Identity is who the connection authenticated as (client.Options.Identity), if known. A
+	// node identity must be this node's: the server would refuse every write of another's.
+	Identity string
 	// Address is the address other nodes reach this node's pods through; default the address
 	// of the interface of the default route.
 	Address string
@@ -122,6 +125,10 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	if cfg.Conn == nil {
 		return fmt.Errorf("node agent: no NATS connection: %w", events.ErrInvalidArgument)
+	}
+	if node, ok := strings.CutPrefix(cfg.Identity, "node:"); ok && node != cfg.Node && cfg.Simulate == 0 {
+		return events.Errorf(events.ErrPermissionDenied, "node agent: the credentials are node %s's, but this agent runs as node %s (--node-name): "+
+			"the server lets a node act only on its own subjects; use node %s's creds (skiff node creds %s) or --node-name %s", node, cfg.Node, cfg.Node, cfg.Node, node)
 	}
 	log := cfg.Logger.With("node", cfg.Node)
 	st, err := store.Attach(ctx, cfg.Conn, store.Config{Stream: cfg.Stream, Logger: log})

@@ -50,7 +50,7 @@ func run(args []string) error {
 	if cfg.Logger, err = logger(); err != nil {
 		return err
 	}
-	return client.Serve(conn, "skiff-scheduler", func(ctx context.Context, nc *nats.Conn) error {
+	return client.Serve(conn, "skiff-scheduler", cfg.Logger, func(ctx context.Context, nc *nats.Conn) error {
 		cfg.Conn = nc
 		return scheduler.Run(ctx, cfg)
 	})
