@@ -23,16 +23,14 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"net"
 	"os"
 	"path/filepath"
-	"strings"
 	"time"
 
-	"github.com/nats-io/jwt/v2"
 	"github.com/nats-io/nats.go"
 
 	"skiff.dev/events"
+	"skiff.dev/events/auth"
 )
 
 // DefaultServer is where a single-machine cluster (skiff up) listens.
@@ -159,7 +157,7 @@ func Connect(o Options) (*nats.Conn, error) {
 	}
 	nc, err := nats.Connect(r.Server, opts...)
 	if err != nil {
-		return nil, explain(r, identity, err)
+		return nil, explain(r, err)
 	}
 	return nc, nil
 }
@@ -184,26 +182,12 @@ func (o Options) Identity() (string, error) {
 }
 
 // InboxPrefix is where identity's replies arrive; its permissions allow subscribing only there.
-func InboxPrefix(identity string) string { return "_INBOX." + identity }
+func InboxPrefix(identity string) string { return auth.InboxPrefix(identity) }
 
 // IdentityOf is the identity (user JWT name) in a creds file.
 func IdentityOf(creds string) (string, error) {
-	data, err := os.ReadFile(creds)
-	if err != nil {
-		return "", events.Errorf(events.ErrInvalidArgument, "credentials file: %v", err)
-	}
-	token, err := jwt.ParseDecoratedJWT(data)
-	if err != nil {
-		return "", events.Errorf(events.ErrInvalidArgument, "credentials file %s: %v (want a NATS creds file, as `skiff node creds` writes)", creds, err)
-	}
-	uc, err := jwt.DecodeUserClaims(token)
-	if err != nil {
-		return "", events.Errorf(events.ErrInvalidArgument, "credentials file %s: the JWT is not a user JWT: %v", creds, err)
-	}
-	if uc.Name == "" || strings.ContainsAny(uc.Name, " .*>\t\r\n") {
-		return "", events.Errorf(events.ErrInvalidArgument, "credentials file %s: user name %q is not a Skiff identity", creds, uc.Name)
-	}
-	return uc.Name, nil
+	id, _, err := auth.IdentityFromCreds(creds)
+	return id, err
 }
 
 func loadCA(path string) (*x509.CertPool, error) {
@@ -219,45 +203,14 @@ func loadCA(path string) (*x509.CertPool, error) {
 }
 
 // explain turns a failed connect into one line naming what was refused and how to fix it.
-func explain(r Resolved, identity string, err error) error {
-	msg := err.Error()
-	var unknownAuthority x509.UnknownAuthorityError
-	var hostname x509.HostnameError
-	var recordHeader tls.RecordHeaderError
-	who := "without credentials"
-	if r.Creds != "" {
-		who = fmt.Sprintf("as %s (credentials %s)", identity, r.Creds)
+func explain(r Resolved, err error) error {
+	if e := auth.ExplainTLSError(err, r.CA); e != err {
+		return fmt.Errorf("connect to %s: %w", r.Server, e)
 	}
-	switch {
-	case errors.As(err, &unknownAuthority), strings.Contains(msg, "certificate signed by unknown authority"):
-		hint := "pass the cluster's CA with --tls-ca (or `ca:` in the config file)"
-		if r.CA != "" {
-			hint = fmt.Sprintf("the CA in %s did not sign it: use the cluster's ca.pem from `skiff cluster init`", r.CA)
-		}
-		return events.Errorf(events.ErrUnavailable, "TLS to %s failed: the server's certificate is not trusted (%v); %s", r.Server, err, hint)
-	case errors.As(err, &hostname):
-		return events.Errorf(events.ErrUnavailable, "TLS to %s failed: %v; connect by a name or address the certificate lists", r.Server, err)
-	case errors.As(err, &recordHeader), strings.Contains(msg, "first record does not look like a TLS handshake"):
-		return events.Errorf(events.ErrUnavailable, "TLS to %s failed: the server does not speak TLS there; use a nats:// URL", r.Server)
-	case errors.Is(err, nats.ErrSecureConnRequired), strings.Contains(msg, "secure connection") && strings.Contains(msg, "required"):
-		return events.Errorf(events.ErrUnavailable, "connect to %s: the server requires TLS; use tls:// URLs and pass the cluster's CA with --tls-ca", r.Server)
-	case strings.Contains(strings.ToLower(msg), "expired"):
-		return events.Errorf(events.ErrPermissionDenied, "the server at %s refused to let you in %s: the credentials have expired; mint new ones (skiff node creds / skiff user creds)", r.Server, who)
-	case strings.Contains(strings.ToLower(msg), "revoked"):
-		return events.Errorf(events.ErrPermissionDenied, "the server at %s refused to let you in %s: the credentials were revoked; ask an admin for new ones", r.Server, who)
-	case errors.Is(err, nats.ErrAuthorization), errors.Is(err, nats.ErrAuthExpired), errors.Is(err, nats.ErrAuthRevoked),
-		strings.Contains(strings.ToLower(msg), "authorization violation"), strings.Contains(strings.ToLower(msg), "authentication"):
-		hint := "pass creds with --creds or a config file (skiff up prints where its are)"
-		if r.Creds != "" {
-			hint = "the credentials are not valid for this cluster (wrong cluster, expired or revoked); mint new ones with skiff node creds / skiff user creds"
-		}
-		return events.Errorf(events.ErrPermissionDenied, "the server at %s refused to let you in %s: %v; %s", r.Server, who, err, hint)
+	if e := auth.ExplainConnectError(err, r.Creds); e != err {
+		return fmt.Errorf("connect to %s: %w", r.Server, e)
 	}
-	var netErr net.Error
-	if errors.As(err, &netErr) || errors.Is(err, nats.ErrNoServers) {
-		return events.Errorf(events.ErrUnavailable, "connect to NATS at %s: %v (is the server running? set --server, SKIFF_SERVER or server: in %s)", r.Server, err, cmp.Or(r.ConfigFile, "the config file"))
-	}
-	return events.Errorf(events.ErrUnavailable, "connect to NATS at %s: %v", r.Server, err)
+	return events.Errorf(events.ErrUnavailable, "connect to NATS at %s: %v (is the server running? set --server, SKIFF_SERVER or server: in %s)", r.Server, err, cmp.Or(r.ConfigFile, "the config file"))
 }
 
 // DefaultConfigPath is $XDG_CONFIG_HOME/skiff/config, else ~/.config/skiff/config, else "".

@@ -81,16 +81,23 @@ type Config struct {
 // DefaultClusterCIDR is the cluster's pod range unless configured otherwise.
 var DefaultClusterCIDR = netip.MustParsePrefix("10.88.0.0/16")
 
+// DefaultNodeName is the host name's first label, lower case ("" if the host name is unknown).
+func DefaultNodeName() string {
+	h, err := os.Hostname()
+	if err != nil {
+		return ""
+	}
+	return strings.ToLower(strings.SplitN(h, ".", 2)[0])
+}
+
 func (c *Config) defaults() error {
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
 	if c.Node == "" {
-		h, err := os.Hostname()
-		if err != nil {
-			return fmt.Errorf("node name: %w", err)
+		if c.Node = DefaultNodeName(); c.Node == "" {
+			return fmt.Errorf("node name: the host name is unknown: set --node-name")
 		}
-		c.Node = strings.ToLower(strings.SplitN(h, ".", 2)[0])
 	}
 	if c.Address == "" {
 		c.Address = defaultAddress()
