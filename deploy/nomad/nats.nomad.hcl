@@ -121,7 +121,7 @@ job "skiff-nats" {
         change_mode   = "signal"
         change_signal = "SIGHUP"
         data          = <<EOT
-{{ with nomadVar (printf "nomad/jobs/skiff-nats/%s" (env "node.unique.name")) }}{{ .conf }}{{ end }}
+{{ with nomadVar (printf "nomad/jobs/skiff-nats/%s" (env "node.unique.name")) }}{{ .conf }}{{ end -}}
 EOT
       }
 
@@ -131,7 +131,7 @@ EOT
         change_mode   = "signal"
         change_signal = "SIGHUP"
         data          = <<EOT
-{{ with nomadVar (printf "nomad/jobs/skiff-nats/%s" (env "node.unique.name")) }}{{ .cert }}{{ end }}
+{{ with nomadVar (printf "nomad/jobs/skiff-nats/%s" (env "node.unique.name")) }}{{ .cert }}{{ end -}}
 EOT
       }
 
@@ -141,7 +141,7 @@ EOT
         change_mode   = "signal"
         change_signal = "SIGHUP"
         data          = <<EOT
-{{ with nomadVar (printf "nomad/jobs/skiff-nats/%s" (env "node.unique.name")) }}{{ .key }}{{ end }}
+{{ with nomadVar (printf "nomad/jobs/skiff-nats/%s" (env "node.unique.name")) }}{{ .key }}{{ end -}}
 EOT
       }
 
@@ -151,7 +151,7 @@ EOT
         change_mode   = "signal"
         change_signal = "SIGHUP"
         data          = <<EOT
-{{ with nomadVar (printf "nomad/jobs/skiff-nats/%s" (env "node.unique.name")) }}{{ .ca }}{{ end }}
+{{ with nomadVar (printf "nomad/jobs/skiff-nats/%s" (env "node.unique.name")) }}{{ .ca }}{{ end -}}
 EOT
       }
 

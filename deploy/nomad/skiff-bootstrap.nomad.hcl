@@ -48,7 +48,7 @@ job "skiff-bootstrap" {
 {{ with nomadVar "nomad/jobs/skiff-bootstrap" }}server: "{{ .server }}"
 creds: ../secrets/admin.creds
 ca: ../secrets/ca.pem
-{{ end }}
+{{ end -}}
 EOT
       }
 
@@ -56,7 +56,7 @@ EOT
         destination = "secrets/admin.creds"
         perms       = "0600"
         data        = <<EOT
-{{ with nomadVar "nomad/jobs/skiff-bootstrap" }}{{ .creds }}{{ end }}
+{{ with nomadVar "nomad/jobs/skiff-bootstrap" }}{{ .creds }}{{ end -}}
 EOT
       }
 
@@ -64,7 +64,7 @@ EOT
         destination = "secrets/ca.pem"
         perms       = "0644"
         data        = <<EOT
-{{ with nomadVar "nomad/jobs/skiff-bootstrap" }}{{ .ca }}{{ end }}
+{{ with nomadVar "nomad/jobs/skiff-bootstrap" }}{{ .ca }}{{ end -}}
 EOT
       }
 

@@ -60,7 +60,7 @@ job "skiff-node" {
 {{ with nomadVar (printf "nomad/jobs/skiff-node/%s" (env "node.unique.name")) }}server: "{{ .server }}"
 creds: ../secrets/node.creds
 ca: ../secrets/ca.pem
-{{ end }}
+{{ end -}}
 EOT
       }
 
@@ -69,7 +69,7 @@ EOT
         perms       = "0600"
         change_mode = "restart"
         data        = <<EOT
-{{ with nomadVar (printf "nomad/jobs/skiff-node/%s" (env "node.unique.name")) }}{{ .creds }}{{ end }}
+{{ with nomadVar (printf "nomad/jobs/skiff-node/%s" (env "node.unique.name")) }}{{ .creds }}{{ end -}}
 EOT
       }
 
@@ -78,7 +78,7 @@ EOT
         perms       = "0644"
         change_mode = "restart"
         data        = <<EOT
-{{ with nomadVar (printf "nomad/jobs/skiff-node/%s" (env "node.unique.name")) }}{{ .ca }}{{ end }}
+{{ with nomadVar (printf "nomad/jobs/skiff-node/%s" (env "node.unique.name")) }}{{ .ca }}{{ end -}}
 EOT
       }
 
@@ -107,7 +107,7 @@ EOT
 {{ with nomadVar (printf "nomad/jobs/skiff-node/%s" (env "node.unique.name")) }}server: "{{ .server }}"
 creds: ../secrets/node.creds
 ca: ../secrets/ca.pem
-{{ end }}
+{{ end -}}
 EOT
       }
 
@@ -116,7 +116,7 @@ EOT
         perms       = "0600"
         change_mode = "restart"
         data        = <<EOT
-{{ with nomadVar (printf "nomad/jobs/skiff-node/%s" (env "node.unique.name")) }}{{ .creds }}{{ end }}
+{{ with nomadVar (printf "nomad/jobs/skiff-node/%s" (env "node.unique.name")) }}{{ .creds }}{{ end -}}
 EOT
       }
 
@@ -125,7 +125,7 @@ EOT
         perms       = "0644"
         change_mode = "restart"
         data        = <<EOT
-{{ with nomadVar (printf "nomad/jobs/skiff-node/%s" (env "node.unique.name")) }}{{ .ca }}{{ end }}
+{{ with nomadVar (printf "nomad/jobs/skiff-node/%s" (env "node.unique.name")) }}{{ .ca }}{{ end -}}
 EOT
       }
 

@@ -68,7 +68,7 @@ job "skiff-scheduler" {
 {{ with nomadVar "nomad/jobs/skiff-scheduler" }}server: "{{ .server }}"
 creds: ../secrets/scheduler.creds
 ca: ../secrets/ca.pem
-{{ end }}
+{{ end -}}
 EOT
       }
 
@@ -77,7 +77,7 @@ EOT
         perms       = "0600"
         change_mode = "restart"
         data        = <<EOT
-{{ with nomadVar "nomad/jobs/skiff-scheduler" }}{{ .creds }}{{ end }}
+{{ with nomadVar "nomad/jobs/skiff-scheduler" }}{{ .creds }}{{ end -}}
 EOT
       }
 
@@ -86,7 +86,7 @@ EOT
         perms       = "0644"
         change_mode = "restart"
         data        = <<EOT
-{{ with nomadVar "nomad/jobs/skiff-scheduler" }}{{ .ca }}{{ end }}
+{{ with nomadVar "nomad/jobs/skiff-scheduler" }}{{ .ca }}{{ end -}}
 EOT
       }
 
