@@ -2,10 +2,12 @@ package nomad
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os/exec"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -17,6 +19,8 @@ type Flags map[string]Flag
 type Flag struct {
 	Name       string // as listed, e.g. "--config" or "-config"
 	TakesValue bool
+	// Type is the value's type as the help shows it ("string", "duration", "int", "<file>").
+	Type string
 }
 
 // ParseHelp reads the flags from a --help text in any of the three shapes our binaries print:
@@ -39,19 +43,19 @@ func ParseHelp(help string) Flags {
 			s = s[:i]
 		}
 		var names []string
-		takesValue := false
+		typ := ""
 		for _, tok := range strings.Fields(s) {
 			tok = strings.TrimSuffix(tok, ",")
 			if strings.HasPrefix(tok, "-") {
 				names = append(names, strings.SplitN(tok, "=", 2)[0])
 			} else {
-				takesValue = true // a type ("string", "duration") or a placeholder ("<file>")
+				typ = tok // a type ("string", "duration") or a placeholder ("<file>")
 			}
 		}
 		for _, n := range names {
-			flags[n] = Flag{Name: n, TakesValue: takesValue}
+			flags[n] = Flag{Name: n, TakesValue: typ != "", Type: typ}
 			if !strings.HasPrefix(n, "--") && len(n) > 2 {
-				flags["-"+n] = Flag{Name: n, TakesValue: takesValue}
+				flags["-"+n] = Flag{Name: n, TakesValue: typ != "", Type: typ}
 			}
 		}
 	}
@@ -70,31 +74,60 @@ func (f Flags) Names() []string {
 	return out
 }
 
-// Check checks args (what follows the command path) against the flags. Every argument must be
-// a known flag or a flag's value: none of the programs the jobspecs run takes a positional
-// argument, and Go's flag package would stop at the first one and ignore every flag after it.
+// Check checks args (what follows the command path) against the flags, and reports every
+// problem at once. Every argument must be a known flag or a flag's value: none of the programs
+// the jobspecs run takes a positional argument, and Go's flag package would stop at the first
+// one and ignore every flag after it. Values of duration, int and bool flags must parse.
 func (f Flags) Check(args []string) error {
+	var errs []error
 	for i := 0; i < len(args); i++ {
 		a := args[i]
 		if !strings.HasPrefix(a, "-") || a == "-" {
-			return fmt.Errorf("argument %q is not a flag (no positional arguments are accepted here)", a)
+			errs = append(errs, fmt.Errorf("argument %q is not a flag (no positional arguments are accepted here)", a))
+			continue
 		}
-		name, _, hasValue := strings.Cut(a, "=")
+		name, value, hasValue := strings.Cut(a, "=")
 		fl, ok := f[name]
 		if !ok {
-			return fmt.Errorf("flag %s is not accepted (the program lists: %s)", name, strings.Join(f.Names(), " "))
+			errs = append(errs, fmt.Errorf("flag %s is not accepted (the program lists: %s)", name, strings.Join(f.Names(), " ")))
+			// Skip what looks like its value, so that one unknown flag gives one error.
+			if !hasValue && i+1 < len(args) && !strings.HasPrefix(args[i+1], "-") {
+				i++
+			}
+			continue
 		}
-		if fl.TakesValue && !hasValue {
+		switch {
+		case fl.TakesValue && !hasValue:
 			if i+1 == len(args) {
-				return fmt.Errorf("flag %s needs a value", name)
+				errs = append(errs, fmt.Errorf("flag %s needs a value", name))
+				continue
 			}
 			i++
+			value = args[i]
+		case !fl.TakesValue && hasValue:
+			if _, err := strconv.ParseBool(value); err != nil {
+				errs = append(errs, fmt.Errorf("flag %s takes no value, got %q", name, value))
+			}
+			continue
+		case !fl.TakesValue:
+			continue
 		}
-		if !fl.TakesValue && hasValue && !(strings.EqualFold(args[i][len(name)+1:], "true") || strings.EqualFold(args[i][len(name)+1:], "false")) {
-			return fmt.Errorf("flag %s takes no value", name)
+		if err := checkValue(fl.Type, value); err != nil {
+			errs = append(errs, fmt.Errorf("flag %s %s: %w", name, value, err))
 		}
 	}
-	return nil
+	return errors.Join(errs...)
+}
+
+func checkValue(typ, value string) error {
+	var err error
+	switch typ {
+	case "duration":
+		_, err = time.ParseDuration(value)
+	case "int":
+		_, err = strconv.Atoi(value)
+	}
+	return err
 }
 
 // CheckCommand runs bin with argv's command path (its leading words, as in `skiff cluster

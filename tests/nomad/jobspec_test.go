@@ -258,6 +258,9 @@ func TestParseHelp(t *testing.T) {
 			[]string{"-c", "f", "--net", "h", "-DV"}, ""},
 		{"value missing", "  -creds string\n    \tx\n", []string{"--creds"}, "flag --creds needs a value"},
 		{"positional", "  -creds string\n    \tx\n", []string{"--creds", "a", "b"}, `argument "b" is not a flag`},
+		{"bad duration", "  -leader-ttl duration\n    \tx\n", []string{"--leader-ttl", "10"}, `flag --leader-ttl 10: time: missing unit`},
+		{"every unknown flag", "  -creds string\n    \tx\n", []string{"--config", "a", "--creds", "c", "--tls-ca", "b"},
+			"flag --config is not accepted (the program lists: -creds)\nflag --tls-ca is not accepted"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
