@@ -23,8 +23,11 @@ job "skiff-node" {
 
   # One node at a time: pods keep running under containerd's shims while their agent restarts,
   # but a slow restart on every node at once would mark them all NotReady.
+  # (Older Nomad versions enforce only max_parallel and stagger for system jobs.)
   update {
     max_parallel     = 1
+    stagger          = "30s"
+    health_check     = "task_states"
     min_healthy_time = "15s"
     healthy_deadline = "3m"
   }

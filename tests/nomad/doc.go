@@ -1,7 +1,7 @@
 // Package nomad reads the Nomad jobspecs in deploy/nomad and turns them into what Nomad would
 // run, without Nomad: its licence keeps it out of this project, and no binary is here.
 //
-// Three steps, each usable alone:
+// Four steps, each usable alone:
 //
 //   - Load parses a jobspec with hcl/v2 and checks its shape against the subset of Nomad's
 //     jobspec language the files use (jobSchema): an unknown block or attribute, a task
@@ -10,7 +10,10 @@
 //   - Render places one allocation of a job on a Node and returns, for each task, the argv
 //     (Nomad's ${...} interpolation of the config block), the environment Nomad gives the task,
 //     and the files its template blocks write, rendered from a given set of Variables.
-//   - ParseHelp and CheckArgs compare a task's argv with the flags the real binary lists in its
+//   - Place picks the nodes each group runs on, for the constraints the jobspecs use
+//     (attribute equality on node.*, attr.* and meta.*, distinct_hosts), so a simulated
+//     datacenter starts the same allocations Nomad would.
+//   - ParseHelp and CheckCommand compare a task's argv with the flags the real binary lists in its
 //     --help, so a jobspec cannot drift from the programs it runs.
 //
 // # What Render follows, and what it does not
@@ -32,6 +35,5 @@
 // exec, Nomad shows the same directories at /local, /secrets and /alloc inside the task's
 // chroot; the files and the argv's relative paths are the same ones.
 //
-// Render does not place allocations (constraints, counts, spread): the caller decides which
-// node runs what, as the scheduler would.
+// Render does not place allocations: Place, or the caller, decides which node runs what.
 package nomad
