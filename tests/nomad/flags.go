@@ -6,11 +6,14 @@ import (
 	"fmt"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"sort"
 	"strconv"
 	"strings"
 	"time"
 )
+
+var flagName = regexp.MustCompile(`^--?[A-Za-z][A-Za-z0-9_.-]*(=.*)?$`)
 
 // Flags are the flags a program's --help lists, by every spelling the program accepts.
 type Flags map[string]Flag
@@ -41,6 +44,9 @@ func ParseHelp(help string) Flags {
 		}
 		if i := strings.Index(s, "  "); i >= 0 {
 			s = s[:i]
+		}
+		if !flagName.MatchString(strings.TrimSuffix(strings.Fields(s)[0], ",")) {
+			continue // a line of prose that starts with a dash
 		}
 		var names []string
 		typ := ""

@@ -2,6 +2,7 @@ package nomad_test
 
 import (
 	"context"
+	"fmt"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -234,11 +235,24 @@ func TestTaskFlags(t *testing.T) {
 					t.Fatalf("%s: task %s runs %s, which no test builds", file, tk.Name, tk.Argv[0])
 				}
 				if err := nomad.CheckCommand(context.Background(), bin, tk.Argv); err != nil {
-					t.Errorf("%s: task %s: %v", file, tk.Name, err)
+					t.Errorf("%s: task %s: %v", argsPos(j, tk.Name), tk.Name, err)
 				}
 			})
 		}
 	}
+}
+
+// argsPos is file:line of a task's args.
+func argsPos(j *nomad.Job, task string) string {
+	for _, g := range j.Groups {
+		for _, tk := range g.Tasks {
+			if tk.Name == task {
+				r := tk.Block.Child("config").Attrs["args"].Range
+				return fmt.Sprintf("%s:%d", filepath.Base(r.Filename), r.Start.Line)
+			}
+		}
+	}
+	return filepath.Base(j.File)
 }
 
 func TestParseHelp(t *testing.T) {
@@ -257,6 +271,7 @@ func TestParseHelp(t *testing.T) {
 		{"nats-server", "Server Options:\n    -a, --addr, --net <host>         Bind\n    -c, --config <file>              Configuration file\n    -DV                              Debug and trace\n",
 			[]string{"-c", "f", "--net", "h", "-DV"}, ""},
 		{"value missing", "  -creds string\n    \tx\n", []string{"--creds"}, "flag --creds needs a value"},
+		{"prose with a dash", "Usage:\n  - not a flag\n  -creds string\n    \tx\n", []string{"-", "x"}, `argument "-" is not a flag`},
 		{"positional", "  -creds string\n    \tx\n", []string{"--creds", "a", "b"}, `argument "b" is not a flag`},
 		{"bad duration", "  -leader-ttl duration\n    \tx\n", []string{"--leader-ttl", "10"}, `flag --leader-ttl 10: time: missing unit`},
 		{"every unknown flag", "  -creds string\n    \tx\n", []string{"--config", "a", "--creds", "c", "--tls-ca", "b"},
