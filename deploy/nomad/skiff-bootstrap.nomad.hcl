@@ -37,7 +37,7 @@ job "skiff-bootstrap" {
 
       config {
         command = "/usr/local/bin/skiff"
-        args    = ["cluster", "bootstrap", "--replicas", "3", "--config", "local/admin.yaml"]
+        args    = ["cluster", "bootstrap", "--replicas", "3", "--leader-ttl", "10s", "--config", "local/admin.yaml"]
       }
 
       # Relative paths in a client config are relative to the config file (local/).

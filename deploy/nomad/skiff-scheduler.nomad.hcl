@@ -1,5 +1,5 @@
 # Skiff's control plane. Two replicas on two VMs: both answer commands and queries (one queue
-# group), one holds the leader key and schedules; the other takes over within --leader-ttl.
+# group), one holds the leader key and schedules; the other takes over within the leader TTL (skiff cluster bootstrap --leader-ttl).
 #
 #   nomad/jobs/skiff-scheduler
 #     server  tls://10.0.0.1:4222,tls://10.0.0.2:4222,tls://10.0.0.3:4222
@@ -53,7 +53,6 @@ job "skiff-scheduler" {
           "--config", "local/scheduler.yaml",
           "--id", "${NOMAD_ALLOC_ID}",
           "--lease-timeout", "40s",
-          "--leader-ttl", "10s",
           "--service-cidr", "10.96.0.0/16",
           "--pod-cidr", "10.88.0.0/16",
           "--log-level", "info",
