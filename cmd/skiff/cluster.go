@@ -271,6 +271,9 @@ func writeSecret(path string, data []byte) error {
 // to the file's directory, so the directory holding all three can move.
 func writeClientConfig(path, server, creds, ca string) error {
 	relTo := func(p string) string {
+		if p == "" {
+			return ""
+		}
 		absDir, err1 := filepath.Abs(filepath.Dir(path))
 		absP, err2 := filepath.Abs(p)
 		if err1 != nil || err2 != nil {

@@ -105,7 +105,10 @@ func (a *app) mintCreds(cmd *cobra.Command, role auth.Role, names []string, dir,
 		out = dir
 	}
 	ca := filepath.Join(dir, caFile)
-	if out != dir {
+	if _, err := os.Stat(ca); errors.Is(err, os.ErrNotExist) {
+		// A cluster without TLS (skiff up's directory): no CA to name.
+		ca = ""
+	} else if out != dir {
 		data, err := os.ReadFile(ca)
 		if err != nil {
 			return fmt.Errorf("cluster CA: %w", err)

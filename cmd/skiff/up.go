@@ -17,6 +17,7 @@ import (
 	"skiff.dev/events/bootstrap"
 	"skiff.dev/events/client"
 	"skiff.dev/events/images"
+	"skiff.dev/events/localauth"
 	"skiff.dev/events/natsserver"
 	"skiff.dev/services/netproxy"
 	"skiff.dev/services/nodeagent"
@@ -82,11 +83,11 @@ func (a *app) up(ctx context.Context, o upOptions) error {
 	if nodeName == "" {
 		nodeName = nodeagent.DefaultNodeName()
 	}
-	ua, err := prepareUpAuth(dataDir, o.listen, nodeName, a.Getenv)
+	ua, err := localauth.Prepare(dataDir, o.listen, []string{nodeName}, localauth.UserName(a.Getenv("USER")))
 	if err != nil {
 		return err
 	}
-	srv, err := natsserver.Start(natsserver.Config{ConfigFile: ua.confPath, Logger: log.With("part", "nats"),
+	srv, err := natsserver.Start(natsserver.Config{ConfigFile: ua.ConfPath, Logger: log.With("part", "nats"),
 		// One machine: a write is on disk within the server's sync interval (the default, not
 		// "always" as on a cluster, whose servers replicate each other): skiff up trades the
 		// last moments before a power cut for its speed.
@@ -96,7 +97,7 @@ func (a *app) up(ctx context.Context, o upOptions) error {
 	}
 	defer srv.Stop()
 	connect := func(id, name string) (*nats.Conn, error) {
-		return client.Connect(client.Options{Server: srv.URL(), Creds: ua.creds[id], Name: "skiff-up/" + name,
+		return client.Connect(client.Options{Server: srv.URL(), Creds: ua.Creds[id], Name: "skiff-up/" + name,
 			OnRefused: func(err error) { log.Error("the server refused an action", "part", name, "err", err) }})
 	}
 	if err := bootstrapLog(ctx, connect, o, log); err != nil {
@@ -139,14 +140,14 @@ func (a *app) up(ctx context.Context, o upOptions) error {
 		return err
 	}
 	fmt.Fprintf(a.Stdout, "Skiff is up: NATS at %s, data in %s\n", srv.URL(), dataDir)
-	fmt.Fprintf(a.Stdout, "Credentials: %s (you are %s; admin.creds may bootstrap the log)\n", filepath.Dir(ua.creds[ua.user]), ua.user)
-	if path, err := ua.installClientConfig(o.clientConfig); err != nil {
+	fmt.Fprintf(a.Stdout, "Credentials: %s (you are %s; admin.creds may bootstrap the log)\n", filepath.Dir(ua.Creds[ua.User]), ua.User)
+	if path, err := ua.InstallClientConfig(o.clientConfig); err != nil {
 		fmt.Fprintf(a.Stdout, "Client config: %v\n", err)
 	} else if path != "" {
-		fmt.Fprintf(a.Stdout, "Client config: %s (the CLI reads it; elsewhere use --config or SKIFF_CONFIG=%s)\n", path, ua.configs[ua.user])
+		fmt.Fprintf(a.Stdout, "Client config: %s (the CLI reads it; elsewhere use --config or SKIFF_CONFIG=%s)\n", path, ua.Configs[ua.User])
 		fmt.Fprintln(a.Stdout, "Try: skiff get nodes")
 	} else {
-		fmt.Fprintf(a.Stdout, "Try: skiff --config %s get nodes\n", ua.configs[ua.user])
+		fmt.Fprintf(a.Stdout, "Try: skiff --config %s get nodes\n", ua.Configs[ua.User])
 	}
 
 	<-ctx.Done()
