@@ -104,7 +104,7 @@ func TestPermissions(t *testing.T) {
 				"$JS.API.CONSUMER.CREATE.SKIFF.*.skiff.ev.endpoints.>",
 				"$JS.API.CONSUMER.CREATE.SKIFF.*.skiff.ev.node.>",
 				"$JS.API.CONSUMER.MSG.NEXT.SKIFF.*", "$JS.API.CONSUMER.DELETE.SKIFF.*", "$JS.API.CONSUMER.INFO.SKIFF.*",
-				"$JS.API.DIRECT.GET.SKIFF.skiff.ev.bind.a.>", "$JS.API.DIRECT.GET.SKIFF.skiff.ev.status.a.>",
+				"$JS.API.DIRECT.GET.SKIFF.skiff.ev.*.a.*.*", "$JS.API.DIRECT.GET.SKIFF.skiff.ev.bind.a.>", "$JS.API.DIRECT.GET.SKIFF.skiff.ev.status.a.>",
 				"$JS.API.DIRECT.GET.SKIFF.skiff.ev.service.>", "$JS.API.DIRECT.GET.SKIFF.skiff.ev.endpoints.>",
 				"$JS.API.DIRECT.GET.SKIFF.skiff.ev.node.>",
 				"$JS.API.STREAM.INFO.KV_skiff-leases", "$JS.API.DIRECT.GET.KV_skiff-leases.$KV.skiff-leases.a",

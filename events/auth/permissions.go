@@ -95,6 +95,8 @@ func Permissions(role Role, name string) (jwt.Permissions, error) {
 				"$JS.API.CONSUMER.MSG.NEXT." + streamLog + ".*",
 				"$JS.API.CONSUMER.DELETE." + streamLog + ".*",
 				"$JS.API.CONSUMER.INFO." + streamLog + ".*",
+				// Follow asks for the last sequence on its filter before it starts.
+				direct + ev + ".*." + name + ".*.*",
 				direct + ev + ".bind." + name + ".>",
 				direct + ev + ".status." + name + ".>",
 				direct + ev + ".service.>",

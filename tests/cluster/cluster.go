@@ -21,6 +21,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"skiff.dev/events/api"
+	"skiff.dev/events/client"
 	"skiff.dev/events/images"
 	"skiff.dev/events/store"
 )
@@ -79,6 +80,8 @@ type Cluster struct {
 	Server string
 	// ControlPlaneNetns names the control plane's network namespace (under /run/netns).
 	ControlPlaneNetns string
+	// AuthDir holds the cluster's keys and creds (localauth's layout, as cluster init's).
+	AuthDir string
 	Bin               Binaries
 
 	t     testing.TB
@@ -201,15 +204,21 @@ func (c *Cluster) startControlPlane() {
 	t := c.t
 	listen := fmt.Sprintf("%s:%d", ControlPlaneAddress, NATSPort)
 	if c.opts.Schedulers == 0 {
-		up := c.newProc("skiff-up", c.ControlPlaneNetns, c.Bin.Skiff, "up", "--control-plane-only",
+		c.AuthDir = filepath.Join(c.Dir, "cp", "auth")
+		upArgs := []string{c.Bin.Skiff, "up", "--control-plane-only",
 			"--listen", listen, "--data-dir", filepath.Join(c.Dir, "cp"), "--images-dir", c.Bin.Images,
-			"--log-level", c.opts.LogLevel)
+			"--log-level", c.opts.LogLevel, "--client-config="}
+		if c.opts.LeaderTTL > 0 {
+			upArgs = append(upArgs, "--leader-ttl", c.opts.LeaderTTL.String())
+		}
+		up := c.newProc("skiff-up", c.ControlPlaneNetns, upArgs...)
 		c.controlPlane = append(c.controlPlane, up)
 		c.schedulers["up"] = up
 		if err := up.start(c.pidsPath()); err != nil {
 			t.Fatal(err)
 		}
 	} else {
+		c.AuthDir = filepath.Join(c.Dir, "nats", "auth")
 		natsArgs := []string{c.Bin.NATS, "--listen", listen, "--data-dir", filepath.Join(c.Dir, "nats")}
 		if c.opts.LeaderTTL > 0 {
 			natsArgs = append(natsArgs, "--leader-ttl", c.opts.LeaderTTL.String())
@@ -221,7 +230,7 @@ func (c *Cluster) startControlPlane() {
 		}
 		for i := 1; i <= c.opts.Schedulers; i++ {
 			id := fmt.Sprintf("sched%d", i)
-			args := []string{c.Bin.Scheduler, "--server", c.Server, "--id", id, "--log-level", c.opts.LogLevel}
+			args := []string{c.Bin.Scheduler, "--server", c.Server, "--creds", c.Creds("scheduler"), "--id", id, "--log-level", c.opts.LogLevel}
 			p := c.newProc(id, c.ControlPlaneNetns, args...)
 			c.controlPlane = append(c.controlPlane, p)
 			c.schedulers[id] = p
@@ -230,6 +239,7 @@ func (c *Cluster) startControlPlane() {
 	// The schedulers connect once NATS answers and e2enats has bootstrapped the log;
 	// skiff-scheduler fails fast without either.
 	nc := c.Conn()
+	c.mintCreds()
 	if c.opts.Schedulers > 0 {
 		ctx, cancel := context.WithTimeout(context.Background(), c.opts.Timeout)
 		var lastErr error
@@ -364,7 +374,7 @@ func (c *Cluster) startContainerd(n *Node) {
 
 func (c *Cluster) agentProc(n *Node) *proc {
 	return c.newProc(n.Name+"-agent", n.Netns, c.Bin.NodeAgent,
-		"--server", c.Server, "--node-name", n.Name, "--address", n.Address,
+		"--server", c.Server, "--creds", c.Creds("node:"+n.Name), "--node-name", n.Name, "--address", n.Address,
 		"--containerd-address", n.ContainerdAddress, "--state-dir", n.StateDir, "--log-dir", n.LogDir,
 		"--runc-root", filepath.Join(n.StateDir, "runc"),
 		"--backoff-base", c.opts.BackoffBase.String(), "--backoff-cap", c.opts.BackoffCap.String(),
@@ -492,8 +502,7 @@ func (c *Cluster) Conn() *nats.Conn {
 		d := netnsDialer{path: netnsPath(c.ControlPlaneNetns), timeout: 2 * time.Second}
 		deadline := time.Now().Add(c.opts.Timeout)
 		for {
-			c.nc, c.connErr = nats.Connect(c.Server, nats.SetCustomDialer(d), nats.Name("e2e-test"),
-				nats.MaxReconnects(-1), nats.ReconnectWait(100*time.Millisecond))
+			c.nc, c.connErr = client.Connect(client.Options{Server: c.Server, Creds: c.Creds("admin"), Dialer: d, Name: "e2e-test"})
 			if c.connErr == nil || time.Now().After(deadline) {
 				break
 			}
@@ -505,6 +514,42 @@ func (c *Cluster) Conn() *nats.Conn {
 	}
 	return c.nc
 }
+
+// Creds is the creds file of identity ("admin", "scheduler", "node:NAME" or the test user
+// "e2e") in AuthDir.
+func (c *Cluster) Creds(identity string) string {
+	stem := identity
+	switch {
+	case strings.HasPrefix(identity, "node:"):
+		stem = "node-" + strings.TrimPrefix(identity, "node:")
+	case identity != "admin" && identity != "scheduler":
+		stem = "user-" + identity
+	}
+	return filepath.Join(c.AuthDir, "creds", stem+".creds")
+}
+
+// mintCreds mints, with the CLI as an operator would, the creds of every node and of the test's
+// CLI user "e2e".
+func (c *Cluster) mintCreds() {
+	c.t.Helper()
+	args := []string{"node", "creds", "--dir", c.AuthDir}
+	for _, n := range c.nodes {
+		args = append(args, n.Name)
+	}
+	if len(c.nodes) > 0 {
+		if out, err := run("", c.Bin.Skiff, args...); err != nil {
+			c.t.Fatalf("mint node creds: %v\n%s", err, out)
+		}
+	}
+	if _, err := os.Stat(c.Creds(e2eUser)); err != nil {
+		if out, err := run("", c.Bin.Skiff, "user", "creds", e2eUser, "--dir", c.AuthDir); err != nil {
+			c.t.Fatalf("mint user creds: %v\n%s", err, out)
+		}
+	}
+}
+
+// e2eUser is the identity the harness's CLI commands run as.
+const e2eUser = "e2e"
 
 // Store is the cluster's event log, opened from the test process.
 func (c *Cluster) Store() *store.Store {
