@@ -82,7 +82,7 @@ type Cluster struct {
 	ControlPlaneNetns string
 	// AuthDir holds the cluster's keys and creds (localauth's layout, as cluster init's).
 	AuthDir string
-	Bin               Binaries
+	Bin     Binaries
 
 	t     testing.TB
 	opts  Options
