@@ -38,6 +38,8 @@ type clusterInitOptions struct {
 	clusterPort           int
 	monitorPort           int
 	storeDir, resolverDir string
+	// tlsPath is the directory nats.conf names its TLS files in.
+	tlsPath string
 	clusterName           string
 	tlsCA, tlsCAKey       string
 	force                 bool
@@ -64,6 +66,7 @@ func newClusterInitCmd(a *app) *cobra.Command {
 	f.IntVar(&o.clusterPort, "cluster-port", natsconf.DefaultClusterPort, "port of the routes between servers")
 	f.IntVar(&o.monitorPort, "monitor-port", natsconf.DefaultMonitorPort, "port of the https monitoring endpoint")
 	f.StringVar(&o.storeDir, "store-dir", "/var/lib/nats/jetstream", "JetStream's directory on each server")
+	f.StringVar(&o.tlsPath, "tls-path", "", "directory each nats.conf names server.pem, server-key.pem and ca.pem in, as nats-server resolves it from its working directory (default: none, run nats-server from servers/NAME; \"secrets\" under Nomad)")
 	f.StringVar(&o.resolverDir, "resolver-dir", "/var/lib/nats/jwt", "the account resolver's directory on each server")
 	f.StringVar(&o.clusterName, "cluster-name", "skiff", "name of the NATS cluster")
 	f.StringVar(&o.tlsCA, "tls-ca", "", "your CA certificate (PEM), instead of a new cluster CA")
@@ -244,7 +247,7 @@ func clusterConfig(keys *auth.Keys, servers []natsconf.Server, o clusterInitOpti
 	return natsconf.Config{
 		ClusterName: o.clusterName,
 		Servers:     servers,
-		TLS:         &natsconf.TLS{Cert: "server.pem", Key: "server-key.pem", CA: caFile},
+		TLS:         &natsconf.TLS{Cert: filepath.Join(o.tlsPath, "server.pem"), Key: filepath.Join(o.tlsPath, "server-key.pem"), CA: filepath.Join(o.tlsPath, caFile)},
 		StoreDir:    o.storeDir, ResolverDir: o.resolverDir,
 		Operator: op, SystemAccount: sysPub,
 		Accounts: []natsconf.Account{
