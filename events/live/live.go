@@ -19,6 +19,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 
 	"skiff.dev/events"
 	"skiff.dev/events/state"
@@ -39,6 +40,16 @@ type Projection struct {
 	// notify is closed and replaced after every applied event: a broadcast without queues.
 	nmu    sync.Mutex
 	notify chan struct{}
+
+	// With several filters (see Run): the log and where each filter's consumer is.
+	store     *store.Store
+	followers []*follower
+}
+
+// follower is one filter's consumer and the last sequence it delivered.
+type follower struct {
+	filter string
+	pos    atomic.Uint64
 }
 
 // New returns a projection starting from st (state.New() for the beginning of the log, or a
@@ -67,10 +78,14 @@ func (p *Projection) Run(ctx context.Context, s *store.Store, filters []string) 
 	from := p.st.Seq + 1
 	p.mu.RUnlock()
 	if len(filters) <= 1 {
-		return p.follow(ctx, s, filters, from, func(head uint64) {
+		return p.follow(ctx, s, filters, from, nil, func(head uint64) {
 			p.syncedOnce.Do(func() { close(p.synced) })
 			p.log.Info("projection synced", "seq", head)
 		})
+	}
+	p.store = s
+	for _, f := range filters {
+		p.followers = append(p.followers, &follower{filter: f})
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -80,11 +95,12 @@ func (p *Projection) Run(ctx context.Context, s *store.Store, filters []string) 
 		pending = len(filters)
 		first   error
 	)
-	for _, f := range filters {
+	for _, fl := range p.followers {
+		f := fl.filter
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			err := p.follow(ctx, s, []string{f}, from, func(head uint64) {
+			err := p.follow(ctx, s, []string{f}, from, &fl.pos, func(head uint64) {
 				mu.Lock()
 				defer mu.Unlock()
 				if pending--; pending == 0 {
@@ -106,8 +122,12 @@ func (p *Projection) Run(ctx context.Context, s *store.Store, filters []string) 
 	return first
 }
 
-// follow runs one consumer over filters and folds what it delivers.
-func (p *Projection) follow(ctx context.Context, s *store.Store, filters []string, from uint64, caughtUp func(uint64)) error {
+// follow runs one consumer over filters and folds what it delivers; pos, if set, records the
+// last sequence delivered.
+func (p *Projection) follow(ctx context.Context, s *store.Store, filters []string, from uint64, pos *atomic.Uint64, caughtUp func(uint64)) error {
+	if pos == nil {
+		pos = new(atomic.Uint64)
+	}
 	err := s.Follow(ctx, store.FollowOptions{
 		Filters: filters,
 		From:    from,
@@ -116,10 +136,14 @@ func (p *Projection) follow(ctx context.Context, s *store.Store, filters []strin
 			p.mu.Lock()
 			p.st.Skip(subject, seq)
 			p.mu.Unlock()
+			pos.Store(seq)
 			p.broadcast()
 		},
 		CaughtUp: caughtUp,
-	}, p.Apply)
+	}, func(ev *events.Event) {
+		p.Apply(ev)
+		pos.Store(ev.Seq)
+	})
 	if ctx.Err() != nil {
 		return nil
 	}
@@ -172,6 +196,38 @@ func (p *Projection) Seq() uint64 {
 	p.mu.RLock()
 	defer p.mu.RUnlock()
 	return p.st.Seq
+}
+
+// Complete is a sequence up to which the projection has applied every event its filters match:
+// what a reader may claim to reflect. With one consumer that is Seq. With several (see Run), Seq
+// may run ahead of a filter whose consumer is behind, so Complete asks the log: the head first,
+// then each filter's last sequence; a filter whose consumer has delivered that last sequence has
+// everything up to the head, any other everything up to what it delivered. On an error it
+// returns the lowest delivered sequence, which is always safe.
+func (p *Projection) Complete(ctx context.Context) (uint64, error) {
+	if len(p.followers) == 0 {
+		return p.Seq(), nil
+	}
+	lowest := p.followers[0].pos.Load()
+	for _, f := range p.followers[1:] {
+		lowest = min(lowest, f.pos.Load())
+	}
+	head, err := p.store.Head(ctx)
+	if err != nil {
+		return lowest, err
+	}
+	complete := head
+	for _, f := range p.followers {
+		pos := f.pos.Load()
+		last, err := p.store.LastSeq(ctx, f.filter)
+		if err != nil {
+			return lowest, err
+		}
+		if last > pos {
+			complete = min(complete, pos)
+		}
+	}
+	return complete, nil
 }
 
 // WaitSeq waits until the projection has applied seq, or ctx ends.

@@ -113,3 +113,38 @@ func (w *writer) append(ctx context.Context, ref events.ObjectRef, node string, 
 		w.t.Fatal(err)
 	}
 }
+
+// With several filters each has its own consumer; Complete says how far every one of them has
+// folded the log: to the head once all have caught up, even past events no filter matches.
+func TestCompleteWithSeveralFilters(t *testing.T) {
+	st, _, _ := eventstest.NewStore(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	svc := events.ObjectRef{Kind: events.KindService, Namespace: "default", Name: "web"}
+	ep := events.ObjectRef{Kind: events.KindEndpoints, Namespace: "default", Name: "web"}
+	ns := events.ObjectRef{Kind: events.KindNamespace, Name: "shop"}
+	for _, e := range []struct {
+		ref events.ObjectRef
+		p   events.Payload
+	}{{svc, &events.ServiceApplied{}}, {ep, &events.EndpointsUpdated{}}, {ns, &events.NamespaceApplied{}}} {
+		ev, err := events.New(time.Unix(1_800_000_000, 0), events.Meta{Actor: "test"}, e.ref, "", e.p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := st.Append(ctx, ev, 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	proj := live.New(state.New(), nil)
+	go func() { _ = proj.Run(ctx, st, []string{events.KindFilter(events.KindService), events.KindFilter(events.KindEndpoints)}) }()
+	if err := proj.WaitSynced(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := proj.Seq(); got != 2 {
+		t.Fatalf("Seq = %d, want 2 (the namespace event matches no filter)", got)
+	}
+	got, err := proj.Complete(ctx)
+	if err != nil || got != 3 {
+		t.Fatalf("Complete = %d, %v; want 3: both consumers have everything up to the head", got, err)
+	}
+}

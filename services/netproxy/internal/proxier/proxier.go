@@ -33,8 +33,9 @@ type Config struct {
 	// RetryInterval is the pause after a failed sync; default 1 s.
 	RetryInterval time.Duration
 	Logger        *slog.Logger
-	// Synced, if set, is called after every successful sync with the projection sequence it
-	// reflects; tests and benchmarks wait on it.
+	// Synced, if set, is called after every successful sync with the log sequence it reflects
+	// (live.Projection.Complete: every Service and Endpoints event up to it is in the sync);
+	// tests and benchmarks wait on it.
 	Synced func(seq uint64)
 }
 
@@ -59,10 +60,14 @@ func (p *Proxier) Run(ctx context.Context) error {
 	}
 	for {
 		changed := p.cfg.Projection.Changed()
+		// What the sync reflects is taken before the state it syncs: the state only grows.
+		seq, err := p.cfg.Projection.Complete(ctx)
+		if err != nil && ctx.Err() == nil {
+			p.cfg.Logger.Debug("how far the log is folded: using the lowest consumer's sequence", "seq", seq, "err", err)
+		}
 		var desired []rules.ServicePort
-		var seq uint64
 		p.cfg.Projection.View(func(st *state.State) {
-			seq, desired = st.Seq, ServicePorts(st)
+			desired = ServicePorts(st)
 		})
 		start := time.Now()
 		if err := p.cfg.Rules.Sync(ctx, desired); err != nil {
