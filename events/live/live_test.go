@@ -136,7 +136,9 @@ func TestCompleteWithSeveralFilters(t *testing.T) {
 		}
 	}
 	proj := live.New(state.New(), nil)
-	go func() { _ = proj.Run(ctx, st, []string{events.KindFilter(events.KindService), events.KindFilter(events.KindEndpoints)}) }()
+	go func() {
+		_ = proj.Run(ctx, st, []string{events.KindFilter(events.KindService), events.KindFilter(events.KindEndpoints)})
+	}()
 	if err := proj.WaitSynced(ctx); err != nil {
 		t.Fatal(err)
 	}
