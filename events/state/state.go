@@ -90,6 +90,10 @@ type State struct {
 	pending     map[Key]*Pod
 	clusterIPs  map[string]Key
 	podCIDRs    map[string]string
+	// endpointsDeleted is the sequence of each Service's last deletion: an EndpointsUpdated
+	// from before it, folded after it (a reader with one consumer per kind sees the two kinds
+	// out of log order), must not bring the old endpoints back.
+	endpointsDeleted map[Key]uint64
 }
 
 // DefaultNamespace always exists, as in Kubernetes.
@@ -114,6 +118,8 @@ func New() *State {
 		pending:     map[Key]*Pod{},
 		clusterIPs:  map[string]Key{},
 		podCIDRs:    map[string]string{},
+
+		endpointsDeleted: map[Key]uint64{},
 	}
 }
 
@@ -264,9 +270,13 @@ func (s *State) Apply(ev *events.Event) error {
 		}
 		delete(s.Services, key)
 		delete(s.Endpoints, key)
+		s.endpointsDeleted[key] = ev.Seq
 	case *events.EndpointsUpdated:
-		if _, ok := s.Services[key]; !ok {
-			return precondition(ev, "service %s does not exist", key)
+		// Endpoints may arrive before their Service (a reader with a consumer per kind); the
+		// proxy programs them only once the Service is there. Those of a deleted Service stay
+		// deleted.
+		if ev.Seq < s.endpointsDeleted[key] {
+			return nil
 		}
 		s.Endpoints[key] = &events.Endpoints{
 			TypeMeta:  events.TypeMeta{APIVersion: "v1", Kind: "Endpoints"},

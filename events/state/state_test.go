@@ -139,9 +139,6 @@ func TestContradictionsAreRejectedAndChangeNothing(t *testing.T) {
 		{"pod CIDR another node holds", func(l *log) {
 			l.add(events.ObjectRef{Kind: events.KindNode, Name: "n2"}, "", &events.NodePodCIDRAssigned{PodCIDR: "10.88.7.0/24"})
 		}},
-		{"endpoints for an unknown service", func(l *log) {
-			l.add(events.ObjectRef{Kind: events.KindEndpoints, Namespace: "default", Name: "zz"}, "", &events.EndpointsUpdated{})
-		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			l := &log{t: t}
@@ -216,5 +213,49 @@ func TestServicesAndEndpoints(t *testing.T) {
 	st, _ = fold(t, l.evs)
 	if _, ok := st.ClusterIPOwner("10.96.0.10"); ok || len(st.Endpoints) != 0 || len(st.Services) != 0 {
 		t.Fatal("service deletion left its cluster IP or endpoints behind")
+	}
+}
+
+// A reader with one consumer per kind folds Services and Endpoints out of log order: Endpoints
+// that come before their Service are kept; those from before a Service's deletion that come
+// after it stay deleted.
+func TestEndpointsOutOfOrder(t *testing.T) {
+	svc := events.ObjectRef{Kind: events.KindService, Namespace: "default", Name: "web"}
+	ep := events.ObjectRef{Kind: events.KindEndpoints, Namespace: "default", Name: "web"}
+	mk := func(seq uint64, ref events.ObjectRef, p events.Payload) *events.Event {
+		ev, err := events.New(time.Unix(1_800_000_000, 0), events.Meta{Actor: "test"}, ref, "", p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ev.Seq = seq
+		return ev
+	}
+	addrs := []events.EndpointAddress{{IP: "10.88.0.2"}}
+	st := state.New()
+	for _, ev := range []*events.Event{
+		mk(2, ep, &events.EndpointsUpdated{Addresses: addrs}), // before its Service (seq 1)
+		mk(1, svc, &events.ServiceApplied{Service: events.Service{Spec: events.ServiceSpec{ClusterIP: "10.96.0.9"}}}),
+	} {
+		if err := st.Apply(ev); err != nil {
+			t.Fatalf("apply seq %d: %v", ev.Seq, err)
+		}
+	}
+	key := state.Key{Namespace: "default", Name: "web"}
+	if e := st.Endpoints[key]; e == nil || len(e.Addresses) != 1 {
+		t.Fatalf("endpoints before their service were lost: %+v", e)
+	}
+	for _, ev := range []*events.Event{
+		mk(5, svc, &events.ServiceDeleted{}),
+		mk(4, ep, &events.EndpointsUpdated{Addresses: addrs}), // from before the deletion
+	} {
+		if err := st.Apply(ev); err != nil {
+			t.Fatalf("apply seq %d: %v", ev.Seq, err)
+		}
+	}
+	if e, ok := st.Endpoints[key]; ok {
+		t.Fatalf("endpoints from before the deletion came back: %+v", e)
+	}
+	if err := st.Apply(mk(7, ep, &events.EndpointsUpdated{Addresses: addrs})); err != nil || st.Endpoints[key] == nil {
+		t.Fatalf("endpoints after the deletion: %v, %+v", err, st.Endpoints[key])
 	}
 }
