@@ -7,7 +7,12 @@ DATA=${DATA:-.data}
 SKIFF=bin/skiff
 PIDFILE=$DATA/skiff-up.pid
 LOG=$DATA/skiff-up.log
-export SKIFF_SERVER=${SKIFF_SERVER:-nats://127.0.0.1:4222}
+# skiff up writes the CLI's client config (server and creds) to ~/.config/skiff/config, or
+# $SKIFF_CONFIG, unless another cluster's is there; then use the one under $DATA/auth/config.
+CONFIG=${SKIFF_CONFIG:-${XDG_CONFIG_HOME:-$HOME/.config}/skiff/config}
+mkdir -p "$DATA"
+# This script's own commands use this cluster's config whatever is installed.
+export SKIFF_CONFIG=$(realpath "$DATA")/auth/config/user.yaml
 
 running() { [ -f "$PIDFILE" ] && kill -0 "$(cat "$PIDFILE")" 2>/dev/null; }
 
@@ -25,6 +30,8 @@ if [ "${1:-}" = purge ]; then
   nft delete table ip skiff 2>/dev/null || true
   nft delete table ip skiff-podnet 2>/dev/null || true
   rm -rf /run/skiff
+  # The client config skiff up wrote names creds under $DATA: it goes with them.
+  if [ -f "$CONFIG" ] && grep -qF "$(realpath "$DATA")/auth/" "$CONFIG"; then rm -f "$CONFIG"; fi
   rm -rf "$DATA"
   echo "purged the demo: pods, bridge skiff0, nftables tables skiff and skiff-podnet, /run/skiff, $DATA"
   exit 0

@@ -128,6 +128,10 @@ func Prepare(dataDir, listen string, nodes []string, user string) (*Setup, error
 			return nil, err
 		}
 	}
+	// The CLI user's config under a name that does not depend on the user's: scripts use it.
+	if err := client.WriteConfig(filepath.Join(u.Dir, "config", "user.yaml"), client.File{Server: u.URL, Creds: filepath.Join("..", "creds", "user-"+user+".creds")}); err != nil {
+		return nil, err
+	}
 	return u, nil
 }
 
