@@ -14,10 +14,12 @@ var (
 	ErrInvalidArgument    = errors.New("invalid argument")
 	ErrFailedPrecondition = errors.New("failed precondition")
 	ErrUnavailable        = errors.New("unavailable")
+	// ErrPermissionDenied: the server refused the credentials or the action they attempted.
+	ErrPermissionDenied = errors.New("permission denied")
 )
 
 // Code names the class of err for the wire: one of "NotFound", "AlreadyExists", "Conflict",
-// "InvalidArgument", "FailedPrecondition", "Unavailable" or "Internal".
+// "InvalidArgument", "FailedPrecondition", "Unavailable", "PermissionDenied" or "Internal".
 func Code(err error) string {
 	switch {
 	case err == nil:
@@ -34,6 +36,8 @@ func Code(err error) string {
 		return "FailedPrecondition"
 	case errors.Is(err, ErrUnavailable):
 		return "Unavailable"
+	case errors.Is(err, ErrPermissionDenied):
+		return "PermissionDenied"
 	}
 	return "Internal"
 }
@@ -53,6 +57,8 @@ func ClassOf(code string) error {
 		return ErrFailedPrecondition
 	case "Unavailable":
 		return ErrUnavailable
+	case "PermissionDenied":
+		return ErrPermissionDenied
 	}
 	return nil
 }

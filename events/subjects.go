@@ -42,13 +42,14 @@ func StatusSubject(node, namespace, pod string) string {
 	return SubjectRoot + "." + KindStatus + "." + node + "." + namespace + "." + pod
 }
 
-// NodeWorkFilters are the subjects one node agent follows: its bindings and its own status
-// reports (so it can resume counting restarts), never the rest of the cluster.
-func NodeWorkFilters(node string) []string {
-	return []string{
-		SubjectRoot + "." + KindBind + "." + node + ".>",
-		SubjectRoot + "." + KindStatus + "." + node + ".>",
-	}
+// NodeWorkFilter is the one subject filter of what a node agent follows: its bindings and its
+// own status reports (so it can resume counting restarts), never the rest of the cluster. Bind
+// and status subjects are the only ones with five tokens under SubjectRoot's two, so
+// "skiff.ev.*.<node>.*.*" matches exactly those two kinds for that node. Being one filter, it
+// travels in the consumer-create API subject, where the server's permissions can check it: a
+// node may create consumers on its own filter only.
+func NodeWorkFilter(node string) string {
+	return SubjectRoot + ".*." + node + ".*.*"
 }
 
 // KindFilter is the wildcard subject of all objects of a kind.

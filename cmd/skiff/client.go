@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"os/user"
 
 	"github.com/nats-io/nats.go"
 
@@ -20,13 +19,24 @@ func (a *app) conn() (*nats.Conn, error) {
 	if a.nc != nil {
 		return a.nc, nil
 	}
-	nc, err := client.Connect(client.Options{Server: a.server, Creds: a.creds, Name: "skiff"})
+	o := a.connOpts
+	o.Name = "skiff"
+	o.OnRefused = a.refuse
+	identity, err := o.Identity()
 	if err != nil {
 		return nil, err
 	}
+	nc, err := client.Connect(o)
+	if err != nil {
+		return nil, err
+	}
+	a.identity = cmp.Or(identity, api.Anonymous)
 	a.nc = nc
 	return nc, nil
 }
+
+// server names the cluster's NATS URL(s) in messages.
+func (a *app) server() string { return a.connOpts.URL() }
 
 // logStore opens the event log for reading on first use.
 //
@@ -44,26 +54,15 @@ func (a *app) logStore(ctx context.Context) (*store.Store, error) {
 	}
 	ictx, cancel := context.WithTimeout(ctx, a.timeout)
 	defer cancel()
-	st, err := store.Attach(ictx, nc, a.stream)
+	st, err := store.Attach(ictx, nc, store.Config{Stream: a.stream})
 	if errors.Is(err, events.ErrNotFound) {
-		return nil, errorf(events.ErrNotFound, "the cluster at %s has no event log (stream %s): has it been started (skiff up)?", a.server, a.stream)
+		return nil, errorf(events.ErrNotFound, "the cluster at %s has no event log (stream %s): has it been started (skiff up)?", a.server(), a.stream)
 	}
 	if err != nil {
-		return nil, errorf(events.ErrUnavailable, "open the event log (stream %s at %s): %v", a.stream, a.server, err)
+		return nil, errorf(events.ErrUnavailable, "open the event log (stream %s at %s): %v", a.stream, a.server(), err)
 	}
 	a.st = st
 	return st, nil
-}
-
-// actor is who the cluster records as the author of a command.
-func (a *app) actor() string {
-	name := cmp.Or(a.Getenv("SKIFF_USER"), a.Getenv("USER"))
-	if name == "" {
-		if u, err := user.Current(); err == nil {
-			name = u.Username
-		}
-	}
-	return "user/" + cmp.Or(name, "unknown")
 }
 
 // call sends a command and returns the scheduler's answer. A failure the scheduler reports is
@@ -76,7 +75,8 @@ func (a *app) call(ctx context.Context, subject string, req any) (*api.Response,
 	ctx, cancel := context.WithTimeout(ctx, a.timeout)
 	defer cancel()
 	var resp api.Response
-	if err := api.Call(ctx, nc, subject, req, &resp); err != nil {
+	// The subject names who sends the command; the server lets a user send only as itself.
+	if err := api.Call(ctx, nc, api.CommandSubject(subject, a.identity), req, &resp); err != nil {
 		return nil, a.noAnswer(ctx, subject, err)
 	}
 	return &resp, nil

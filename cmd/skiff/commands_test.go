@@ -130,7 +130,7 @@ func TestApply(t *testing.T) {
 			if len(reqs) != 1 {
 				t.Fatalf("sent %d apply requests, want 1", len(reqs))
 			}
-			want := api.ApplyRequest{Documents: tt.wantSent, Actor: "user/alice", DryRun: tt.wantDryRun}
+			want := api.ApplyRequest{Documents: tt.wantSent, Actor: "user/anonymous", DryRun: tt.wantDryRun}
 			if diff := cmp.Diff(want, reqs[0], cmp.Transformer("json", func(m json.RawMessage) string { return string(m) })); diff != "" {
 				t.Errorf("request (-want +got):\n%s", diff)
 			}
@@ -160,19 +160,19 @@ func TestDeleteScaleCordon(t *testing.T) {
 	}{
 		{
 			name: "delete by name", args: []string{"delete", "pod", "web-a", "--grace-period", "0", "-n", "shop"}, subject: api.SubjectDelete,
-			want:       api.DeleteRequest{Kind: "Pod", Namespace: "shop", Name: "web-a", GracePeriodSeconds: ptr(int64(0)), Actor: "user/alice"},
+			want:       api.DeleteRequest{Kind: "Pod", Namespace: "shop", Name: "web-a", GracePeriodSeconds: ptr(int64(0)), Actor: "user/anonymous"},
 			got:        func(t *testing.T) any { return last(sent[api.DeleteRequest](t, f, api.SubjectDelete)) },
 			wantStdout: "deployment.apps \"web\" deleted\nservice \"web\" deleted\n",
 		},
 		{
 			name: "delete a node by KIND/NAME", args: []string{"delete", "no/n1"}, subject: api.SubjectDelete,
-			want:       api.DeleteRequest{Kind: "Node", Name: "n1", Actor: "user/alice"},
+			want:       api.DeleteRequest{Kind: "Node", Name: "n1", Actor: "user/anonymous"},
 			got:        func(t *testing.T) any { return last(sent[api.DeleteRequest](t, f, api.SubjectDelete)) },
 			wantStdout: "deployment.apps \"web\" deleted\nservice \"web\" deleted\n",
 		},
 		{
 			name: "delete by manifest", args: []string{"delete", "-f", web}, subject: api.SubjectDelete,
-			want: api.DeleteRequest{Actor: "user/alice", Documents: []api.Document{
+			want: api.DeleteRequest{Actor: "user/anonymous", Documents: []api.Document{
 				{Source: web, Index: 0, Object: json.RawMessage(`{"apiVersion":"apps/v1","kind":"Deployment","metadata":{"name":"web"},"spec":{"replicas":2}}`)},
 				{Source: web, Index: 1, Object: json.RawMessage(`{"apiVersion":"v1","kind":"Service","metadata":{"name":"web"},"spec":{"ports":[{"port":80}]}}`)},
 			}},
@@ -181,19 +181,19 @@ func TestDeleteScaleCordon(t *testing.T) {
 		},
 		{
 			name: "scale", args: []string{"scale", "deployment", "cart", "--replicas", "5", "-n", "shop"}, subject: api.SubjectScale,
-			want:       api.ScaleRequest{Namespace: "shop", Name: "cart", Replicas: 5, Actor: "user/alice"},
+			want:       api.ScaleRequest{Namespace: "shop", Name: "cart", Replicas: 5, Actor: "user/anonymous"},
 			got:        func(t *testing.T) any { return last(sent[api.ScaleRequest](t, f, api.SubjectScale)) },
 			wantStdout: "deployment.apps/cart scaled\n",
 		},
 		{
 			name: "cordon", args: []string{"cordon", "n1"}, subject: api.SubjectCordon,
-			want:       api.CordonRequest{Node: "n1", Cordon: true, Actor: "user/alice"},
+			want:       api.CordonRequest{Node: "n1", Cordon: true, Actor: "user/anonymous"},
 			got:        func(t *testing.T) any { return last(sent[api.CordonRequest](t, f, api.SubjectCordon)) },
 			wantStdout: "node/n1 cordoned\n",
 		},
 		{
 			name: "uncordon", args: []string{"uncordon", "n1"}, subject: api.SubjectCordon,
-			want:       api.CordonRequest{Node: "n1", Cordon: false, Actor: "user/alice"},
+			want:       api.CordonRequest{Node: "n1", Cordon: false, Actor: "user/anonymous"},
 			got:        func(t *testing.T) any { return last(sent[api.CordonRequest](t, f, api.SubjectCordon)) },
 			wantStdout: "node/n1 cordoned\n", // the canned answer: the CLI prints what the scheduler did
 		},
@@ -267,9 +267,9 @@ func TestNobodyAnswering(t *testing.T) {
 		{"get", []string{"get", "pods"}, "error: no scheduler is answering skiff.q.get: is skiff-scheduler (or skiff up) running?\n"},
 		{"scale", []string{"scale", "deploy", "web", "--replicas", "2"}, "error: no scheduler is answering skiff.cmd.scale: is skiff-scheduler (or skiff up) running?\n"},
 		{"no NATS", []string{"get", "pods", "--server", "nats://127.0.0.1:1"},
-			"error: connect to NATS at nats://127.0.0.1:1: nats: no servers available for connection (is the server running? set --server or SKIFF_SERVER)\n"},
+			"error: connect to NATS at nats://127.0.0.1:1: nats: no servers available for connection (is the server running? set --server, SKIFF_SERVER or server: in the config file)\n"},
 		{"no NATS for the log", []string{"events", "log", "--server", "nats://127.0.0.1:1"},
-			"error: connect to NATS at nats://127.0.0.1:1: nats: no servers available for connection (is the server running? set --server or SKIFF_SERVER)\n"},
+			"error: connect to NATS at nats://127.0.0.1:1: nats: no servers available for connection (is the server running? set --server, SKIFF_SERVER or server: in the config file)\n"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

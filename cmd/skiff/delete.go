@@ -25,7 +25,7 @@ func newDeleteCmd(a *app) *cobra.Command {
 			"  skiff delete pod web-a web-b\n  skiff delete -f web.yaml\n  skiff delete pod stuck --grace-period 0",
 		Args: argsRange(0, 1000, "KIND NAME..., or -f FILE"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			req := api.DeleteRequest{Actor: a.actor()}
+			req := api.DeleteRequest{}
 			if cmd.Flags().Changed("grace-period") {
 				if grace < 0 {
 					return usage(cmd, "--grace-period must be 0 or more seconds, got %d", grace)

@@ -229,10 +229,18 @@ func (f *fakeScheduler) serve(t testing.TB, nc *nats.Conn) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmds, err := nc.QueueSubscribe("skiff.cmd.*", api.QueueGroup, func(m *nats.Msg) {
+	cmds, err := nc.QueueSubscribe("skiff.cmd.*.*", api.QueueGroup, func(m *nats.Msg) {
+		// As the scheduler does: the subject's last token is the sender, recorded as the actor.
+		subject := m.Subject[:strings.LastIndexByte(m.Subject, '.')]
+		var req map[string]any
+		data := m.Data
+		if json.Unmarshal(m.Data, &req) == nil {
+			req["actor"] = api.CommandActor(m.Subject)
+			data, _ = json.Marshal(req)
+		}
 		f.mu.Lock()
-		f.requests[m.Subject] = append(f.requests[m.Subject], json.RawMessage(m.Data))
-		resp := f.answers[m.Subject]
+		f.requests[subject] = append(f.requests[subject], json.RawMessage(data))
+		resp := f.answers[subject]
 		f.mu.Unlock()
 		_ = api.Reply(m, resp)
 	})

@@ -120,7 +120,10 @@ func (a *app) imageStore(ctx context.Context, create bool) (jetstream.ObjectStor
 	defer cancel()
 	var obs jetstream.ObjectStore
 	if create {
-		obs, err = images.Bucket(ctx, js, 0)
+		obs, err = images.OpenBucket(ctx, js)
+		if errors.Is(err, events.ErrNotFound) {
+			return nil, err
+		}
 	} else {
 		obs, err = js.ObjectStore(ctx, api.ImageBucket)
 		if errors.Is(err, jetstream.ErrBucketNotFound) {
@@ -129,7 +132,7 @@ func (a *app) imageStore(ctx context.Context, create bool) (jetstream.ObjectStor
 	}
 	if err != nil {
 		if errors.Is(err, jetstream.ErrJetStreamNotEnabled) || errors.Is(err, context.DeadlineExceeded) {
-			return nil, errorf(events.ErrUnavailable, "the cluster at %s has no image store it can reach (JetStream): %v", a.server, err)
+			return nil, errorf(events.ErrUnavailable, "the cluster at %s has no image store it can reach (JetStream): %v", a.server(), err)
 		}
 		return nil, errorf(events.ErrUnavailable, "open the image store %s: %v", api.ImageBucket, err)
 	}

@@ -139,7 +139,7 @@ func TestImage(t *testing.T) {
 			t.Fatal(err)
 		}
 		ctx := context.Background()
-		obs, err := images.Bucket(ctx, js, 0)
+		obs, err := images.OpenBucket(ctx, js)
 		if err != nil {
 			t.Fatal(err)
 		}

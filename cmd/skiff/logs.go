@@ -10,10 +10,12 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nuid"
 	"github.com/spf13/cobra"
 
 	"skiff.dev/events"
 	"skiff.dev/events/api"
+	"skiff.dev/events/client"
 	"skiff.dev/events/table"
 )
 
@@ -163,7 +165,8 @@ func (a *app) streamLogs(ctx context.Context, node string, req api.LogsRequest) 
 	if err != nil {
 		return err
 	}
-	req.Inbox = nc.NewInbox()
+	// Under the identity's own inboxes, with a "logs" token: nodes may send only there.
+	req.Inbox = api.LogsInbox(client.InboxPrefix(a.identity), nuid.Next())
 	chunks, err := nc.SubscribeSync(req.Inbox)
 	if err != nil {
 		return fmt.Errorf("subscribe %s: %w", req.Inbox, err)

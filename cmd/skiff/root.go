@@ -12,6 +12,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/spf13/cobra"
 
+	"skiff.dev/events"
 	"skiff.dev/events/api"
 	"skiff.dev/events/client"
 	"skiff.dev/events/store"
@@ -29,14 +30,19 @@ type Env struct {
 // on first use (so `skiff version` or a manifest with a typo never touches the network).
 type app struct {
 	Env
-	server    string
-	creds     string
-	stream    string
+	// connOpts are --config, --server, --creds and --tls-ca, resolved against the environment
+	// and the client config file when the first connection is made.
+	connOpts client.Options
+	stream   string
+	// identity is who the connection authenticated as (client.Identity), set by conn.
+	identity  string
 	timeout   time.Duration
 	namespace string
 
 	nc *nats.Conn
 	st *store.Store
+	// refuse ends the command with the server's refusal of one of its publishes.
+	refuse context.CancelCauseFunc
 }
 
 // commands are the constructors of the top-level commands, added by each command's file.
@@ -70,8 +76,11 @@ func newRoot(a *app) *cobra.Command {
 	}
 	getenv := a.Getenv
 	pf := root.PersistentFlags()
-	pf.StringVar(&a.server, "server", cmp.Or(getenv("SKIFF_SERVER"), client.DefaultServer), "NATS URL(s) of the cluster, comma-separated (env SKIFF_SERVER)")
-	pf.StringVar(&a.creds, "creds", getenv("SKIFF_CREDS"), "NATS credentials file (env SKIFF_CREDS)")
+	a.connOpts.Getenv = getenv
+	pf.StringVar(&a.connOpts.Config, "config", "", "client config file: servers, creds, CA (env SKIFF_CONFIG, default ~/.config/skiff/config)")
+	pf.StringVar(&a.connOpts.Server, "server", "", "NATS URL(s) of the cluster, comma-separated (env SKIFF_SERVER, default "+client.DefaultServer+")")
+	pf.StringVar(&a.connOpts.Creds, "creds", "", "NATS credentials file (env SKIFF_CREDS)")
+	pf.StringVar(&a.connOpts.CA, "tls-ca", "", "CA certificate (PEM) of the cluster's servers (env SKIFF_CA)")
 	pf.DurationVar(&a.timeout, "timeout", 30*time.Second, "how long to wait for each answer from the cluster")
 	pf.StringVarP(&a.namespace, "namespace", "n", "default", "namespace of the objects")
 	pf.StringVar(&a.stream, "stream", cmp.Or(getenv("SKIFF_STREAM"), store.DefaultStream), "name of the cluster's event log stream (env SKIFF_STREAM)")
@@ -87,6 +96,10 @@ func newRoot(a *app) *cobra.Command {
 func run(ctx context.Context, args []string, env Env) int {
 	a := &app{Env: env}
 	defer a.close()
+	// A refused publish (NATS reports it asynchronously) ends the command at once, with the
+	// refusal as its error, instead of leaving it to time out.
+	ctx, a.refuse = context.WithCancelCause(ctx)
+	defer a.refuse(nil)
 	root := newRoot(a)
 	root.SetArgs(args)
 	root.SetIn(env.Stdin)
@@ -95,6 +108,9 @@ func run(ctx context.Context, args []string, env Env) int {
 	_, err := root.ExecuteContextC(ctx)
 	if err == nil {
 		return 0
+	}
+	if cause := context.Cause(ctx); errors.Is(cause, events.ErrPermissionDenied) {
+		err = cause
 	}
 	return a.report(err)
 }

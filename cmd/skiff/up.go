@@ -9,10 +9,13 @@ import (
 	"sync"
 	"time"
 
+	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/spf13/cobra"
 
+	"skiff.dev/events/bootstrap"
+	"skiff.dev/events/client"
 	"skiff.dev/events/images"
 	"skiff.dev/events/natsserver"
 	"skiff.dev/services/netproxy"
@@ -32,6 +35,9 @@ type upOptions struct {
 	nodeName   string
 	imagesDir  string
 	noNode     bool
+	leaderTTL  time.Duration
+	// clientConfig is where the CLI user's client config is written ("" for nowhere).
+	clientConfig string
 }
 
 func newUpCommand(a *app) *cobra.Command {
@@ -54,6 +60,8 @@ func newUpCommand(a *app) *cobra.Command {
 	f.StringVar(&o.nodeName, "node-name", "", "this machine's node name (default: the host name)")
 	f.StringVar(&o.imagesDir, "images-dir", "", "image tarballs to import into the cluster if missing (default: images/ next to the skiff binary)")
 	f.BoolVar(&o.noNode, "control-plane-only", false, "run NATS and the scheduler only, no node agent or net proxy")
+	f.StringVar(&o.clientConfig, "client-config", client.DefaultConfigPath(a.Getenv), "write the CLI's client config (servers, creds) here, unless another cluster's is there; \"\" for nowhere")
+	f.DurationVar(&o.leaderTTL, "leader-ttl", bootstrap.DefaultLeaderTTL, "how long a dead scheduler keeps leadership (the leader bucket's TTL)")
 	return cmd
 }
 
@@ -70,19 +78,38 @@ func (a *app) up(ctx context.Context, o upOptions) error {
 	if err := os.MkdirAll(dataDir, 0o755); err != nil {
 		return fmt.Errorf("create data dir: %w", err)
 	}
-	srv, err := natsserver.Start(natsserver.Config{DataDir: filepath.Join(dataDir, "nats"), Listen: o.listen, Logger: log.With("part", "nats")})
+	nodeName := o.nodeName
+	if nodeName == "" {
+		nodeName = nodeagent.DefaultNodeName()
+	}
+	ua, err := prepareUpAuth(dataDir, o.listen, nodeName, a.Getenv)
+	if err != nil {
+		return err
+	}
+	srv, err := natsserver.Start(natsserver.Config{ConfigFile: ua.confPath, Logger: log.With("part", "nats"),
+		// One machine: a write is on disk within the server's sync interval (the default, not
+		// "always" as on a cluster, whose servers replicate each other): skiff up trades the
+		// last moments before a power cut for its speed.
+		Tune: func(so *server.Options) { so.SyncAlways, so.SyncInterval = false, 0 }})
 	if err != nil {
 		return fmt.Errorf("start NATS on %s: %w (is another skiff up running? choose another --listen)", o.listen, err)
 	}
 	defer srv.Stop()
+	connect := func(id, name string) (*nats.Conn, error) {
+		return client.Connect(client.Options{Server: srv.URL(), Creds: ua.creds[id], Name: "skiff-up/" + name,
+			OnRefused: func(err error) { log.Error("the server refused an action", "part", name, "err", err) }})
+	}
+	if err := bootstrapLog(ctx, connect, o, log); err != nil {
+		return err
+	}
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var wg sync.WaitGroup
 	errs := make(chan error, 4)
 	// start runs one part with its own connection until ctx ends.
-	start := func(name string, run func(context.Context, *nats.Conn) error) error {
-		nc, err := nats.Connect(srv.URL(), nats.Name("skiff-up/"+name), nats.MaxReconnects(-1))
+	start := func(name, id string, run func(context.Context, *nats.Conn) error) error {
+		nc, err := connect(id, name)
 		if err != nil {
 			return fmt.Errorf("%s: connect: %w", name, err)
 		}
@@ -97,12 +124,13 @@ func (a *app) up(ctx context.Context, o upOptions) error {
 		}()
 		return nil
 	}
-	if err := start("scheduler", func(ctx context.Context, nc *nats.Conn) error {
+	if err := start("scheduler", "scheduler", func(ctx context.Context, nc *nats.Conn) error {
 		return schedsvc.Run(ctx, schedsvc.Config{Conn: nc, ID: "up", Logger: log.With("part", "scheduler")})
 	}); err != nil {
 		return err
 	}
-	stopNode, err := a.startNode(ctx, o, start, srv.URL(), dataDir, log)
+	o.nodeName = nodeName
+	stopNode, err := a.startNode(ctx, o, start, connect, dataDir, log)
 	// The node's own containerd, if it started one, stops after the agent.
 	defer stopNode()
 	if err != nil {
@@ -111,7 +139,15 @@ func (a *app) up(ctx context.Context, o upOptions) error {
 		return err
 	}
 	fmt.Fprintf(a.Stdout, "Skiff is up: NATS at %s, data in %s\n", srv.URL(), dataDir)
-	fmt.Fprintf(a.Stdout, "Try: skiff --server %s get nodes\n", srv.URL())
+	fmt.Fprintf(a.Stdout, "Credentials: %s (you are %s; admin.creds may bootstrap the log)\n", filepath.Dir(ua.creds[ua.user]), ua.user)
+	if path, err := ua.installClientConfig(o.clientConfig); err != nil {
+		fmt.Fprintf(a.Stdout, "Client config: %v\n", err)
+	} else if path != "" {
+		fmt.Fprintf(a.Stdout, "Client config: %s (the CLI reads it; elsewhere use --config or SKIFF_CONFIG=%s)\n", path, ua.configs[ua.user])
+		fmt.Fprintln(a.Stdout, "Try: skiff get nodes")
+	} else {
+		fmt.Fprintf(a.Stdout, "Try: skiff --config %s get nodes\n", ua.configs[ua.user])
+	}
 
 	<-ctx.Done()
 	fmt.Fprintln(a.Stdout, "Skiff is stopping")
@@ -132,13 +168,13 @@ func (a *app) up(ctx context.Context, o upOptions) error {
 
 // startNode starts this machine's node agent (with its own containerd if none runs) and net
 // proxy, and imports the project's images into the cluster's image store.
-func (a *app) startNode(ctx context.Context, o upOptions, start func(string, func(context.Context, *nats.Conn) error) error,
-	url, dataDir string, log *slog.Logger) (stop func(), err error) {
+func (a *app) startNode(ctx context.Context, o upOptions, start func(string, string, func(context.Context, *nats.Conn) error) error,
+	connect func(id, name string) (*nats.Conn, error), dataDir string, log *slog.Logger) (stop func(), err error) {
 	stop = func() {}
 	// A failure here is usually the server still settling (the object store's stream being
 	// created while another part creates its own): try a few times before giving up.
 	for attempt := 1; ; attempt++ {
-		err := importImages(ctx, url, o.imagesDir, log)
+		err := importImages(ctx, connect, o.imagesDir, log)
 		if err == nil {
 			break
 		}
@@ -167,14 +203,15 @@ func (a *app) startNode(ctx context.Context, o upOptions, start func(string, fun
 		stop = d.Stop
 		address = d.Address
 	}
-	if err := start("netproxy", func(ctx context.Context, nc *nats.Conn) error {
+	nodeID := "node:" + o.nodeName
+	if err := start("netproxy", nodeID, func(ctx context.Context, nc *nats.Conn) error {
 		return netproxy.Run(ctx, netproxy.Config{Conn: nc, Logger: log.With("part", "netproxy")})
 	}); err != nil {
 		return stop, err
 	}
-	return stop, start("nodeagent", func(ctx context.Context, nc *nats.Conn) error {
+	return stop, start("nodeagent", nodeID, func(ctx context.Context, nc *nats.Conn) error {
 		return nodeagent.Run(ctx, nodeagent.Config{
-			Conn: nc, Node: o.nodeName, ContainerdAddress: address,
+			Conn: nc, Node: o.nodeName, Identity: nodeID, ContainerdAddress: address,
 			StateDir: filepath.Join(dataDir, "node"), LogDir: filepath.Join(dataDir, "logs"),
 			Logger: log.With("part", "nodeagent"),
 		})
@@ -183,7 +220,7 @@ func (a *app) startNode(ctx context.Context, o upOptions, start func(string, fun
 
 // importImages puts every image tarball of dir into the cluster's image store unless an image of
 // that name is there already.
-func importImages(ctx context.Context, url, dir string, log *slog.Logger) error {
+func importImages(ctx context.Context, connect func(id, name string) (*nats.Conn, error), dir string, log *slog.Logger) error {
 	if dir == "" {
 		exe, err := os.Executable()
 		if err != nil {
@@ -195,7 +232,7 @@ func importImages(ctx context.Context, url, dir string, log *slog.Logger) error 
 	if len(tars) == 0 {
 		return nil
 	}
-	nc, err := nats.Connect(url, nats.Name("skiff-up/images"))
+	nc, err := connect("admin", "images")
 	if err != nil {
 		return err
 	}
@@ -204,7 +241,7 @@ func importImages(ctx context.Context, url, dir string, log *slog.Logger) error 
 	if err != nil {
 		return err
 	}
-	obs, err := images.Bucket(ctx, js, 0)
+	obs, err := images.OpenBucket(ctx, js)
 	if err != nil {
 		return err
 	}
@@ -227,6 +264,26 @@ func importImages(ctx context.Context, url, dir string, log *slog.Logger) error 
 			return err
 		}
 		log.Info("imported image", "file", t, "images", names)
+	}
+	return nil
+}
+
+// bootstrapLog creates the stream and buckets, or brings them to this machine's settings: skiff
+// up is the bootstrap step of a one-machine cluster.
+func bootstrapLog(ctx context.Context, connect func(id, name string) (*nats.Conn, error), o upOptions, log *slog.Logger) error {
+	nc, err := connect("admin", "bootstrap")
+	if err != nil {
+		return fmt.Errorf("bootstrap: connect: %w", err)
+	}
+	defer nc.Close()
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	res, err := bootstrap.Run(ctx, nc, bootstrap.Config{Replicas: 1, LeaderTTL: o.leaderTTL})
+	if err != nil {
+		return fmt.Errorf("bootstrap the log: %w", err)
+	}
+	for _, l := range res.Lines {
+		log.Debug("bootstrap", "made", l)
 	}
 	return nil
 }

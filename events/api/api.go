@@ -15,7 +15,9 @@ import (
 	"skiff.dev/events"
 )
 
-// Subjects of commands and queries.
+// Subjects of commands and queries. A command goes to CommandSubject(SubjectApply, identity)
+// and so on: the last token is who sends it, which the server checks (a user may publish only
+// on its own), so the scheduler records it as the actor and no client can claim another's name.
 const (
 	SubjectApply  = "skiff.cmd.apply"
 	SubjectDelete = "skiff.cmd.delete"
@@ -25,6 +27,28 @@ const (
 	// QueueGroup spreads commands and queries over scheduler replicas.
 	QueueGroup = "skiff-scheduler"
 )
+
+// Anonymous is the identity of a client without credentials, on a server that allows them (a
+// test server; skiff up and cluster init always require credentials).
+const Anonymous = "anonymous"
+
+// CommandSubject is the subject identity sends a command of kind prefix (SubjectApply, ...) on.
+func CommandSubject(prefix, identity string) string {
+	if identity == "" {
+		identity = Anonymous
+	}
+	return prefix + "." + identity
+}
+
+// CommandActor is the actor of a command received on subject: "user/<identity>".
+func CommandActor(subject string) string {
+	return "user/" + subject[strings.LastIndexByte(subject, '.')+1:]
+}
+
+// IsInbox says whether a reply subject is an inbox. Responders answer only inboxes: a request
+// whose reply subject were, say, skiff.ev.pod.x.y would otherwise make the responder write its
+// answer into the log.
+func IsInbox(reply string) bool { return strings.HasPrefix(reply, "_INBOX.") }
 
 // Document is one manifest document, converted to JSON, with where it came from.
 type Document struct {
@@ -48,8 +72,9 @@ func (d Document) Where() string {
 // ApplyRequest creates or changes objects.
 type ApplyRequest struct {
 	Documents []Document `json:"documents"`
-	Actor     string     `json:"actor,omitempty"`
-	DryRun    bool       `json:"dryRun,omitempty"`
+	// Actor is set by the scheduler from the subject (CommandActor); a client\'s value is replaced.
+	Actor  string `json:"actor,omitempty"`
+	DryRun bool   `json:"dryRun,omitempty"`
 	// Traceparent links the resulting events to the caller's trace.
 	Traceparent string `json:"traceparent,omitempty"`
 }
@@ -61,15 +86,17 @@ type DeleteRequest struct {
 	Namespace          string     `json:"namespace,omitempty"`
 	Name               string     `json:"name,omitempty"`
 	GracePeriodSeconds *int64     `json:"gracePeriodSeconds,omitempty"`
-	Actor              string     `json:"actor,omitempty"`
-	Traceparent        string     `json:"traceparent,omitempty"`
+	// Actor is set by the scheduler from the subject (CommandActor); a client\'s value is replaced.
+	Actor       string `json:"actor,omitempty"`
+	Traceparent string `json:"traceparent,omitempty"`
 }
 
 // ScaleRequest sets a Deployment's replicas.
 type ScaleRequest struct {
-	Namespace   string `json:"namespace"`
-	Name        string `json:"name"`
-	Replicas    int32  `json:"replicas"`
+	Namespace string `json:"namespace"`
+	Name      string `json:"name"`
+	Replicas  int32  `json:"replicas"`
+	// Actor is set by the scheduler from the subject (CommandActor); a client\'s value is replaced.
 	Actor       string `json:"actor,omitempty"`
 	Traceparent string `json:"traceparent,omitempty"`
 }
@@ -78,8 +105,21 @@ type ScaleRequest struct {
 type CordonRequest struct {
 	Node   string `json:"node"`
 	Cordon bool   `json:"cordon"`
-	Actor  string `json:"actor,omitempty"`
+	// Actor is set by the scheduler from the subject (CommandActor); a client\'s value is replaced.
+	Actor string `json:"actor,omitempty"`
 }
+
+// SetActor records who sent the request (the scheduler calls it with CommandActor).
+func (r *ApplyRequest) SetActor(a string) { r.Actor = a }
+
+// SetActor records who sent the request.
+func (r *DeleteRequest) SetActor(a string) { r.Actor = a }
+
+// SetActor records who sent the request.
+func (r *ScaleRequest) SetActor(a string) { r.Actor = a }
+
+// SetActor records who sent the request.
+func (r *CordonRequest) SetActor(a string) { r.Actor = a }
 
 // Result is what happened to one object.
 type Result struct {

@@ -36,6 +36,11 @@ const LogsChunkBytes = 256 << 10
 // name is one subject token, and NATS permissions can confine a node to its own subject.
 func LogsSubject(node string) string { return "skiff.logs." + node }
 
+// LogsInbox is the inbox a client receives a log stream on: under its own inbox prefix, with a
+// "logs" token, because node identities may publish only to "_INBOX.*.logs.>", never into
+// another client's replies.
+func LogsInbox(prefix, id string) string { return prefix + ".logs." + id }
+
 // LogsAliveSubject is where the client of a log stream that receives chunks on inbox answers the
 // agent's liveness probes. It is apart from inbox so that a client blocked writing a chunk
 // still answers probes.

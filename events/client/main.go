@@ -38,8 +38,12 @@ func LogFlag(fs *flag.FlagSet) func() (*slog.Logger, error) {
 }
 
 // Serve connects to NATS as name and runs fn with a context that ends on SIGINT or SIGTERM.
-func Serve(o Options, name string, fn func(ctx context.Context, nc *nats.Conn) error) error {
+// Whatever the server refuses the connection is logged to log as an error.
+func Serve(o Options, name string, log *slog.Logger, fn func(ctx context.Context, nc *nats.Conn) error) error {
 	o.Name = name
+	if o.OnRefused == nil {
+		o.OnRefused = func(err error) { log.Error("the server refused an action", "err", err) }
+	}
 	nc, err := Connect(o)
 	if err != nil {
 		return err

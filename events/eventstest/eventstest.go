@@ -7,6 +7,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 
+	"skiff.dev/events/bootstrap"
 	"skiff.dev/events/natsserver"
 	"skiff.dev/events/store"
 )
@@ -33,14 +34,20 @@ func Connect(t testing.TB, s *natsserver.Server) *nats.Conn {
 	return nc
 }
 
-// NewStore starts a server and opens the event log on it.
+// NewStore starts a server and bootstraps the event log and the buckets on it, as skiff up does.
 func NewStore(t testing.TB) (*store.Store, *nats.Conn, *natsserver.Server) {
+	t.Helper()
+	return NewStoreConfig(t, bootstrap.Config{})
+}
+
+// NewStoreConfig is NewStore with bootstrap settings (a short leader TTL, say).
+func NewStoreConfig(t testing.TB, cfg bootstrap.Config) (*store.Store, *nats.Conn, *natsserver.Server) {
 	t.Helper()
 	s := NewServer(t)
 	nc := Connect(t, s)
-	st, err := store.Open(context.Background(), nc, store.Config{})
+	res, err := bootstrap.Run(context.Background(), nc, cfg)
 	if err != nil {
-		t.Fatalf("open store: %v", err)
+		t.Fatalf("bootstrap the log: %v", err)
 	}
-	return st, nc, s
+	return res.Store, nc, s
 }

@@ -101,30 +101,17 @@ func NamesInTarball(path string) ([]string, error) {
 	return out, nil
 }
 
-// Bucket opens (creating if missing) the image object store.
-func Bucket(ctx context.Context, js jetstream.JetStream, replicas int) (jetstream.ObjectStore, error) {
+// OpenBucket opens the image object store; it never creates it (the bootstrap step does).
+//
+// Errors: events.ErrNotFound when it does not exist; events.ErrUnavailable when JetStream does
+// not answer.
+func OpenBucket(ctx context.Context, js jetstream.JetStream) (jetstream.ObjectStore, error) {
 	obs, err := js.ObjectStore(ctx, api.ImageBucket)
-	if err == nil {
-		return obs, nil
-	}
-	if !errors.Is(err, jetstream.ErrBucketNotFound) {
+	switch {
+	case errors.Is(err, jetstream.ErrBucketNotFound), errors.Is(err, jetstream.ErrStreamNotFound):
+		return nil, api.Missing("object store " + api.ImageBucket)
+	case err != nil:
 		return nil, fmt.Errorf("open object store %s: %w", api.ImageBucket, errors.Join(err, events.ErrUnavailable))
-	}
-	if replicas == 0 {
-		replicas = 1
-	}
-	obs, err = js.CreateObjectStore(ctx, jetstream.ObjectStoreConfig{
-		Bucket:      api.ImageBucket,
-		Description: "Skiff: imported container images (OCI or docker save tarballs)",
-		Storage:     jetstream.FileStorage,
-		Replicas:    replicas,
-		Compression: true,
-	})
-	if errors.Is(err, jetstream.ErrBucketExists) {
-		obs, err = js.ObjectStore(ctx, api.ImageBucket)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("create object store %s: %w", api.ImageBucket, errors.Join(err, events.ErrUnavailable))
 	}
 	return obs, nil
 }

@@ -229,12 +229,16 @@ func TestStore(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	obs, err := images.Bucket(ctx, js, 0)
-	if err != nil {
-		t.Fatalf("create the bucket: %v", err)
+	if _, err := images.OpenBucket(ctx, js); !errors.Is(err, events.ErrNotFound) || !strings.Contains(err.Error(), "skiff cluster bootstrap") {
+		t.Fatalf("open before the bootstrap: err = %v, want NotFound naming skiff cluster bootstrap", err)
 	}
-	if _, err := images.Bucket(ctx, js, 0); err != nil {
-		t.Fatalf("open the existing bucket: %v", err)
+	_, nc, _ := eventstest.NewStore(t)
+	if js, err = jetstream.New(nc); err != nil {
+		t.Fatal(err)
+	}
+	obs, err := images.OpenBucket(ctx, js)
+	if err != nil {
+		t.Fatalf("open the bucket the bootstrap made: %v", err)
 	}
 	if _, err := images.Get(ctx, obs, "skiff.dev/echo:v1"); !errors.Is(err, events.ErrNotFound) {
 		t.Fatalf("get before any import: err = %v, want NotFound", err)

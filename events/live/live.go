@@ -3,7 +3,8 @@
 //
 // # Ordering and concurrency
 //
-// One goroutine (Run) applies events in stream order under a write lock. View runs readers under
+// Run applies events in stream order under a write lock (with several filters, in order per
+// filter; see Run). View runs readers under
 // a read lock, so a reader always sees the state after a whole event, never half of one. Readers
 // must not keep pointers into the state after View returns.
 //
@@ -56,10 +57,57 @@ func (p *Projection) OnEvent(fn func(*state.State, *events.Event)) {
 }
 
 // Run follows the log from the state's sequence onward until ctx ends.
+//
+// With several filters, Run follows each with its own consumer (so each travels in the
+// consumer-create subject, where the server's permissions can check it, as a node's must):
+// events of one subject still come in order, but events matching different filters may
+// interleave out of log order, and Seq is the highest sequence applied. Synced waits for all.
 func (p *Projection) Run(ctx context.Context, s *store.Store, filters []string) error {
 	p.mu.RLock()
 	from := p.st.Seq + 1
 	p.mu.RUnlock()
+	if len(filters) <= 1 {
+		return p.follow(ctx, s, filters, from, func(head uint64) {
+			p.syncedOnce.Do(func() { close(p.synced) })
+			p.log.Info("projection synced", "seq", head)
+		})
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var (
+		wg      sync.WaitGroup
+		mu      sync.Mutex
+		pending = len(filters)
+		first   error
+	)
+	for _, f := range filters {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			err := p.follow(ctx, s, []string{f}, from, func(head uint64) {
+				mu.Lock()
+				defer mu.Unlock()
+				if pending--; pending == 0 {
+					p.syncedOnce.Do(func() { close(p.synced) })
+					p.log.Info("projection synced", "seq", p.Seq())
+				}
+			})
+			if err != nil {
+				mu.Lock()
+				if first == nil {
+					first = fmt.Errorf("follow %s: %w", f, err)
+				}
+				mu.Unlock()
+				cancel()
+			}
+		}()
+	}
+	wg.Wait()
+	return first
+}
+
+// follow runs one consumer over filters and folds what it delivers.
+func (p *Projection) follow(ctx context.Context, s *store.Store, filters []string, from uint64, caughtUp func(uint64)) error {
 	err := s.Follow(ctx, store.FollowOptions{
 		Filters: filters,
 		From:    from,
@@ -70,10 +118,7 @@ func (p *Projection) Run(ctx context.Context, s *store.Store, filters []string) 
 			p.mu.Unlock()
 			p.broadcast()
 		},
-		CaughtUp: func(head uint64) {
-			p.syncedOnce.Do(func() { close(p.synced) })
-			p.log.Info("projection synced", "seq", head)
-		},
+		CaughtUp: caughtUp,
 	}, p.Apply)
 	if ctx.Err() != nil {
 		return nil

@@ -19,7 +19,12 @@ type Config struct {
 	// Listen is host:port; default 127.0.0.1 with a random port.
 	Listen string
 	// Name is the server name; default "skiff".
-	Name   string
+	Name string
+	// ConfigFile, if set, is a nats-server configuration file (package natsconf renders them)
+	// that replaces every setting above: skiff up runs its server with operator JWTs this way.
+	ConfigFile string
+	// Tune, if set, changes the options read from ConfigFile before the server starts.
+	Tune   func(*server.Options)
 	Logger *slog.Logger
 }
 
@@ -49,6 +54,18 @@ func Start(cfg Config) (*Server, error) {
 	if name == "" {
 		name = "skiff"
 	}
+	if cfg.ConfigFile != "" {
+		opts, err := server.ProcessConfigFile(cfg.ConfigFile)
+		if err != nil {
+			return nil, fmt.Errorf("nats server config %s: %w", cfg.ConfigFile, err)
+		}
+		opts.NoSigs = true
+		opts.NoLog = cfg.Logger == nil
+		if cfg.Tune != nil {
+			cfg.Tune(opts)
+		}
+		return start(opts, cfg.Logger)
+	}
 	opts := &server.Options{
 		ServerName: name,
 		Host:       host,
@@ -60,12 +77,17 @@ func Start(cfg Config) (*Server, error) {
 		// Query answers are chunked well below this; events are far smaller.
 		MaxPayload: 8 << 20,
 	}
+	return start(opts, cfg.Logger)
+}
+
+func start(opts *server.Options, logger *slog.Logger) (*Server, error) {
+	host, port := opts.Host, opts.Port
 	s, err := server.NewServer(opts)
 	if err != nil {
 		return nil, fmt.Errorf("nats server: %w", err)
 	}
-	if cfg.Logger != nil {
-		s.SetLoggerV2(&slogAdapter{cfg.Logger}, false, false, false)
+	if logger != nil {
+		s.SetLoggerV2(&slogAdapter{logger}, false, false, false)
 	}
 	go s.Start()
 	if !s.ReadyForConnections(10 * time.Second) {

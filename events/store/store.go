@@ -38,8 +38,13 @@ type Store struct {
 	log    *slog.Logger
 }
 
-// Open creates the stream if it is missing (or updates its retention) and returns a Store on it.
-func Open(ctx context.Context, nc *nats.Conn, cfg Config) (*Store, error) {
+// BootstrapHint is what to do about a missing stream or bucket: only the bootstrap step (package
+// bootstrap) creates them.
+const BootstrapHint = `create it with "skiff cluster bootstrap" (admin credentials), or run "skiff up"`
+
+// Bootstrap creates the stream, or brings its settings to cfg, and returns a Store on it. Only the
+// bootstrap step calls it (package bootstrap, with admin credentials); everyone else Attaches.
+func Bootstrap(ctx context.Context, nc *nats.Conn, cfg Config) (*Store, error) {
 	if cfg.Stream == "" {
 		cfg.Stream = DefaultStream
 	}
@@ -76,22 +81,31 @@ func Open(ctx context.Context, nc *nats.Conn, cfg Config) (*Store, error) {
 	return &Store{js: js, stream: st, name: cfg.Stream, log: cfg.Logger}, nil
 }
 
-// Attach opens an existing stream without creating or changing it, for readers such as the CLI
-// that must neither need stream-admin permission nor reset an operator's retention settings.
-// Errors: events.ErrNotFound when there is no such stream (the cluster was never started).
-func Attach(ctx context.Context, nc *nats.Conn, stream string) (*Store, error) {
+// Attach opens an existing stream without creating or changing it: services and the CLI need
+// no stream-admin permission and never reset an operator's replicas or retention.
+// Errors: events.ErrNotFound when there is no such stream (the message says how to create it);
+// events.ErrUnavailable when JetStream does not answer.
+// Of cfg only Stream and Logger count.
+func Attach(ctx context.Context, nc *nats.Conn, cfg Config) (*Store, error) {
+	stream := cfg.Stream
 	if stream == "" {
 		stream = DefaultStream
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	js, err := jetstream.New(nc)
 	if err != nil {
 		return nil, fmt.Errorf("jetstream: %w", err)
 	}
 	st, err := js.Stream(ctx, stream)
+	if errors.Is(err, jetstream.ErrStreamNotFound) {
+		return nil, events.Errorf(events.ErrNotFound, "stream %s not found: %s", stream, BootstrapHint)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("stream %s: %w", stream, translate(err))
 	}
-	return &Store{js: js, stream: st, name: stream, log: slog.New(slog.DiscardHandler)}, nil
+	return &Store{js: js, stream: st, name: stream, log: cfg.Logger}, nil
 }
 
 func orUnlimited(n int64) int64 {
@@ -100,6 +114,9 @@ func orUnlimited(n int64) int64 {
 	}
 	return n
 }
+
+// Name is the stream's name.
+func (s *Store) Name() string { return s.name }
 
 // JetStream returns the underlying JetStream handle, for KV buckets and object stores.
 func (s *Store) JetStream() jetstream.JetStream { return s.js }
@@ -225,6 +242,8 @@ func translate(err error) error {
 	case errors.As(err, &apiErr) && (apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence ||
 		apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequenceConstant):
 		return fmt.Errorf("%w: %v", events.ErrConflict, err)
+	case errors.Is(err, nats.ErrPermissionViolation):
+		return fmt.Errorf("%w: %v (the server refused it to this identity)", events.ErrPermissionDenied, err)
 	case errors.Is(err, jetstream.ErrMsgNotFound), errors.Is(err, jetstream.ErrStreamNotFound):
 		return fmt.Errorf("%w: %v", events.ErrNotFound, err)
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, nats.ErrTimeout),

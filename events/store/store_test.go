@@ -261,13 +261,13 @@ func TestAttachDoesNotCreate(t *testing.T) {
 	srv := eventstest.NewServer(t)
 	nc := eventstest.Connect(t, srv)
 	ctx := context.Background()
-	if _, err := store.Attach(ctx, nc, ""); !errors.Is(err, events.ErrNotFound) {
+	if _, err := store.Attach(ctx, nc, store.Config{}); !errors.Is(err, events.ErrNotFound) {
 		t.Fatalf("attach before the stream exists: %v, want NotFound", err)
 	}
-	if _, err := store.Open(ctx, nc, store.Config{MaxAge: time.Hour}); err != nil {
+	if _, err := store.Bootstrap(ctx, nc, store.Config{MaxAge: time.Hour}); err != nil {
 		t.Fatal(err)
 	}
-	st, err := store.Attach(ctx, nc, "")
+	st, err := store.Attach(ctx, nc, store.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -42,7 +42,7 @@ func Run(ctx context.Context, cfg Config) error {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	st, err := store.Open(ctx, cfg.Conn, store.Config{Stream: cfg.Stream, Logger: cfg.Logger})
+	st, err := store.Attach(ctx, cfg.Conn, store.Config{Stream: cfg.Stream, Logger: cfg.Logger})
 	if err != nil {
 		return fmt.Errorf("net proxy: %w", err)
 	}

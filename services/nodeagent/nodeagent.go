@@ -39,6 +39,9 @@ type Config struct {
 	Stream string
 	// Node is this node's name; default the host name's first label.
 	Node string
+	// Identity is who the connection authenticated as (client.Options.Identity), if known. A
+	// node identity must be this node's: the server would refuse every write of another's.
+	Identity string
 	// Address is the address other nodes reach this node's pods through; default the address
 	// of the interface of the default route.
 	Address string
@@ -78,16 +81,23 @@ type Config struct {
 // DefaultClusterCIDR is the cluster's pod range unless configured otherwise.
 var DefaultClusterCIDR = netip.MustParsePrefix("10.88.0.0/16")
 
+// DefaultNodeName is the host name's first label, lower case ("" if the host name is unknown).
+func DefaultNodeName() string {
+	h, err := os.Hostname()
+	if err != nil {
+		return ""
+	}
+	return strings.ToLower(strings.SplitN(h, ".", 2)[0])
+}
+
 func (c *Config) defaults() error {
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
 	if c.Node == "" {
-		h, err := os.Hostname()
-		if err != nil {
-			return fmt.Errorf("node name: %w", err)
+		if c.Node = DefaultNodeName(); c.Node == "" {
+			return fmt.Errorf("node name: the host name is unknown: set --node-name")
 		}
-		c.Node = strings.ToLower(strings.SplitN(h, ".", 2)[0])
 	}
 	if c.Address == "" {
 		c.Address = defaultAddress()
@@ -123,8 +133,12 @@ func Run(ctx context.Context, cfg Config) error {
 	if cfg.Conn == nil {
 		return fmt.Errorf("node agent: no NATS connection: %w", events.ErrInvalidArgument)
 	}
+	if node, ok := strings.CutPrefix(cfg.Identity, "node:"); ok && node != cfg.Node && cfg.Simulate == 0 {
+		return events.Errorf(events.ErrPermissionDenied, "node agent: the credentials are node %s's, but this agent runs as node %s (--node-name): "+
+			"the server lets a node act only on its own subjects; use node %s's creds (skiff node creds %s) or --node-name %s", node, cfg.Node, cfg.Node, cfg.Node, node)
+	}
 	log := cfg.Logger.With("node", cfg.Node)
-	st, err := store.Open(ctx, cfg.Conn, store.Config{Stream: cfg.Stream, Logger: log})
+	st, err := store.Attach(ctx, cfg.Conn, store.Config{Stream: cfg.Stream, Logger: log})
 	if err != nil {
 		return fmt.Errorf("node agent: %w", err)
 	}

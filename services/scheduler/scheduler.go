@@ -29,9 +29,9 @@ import (
 // Config configures one scheduler replica. Conn is required; every other zero value works.
 type Config struct {
 	Conn *nats.Conn
-	// Stream is the log's stream name (default SKIFF) and Replicas its replication (default 1).
-	Stream   string
-	Replicas int
+	// Stream is the log's stream name (default SKIFF). The scheduler only attaches to it: the
+	// bootstrap step (package bootstrap) creates it and sets its replicas.
+	Stream string
 	// ID names this replica in the leader key and in event actors; default hostname-pid.
 	ID string
 	// ServiceCIDR is where ClusterIPs come from (default 10.96.0.0/16); PodCIDRRange is split
@@ -41,9 +41,7 @@ type Config struct {
 	// LeaseTimeout is how long a node may go without renewing its lease before it is NotReady
 	// (default 40 s).
 	LeaseTimeout time.Duration
-	// LeaderTTL bounds how long a dead leader keeps the control loops (default 10 s).
-	LeaderTTL time.Duration
-	Logger    *slog.Logger
+	Logger       *slog.Logger
 	// Ready, if set, is called once the replica answers commands and queries.
 	Ready func()
 }
@@ -67,7 +65,7 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	log := cfg.Logger.With("replica", cfg.ID)
 	actor := "scheduler/" + cfg.ID
-	st, err := store.Open(ctx, cfg.Conn, store.Config{Stream: cfg.Stream, Replicas: cfg.Replicas, Logger: log})
+	st, err := store.Attach(ctx, cfg.Conn, store.Config{Stream: cfg.Stream, Logger: log})
 	if err != nil {
 		return fmt.Errorf("scheduler: %w", err)
 	}
@@ -107,7 +105,7 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 
 	js := st.JetStream()
-	kv, err := leader.OpenBucket(ctx, js, cfg.LeaderTTL)
+	kv, err := leader.OpenBucket(ctx, js)
 	if err != nil {
 		return fmt.Errorf("scheduler: %w", err)
 	}
@@ -182,11 +180,21 @@ func serve(nc *nats.Conn, adm *admission.Admission, q *query.Handler, log *slog.
 		return nil
 	}
 	errs := []error{
-		handle(api.SubjectApply, command(adm.Apply, log)),
-		handle(api.SubjectDelete, command(adm.Delete, log)),
-		handle(api.SubjectScale, command(adm.Scale, log)),
-		handle(api.SubjectCordon, command(adm.Cordon, log)),
-		handle(api.SubjectGet, func(msg *nats.Msg) { go q.Serve(msg) }),
+		handle(api.SubjectApply+".*", command(adm.Apply, log)),
+		handle(api.SubjectDelete+".*", command(adm.Delete, log)),
+		handle(api.SubjectScale+".*", command(adm.Scale, log)),
+		handle(api.SubjectCordon+".*", command(adm.Cordon, log)),
+		handle(api.SubjectGet, func(msg *nats.Msg) {
+			if !api.IsInbox(msg.Reply) {
+				log.Warn("query dropped: its reply subject is not an inbox", "reply", msg.Reply)
+				return
+			}
+			go q.Serve(msg)
+		}),
+	}
+	if len(errs) > 0 && errors.Join(errs...) == nil {
+		// Ready means answering: the server must know of the subscriptions before we say so.
+		errs = append(errs, nc.Flush())
 	}
 	if err := errors.Join(errs...); err != nil {
 		for _, s := range subs {
@@ -197,9 +205,19 @@ func serve(nc *nats.Conn, adm *admission.Admission, q *query.Handler, log *slog.
 	return subs, nil
 }
 
-// command turns one admission method into a NATS handler for its request type.
-func command[R any](run func(context.Context, *R) *api.Response, log *slog.Logger) nats.MsgHandler {
+// command turns one admission method into a NATS handler for its request type. The actor is the
+// identity in the subject's last token, which the server authenticated; whatever the request
+// says is replaced. A request whose reply subject is not an inbox is dropped unanswered (the
+// answer would land wherever the sender pointed it, the log included).
+func command[R any, PR interface {
+	*R
+	SetActor(string)
+}](run func(context.Context, PR) *api.Response, log *slog.Logger) nats.MsgHandler {
 	return func(msg *nats.Msg) {
+		if !api.IsInbox(msg.Reply) {
+			log.Warn("command dropped: its reply subject is not an inbox", "subject", msg.Subject, "reply", msg.Reply)
+			return
+		}
 		// Commands are handled on their own goroutine: a command may wait for the projection,
 		// which must not block the connection's dispatch.
 		go func() {
@@ -210,6 +228,7 @@ func command[R any](run func(context.Context, *R) *api.Response, log *slog.Logge
 			if err := json.Unmarshal(msg.Data, &req); err != nil {
 				resp.Error.Message = "malformed request: " + err.Error()
 			} else {
+				PR(&req).SetActor(api.CommandActor(msg.Subject))
 				resp = run(ctx, &req)
 			}
 			if err := api.Reply(msg, resp); err != nil {

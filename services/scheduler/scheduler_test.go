@@ -12,6 +12,7 @@ import (
 
 	"skiff.dev/events"
 	"skiff.dev/events/api"
+	"skiff.dev/events/bootstrap"
 	"skiff.dev/events/eventstest"
 	"skiff.dev/events/store"
 	"skiff.dev/services/scheduler"
@@ -23,11 +24,17 @@ const deployment = `{"apiVersion":"apps/v1","kind":"Deployment","metadata":{"nam
 
 func apply(t *testing.T, nc *nats.Conn, doc string) *api.Response {
 	t.Helper()
+	return applyAs(t, nc, "test", "", doc)
+}
+
+// applyAs sends an apply as identity (the subject's last token), claiming actor in the request.
+func applyAs(t *testing.T, nc *nats.Conn, identity, actor, doc string) *api.Response {
+	t.Helper()
 	var resp api.Response
-	req := api.ApplyRequest{Documents: []api.Document{{Source: "test", Object: json.RawMessage(doc)}}, Actor: "user/test"}
+	req := api.ApplyRequest{Documents: []api.Document{{Source: "test", Object: json.RawMessage(doc)}}, Actor: actor}
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	if err := api.Call(ctx, nc, api.SubjectApply, req, &resp); err != nil {
+	if err := api.Call(ctx, nc, api.CommandSubject(api.SubjectApply, identity), req, &resp); err != nil {
 		t.Fatalf("apply: %v", err)
 	}
 	return &resp
@@ -81,7 +88,7 @@ func start(t *testing.T, url, id string) context.CancelFunc {
 	done := make(chan error, 1)
 	ready := make(chan struct{})
 	go func() {
-		done <- scheduler.Run(ctx, scheduler.Config{Conn: nc, ID: id, LeaderTTL: time.Second, Ready: func() { close(ready) }})
+		done <- scheduler.Run(ctx, scheduler.Config{Conn: nc, ID: id, Ready: func() { close(ready) }})
 	}()
 	select {
 	case <-ready:
@@ -107,7 +114,7 @@ func start(t *testing.T, url, id string) context.CancelFunc {
 // bound to a node, queries answer from the projection at least at the sequence asked for, and a
 // rejected command writes nothing.
 func TestSchedulerService(t *testing.T) {
-	st, nc, srv := eventstest.NewStore(t)
+	st, nc, srv := eventstest.NewStoreConfig(t, bootstrap.Config{LeaderTTL: time.Second})
 	start(t, srv.URL(), "a")
 	registerNode(t, st, "n1")
 
@@ -144,7 +151,7 @@ func TestSchedulerService(t *testing.T) {
 	}
 
 	// A request that is not JSON gets an answer that says so.
-	msg, err := nc.Request(api.SubjectScale, []byte("{nope"), 10*time.Second)
+	msg, err := nc.Request(api.CommandSubject(api.SubjectScale, "test"), []byte("{nope"), 10*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -168,10 +175,58 @@ func TestSchedulerService(t *testing.T) {
 	}
 }
 
+// The actor recorded is the identity the subject names (the server lets each user send only on
+// its own), whatever the request claims; a command or query whose reply subject points into the
+// log is dropped unanswered, so nothing lands there.
+func TestActorIsTheSubjectsIdentityAndRepliesGoOnlyToInboxes(t *testing.T) {
+	st, nc, srv := eventstest.NewStoreConfig(t, bootstrap.Config{LeaderTTL: time.Second})
+	start(t, srv.URL(), "a")
+	ctx := context.Background()
+
+	resp := applyAs(t, nc, "mallory", "user/admin", fmt.Sprintf(deployment, "forged", 0))
+	if resp.Error != nil {
+		t.Fatalf("apply: %v", resp.Error)
+	}
+	evs, err := st.History(ctx, events.ObjectSubject(events.KindDeployment, "default", "forged"))
+	if err != nil || len(evs) == 0 || evs[0].Type != "DeploymentApplied" {
+		t.Fatalf("history of deployment forged: %d events, %v", len(evs), err)
+	}
+	if evs[0].Actor != "user/mallory" {
+		t.Fatalf("actor = %q, want user/mallory (the request claimed user/admin)", evs[0].Actor)
+	}
+
+	head, err := st.Head(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	into := events.ObjectSubject(events.KindPod, "default", "planted")
+	req, _ := json.Marshal(api.ApplyRequest{Documents: []api.Document{{Source: "test", Object: json.RawMessage(fmt.Sprintf(deployment, "other", 0))}}})
+	if err := nc.PublishRequest(api.CommandSubject(api.SubjectApply, "mallory"), into, req); err != nil {
+		t.Fatal(err)
+	}
+	if err := nc.PublishRequest(api.SubjectGet, into, []byte(`{"kind":"pods"}`)); err != nil {
+		t.Fatal(err)
+	}
+	// A command after those, from the same connection, is handled after them: once it is
+	// answered, the two have been seen and dropped.
+	if r := apply(t, nc, fmt.Sprintf(deployment, "after", 0)); r.Error != nil {
+		t.Fatal(r.Error)
+	}
+	if n, _ := st.LastSeq(ctx, into); n != 0 {
+		t.Fatalf("an answer landed in the log at %s (seq %d)", into, n)
+	}
+	if evs, _ := st.History(ctx, events.ObjectSubject(events.KindDeployment, "default", "other")); len(evs) != 0 {
+		t.Fatalf("the command with a non-inbox reply was carried out: %d events", len(evs))
+	}
+	if after, _ := st.Head(ctx); after <= head {
+		t.Fatalf("head %d after %d: the last apply wrote nothing", after, head)
+	}
+}
+
 // Two replicas: both answer, one leads; when the leader dies the standby takes over the control
 // loops and a new Deployment still gets its pods.
 func TestStandbyTakesOver(t *testing.T) {
-	st, nc, srv := eventstest.NewStore(t)
+	st, nc, srv := eventstest.NewStoreConfig(t, bootstrap.Config{LeaderTTL: time.Second})
 	stopA := start(t, srv.URL(), "a")
 	registerNode(t, st, "n1")
 	if r := apply(t, nc, fmt.Sprintf(deployment, "one", 1)); r.Error != nil {

@@ -33,7 +33,7 @@ type Options struct {
 	// skiff-scheduler processes (ids sched1, sched2, ...), so a test can kill one; when 0 the
 	// control plane is one `skiff up --control-plane-only` process.
 	Schedulers int
-	// LeaderTTL is passed to skiff-scheduler (--leader-ttl) when set.
+	// LeaderTTL is the leader bucket's TTL, set by the bootstrap step (e2enats --leader-ttl).
 	LeaderTTL time.Duration
 	// BackoffBase and BackoffCap bound crash-loop back-off; default 1 s and 4 s, so crash-loop
 	// tests see several restarts quickly.
@@ -210,7 +210,11 @@ func (c *Cluster) startControlPlane() {
 			t.Fatal(err)
 		}
 	} else {
-		natsd := c.newProc("nats", c.ControlPlaneNetns, c.Bin.NATS, "--listen", listen, "--data-dir", filepath.Join(c.Dir, "nats"))
+		natsArgs := []string{c.Bin.NATS, "--listen", listen, "--data-dir", filepath.Join(c.Dir, "nats")}
+		if c.opts.LeaderTTL > 0 {
+			natsArgs = append(natsArgs, "--leader-ttl", c.opts.LeaderTTL.String())
+		}
+		natsd := c.newProc("nats", c.ControlPlaneNetns, natsArgs...)
 		c.controlPlane = append(c.controlPlane, natsd)
 		if err := natsd.start(c.pidsPath()); err != nil {
 			t.Fatal(err)
@@ -218,16 +222,26 @@ func (c *Cluster) startControlPlane() {
 		for i := 1; i <= c.opts.Schedulers; i++ {
 			id := fmt.Sprintf("sched%d", i)
 			args := []string{c.Bin.Scheduler, "--server", c.Server, "--id", id, "--log-level", c.opts.LogLevel}
-			if c.opts.LeaderTTL > 0 {
-				args = append(args, "--leader-ttl", c.opts.LeaderTTL.String())
-			}
 			p := c.newProc(id, c.ControlPlaneNetns, args...)
 			c.controlPlane = append(c.controlPlane, p)
 			c.schedulers[id] = p
 		}
 	}
-	// The schedulers connect once NATS answers; skiff-scheduler fails fast without it.
+	// The schedulers connect once NATS answers and e2enats has bootstrapped the log;
+	// skiff-scheduler fails fast without either.
 	nc := c.Conn()
+	if c.opts.Schedulers > 0 {
+		ctx, cancel := context.WithTimeout(context.Background(), c.opts.Timeout)
+		var lastErr error
+		ok := pollUntil(ctx, func() bool {
+			_, lastErr = store.Attach(ctx, nc, store.Config{})
+			return lastErr == nil
+		})
+		cancel()
+		if !ok {
+			t.Fatalf("the log was not bootstrapped within %v: %v\n%s", c.opts.Timeout, lastErr, c.logTails(40))
+		}
+	}
 	for _, p := range c.controlPlane[1:] {
 		if err := p.start(c.pidsPath()); err != nil {
 			t.Fatal(err)
@@ -254,7 +268,7 @@ func (c *Cluster) startControlPlane() {
 		return
 	}
 	// Without skiff up (or when its import failed): do what it does.
-	obs, err := images.Bucket(ctx, js, 0)
+	obs, err := images.OpenBucket(ctx, js)
 	if err != nil {
 		t.Fatalf("image store: %v", err)
 	}
@@ -500,7 +514,7 @@ func (c *Cluster) Store() *store.Store {
 	if c.st == nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		st, err := store.Open(ctx, c.Conn(), store.Config{})
+		st, err := store.Attach(ctx, c.Conn(), store.Config{})
 		if err != nil {
 			c.t.Fatalf("open the event log: %v", err)
 		}

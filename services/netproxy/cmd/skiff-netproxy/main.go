@@ -39,7 +39,7 @@ func run(args []string) error {
 	if cfg.Logger, err = logger(); err != nil {
 		return err
 	}
-	return client.Serve(conn, "skiff-netproxy", func(ctx context.Context, nc *nats.Conn) error {
+	return client.Serve(conn, "skiff-netproxy", cfg.Logger, func(ctx context.Context, nc *nats.Conn) error {
 		cfg.Conn = nc
 		return netproxy.Run(ctx, cfg)
 	})

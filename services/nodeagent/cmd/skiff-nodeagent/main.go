@@ -84,7 +84,10 @@ func run(args []string) error {
 	if cfg.Logger, err = logger(); err != nil {
 		return err
 	}
-	return client.Serve(conn, "skiff-nodeagent", func(ctx context.Context, nc *nats.Conn) error {
+	if cfg.Identity, err = conn.Identity(); err != nil {
+		return err
+	}
+	return client.Serve(conn, "skiff-nodeagent", cfg.Logger, func(ctx context.Context, nc *nats.Conn) error {
 		cfg.Conn = nc
 		return nodeagent.Run(ctx, cfg)
 	})

@@ -123,7 +123,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	go func() {
 		defer wg.Done()
 		err := a.cfg.Log.Follow(ctx, store.FollowOptions{
-			Filters: events.NodeWorkFilters(a.cfg.Node),
+			Filters: []string{events.NodeWorkFilter(a.cfg.Node)},
 			OnPoison: func(subject string, seq uint64, err error) {
 				a.log.Warn("skipping event that does not decode", "subject", subject, "seq", seq, "err", err)
 				a.mu.Lock()
@@ -149,7 +149,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("pod network: %w", err)
 	}
-	if obs, err := images.Bucket(ctx, a.cfg.JetStream, 0); err != nil {
+	if obs, err := images.OpenBucket(ctx, a.cfg.JetStream); err != nil {
 		a.log.Warn("image store unavailable; only images already on the node can run", "err", err)
 	} else {
 		a.images = obs

@@ -41,7 +41,7 @@ func TestWithContainerd(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	obs, err := images.Bucket(ctx, js, 0)
+	obs, err := images.OpenBucket(ctx, js)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -127,6 +127,11 @@ func (s *Server) Streams() int { return int(s.active.Load()) }
 
 // accept runs in the subscription's goroutine: it must not block, so the stream gets its own.
 func (s *Server) accept(ctx context.Context, m *nats.Msg) {
+	if !api.IsInbox(m.Reply) {
+		// Answering would write wherever the sender pointed, the log included.
+		s.log.Warn("log request dropped: its reply subject is not an inbox", "reply", m.Reply)
+		return
+	}
 	s.mu.Lock()
 	if s.closed || ctx.Err() != nil {
 		s.mu.Unlock()
@@ -233,8 +238,8 @@ func validate(r api.LogsRequest) error {
 			return fmt.Errorf("log request: %s %q is not a valid name: %w", f.what, f.v, events.ErrInvalidArgument)
 		}
 	}
-	if r.Inbox == "" || strings.ContainsAny(r.Inbox, " \t\r\n*>") {
-		return fmt.Errorf("log request: inbox %q is not a subject to send chunks to: %w", r.Inbox, events.ErrInvalidArgument)
+	if !api.IsInbox(r.Inbox) || strings.ContainsAny(r.Inbox, " \t\r\n*>") {
+		return fmt.Errorf("log request: inbox %q is not an inbox to send chunks to: %w", r.Inbox, events.ErrInvalidArgument)
 	}
 	return nil
 }

@@ -132,7 +132,7 @@ func once(o options, dir string, profile bool) (runResult, error) {
 	defer nc.Close()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	log, err := store.Open(ctx, nc, store.Config{Logger: logger})
+	log, err := store.Bootstrap(ctx, nc, store.Config{Logger: logger})
 	if err != nil {
 		return runResult{}, err
 	}

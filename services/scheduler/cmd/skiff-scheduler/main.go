@@ -32,10 +32,8 @@ func run(args []string) error {
 	)
 	conn.Flags(fs)
 	fs.StringVar(&cfg.Stream, "stream", "SKIFF", "JetStream stream holding the log")
-	fs.IntVar(&cfg.Replicas, "replicas", 1, "replicas of the stream and buckets (3 in a NATS cluster)")
 	fs.StringVar(&cfg.ID, "id", "", "this replica's name (default hostname-pid)")
 	fs.DurationVar(&cfg.LeaseTimeout, "lease-timeout", 40*time.Second, "a node that does not renew its lease for this long is NotReady")
-	fs.DurationVar(&cfg.LeaderTTL, "leader-ttl", 10*time.Second, "how long a dead leader keeps leadership")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -52,7 +50,7 @@ func run(args []string) error {
 	if cfg.Logger, err = logger(); err != nil {
 		return err
 	}
-	return client.Serve(conn, "skiff-scheduler", func(ctx context.Context, nc *nats.Conn) error {
+	return client.Serve(conn, "skiff-scheduler", cfg.Logger, func(ctx context.Context, nc *nats.Conn) error {
 		cfg.Conn = nc
 		return scheduler.Run(ctx, cfg)
 	})

@@ -21,39 +21,13 @@ const DefaultTTL = 10 * time.Second
 // Key is the key the control loops' leader holds in api.LeaderBucket.
 const Key = "controllers"
 
-// OpenBucket opens api.LeaderBucket, creating it if it is missing with history 1, file storage,
-// a TTL of ttl (DefaultTTL if 0) and expiry markers, so watchers hear about expiry. An existing
-// bucket is used as it is: its TTL wins over ttl.
+// OpenBucket opens api.LeaderBucket, which the bootstrap step creates with the cluster's TTL
+// (package bootstrap); it never creates it.
 //
-// Errors: events.ErrUnavailable when JetStream does not answer.
-func OpenBucket(ctx context.Context, js jetstream.JetStream, ttl time.Duration) (jetstream.KeyValue, error) {
-	if ttl <= 0 {
-		ttl = DefaultTTL
-	}
-	kv, err := js.KeyValue(ctx, api.LeaderBucket)
-	if err == nil {
-		return kv, nil
-	}
-	if !errors.Is(err, jetstream.ErrBucketNotFound) {
-		return nil, fmt.Errorf("open bucket %s: %w", api.LeaderBucket, errors.Join(err, events.ErrUnavailable))
-	}
-	kv, err = js.CreateKeyValue(ctx, jetstream.KeyValueConfig{
-		Bucket:      api.LeaderBucket,
-		Description: "Skiff: the control loops' leader",
-		History:     1,
-		TTL:         ttl,
-		Storage:     jetstream.FileStorage,
-		// Markers make expiry visible to watchers, so a standby does not have to poll.
-		LimitMarkerTTL: ttl,
-	})
-	if errors.Is(err, jetstream.ErrBucketExists) {
-		// Another replica created it between our two calls.
-		kv, err = js.KeyValue(ctx, api.LeaderBucket)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("create bucket %s: %w", api.LeaderBucket, errors.Join(err, events.ErrUnavailable))
-	}
-	return kv, nil
+// Errors: events.ErrNotFound when the bucket does not exist; events.ErrUnavailable when
+// JetStream does not answer.
+func OpenBucket(ctx context.Context, js jetstream.JetStream) (jetstream.KeyValue, error) {
+	return api.OpenKeyValue(ctx, js, api.LeaderBucket)
 }
 
 // Config tunes an election. The zero value works: intervals follow the bucket's TTL.

@@ -111,7 +111,9 @@ func startCandidateTTL(t *testing.T, srv *natsserver.Server, id string, e *elect
 	if err != nil {
 		t.Fatal(err)
 	}
-	kv, err := OpenBucket(context.Background(), js, ttl)
+	kv, err := js.CreateOrUpdateKeyValue(context.Background(), jetstream.KeyValueConfig{
+		Bucket: api.LeaderBucket, History: 1, TTL: ttl, LimitMarkerTTL: ttl, Storage: jetstream.FileStorage,
+	})
 	if err != nil {
 		t.Fatal(err)
 	}

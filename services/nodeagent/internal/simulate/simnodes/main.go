@@ -55,7 +55,7 @@ func run(ctx context.Context, log *slog.Logger, url string, cfg simulate.Config)
 		return fmt.Errorf("connect %s: %w", url, err)
 	}
 	defer nc.Close()
-	st, err := store.Open(ctx, nc, store.Config{Logger: log})
+	st, err := store.Attach(ctx, nc, store.Config{Logger: log})
 	if err != nil {
 		return err
 	}

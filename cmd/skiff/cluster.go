@@ -1,0 +1,330 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"github.com/spf13/cobra"
+	"sigs.k8s.io/yaml"
+
+	"skiff.dev/events"
+	"skiff.dev/events/auth"
+	"skiff.dev/events/natsconf"
+	"skiff.dev/events/pki"
+)
+
+func init() { register(newClusterCmd) }
+
+// The layout of a cluster directory below the files package auth owns (keys/, accounts/,
+// operator.jwt).
+const (
+	caFile       = "ca.pem"
+	caKeyFile    = "ca-key.pem"
+	serversDir   = "servers"
+	credsDir     = "creds"
+	configDir    = "config"
+	sysCredsFile = "creds/sys.creds"
+)
+
+type clusterInitOptions struct {
+	dir                   string
+	servers               []string
+	clusterPort           int
+	monitorPort           int
+	storeDir, resolverDir string
+	clusterName           string
+	tlsCA, tlsCAKey       string
+	force                 bool
+}
+
+func newClusterCmd(a *app) *cobra.Command {
+	var o clusterInitOptions
+	initCmd := &cobra.Command{
+		Use:   "init --dir DIR --server NAME=HOST[:PORT]...",
+		Short: "Make the keys, certificates, server configurations and credentials of a new cluster",
+		Long: "init writes into DIR everything a multi-machine cluster needs: the operator, account and system\n" +
+			"keys (keep keys/ offline), a cluster CA (unless --tls-ca/--tls-ca-key name yours), for each server\n" +
+			"a directory servers/NAME to copy to its machine (nats.conf, certificate, key, CA), and the\n" +
+			"credentials and client configurations of the admin and the scheduler.",
+		Example: "  skiff cluster init --dir ./prod --server n1=10.0.0.1 --server n2=10.0.0.2 --server n3=10.0.0.3",
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return a.clusterInit(cmd, o)
+		},
+	}
+	f := initCmd.Flags()
+	f.StringVar(&o.dir, "dir", "", "directory to write the cluster's files into (required)")
+	f.StringArrayVar(&o.servers, "server", nil, "a server of the cluster as NAME=HOST[:PORT] (client port, default 4222); repeat for each")
+	f.IntVar(&o.clusterPort, "cluster-port", natsconf.DefaultClusterPort, "port of the routes between servers")
+	f.IntVar(&o.monitorPort, "monitor-port", natsconf.DefaultMonitorPort, "port of the https monitoring endpoint")
+	f.StringVar(&o.storeDir, "store-dir", "/var/lib/nats/jetstream", "JetStream's directory on each server")
+	f.StringVar(&o.resolverDir, "resolver-dir", "/var/lib/nats/jwt", "the account resolver's directory on each server")
+	f.StringVar(&o.clusterName, "cluster-name", "skiff", "name of the NATS cluster")
+	f.StringVar(&o.tlsCA, "tls-ca", "", "your CA certificate (PEM), instead of a new cluster CA")
+	f.StringVar(&o.tlsCAKey, "tls-ca-key", "", "the private key of --tls-ca (PEM); it is not copied into DIR")
+	f.BoolVar(&o.force, "force", false, "replace the keys of an existing cluster directory (every credential made from them stops working)")
+	return group("cluster", "Set up a multi-machine cluster", initCmd)
+}
+
+// parseServers reads NAME=HOST[:PORT] flags.
+func parseServers(flags []string, clusterPort, monitorPort int) ([]natsconf.Server, error) {
+	var out []natsconf.Server
+	seen := map[string]bool{}
+	for _, f := range flags {
+		name, hostport, ok := strings.Cut(f, "=")
+		if !ok || name == "" || hostport == "" {
+			return nil, fmt.Errorf("--server %q: want NAME=HOST[:PORT]", f)
+		}
+		if err := auth.CheckName(name); err != nil {
+			return nil, fmt.Errorf("--server %q: invalid server name %q: %v", f, name, err)
+		}
+		if seen[name] {
+			return nil, fmt.Errorf("--server %q: server %q is given twice", f, name)
+		}
+		seen[name] = true
+		host, port := hostport, natsconf.DefaultPort
+		if h, p, err := net.SplitHostPort(hostport); err == nil {
+			n, err := strconv.Atoi(p)
+			if err != nil || n < 1 || n > 65535 {
+				return nil, fmt.Errorf("--server %q: port %q is not a number from 1 to 65535", f, p)
+			}
+			host, port = h, n
+		} else if strings.Count(hostport, ":") == 1 {
+			return nil, fmt.Errorf("--server %q: want NAME=HOST[:PORT]: %v", f, err)
+		}
+		host = strings.Trim(host, "[]")
+		if host == "" || strings.ContainsAny(host, " /=,") {
+			return nil, fmt.Errorf("--server %q: %q is not a host name or IP address", f, host)
+		}
+		out = append(out, natsconf.Server{Name: name, Host: host, Port: port, ClusterPort: clusterPort, MonitorPort: monitorPort})
+	}
+	if len(out) == 0 {
+		return nil, errors.New("no --server given: name each server as NAME=HOST[:PORT]")
+	}
+	return out, nil
+}
+
+func (a *app) clusterInit(cmd *cobra.Command, o clusterInitOptions) error {
+	if o.dir == "" {
+		return usage(cmd, "--dir is required: the directory to write the cluster's files into")
+	}
+	servers, err := parseServers(o.servers, o.clusterPort, o.monitorPort)
+	if err != nil {
+		return usage(cmd, "%v", err)
+	}
+	if (o.tlsCA == "") != (o.tlsCAKey == "") {
+		return usage(cmd, "--tls-ca and --tls-ca-key go together")
+	}
+	if _, err := os.Stat(filepath.Join(o.dir, auth.AccountSeedFile)); err == nil && !o.force {
+		return errorf(events.ErrAlreadyExists, "%s already holds a cluster's keys (%s): use another --dir, or --force to replace them (every credential made from them stops working)",
+			o.dir, auth.AccountSeedFile)
+	} else if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	var written []string
+	rel := func(path string) string {
+		written = append(written, path)
+		return filepath.Join(o.dir, path)
+	}
+
+	// The CA first: a bad --tls-ca must not leave half a directory.
+	var ca *pki.CA
+	if o.tlsCA != "" {
+		if ca, err = pki.LoadCA(o.tlsCA, o.tlsCAKey); err != nil {
+			return err
+		}
+	} else if ca, err = pki.NewCA(o.clusterName+" cluster CA", a.Now()); err != nil {
+		return err
+	}
+	if err := os.MkdirAll(o.dir, 0o755); err != nil {
+		return err
+	}
+	keyFile := ""
+	if ca.KeyPEM != nil {
+		keyFile = rel(caKeyFile)
+	}
+	if err := ca.Save(rel(caFile), keyFile); err != nil {
+		return err
+	}
+
+	keys, err := auth.NewKeys()
+	if err != nil {
+		return err
+	}
+	keys.Now = a.Now
+	if err := keys.Save(o.dir); err != nil {
+		return err
+	}
+	written = append(written, auth.OperatorSeedFile, auth.AccountSeedFile, auth.SystemSeedFile, auth.AccountJWTFile, auth.SystemAccountFile, auth.OperatorJWTFile)
+	cfg, err := clusterConfig(keys, servers, o)
+	if err != nil {
+		return err
+	}
+	for _, s := range servers {
+		dir := filepath.Join(serversDir, s.Name)
+		cert, err := ca.ServerCert(s.Name, []string{s.Host}, a.Now())
+		if err != nil {
+			return err
+		}
+		if err := cert.Save(rel(filepath.Join(dir, "server.pem")), rel(filepath.Join(dir, "server-key.pem"))); err != nil {
+			return err
+		}
+		if err := os.WriteFile(rel(filepath.Join(dir, caFile)), ca.CertPEM, 0o644); err != nil {
+			return err
+		}
+		conf, err := natsconf.Render(cfg, s.Name)
+		if err != nil {
+			return err
+		}
+		if err := os.WriteFile(rel(filepath.Join(dir, "nats.conf")), conf, 0o644); err != nil {
+			return err
+		}
+	}
+	sys, err := keys.SystemCreds()
+	if err != nil {
+		return err
+	}
+	if err := writeSecret(rel(sysCredsFile), sys); err != nil {
+		return err
+	}
+	urls := make([]string, len(servers))
+	for i, s := range servers {
+		urls[i] = s.ClientURL(true)
+	}
+	for _, r := range []auth.Role{auth.RoleAdmin, auth.RoleScheduler} {
+		creds, err := keys.UserCreds(r, "", 0)
+		if err != nil {
+			return err
+		}
+		credsPath, configPath := credsFiles(string(r))
+		if err := writeSecret(rel(credsPath), creds); err != nil {
+			return err
+		}
+		if err := writeClientConfig(rel(configPath), strings.Join(urls, ","), filepath.Join(o.dir, credsPath), filepath.Join(o.dir, caFile)); err != nil {
+			return err
+		}
+		written = append(written, configPath)
+	}
+
+	fmt.Fprintf(a.Stdout, "wrote cluster %s into %s:\n", o.clusterName, o.dir)
+	for _, w := range written {
+		fmt.Fprintf(a.Stdout, "  %s\n", w)
+	}
+	fmt.Fprintf(a.Stdout, "\nnext steps:\n")
+	fmt.Fprintf(a.Stdout, "  1. keep %s offline; servers need none of it\n", filepath.Join(o.dir, "keys"))
+	fmt.Fprintf(a.Stdout, "  2. copy %s to each server's machine and run, from that directory: nats-server -c nats.conf\n", filepath.Join(o.dir, serversDir, "NAME"))
+	fmt.Fprintf(a.Stdout, "  3. create the log once: SKIFF_CONFIG=%s skiff cluster bootstrap --replicas %d\n",
+		filepath.Join(o.dir, configDir, "admin.yaml"), min(3, len(servers)))
+	fmt.Fprintf(a.Stdout, "  4. credentials for each node: skiff node creds NODE --dir %s; for each person: skiff user creds NAME --dir %s\n", o.dir, o.dir)
+	return nil
+}
+
+// clusterConfig is the servers' shared configuration; paths of the server's own files are
+// relative to its directory, so servers/NAME can be copied to its machine as is.
+func clusterConfig(keys *auth.Keys, servers []natsconf.Server, o clusterInitOptions) (natsconf.Config, error) {
+	op, err := keys.OperatorJWT()
+	if err != nil {
+		return natsconf.Config{}, err
+	}
+	acc, err := keys.AccountJWT()
+	if err != nil {
+		return natsconf.Config{}, err
+	}
+	sys, err := keys.SystemAccountJWT()
+	if err != nil {
+		return natsconf.Config{}, err
+	}
+	accPub, _ := keys.Account.PublicKey()
+	sysPub, _ := keys.System.PublicKey()
+	return natsconf.Config{
+		ClusterName: o.clusterName,
+		Servers:     servers,
+		TLS:         &natsconf.TLS{Cert: "server.pem", Key: "server-key.pem", CA: caFile},
+		StoreDir:    o.storeDir, ResolverDir: o.resolverDir,
+		Operator: op, SystemAccount: sysPub,
+		Accounts: []natsconf.Account{
+			{Name: auth.SystemAccountName, PublicKey: sysPub, JWT: sys},
+			{Name: auth.AccountName, PublicKey: accPub, JWT: acc},
+		},
+	}, nil
+}
+
+// credsFiles are the creds and client config files of an identity's file name stem
+// (admin, scheduler, node-X, user-U), relative to a cluster directory.
+func credsFiles(stem string) (creds, config string) {
+	return filepath.Join(credsDir, stem+".creds"), filepath.Join(configDir, stem+".yaml")
+}
+
+func writeSecret(path string, data []byte) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return err
+	}
+	return auth.WriteFile(path, data, 0o600)
+}
+
+// clientFile is the client configuration's YAML shape (events/client's File on main).
+type clientFile struct {
+	Server string `json:"server"`
+	Creds  string `json:"creds,omitempty"`
+	CA     string `json:"ca,omitempty"`
+}
+
+// writeClientConfig writes a client configuration at path whose creds and CA paths are relative
+// to the file's directory, so the directory holding both can move.
+//
+// TODO(lead): replace with client.WriteConfig(path, client.File{...}) once it is on main.
+func writeClientConfig(path, server, creds, ca string) error {
+	relTo := func(p string) string {
+		if p == "" {
+			return ""
+		}
+		absDir, err1 := filepath.Abs(filepath.Dir(path))
+		absP, err2 := filepath.Abs(p)
+		if err1 != nil || err2 != nil {
+			return p
+		}
+		r, err := filepath.Rel(absDir, absP)
+		if err != nil {
+			return absP
+		}
+		return r
+	}
+	f := clientFile{Server: server, Creds: relTo(creds), CA: relTo(ca)}
+	var b strings.Builder
+	fmt.Fprintf(&b, "server: %s\n", strconv.Quote(f.Server))
+	if f.Creds != "" {
+		fmt.Fprintf(&b, "creds: %s   # relative paths are relative to this file\n", strconv.Quote(f.Creds))
+	}
+	if f.CA != "" {
+		fmt.Fprintf(&b, "ca: %s\n", strconv.Quote(f.CA))
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return err
+	}
+	return os.WriteFile(path, []byte(b.String()), 0o644)
+}
+
+// readClientConfig reads what writeClientConfig wrote, with paths made relative to the
+// working directory again.
+func readClientConfig(path string) (clientFile, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return clientFile{}, err
+	}
+	var f clientFile
+	if err := yaml.Unmarshal(data, &f); err != nil {
+		return clientFile{}, fmt.Errorf("%s: %w", path, err)
+	}
+	for _, p := range []*string{&f.Creds, &f.CA} {
+		if *p != "" && !filepath.IsAbs(*p) {
+			*p = filepath.Join(filepath.Dir(path), *p)
+		}
+	}
+	return f, nil
+}

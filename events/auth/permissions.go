@@ -1,0 +1,135 @@
+package auth
+
+import (
+	"slices"
+	"time"
+
+	"github.com/nats-io/jwt/v2"
+
+	"skiff.dev/events"
+	"skiff.dev/events/api"
+	"skiff.dev/events/store"
+)
+
+// The JetStream streams behind the log and the buckets.
+const (
+	streamLog    = store.DefaultStream
+	streamLeases = "KV_" + api.LeaseBucket
+	streamLeader = "KV_" + api.LeaderBucket
+	streamImages = "OBJ_" + api.ImageBucket
+)
+
+// responseTTL is how long a user may answer a request it received.
+const responseTTL = time.Minute
+
+// jsRead is what reading a whole stream takes with nats.go v1.55: stream info, single messages
+// (direct by subject, direct by sequence, or through the stream leader), ordered consumers
+// (pull ones of the jetstream package and push ones such as the object store's Get and the KV
+// watchers use), and the flow-control replies push consumers need.
+func jsRead(stream string) []string {
+	return []string{
+		"$JS.API.INFO",
+		"$JS.API.STREAM.INFO." + stream,
+		"$JS.API.STREAM.MSG.GET." + stream,
+		"$JS.API.DIRECT.GET." + stream,
+		"$JS.API.DIRECT.GET." + stream + ".>",
+		"$JS.API.CONSUMER.CREATE." + stream,
+		"$JS.API.CONSUMER.CREATE." + stream + ".>",
+		"$JS.API.CONSUMER.MSG.NEXT." + stream + ".>",
+		"$JS.API.CONSUMER.DELETE." + stream + ".>",
+		"$JS.API.CONSUMER.INFO." + stream + ".>",
+		"$JS.FC." + stream + ".>",
+	}
+}
+
+// Permissions is what role's user called name may publish, subscribe to and answer. The lists
+// follow the spec's Permissions section, corrected where nats.go sends other subjects (doc.go
+// lists the differences).
+//
+// Errors: events.ErrInvalidArgument when Identity refuses the name.
+func Permissions(role Role, name string) (jwt.Permissions, error) {
+	id, err := Identity(role, name)
+	if err != nil {
+		return jwt.Permissions{}, err
+	}
+	inbox := InboxPrefix(id) + ".>"
+	var p jwt.Permissions
+	switch role {
+	case RoleAdmin:
+		p.Pub.Allow = jwt.StringList{">"}
+		p.Sub.Allow = jwt.StringList{">"}
+	case RoleScheduler:
+		p.Pub.Allow = list(
+			[]string{
+				events.SubjectRoot + ".pod.>", events.SubjectRoot + ".bind.>", events.SubjectRoot + ".deployment.>",
+				events.SubjectRoot + ".service.>", events.SubjectRoot + ".endpoints.>", events.SubjectRoot + ".namespace.>",
+				events.SubjectRoot + ".node.>",
+				"$KV." + api.LeaderBucket + ".>",
+				// The node lifecycle controller deletes a gone node's lease.
+				"$KV." + api.LeaseBucket + ".>",
+			},
+			jsRead(streamLog), jsRead(streamLeader), jsRead(streamLeases),
+		)
+		p.Sub.Allow = jwt.StringList{inbox, "skiff.cmd.>", api.SubjectGet}
+		// Query answers are chunked: one request, many replies.
+		p.Resp = &jwt.ResponsePermission{MaxMsgs: -1, Expires: responseTTL}
+	case RoleNode:
+		ev := events.SubjectRoot
+		create := "$JS.API.CONSUMER.CREATE." + streamLog + ".*."
+		direct := "$JS.API.DIRECT.GET." + streamLog + "."
+		p.Pub.Allow = list(
+			[]string{
+				ev + ".status." + name + ".>",
+				ev + ".node._." + name,
+				"$KV." + api.LeaseBucket + "." + name,
+				// Log chunks and .alive probes to the CLI that asked: _INBOX.<identity>.logs.<nuid>.
+				"_INBOX.*.logs.>",
+				"$JS.API.INFO",
+				"$JS.API.STREAM.INFO." + streamLog,
+				// Ordered consumers on one filter name it in the subject, so the server checks
+				// the filter: the node's own bind and status subjects, and what every node reads.
+				create + ev + ".*." + name + ".*.*",
+				create + ev + ".service.>",
+				create + ev + ".endpoints.>",
+				create + ev + ".node.>",
+				"$JS.API.CONSUMER.MSG.NEXT." + streamLog + ".*",
+				"$JS.API.CONSUMER.DELETE." + streamLog + ".*",
+				"$JS.API.CONSUMER.INFO." + streamLog + ".*",
+				direct + ev + ".bind." + name + ".>",
+				direct + ev + ".status." + name + ".>",
+				direct + ev + ".service.>",
+				direct + ev + ".endpoints.>",
+				direct + ev + ".node.>",
+				"$JS.API.STREAM.INFO." + streamLeases,
+				"$JS.API.DIRECT.GET." + streamLeases + ".$KV." + api.LeaseBucket + "." + name,
+			},
+			jsRead(streamImages),
+		)
+		p.Sub.Allow = jwt.StringList{inbox, api.LogsSubject(name)}
+		p.Resp = &jwt.ResponsePermission{MaxMsgs: 1, Expires: responseTTL}
+	case RoleUser:
+		p.Pub.Allow = list(
+			[]string{"skiff.cmd.*." + id, api.SubjectGet, "skiff.logs.*"},
+			jsRead(streamLog),
+			[]string{"$O." + api.ImageBucket + ".>", "$JS.API.STREAM.PURGE." + streamImages},
+			jsRead(streamImages),
+		)
+		p.Sub.Allow = jwt.StringList{inbox}
+		// Log chunks arrive as requests whose acks the CLI sends back.
+		p.Resp = &jwt.ResponsePermission{MaxMsgs: 1, Expires: responseTTL}
+	}
+	return p, nil
+}
+
+// list concatenates subject lists, dropping repeats (every jsRead has $JS.API.INFO).
+func list(parts ...[]string) jwt.StringList {
+	var out jwt.StringList
+	for _, p := range parts {
+		for _, s := range p {
+			if !slices.Contains(out, s) {
+				out = append(out, s)
+			}
+		}
+	}
+	return out
+}

@@ -1,0 +1,136 @@
+// Package bootstrap creates and changes what holds the cluster's state: the stream of the log and
+// the buckets beside it. It is the only code that does: `skiff up` runs it with its own admin
+// identity, `skiff cluster bootstrap` with an operator's admin creds. Services and the CLI only
+// attach to what exists (store.Attach, api.OpenKeyValue, images.OpenBucket) and say, when it is
+// missing, to run this step. So starting a node agent can never change an operator's replicas or
+// retention, and no identity but admin needs the stream-admin part of the JetStream API.
+//
+// Running it again is safe: it creates what is missing and brings what exists to the given
+// settings (replicas, retention, the leader TTL); it never deletes anything.
+package bootstrap
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"skiff.dev/events"
+	"skiff.dev/events/api"
+	"skiff.dev/events/store"
+)
+
+// DefaultLeaderTTL is how long a dead scheduler keeps leadership unless Config.LeaderTTL says
+// otherwise.
+const DefaultLeaderTTL = 10 * time.Second
+
+// Config is what to create. The zero value is one machine's: one replica, keep everything.
+type Config struct {
+	// Stream is the log's stream; default store.DefaultStream.
+	Stream string
+	// Replicas of the stream and of every bucket: 1 on one server, 3 on a 3-server cluster.
+	Replicas int
+	// MaxAge and MaxBytes bound the log's retention; zero keeps everything.
+	MaxAge   time.Duration
+	MaxBytes int64
+	// LeaderTTL is the leader key's time to live: how long a dead leader keeps leadership.
+	LeaderTTL time.Duration
+	Logger    *slog.Logger
+}
+
+// Result is what Run made: the log, ready to use, and one line per stream or bucket.
+type Result struct {
+	Store *store.Store
+	// Lines say, per stream and bucket, its name, replicas and settings.
+	Lines []string
+}
+
+// Run creates the stream and the buckets, or brings them to cfg.
+//
+// Errors: events.ErrPermissionDenied when the connection's identity may not manage streams
+// (only admin may); events.ErrUnavailable when JetStream does not answer (for Replicas 3: fewer
+// than three servers are up); events.ErrInvalidArgument for a change JetStream refuses (such as
+// a different storage type).
+func Run(ctx context.Context, nc *nats.Conn, cfg Config) (*Result, error) {
+	if cfg.Replicas == 0 {
+		cfg.Replicas = 1
+	}
+	if cfg.Replicas < 1 || cfg.Replicas > 5 {
+		return nil, events.Errorf(events.ErrInvalidArgument, "replicas %d: want 1, 3 or 5 (one per server, at most five)", cfg.Replicas)
+	}
+	if cfg.LeaderTTL == 0 {
+		cfg.LeaderTTL = DefaultLeaderTTL
+	}
+	st, err := store.Bootstrap(ctx, nc, store.Config{Stream: cfg.Stream, Replicas: cfg.Replicas, MaxAge: cfg.MaxAge, MaxBytes: cfg.MaxBytes, Logger: cfg.Logger})
+	if err != nil {
+		return nil, explain(err)
+	}
+	js := st.JetStream()
+	res := &Result{Store: st, Lines: []string{fmt.Sprintf("stream %s: replicas %d, retention %s", st.Name(), cfg.Replicas, retention(cfg))}}
+	kvs := []jetstream.KeyValueConfig{{
+		Bucket: api.LeaseBucket, Description: "Skiff: node leases, one key per node, renewed by its agent",
+		History: 1, Storage: jetstream.FileStorage, Replicas: cfg.Replicas,
+	}, {
+		Bucket: api.LeaderBucket, Description: "Skiff: the control loops' leader",
+		History: 1, TTL: cfg.LeaderTTL, Storage: jetstream.FileStorage, Replicas: cfg.Replicas,
+		// Markers make expiry visible to watchers, so a standby does not have to poll.
+		LimitMarkerTTL: cfg.LeaderTTL,
+	}}
+	for _, kc := range kvs {
+		if _, err := js.CreateOrUpdateKeyValue(ctx, kc); err != nil {
+			return nil, fmt.Errorf("bucket %s: %w", kc.Bucket, explain(err))
+		}
+		line := fmt.Sprintf("bucket %s: replicas %d", kc.Bucket, kc.Replicas)
+		if kc.TTL > 0 {
+			line += ", ttl " + kc.TTL.String()
+		}
+		res.Lines = append(res.Lines, line)
+	}
+	_, err = js.CreateOrUpdateObjectStore(ctx, jetstream.ObjectStoreConfig{
+		Bucket:      api.ImageBucket,
+		Description: "Skiff: imported container images (OCI or docker save tarballs)",
+		Storage:     jetstream.FileStorage,
+		Replicas:    cfg.Replicas,
+		Compression: true,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("object store %s: %w", api.ImageBucket, explain(err))
+	}
+	res.Lines = append(res.Lines, fmt.Sprintf("object store %s: replicas %d", api.ImageBucket, cfg.Replicas))
+	return res, nil
+}
+
+func retention(cfg Config) string {
+	switch {
+	case cfg.MaxAge == 0 && cfg.MaxBytes == 0:
+		return "everything"
+	case cfg.MaxBytes == 0:
+		return "max age " + cfg.MaxAge.String()
+	case cfg.MaxAge == 0:
+		return fmt.Sprintf("max %d bytes", cfg.MaxBytes)
+	}
+	return fmt.Sprintf("max age %s, max %d bytes", cfg.MaxAge, cfg.MaxBytes)
+}
+
+// explain classes what JetStream answered.
+func explain(err error) error {
+	var apiErr *jetstream.APIError
+	switch {
+	case errors.Is(err, events.ErrPermissionDenied), errors.Is(err, events.ErrUnavailable), errors.Is(err, events.ErrInvalidArgument):
+		return err
+	case errors.Is(err, nats.ErrPermissionViolation):
+		return events.Errorf(events.ErrPermissionDenied, "%v: only admin credentials may create or change the stream and buckets", err)
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, nats.ErrTimeout), errors.Is(err, nats.ErrNoResponders),
+		errors.Is(err, jetstream.ErrNoStreamResponse), errors.Is(err, jetstream.ErrJetStreamNotEnabled):
+		return events.Errorf(events.ErrUnavailable, "%v: is JetStream up, with enough servers for the replicas asked for? (a permission violation also looks like this: bootstrap needs admin credentials)", err)
+	case errors.As(err, &apiErr) && apiErr.Code == 503:
+		return events.Errorf(events.ErrUnavailable, "%v: not enough JetStream servers for the replicas asked for", err)
+	case errors.As(err, &apiErr) && apiErr.Code < 500:
+		return events.Errorf(events.ErrInvalidArgument, "%v", err)
+	}
+	return err
+}
