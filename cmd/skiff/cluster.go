@@ -11,15 +11,15 @@ import (
 	"strings"
 
 	"github.com/spf13/cobra"
-	"sigs.k8s.io/yaml"
 
 	"skiff.dev/events"
 	"skiff.dev/events/auth"
+	"skiff.dev/events/client"
 	"skiff.dev/events/natsconf"
 	"skiff.dev/events/pki"
 )
 
-func init() { register(newClusterCmd) }
+func init() { clusterCommands = append(clusterCommands, newClusterInitCmd) }
 
 // The layout of a cluster directory below the files package auth owns (keys/, accounts/,
 // operator.jwt).
@@ -43,7 +43,7 @@ type clusterInitOptions struct {
 	force                 bool
 }
 
-func newClusterCmd(a *app) *cobra.Command {
+func newClusterInitCmd(a *app) *cobra.Command {
 	var o clusterInitOptions
 	initCmd := &cobra.Command{
 		Use:   "init --dir DIR --server NAME=HOST[:PORT]...",
@@ -69,7 +69,7 @@ func newClusterCmd(a *app) *cobra.Command {
 	f.StringVar(&o.tlsCA, "tls-ca", "", "your CA certificate (PEM), instead of a new cluster CA")
 	f.StringVar(&o.tlsCAKey, "tls-ca-key", "", "the private key of --tls-ca (PEM); it is not copied into DIR")
 	f.BoolVar(&o.force, "force", false, "replace the keys of an existing cluster directory (every credential made from them stops working)")
-	return group("cluster", "Set up a multi-machine cluster", initCmd)
+	return initCmd
 }
 
 // parseServers reads NAME=HOST[:PORT] flags.
@@ -209,7 +209,6 @@ func (a *app) clusterInit(cmd *cobra.Command, o clusterInitOptions) error {
 		if err := writeClientConfig(rel(configPath), strings.Join(urls, ","), filepath.Join(o.dir, credsPath), filepath.Join(o.dir, caFile)); err != nil {
 			return err
 		}
-		written = append(written, configPath)
 	}
 
 	fmt.Fprintf(a.Stdout, "wrote cluster %s into %s:\n", o.clusterName, o.dir)
@@ -268,63 +267,19 @@ func writeSecret(path string, data []byte) error {
 	return auth.WriteFile(path, data, 0o600)
 }
 
-// clientFile is the client configuration's YAML shape (events/client's File on main).
-type clientFile struct {
-	Server string `json:"server"`
-	Creds  string `json:"creds,omitempty"`
-	CA     string `json:"ca,omitempty"`
-}
-
 // writeClientConfig writes a client configuration at path whose creds and CA paths are relative
-// to the file's directory, so the directory holding both can move.
-//
-// TODO(lead): replace with client.WriteConfig(path, client.File{...}) once it is on main.
+// to the file's directory, so the directory holding all three can move.
 func writeClientConfig(path, server, creds, ca string) error {
 	relTo := func(p string) string {
-		if p == "" {
-			return ""
-		}
 		absDir, err1 := filepath.Abs(filepath.Dir(path))
 		absP, err2 := filepath.Abs(p)
 		if err1 != nil || err2 != nil {
 			return p
 		}
-		r, err := filepath.Rel(absDir, absP)
-		if err != nil {
-			return absP
+		if r, err := filepath.Rel(absDir, absP); err == nil {
+			return r
 		}
-		return r
+		return absP
 	}
-	f := clientFile{Server: server, Creds: relTo(creds), CA: relTo(ca)}
-	var b strings.Builder
-	fmt.Fprintf(&b, "server: %s\n", strconv.Quote(f.Server))
-	if f.Creds != "" {
-		fmt.Fprintf(&b, "creds: %s   # relative paths are relative to this file\n", strconv.Quote(f.Creds))
-	}
-	if f.CA != "" {
-		fmt.Fprintf(&b, "ca: %s\n", strconv.Quote(f.CA))
-	}
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return err
-	}
-	return os.WriteFile(path, []byte(b.String()), 0o644)
-}
-
-// readClientConfig reads what writeClientConfig wrote, with paths made relative to the
-// working directory again.
-func readClientConfig(path string) (clientFile, error) {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return clientFile{}, err
-	}
-	var f clientFile
-	if err := yaml.Unmarshal(data, &f); err != nil {
-		return clientFile{}, fmt.Errorf("%s: %w", path, err)
-	}
-	for _, p := range []*string{&f.Creds, &f.CA} {
-		if *p != "" && !filepath.IsAbs(*p) {
-			*p = filepath.Join(filepath.Dir(path), *p)
-		}
-	}
-	return f, nil
+	return client.WriteConfig(path, client.File{Server: server, Creds: relTo(creds), CA: relTo(ca)})
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"skiff.dev/events/auth"
+	"skiff.dev/events/client"
 )
 
 // runCLI runs the CLI with no cluster behind it (cluster and creds commands work on files).
@@ -65,7 +66,7 @@ func TestClusterInit(t *testing.T) {
 		"keys/operator.nk": 0o600, "keys/account.nk": 0o600, "keys/system.nk": 0o600,
 		"operator.jwt": 0o644, "accounts/SKIFF.jwt": 0o644, "accounts/SYS.jwt": 0o644,
 		"creds/admin.creds": 0o600, "creds/scheduler.creds": 0o600, "creds/sys.creds": 0o600,
-		"config/admin.yaml": 0o644, "config/scheduler.yaml": 0o644,
+		"config/admin.yaml": 0o600, "config/scheduler.yaml": 0o600,
 	}
 	for _, n := range []string{"n1", "n2"} {
 		for f, m := range map[string]os.FileMode{"nats.conf": 0o644, "server.pem": 0o644, "server-key.pem": 0o600, "ca.pem": 0o644} {
@@ -75,15 +76,21 @@ func TestClusterInit(t *testing.T) {
 	if d := cmp.Diff(want, files(t, dir)); d != "" {
 		t.Errorf("files (-want +got):\n%s", d)
 	}
-	if !strings.Contains(r.stdout, "next steps:") || !strings.Contains(r.stdout, "servers/n1/nats.conf") {
+	if strings.Count(r.stdout, "config/admin.yaml\n") != 1 || !strings.Contains(r.stdout, "next steps:") || !strings.Contains(r.stdout, "servers/n1/nats.conf") {
 		t.Errorf("output does not list the files and the next steps:\n%s", r.stdout)
 	}
-	cfg, err := os.ReadFile(filepath.Join(dir, "config/admin.yaml"))
+	raw, _ := os.ReadFile(filepath.Join(dir, "config/admin.yaml"))
+	for _, w := range []string{"creds: ../creds/admin.creds\n", "ca: ../ca.pem\n", "server: tls://10.0.0.1:4222,tls://10.0.0.2:4333\n"} {
+		if !strings.Contains(string(raw), w) {
+			t.Errorf("config/admin.yaml lacks %q (relative paths):\n%s", w, raw)
+		}
+	}
+	cfg, err := client.ReadConfig(filepath.Join(dir, "config/admin.yaml"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	wantCfg := "server: \"tls://10.0.0.1:4222,tls://10.0.0.2:4333\"\ncreds: \"../creds/admin.creds\"   # relative paths are relative to this file\nca: \"../ca.pem\"\n"
-	if d := cmp.Diff(wantCfg, string(cfg)); d != "" {
+	wantCfg := client.File{Server: "tls://10.0.0.1:4222,tls://10.0.0.2:4333", Creds: filepath.Join(dir, "creds/admin.creds"), CA: filepath.Join(dir, "ca.pem")}
+	if d := cmp.Diff(wantCfg, cfg); d != "" {
 		t.Errorf("config/admin.yaml (-want +got):\n%s", d)
 	}
 	for _, who := range []string{"admin", "scheduler"} {
@@ -186,7 +193,7 @@ func TestCreds(t *testing.T) {
 			t.Errorf("node-%s.creds: %+v %v", n, c, err)
 		}
 		cfg, _ := os.ReadFile(filepath.Join(dir, "config/node-"+n+".yaml"))
-		if !strings.Contains(string(cfg), `creds: "../creds/node-`+n+`.creds"`) || !strings.Contains(string(cfg), "tls://10.0.0.1:4222") {
+		if !strings.Contains(string(cfg), "creds: ../creds/node-"+n+".creds") || !strings.Contains(string(cfg), "tls://10.0.0.1:4222") {
 			t.Errorf("config/node-%s.yaml:\n%s", n, cfg)
 		}
 	}
@@ -194,7 +201,7 @@ func TestCreds(t *testing.T) {
 	if r := runCLI(t, "node", "creds", "w3", "--dir", dir, "--out", out); r.code != 0 {
 		t.Fatal(r.stderr)
 	}
-	if d := cmp.Diff(map[string]os.FileMode{"ca.pem": 0o644, "creds/node-w3.creds": 0o600, "config/node-w3.yaml": 0o644}, files(t, out)); d != "" {
+	if d := cmp.Diff(map[string]os.FileMode{"ca.pem": 0o644, "creds/node-w3.creds": 0o600, "config/node-w3.yaml": 0o600}, files(t, out)); d != "" {
 		t.Errorf("--out files (-want +got):\n%s", d)
 	}
 	if r := runCLI(t, "user", "creds", "alice", "--dir", dir); r.code != 0 {
@@ -303,7 +310,7 @@ func TestClusterRevoke(t *testing.T) {
 	if r := runCLI(t, "node", "creds", "a", "--dir", dir); r.code != 0 {
 		t.Fatal(r.stderr)
 	}
-	cfg, err := readClientConfig(filepath.Join(dir, "config/node-a.yaml"))
+	cfg, err := client.ReadConfig(filepath.Join(dir, "config/node-a.yaml"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -17,6 +17,7 @@ import (
 
 	"skiff.dev/events"
 	"skiff.dev/events/auth"
+	"skiff.dev/events/client"
 )
 
 func init() {
@@ -96,7 +97,7 @@ func (a *app) mintCreds(cmd *cobra.Command, role auth.Role, names []string, dir,
 		return err
 	}
 	keys.Now = a.Now
-	admin, err := readClientConfig(filepath.Join(dir, configDir, "admin.yaml"))
+	admin, err := client.ReadConfig(filepath.Join(dir, configDir, "admin.yaml"))
 	if err != nil {
 		return errorf(events.ErrNotFound, "the server URLs of the cluster are in %s, which cannot be read: %v", filepath.Join(dir, configDir, "admin.yaml"), err)
 	}
@@ -185,7 +186,7 @@ func (a *app) revokeCreds(cmd *cobra.Command, role auth.Role, name, dir, credsPa
 // pushAccount sends the account JWT to the running servers as the system user. Every server
 // answers $SYS.REQ.CLAIMS.UPDATE, so it collects one answer per server.
 func pushAccount(ctx context.Context, dir, token string, timeout time.Duration) (updated, total int, err error) {
-	cfg, err := readClientConfig(filepath.Join(dir, configDir, "admin.yaml"))
+	cfg, err := client.ReadConfig(filepath.Join(dir, configDir, "admin.yaml"))
 	if err != nil {
 		return 0, 0, fmt.Errorf("server URLs: %w", err)
 	}
