@@ -6,36 +6,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"skiff.dev/events"
-	"skiff.dev/events/api"
-	"skiff.dev/events/store"
 )
-
-// bootstrap creates the stream and the buckets with replicas, with admin's connection: what
-// `skiff cluster bootstrap --replicas N` does, until that command exists.
-func bootstrap(t testing.TB, nc *nats.Conn, replicas int) *store.Store {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	st, err := store.Open(ctx, nc, store.Config{Replicas: replicas})
-	if err != nil {
-		t.Fatalf("bootstrap: %v", err)
-	}
-	js := st.JetStream()
-	if _, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: api.LeaseBucket, History: 1, Storage: jetstream.FileStorage, Replicas: replicas}); err != nil {
-		t.Fatalf("bootstrap %s: %v", api.LeaseBucket, err)
-	}
-	if _, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: api.LeaderBucket, TTL: 10 * time.Second, Storage: jetstream.FileStorage, Replicas: replicas}); err != nil {
-		t.Fatalf("bootstrap %s: %v", api.LeaderBucket, err)
-	}
-	if _, err := js.CreateOrUpdateObjectStore(ctx, jetstream.ObjectStoreConfig{Bucket: api.ImageBucket, Storage: jetstream.FileStorage, Replicas: replicas}); err != nil {
-		t.Fatalf("bootstrap %s: %v", api.ImageBucket, err)
-	}
-	return st
-}
 
 func pod(ns, name string) events.Pod {
 	return events.Pod{

@@ -18,9 +18,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/jwt/v2"
 	"github.com/nats-io/nats.go"
 
+	"skiff.dev/events/client"
 	"skiff.dev/tests/cluster"
 )
 
@@ -55,7 +55,7 @@ type Cluster struct {
 	// Servers in order n1, n2, ...
 	Servers []*Server
 	// Skiff and NATSServer are the binaries in use.
-	Skiff, NATSServer string
+	SkiffBin, NATSServer string
 	// ClientNetns is the namespace Connect dials from and Exec runs in.
 	ClientNetns string
 
@@ -96,7 +96,7 @@ func Start(t testing.TB, opts Options) *Cluster {
 	c := &Cluster{
 		t: t, opts: opts,
 		NATSServer: cluster.NATSServer(t),
-		Skiff:      cluster.SkiffCLI(t),
+		SkiffBin:   cluster.SkiffCLI(t),
 	}
 	run, err := cluster.NewRun()
 	if err != nil {
@@ -120,7 +120,7 @@ func Start(t testing.TB, opts Options) *Cluster {
 	if err := cluster.SetupLAN(run.ID+"-lan", machines); err != nil {
 		t.Fatalf("network: %v", err)
 	}
-	if err := configure(c); err != nil {
+	if err := c.initConfig(); err != nil {
 		t.Fatal(err)
 	}
 	start := time.Now()
@@ -139,9 +139,6 @@ func Start(t testing.TB, opts Options) *Cluster {
 	return c
 }
 
-// configure writes c.Dir; tests of this package may replace it.
-var configure = (*Cluster).initConfig
-
 // initConfig runs `skiff cluster init` for the servers. The store and resolver directories are
 // relative, so each server (started in its own servers/NAME directory) gets its own.
 func (c *Cluster) initConfig() error {
@@ -149,7 +146,7 @@ func (c *Cluster) initConfig() error {
 	for _, s := range c.Servers {
 		args = append(args, "--server", fmt.Sprintf("%s=%s:%d", s.Name, s.Address, ClientPort))
 	}
-	out, err := exec.Command(c.Skiff, args...).CombinedOutput()
+	out, err := exec.Command(c.SkiffBin, args...).CombinedOutput()
 	if err != nil {
 		return fmt.Errorf("skiff %s: %v\n%s", strings.Join(args, " "), err, out)
 	}
@@ -175,27 +172,11 @@ func (c *Cluster) CA() string { return filepath.Join(c.Dir, "ca.pem") }
 func (c *Cluster) Creds(name string) string { return filepath.Join(c.Dir, "creds", name+".creds") }
 
 // Dialer makes the test's sockets inside the client namespace.
-func (c *Cluster) Dialer() nats.CustomDialer { return cluster.NetnsDialer(c.ClientNetns, 2*time.Second) }
-
-// Identity is the JWT name in a creds file: the client's identity, and its inbox prefix's last
-// token.
-func Identity(creds string) (string, error) {
-	b, err := os.ReadFile(creds)
-	if err != nil {
-		return "", err
-	}
-	tok, err := jwt.ParseDecoratedJWT(b)
-	if err != nil {
-		return "", fmt.Errorf("%s: %w", creds, err)
-	}
-	uc, err := jwt.DecodeUserClaims(tok)
-	if err != nil {
-		return "", fmt.Errorf("%s: %w", creds, err)
-	}
-	return uc.Name, nil
+func (c *Cluster) Dialer() nats.CustomDialer {
+	return cluster.NetnsDialer(c.ClientNetns, 2*time.Second)
 }
 
-// Options are the connection options a Skiff client with creds uses against this cluster: the
+// ClientOptions are the connection options a Skiff client with creds uses against this cluster: the
 // dialer into the namespaces, the CA, the creds and the inbox prefix of its identity, reconnecting
 // forever.
 func (c *Cluster) ClientOptions(creds string) ([]nats.Option, error) {
@@ -203,15 +184,15 @@ func (c *Cluster) ClientOptions(creds string) ([]nats.Option, error) {
 	id := "anonymous"
 	if creds != "" {
 		var err error
-		if id, err = Identity(creds); err != nil {
+		if id, err = client.IdentityOf(creds); err != nil {
 			return nil, err
 		}
-		opts = append(opts, nats.UserCredentials(creds), nats.CustomInboxPrefix("_INBOX."+id))
+		opts = append(opts, nats.UserCredentials(creds), nats.CustomInboxPrefix(client.InboxPrefix(id)))
 	}
 	return append(opts,
 		nats.Name("natscluster-test "+id),
 		nats.MaxReconnects(-1),
-		nats.ReconnectWait(100 * time.Millisecond),
+		nats.ReconnectWait(100*time.Millisecond),
 		nats.Timeout(5*time.Second),
 	), nil
 }
@@ -248,6 +229,47 @@ func (c *Cluster) MustConnect(creds string, extra ...nats.Option) *nats.Conn {
 func (c *Cluster) Exec(ctx context.Context, argv ...string) ([]byte, error) {
 	cmd := exec.CommandContext(ctx, "nsenter", append([]string{"--net=/run/netns/" + c.ClientNetns, "--"}, argv...)...)
 	return cmd.CombinedOutput()
+}
+
+// Skiff runs the skiff CLI in the client namespace with args and returns its combined output.
+func (c *Cluster) Skiff(ctx context.Context, args ...string) ([]byte, error) {
+	out, err := c.Exec(ctx, append([]string{c.SkiffBin}, args...)...)
+	if err != nil {
+		return out, fmt.Errorf("skiff %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return out, nil
+}
+
+// Config is the client config file config/NAME.yaml (admin, scheduler, node-X, user-U).
+func (c *Cluster) Config(name string) string { return filepath.Join(c.Dir, "config", name+".yaml") }
+
+// Bootstrap runs `skiff cluster bootstrap --replicas N` with the admin config: the one step
+// that creates the stream and the buckets.
+func (c *Cluster) Bootstrap(replicas int) {
+	c.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), c.opts.Timeout)
+	defer cancel()
+	if _, err := c.Skiff(ctx, "cluster", "bootstrap", "--config", c.Config("admin"), "--replicas", fmt.Sprint(replicas)); err != nil {
+		c.t.Fatal(err)
+	}
+}
+
+// NodeCreds mints creds for node name (`skiff node creds`) and returns the creds file.
+func (c *Cluster) NodeCreds(name string) string {
+	c.t.Helper()
+	if _, err := c.Skiff(context.Background(), "node", "creds", name, "--dir", c.Dir); err != nil {
+		c.t.Fatal(err)
+	}
+	return c.Creds("node-" + name)
+}
+
+// UserCreds mints creds for CLI user name (`skiff user creds`) and returns the creds file.
+func (c *Cluster) UserCreds(name string) string {
+	c.t.Helper()
+	if _, err := c.Skiff(context.Background(), "user", "creds", name, "--dir", c.Dir); err != nil {
+		c.t.Fatal(err)
+	}
+	return c.Creds("user-" + name)
 }
 
 // Kill kills server name with SIGKILL and waits until it is gone.

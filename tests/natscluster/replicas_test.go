@@ -8,8 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go/jetstream"
-
 	"skiff.dev/events"
 	"skiff.dev/events/api"
 	"skiff.dev/events/store"
@@ -66,10 +64,14 @@ func (w *ackWriter) since(t time.Time) []appendResult {
 
 func TestReplicas(t *testing.T) {
 	c := Start(t, Options{})
-	admin := c.MustConnect(creds(c, "admin"))
-	st := bootstrap(t, admin, 3)
+	c.Bootstrap(3)
+	admin := c.MustConnect(c.Creds("admin"))
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
+	st, err := store.Attach(ctx, admin, store.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
 	js := st.JetStream()
 
 	// The stream and every bucket have three replicas, on three servers.
@@ -175,7 +177,6 @@ func TestReplicas(t *testing.T) {
 		})
 	})
 	w.mu.Lock()
-	defer w.mu.Unlock()
 	lost := 0
 	for id, seq := range w.acked {
 		if got[id] != seq {
@@ -186,10 +187,10 @@ func TestReplicas(t *testing.T) {
 		}
 	}
 	t.Logf("%d appends acknowledged, %d lost; %d events in the stream", len(w.acked), lost, len(got))
+	w.mu.Unlock()
 
 	// And the cluster takes appends again.
 	waitUntil(t, 30*time.Second, "append after the restart", func() error {
 		return w.appendOne(ctx)
 	})
-	_ = jetstream.ErrStreamNotFound
 }
