@@ -1,16 +1,20 @@
 package natscluster
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/nats-io/nats.go"
 
+	"skiff.dev/events"
 	"skiff.dev/events/bootstrap"
 	"skiff.dev/events/natsserver"
 	"skiff.dev/events/store"
@@ -71,9 +75,10 @@ func benchAppend(b *testing.B, st *store.Store, writers int) {
 			var expect uint64
 			pod := fmt.Sprintf("r%d-w%d", run, w)
 			for left.Add(-1) >= 0 {
-				seq, err := st.Append(ctx, statusReported(b, "bench", pod), expect)
+				ev := statusReported(b, "bench", pod)
+				seq, err := st.Append(ctx, ev, expect)
 				if err != nil {
-					errs <- err
+					errs <- fmt.Errorf("%w\n%s", err, lastOnLeader(st, ev, expect))
 					return
 				}
 				expect = seq
@@ -115,4 +120,24 @@ func embedded(b *testing.B, syncAlways bool) *store.Store {
 		b.Fatal(err)
 	}
 	return res.Store
+}
+
+// lastOnLeader says what the stream's leader holds last on ev's subject (a STREAM.MSG.GET,
+// which the leader answers, unlike a direct get), to tell a real conflict from a stale read.
+func lastOnLeader(st *store.Store, ev *events.Event, expect uint64) string {
+	req, _ := json.Marshal(map[string]string{"last_by_subj": ev.Subject})
+	nc := st.JetStream().Conn()
+	m, err := nc.Request("$JS.API.STREAM.MSG.GET."+store.DefaultStream, req, 5*time.Second)
+	if err != nil {
+		return fmt.Sprintf("leader's last message on %s: %v", ev.Subject, err)
+	}
+	var resp struct {
+		Message struct {
+			Seq  uint64 `json:"seq"`
+			Hdrs []byte `json:"hdrs"`
+		} `json:"message"`
+	}
+	_ = json.Unmarshal(m.Data, &resp)
+	return fmt.Sprintf("expected last seq %d; the leader's last message on %s is seq %d, ours (id %s) %v",
+		expect, ev.Subject, resp.Message.Seq, ev.ID, bytes.Contains(resp.Message.Hdrs, []byte(ev.ID)))
 }
