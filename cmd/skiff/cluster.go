@@ -65,7 +65,7 @@ func newClusterInitCmd(a *app) *cobra.Command {
 	f.StringArrayVar(&o.servers, "server", nil, "a server of the cluster as NAME=HOST[:PORT] (client port, default 4222); repeat for each")
 	f.IntVar(&o.clusterPort, "cluster-port", natsconf.DefaultClusterPort, "port of the routes between servers")
 	f.IntVar(&o.monitorPort, "monitor-port", natsconf.DefaultMonitorPort, "port of the https monitoring endpoint")
-	f.StringVar(&o.storeDir, "store-dir", "/var/lib/nats/jetstream", "JetStream's directory on each server")
+	f.StringVar(&o.storeDir, "store-dir", "/var/lib/nats", "JetStream's directory on each server (nats-server adds jetstream/ below it)")
 	f.StringVar(&o.tlsPath, "tls-path", "", "directory each nats.conf names server.pem, server-key.pem and ca.pem in, as nats-server resolves it from its working directory (default: none, run nats-server from servers/NAME; \"secrets\" under Nomad)")
 	f.StringVar(&o.resolverDir, "resolver-dir", "/var/lib/nats/jwt", "the account resolver's directory on each server")
 	f.StringVar(&o.clusterName, "cluster-name", "skiff", "name of the NATS cluster")

@@ -100,7 +100,7 @@ func TestClusterInit(t *testing.T) {
 		}
 	}
 	conf, _ := os.ReadFile(filepath.Join(dir, "servers/n1/nats.conf"))
-	for _, w := range []string{`listen: "10.0.0.1:4222"`, `https: "10.0.0.1:8222"`, `"nats-route://10.0.0.2:6222"`, `store_dir: "/var/lib/nats/jetstream"`, `dir: "/var/lib/nats/jwt"`, "sync_interval: always", "verify: true"} {
+	for _, w := range []string{`listen: "10.0.0.1:4222"`, `https: "10.0.0.1:8222"`, `"nats-route://10.0.0.2:6222"`, `store_dir: "/var/lib/nats"`, `dir: "/var/lib/nats/jwt"`, "sync_interval: always", "verify: true"} {
 		if !strings.Contains(string(conf), w) {
 			t.Errorf("servers/n1/nats.conf lacks %s", w)
 		}

@@ -106,7 +106,7 @@ job "skiff-nats" {
         args    = ["-c", "${NOMAD_SECRETS_DIR}/nats.conf"]
       }
 
-      # store_dir and the resolver dir in nats.conf are /var/lib/nats/jetstream and
+      # store_dir and the resolver dir in nats.conf are /var/lib/nats (JetStream adds jetstream/) and
       # /var/lib/nats/jwt (skiff cluster init's defaults).
       volume_mount {
         volume      = "jetstream"
