@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -126,6 +127,8 @@ func (s *Store) JetStream() jetstream.JetStream { return s.js }
 //   - events.ErrConflict: another writer appended to the subject first; re-read and decide again.
 //   - events.ErrUnavailable: the server did not answer in time; retrying with the same event is
 //     safe (the event id deduplicates).
+//   - events.ErrPermissionDenied: the server refused this identity a publish on the subject
+//     (NATS says so asynchronously; the append notices when no ack came).
 func (s *Store) Append(ctx context.Context, ev *events.Event, expect uint64) (uint64, error) {
 	msg, err := message(ev, expect)
 	if err != nil {
@@ -134,6 +137,9 @@ func (s *Store) Append(ctx context.Context, ev *events.Event, expect uint64) (ui
 	ack, err := s.js.PublishMsg(ctx, msg)
 	if err != nil {
 		err = translate(err)
+		if errors.Is(err, events.ErrUnavailable) {
+			err = s.refused(ev.Subject, err)
+		}
 		if errors.Is(err, events.ErrConflict) {
 			// The server checks the expected sequence before deduplicating, so a retry of an
 			// append whose ack was lost looks like a conflict: it is one only if the event on the
@@ -209,6 +215,16 @@ func (s *Store) appendWindow(ctx context.Context, ws []Write, errs []error) {
 }
 
 // landed reports whether ev is the last event on its subject.
+// refused is err, unless the connection's last asynchronous error is the server's refusal to let
+// it publish on subject: then that refusal.
+func (s *Store) refused(subject string, err error) error {
+	last := s.js.Conn().LastError()
+	if errors.Is(last, nats.ErrPermissionViolation) && strings.Contains(last.Error(), `"`+subject+`"`) {
+		return fmt.Errorf("%w: %v (the server refused this identity a publish there)", events.ErrPermissionDenied, last)
+	}
+	return err
+}
+
 func (s *Store) landed(ctx context.Context, ev *events.Event) (uint64, bool) {
 	m, err := s.stream.GetLastMsgForSubject(ctx, ev.Subject)
 	if err != nil || m.Header.Get(jetstream.MsgIDHeader) != ev.ID {

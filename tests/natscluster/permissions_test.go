@@ -107,6 +107,10 @@ func TestPermissions(t *testing.T) {
 		before := count(t)
 		a.refused(t, ev.Subject, func(ctx context.Context) error {
 			_, err := a.st.Append(ctx, ev, 0)
+			// The append reports the refusal itself, not only a timeout.
+			if !errors.Is(err, events.ErrPermissionDenied) {
+				t.Errorf("%s: refused append %s on %s returned %v, want PermissionDenied", a.name, ev.Type, ev.Subject, err)
+			}
 			return err
 		})
 		if after := count(t); after != before {
