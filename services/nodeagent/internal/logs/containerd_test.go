@@ -11,6 +11,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"skiff.dev/events/api"
+	"skiff.dev/events/bootstrap"
 	"skiff.dev/events/eventstest"
 	"skiff.dev/events/images"
 	"skiff.dev/services/nodeagent/internal/runtime"
@@ -37,7 +38,11 @@ func TestWithContainerd(t *testing.T) {
 	// The image travels as `skiff image import` and an agent's ensureImage move it.
 	h := newHarness(t, func(c *Config) { c.Dir = cfg.LogDir })
 	h.srv.wait = func() <-chan time.Time { return time.After(10 * time.Millisecond) }
-	js, err := jetstream.New(eventstest.Connect(t, h.ns))
+	nc := eventstest.Connect(t, h.ns)
+	if _, err := bootstrap.Run(ctx, nc, bootstrap.Config{}); err != nil {
+		t.Fatal(err)
+	}
+	js, err := jetstream.New(nc)
 	if err != nil {
 		t.Fatal(err)
 	}
