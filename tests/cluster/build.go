@@ -48,13 +48,10 @@ func Build(t testing.TB) Binaries {
 }
 
 func build() (Binaries, error) {
-	sweepStale(nil)
-	dir, err := os.MkdirTemp("", runPrefix+"bin-")
+	buildOneMu.Lock()
+	dir, err := ensureBuildDir()
+	buildOneMu.Unlock()
 	if err != nil {
-		return Binaries{}, err
-	}
-	buildDir = dir
-	if err := os.WriteFile(filepath.Join(dir, ownerFile), []byte(processIdentity(os.Getpid())), 0o644); err != nil {
 		return Binaries{}, err
 	}
 	root := repoRoot()
@@ -136,3 +133,70 @@ func exists(p string) bool {
 // Dir is the directory holding the binaries Build made (or SKIFF_BIN's), for handing to a child
 // test process as SKIFF_BIN.
 func (b Binaries) Dir() string { return filepath.Dir(b.Skiff) }
+
+// NATSServer returns the stock nats-server binary, built once per test process with `go build
+// github.com/nats-io/nats-server/v2` in the events module, so it is the very version events/go.mod
+// pins (the one Skiff embeds): no other download path. SKIFF_BIN/nats-server is taken when it
+// exists.
+func NATSServer(t testing.TB) string {
+	t.Helper()
+	return buildOne(t, "nats-server", filepath.Join(repoRoot(), "events"), "github.com/nats-io/nats-server/v2")
+}
+
+// SkiffCLI returns the skiff binary alone (Build also builds the services and images), built
+// once per test process from this working tree, or SKIFF_BIN/skiff.
+func SkiffCLI(t testing.TB) string {
+	t.Helper()
+	return buildOne(t, "skiff", repoRoot(), "./cmd/skiff")
+}
+
+var (
+	buildOneMu   sync.Mutex
+	buildOneDone = map[string]string{}
+)
+
+// buildOne builds pkg (in module directory dir) into the build directory as name, once.
+func buildOne(t testing.TB, name, dir, pkg string) string {
+	t.Helper()
+	buildOneMu.Lock()
+	defer buildOneMu.Unlock()
+	if p, ok := buildOneDone[name]; ok {
+		return p
+	}
+	if src := os.Getenv("SKIFF_BIN"); src != "" {
+		if p, _ := filepath.Abs(filepath.Join(src, name)); exists(p) {
+			buildOneDone[name] = p
+			return p
+		}
+	}
+	dir0, err := ensureBuildDir()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(dir0, name)
+	cmd := exec.Command(goTool(), "build", "-o", out, pkg)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go build %s (in %s): %v\n%s", pkg, dir, err, b)
+	}
+	buildOneDone[name] = out
+	return out
+}
+
+// ensureBuildDir makes the build directory once (callers hold buildOneMu).
+func ensureBuildDir() (string, error) {
+	if buildDir != "" {
+		return buildDir, nil
+	}
+	sweepStale(nil)
+	d, err := os.MkdirTemp("", runPrefix+"bin-")
+	if err != nil {
+		return "", err
+	}
+	if err := os.WriteFile(filepath.Join(d, ownerFile), []byte(processIdentity(os.Getpid())), 0o644); err != nil {
+		return "", err
+	}
+	buildDir = d
+	return d, nil
+}

@@ -21,6 +21,7 @@ type proc struct {
 	netns   string // name under /run/netns
 	logPath string
 	env     []string
+	dir     string // working directory; "" for the test's
 
 	mu     sync.Mutex
 	cmd    *exec.Cmd
@@ -56,6 +57,7 @@ func (p *proc) start(pidsFile string) error {
 	args := append([]string{"--net=" + netnsPath(p.netns), "--"}, p.argv...)
 	cmd := exec.Command("nsenter", args...)
 	cmd.Stdout, cmd.Stderr = logFile, logFile
+	cmd.Dir = p.dir
 	cmd.Env = append(append(os.Environ(), "PATH="+os.Getenv("PATH")+":/usr/local/sbin:/usr/sbin:/sbin"), p.env...)
 	// Own process group: a terminal's ^C reaches the test, whose cleanup then stops these in
 	// order. Pdeathsig is tied to the OS thread that forks, so that thread stays locked (and
