@@ -90,6 +90,20 @@ type State struct {
 	pending     map[Key]*Pod
 	clusterIPs  map[string]Key
 	podCIDRs    map[string]string
+	// early holds, per Service, the newest EndpointsUpdated that came before the Service itself
+	// did. A reader that follows Services and Endpoints with one consumer each (as a node's net
+	// proxy must, see live.Projection.Run) can get an Endpoints event before the ServiceApplied
+	// that precedes it in the log; ServiceApplied adopts it when it is the later of the two. A
+	// reader in log order never adopts one: its early Endpoints are older than any Service that
+	// follows.
+	early map[Key]earlyEndpoints
+}
+
+// earlyEndpoints is an EndpointsUpdated applied before its Service existed.
+type earlyEndpoints struct {
+	seq   uint64
+	at    time.Time
+	addrs []events.EndpointAddress
 }
 
 // DefaultNamespace always exists, as in Kubernetes.
@@ -114,6 +128,7 @@ func New() *State {
 		pending:     map[Key]*Pod{},
 		clusterIPs:  map[string]Key{},
 		podCIDRs:    map[string]string{},
+		early:       map[Key]earlyEndpoints{},
 	}
 }
 
@@ -258,25 +273,44 @@ func (s *State) Apply(ev *events.Event) error {
 			s.clusterIPs[ip] = key
 		}
 		s.Services[key] = sv
+		if e, ok := s.early[key]; ok {
+			delete(s.early, key)
+			if e.seq > ev.Seq {
+				s.Endpoints[key] = newEndpoints(key, e.at, e.addrs)
+			}
+		}
 	case *events.ServiceDeleted:
 		if old, ok := s.Services[key]; ok {
 			delete(s.clusterIPs, old.Spec.ClusterIP)
 		}
 		delete(s.Services, key)
 		delete(s.Endpoints, key)
+		if e, ok := s.early[key]; ok && e.seq < ev.Seq {
+			delete(s.early, key)
+		}
 	case *events.EndpointsUpdated:
 		if _, ok := s.Services[key]; !ok {
+			if e, ok := s.early[key]; !ok || ev.Seq > e.seq {
+				if s.early == nil {
+					s.early = map[Key]earlyEndpoints{}
+				}
+				s.early[key] = earlyEndpoints{seq: ev.Seq, at: t, addrs: p.Addresses}
+			}
 			return precondition(ev, "service %s does not exist", key)
 		}
-		s.Endpoints[key] = &events.Endpoints{
-			TypeMeta:  events.TypeMeta{APIVersion: "v1", Kind: "Endpoints"},
-			Metadata:  events.ObjectMeta{Name: sub.Name, Namespace: sub.Namespace, CreationTimestamp: &t},
-			Addresses: p.Addresses,
-		}
+		s.Endpoints[key] = newEndpoints(key, t, p.Addresses)
 	default:
 		return precondition(ev, "no fold for payload %T", ev.Data)
 	}
 	return nil
+}
+
+func newEndpoints(key Key, t time.Time, addrs []events.EndpointAddress) *events.Endpoints {
+	return &events.Endpoints{
+		TypeMeta:  events.TypeMeta{APIVersion: "v1", Kind: "Endpoints"},
+		Metadata:  events.ObjectMeta{Name: key.Name, Namespace: key.Namespace, CreationTimestamp: &t},
+		Addresses: addrs,
+	}
 }
 
 func (s *State) applyNodeRegistered(name string, t time.Time, p *events.NodeRegistered) {

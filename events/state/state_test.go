@@ -218,3 +218,64 @@ func TestServicesAndEndpoints(t *testing.T) {
 		t.Fatal("service deletion left its cluster IP or endpoints behind")
 	}
 }
+
+// A net proxy follows Services and Endpoints with one consumer each, so it can be handed a
+// Service's Endpoints before the Service (the simulated datacenter caught a proxy that dropped
+// them and refused connections). The Service adopts Endpoints that are later than itself in the
+// log, and only those: a reader in log order never does.
+func TestEndpointsBeforeTheirService(t *testing.T) {
+	svcRef := events.ObjectRef{Kind: events.KindService, Namespace: "default", Name: "web"}
+	epRef := events.ObjectRef{Kind: events.KindEndpoints, Namespace: "default", Name: "web"}
+	key := state.Key{Namespace: "default", Name: "web"}
+	applied := &events.ServiceApplied{Service: events.Service{Metadata: events.ObjectMeta{Name: "web", Namespace: "default"}, Spec: events.ServiceSpec{ClusterIP: "10.96.0.10"}}}
+	eps := func(ip string) *events.EndpointsUpdated {
+		return &events.EndpointsUpdated{Addresses: []events.EndpointAddress{{IP: ip, PodName: "a"}}}
+	}
+	for _, tc := range []struct {
+		name    string
+		build   func(l *log)
+		order   []int // indexes into the log, the order the reader applies them in
+		wantIP  string
+		wantErr int
+	}{
+		{"service then endpoints, in log order", func(l *log) { l.add(svcRef, "", applied); l.add(epRef, "", eps("10.88.0.2")) },
+			[]int{0, 1}, "10.88.0.2", 0},
+		{"endpoints handed over before their service", func(l *log) { l.add(svcRef, "", applied); l.add(epRef, "", eps("10.88.0.2")) },
+			[]int{1, 0}, "10.88.0.2", 1},
+		{"the newest of two early endpoints", func(l *log) {
+			l.add(svcRef, "", applied)
+			l.add(epRef, "", eps("10.88.0.2"))
+			l.add(epRef, "", eps("10.88.0.3"))
+		}, []int{1, 2, 0}, "10.88.0.3", 2},
+		{"endpoints older than the service, in log order, stay refused", func(l *log) { l.add(epRef, "", eps("10.88.0.2")); l.add(svcRef, "", applied) },
+			[]int{0, 1}, "", 1},
+		{"endpoints of a deleted service are not adopted by its successor", func(l *log) {
+			l.add(svcRef, "", applied)
+			l.add(epRef, "", eps("10.88.0.2"))
+			l.add(svcRef, "", &events.ServiceDeleted{})
+			l.add(svcRef, "", applied)
+		}, []int{0, 2, 1, 3}, "", 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			l := &log{t: t}
+			tc.build(l)
+			st := state.New()
+			var errs []error
+			for _, i := range tc.order {
+				if err := st.Apply(l.evs[i]); err != nil {
+					errs = append(errs, err)
+				}
+			}
+			if len(errs) != tc.wantErr {
+				t.Errorf("errors = %v, want %d", errs, tc.wantErr)
+			}
+			got := ""
+			if ep := st.Endpoints[key]; ep != nil && len(ep.Addresses) > 0 {
+				got = ep.Addresses[0].IP
+			}
+			if got != tc.wantIP {
+				t.Errorf("endpoint = %q, want %q", got, tc.wantIP)
+			}
+		})
+	}
+}
