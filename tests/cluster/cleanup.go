@@ -63,6 +63,7 @@ func sweepRun(dir, runID string, logf func(string, ...any)) {
 	for _, p := range pods {
 		// libcni caches every ADD result here, whatever the agent's state dir.
 		_ = os.Remove(filepath.Join("/var/lib/cni/results", "skiff-"+p+"-eth0"))
+		_ = os.Remove(filepath.Join("/var/lib/cni/results", "cni-loopback-"+p+"-lo"))
 	}
 	nss, _ := filepath.Glob(filepath.Join("/run/netns", runID+"-*"))
 	for _, ns := range nss {

@@ -118,3 +118,9 @@ func RequireRoot(t testing.TB, why string) {
 		t.Fatalf("needs root (%s): run the tests as root", why)
 	}
 }
+
+// ContainerdConfig is the configuration of a private containerd (see containerdConfig): root and
+// state directories and the socket, as the harness runs it.
+func ContainerdConfig(root, state, address string) string {
+	return fmt.Sprintf(containerdConfig, root, state, address)
+}

@@ -166,7 +166,28 @@ func (vm *VM) boot() error {
 			return err
 		}
 	}
-	return vm.mount(dc.Bin, binDir, "-o", "ro")
+	if err := vm.mount(dc.Bin, binDir, "-o", "ro"); err != nil {
+		return err
+	}
+	// The VM sees its own directories at every path.
+	info, err := os.ReadFile(fmt.Sprintf("/proc/%d/mountinfo", pid))
+	if err != nil {
+		return err
+	}
+	for _, m := range append([]string{binDir}, perVMPaths()...) {
+		if !strings.Contains(string(info), " "+m+" ") {
+			return fmt.Errorf("%s is not a mount point in the VM's mount namespace", m)
+		}
+	}
+	return nil
+}
+
+func perVMPaths() []string {
+	var out []string
+	for _, m := range perVM {
+		out = append(out, m.path)
+	}
+	return out
 }
 
 // mount bind-mounts src over target inside the VM. A missing target is created on the host
@@ -267,6 +288,28 @@ func (vm *VM) prepareTask(t nomad.Task) error {
 		}
 	}
 	return t.WriteFiles()
+}
+
+// logOf is the log of the process called name on vm.
+func (dc *Datacenter) logOf(vm *VM, name string) string {
+	for _, p := range dc.procs {
+		if p.vm == vm && p.name == name {
+			b, _ := os.ReadFile(p.log)
+			return string(b)
+		}
+	}
+	return ""
+}
+
+// exited lists the long-running processes that are no longer running.
+func (dc *Datacenter) exited() []string {
+	var out []string
+	for _, p := range dc.procs {
+		if !p.proc.Running() {
+			out = append(out, p.vm.Name+" "+p.name)
+		}
+	}
+	return out
 }
 
 // cleanup stops every process by PID, newest first, then whatever is left in each VM's mount
@@ -383,10 +426,7 @@ func hostMountCounts() map[string]int {
 func (dc *Datacenter) leakedMounts() []string {
 	now := hostMountCounts()
 	var out []string
-	watch := []string{binDir}
-	for _, m := range perVM {
-		watch = append(watch, m.path)
-	}
+	watch := append([]string{binDir}, perVMPaths()...)
 	for p, n := range now {
 		interesting := strings.HasPrefix(p, dc.Run.Dir+"/") || p == dc.Run.Dir
 		for _, w := range watch {
