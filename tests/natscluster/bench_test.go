@@ -1,16 +1,21 @@
 package natscluster
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/nats-io/nats.go"
 
+	"skiff.dev/events"
 	"skiff.dev/events/bootstrap"
 	"skiff.dev/events/natsserver"
 	"skiff.dev/events/store"
@@ -63,6 +68,7 @@ func benchAppend(b *testing.B, st *store.Store, writers int) {
 	run := benchRun.Add(1)
 	var left atomic.Int64
 	left.Store(int64(b.N))
+	var falseConflicts atomic.Int64
 	var wg sync.WaitGroup
 	errs := make(chan error, writers)
 	b.ResetTimer()
@@ -71,9 +77,20 @@ func benchAppend(b *testing.B, st *store.Store, writers int) {
 			var expect uint64
 			pod := fmt.Sprintf("r%d-w%d", run, w)
 			for left.Add(-1) >= 0 {
-				seq, err := st.Append(ctx, statusReported(b, "bench", pod), expect)
+				ev := statusReported(b, "bench", pod)
+				seq, err := st.Append(ctx, ev, expect)
+				if errors.Is(err, events.ErrConflict) {
+					// Only this writer writes the subject: a conflict while the leader holds
+					// exactly the expected sequence is the server's (see docs/benchmarks.md).
+					// A Skiff writer re-reads and retries; so does this one, counting it.
+					if last, ok := leaderLastSeq(st, ev.Subject); ok && last == expect {
+						falseConflicts.Add(1)
+						left.Add(1)
+						continue
+					}
+				}
 				if err != nil {
-					errs <- err
+					errs <- fmt.Errorf("%w\n%s", err, lastOnLeader(st, ev, expect))
 					return
 				}
 				expect = seq
@@ -87,6 +104,7 @@ func benchAppend(b *testing.B, st *store.Store, writers int) {
 		b.Fatal(err)
 	}
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "appends/s")
+	b.ReportMetric(float64(falseConflicts.Load()), "false-conflicts")
 }
 
 // embedded starts the embedded server with a fresh store and bootstraps the log on it.
@@ -115,4 +133,39 @@ func embedded(b *testing.B, syncAlways bool) *store.Store {
 		b.Fatal(err)
 	}
 	return res.Store
+}
+
+// leaderLastSeq is the sequence of the last message on subject as the stream's leader holds it
+// (a STREAM.MSG.GET, which the leader answers, unlike a direct get, which any replica may).
+func leaderLastSeq(st *store.Store, subject string) (uint64, bool) {
+	seq, _, err := leaderLast(st, subject)
+	return seq, err == nil
+}
+
+func leaderLast(st *store.Store, subject string) (uint64, []byte, error) {
+	req, _ := json.Marshal(map[string]string{"last_by_subj": subject})
+	m, err := st.JetStream().Conn().Request("$JS.API.STREAM.MSG.GET."+store.DefaultStream, req, 5*time.Second)
+	if err != nil {
+		return 0, nil, err
+	}
+	var resp struct {
+		Message struct {
+			Seq  uint64 `json:"seq"`
+			Hdrs []byte `json:"hdrs"`
+		} `json:"message"`
+	}
+	if err := json.Unmarshal(m.Data, &resp); err != nil {
+		return 0, nil, err
+	}
+	return resp.Message.Seq, resp.Message.Hdrs, nil
+}
+
+// lastOnLeader says what the leader holds last on ev's subject, for a failed append's message.
+func lastOnLeader(st *store.Store, ev *events.Event, expect uint64) string {
+	seq, hdrs, err := leaderLast(st, ev.Subject)
+	if err != nil {
+		return fmt.Sprintf("leader's last message on %s: %v", ev.Subject, err)
+	}
+	return fmt.Sprintf("expected last seq %d; the leader's last message on %s is seq %d, ours (id %s) %v",
+		expect, ev.Subject, seq, ev.ID, bytes.Contains(hdrs, []byte(ev.ID)))
 }

@@ -38,7 +38,8 @@ const (
 // ServerAddress is the address of server i (1-based): 10.212.0.1i.
 func ServerAddress(i int) string { return fmt.Sprintf("10.212.0.%d", 10+i) }
 
-// Options shape a cluster. The zero value is three servers with TLS and JWT authentication.
+// Options shape a cluster. The zero value is three servers, configured by skiff cluster init:
+// TLS, JWT authentication, sync_interval: always.
 type Options struct {
 	// Servers is the number of servers; default 3.
 	Servers int
@@ -54,7 +55,7 @@ type Cluster struct {
 	URLs string
 	// Servers in order n1, n2, ...
 	Servers []*Server
-	// Skiff and NATSServer are the binaries in use.
+	// SkiffBin and NATSServer are the binaries in use.
 	SkiffBin, NATSServer string
 	// ClientNetns is the namespace Connect dials from and Exec runs in.
 	ClientNetns string

@@ -66,7 +66,7 @@ func TestReplicas(t *testing.T) {
 	c := Start(t, Options{})
 	c.Bootstrap(3)
 	admin := c.MustConnect(c.Creds("admin"))
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	st, err := store.Attach(ctx, admin, store.Config{})
 	if err != nil {
@@ -137,6 +137,7 @@ func TestReplicas(t *testing.T) {
 	t.Logf("killed %s (the stream leader)", first)
 	killed1 := time.Now()
 	waitUntil(t, 30*time.Second, "appends with one server down", succeededSince(killed1, 20))
+	t.Logf("20 appends acknowledged %v after the kill", time.Since(killed1).Round(time.Millisecond))
 
 	// Two down: no quorum, every append started now fails as Unavailable.
 	var second string
@@ -157,6 +158,7 @@ func TestReplicas(t *testing.T) {
 	})
 	close(stop)
 	<-done
+	t.Logf("%d appends tried with two servers down, in %v", len(w.since(killed2)), time.Since(killed2).Round(time.Millisecond))
 	for i, r := range w.since(killed2) {
 		if !errors.Is(r.err, events.ErrUnavailable) {
 			t.Errorf("append %d with two servers down: err %v, want %v", i, r.err, events.ErrUnavailable)
@@ -164,8 +166,11 @@ func TestReplicas(t *testing.T) {
 	}
 
 	// Back to three: every acknowledged event is in the stream, at the sequence its ack said.
+	restart := time.Now()
 	c.Restart(first)
+	t.Logf("restarted %s: meta leader after %v", first, time.Since(restart).Round(time.Millisecond))
 	c.Restart(second)
+	t.Logf("restarted %s: meta leader after %v", second, time.Since(restart).Round(time.Millisecond))
 	var got map[string]uint64
 	waitUntil(t, 60*time.Second, "reading the stream after the restart", func() error {
 		rctx, rcancel := context.WithTimeout(ctx, 10*time.Second)

@@ -8,6 +8,14 @@
 // sides talk only through JetStream as in a real cluster, on the same cores.
 //
 //	go run ./services/scheduler/cmd/schedbench -nodes 5000 -pods-per-node 30 -runs 5
+//
+// With --server (or --config), it runs against that cluster instead: each run deletes the stream
+// and the lease bucket and bootstraps them again with --replicas, so the creds must be admin's
+// (only the bootstrap step creates the log); the simulated nodes connect with the same settings.
+// -compare-embedded runs the embedded baseline before each cluster run, on the same machine in
+// the same invocation:
+//
+//	schedbench --config DIR/config/admin.yaml --replicas 3 -compare-embedded -runs 5
 package main
 
 import (
@@ -29,8 +37,12 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"skiff.dev/events"
+	"skiff.dev/events/api"
+	"skiff.dev/events/bootstrap"
+	"skiff.dev/events/client"
 	"skiff.dev/events/live"
 	"skiff.dev/events/natsserver"
 	"skiff.dev/events/state"
@@ -43,7 +55,15 @@ type options struct {
 	batch, inflight, percent, writers   int
 	sim, cpuProfile, dir                string
 	verbose                             bool
+
+	// cluster: the NATS cluster to run against; empty Server and Config: an embedded server.
+	cluster         client.Options
+	replicas        int
+	compareEmbedded bool
 }
+
+// remote reports whether the runs go to a cluster rather than an embedded server.
+func (o options) remote() bool { return o.cluster.Server != "" || o.cluster.Config != "" }
 
 func main() {
 	var o options
@@ -59,6 +79,9 @@ func main() {
 	flag.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the scheduling phase of the first run")
 	flag.StringVar(&o.dir, "dir", "", "directory for the server's data (default: a temporary one)")
 	flag.BoolVar(&o.verbose, "v", false, "log scheduler and server warnings")
+	o.cluster.Flags(flag.CommandLine)
+	flag.IntVar(&o.replicas, "replicas", 3, "with --server/--config: replicas of the stream and buckets each run bootstraps")
+	flag.BoolVar(&o.compareEmbedded, "compare-embedded", false, "with --server/--config: run the embedded baseline before each cluster run")
 	flag.Parse()
 	if err := bench(o); err != nil {
 		fmt.Fprintln(os.Stderr, "schedbench:", err)
@@ -82,20 +105,35 @@ func bench(o options) error {
 	}
 	fmt.Printf("machine: %d CPUs (GOMAXPROCS %d), %s/%s, %s\n", runtime.NumCPU(), runtime.GOMAXPROCS(0), runtime.GOOS, runtime.GOARCH, runtime.Version())
 	fmt.Printf("nodes=%d pods-per-node=%d pods=%d owner-size=%d\n", o.nodes, o.podsPerNode, o.nodes*o.podsPerNode, o.ownerSize)
-	var rates, bound, running []float64
-	for i := range o.runs {
-		r, err := once(o, filepath.Join(tmp, fmt.Sprintf("run%d", i)), i == 0)
-		if err != nil {
-			return fmt.Errorf("run %d: %w", i+1, err)
-		}
-		fmt.Printf("run %d: %d pods bound in %.2fs = %.0f pods/s; all Running after %.2fs (setup %.1fs)\n",
-			i+1, r.pods, r.bound.Seconds(), float64(r.pods)/r.bound.Seconds(), r.running.Seconds(), r.setup.Seconds())
-		rates = append(rates, float64(r.pods)/r.bound.Seconds())
-		bound = append(bound, r.bound.Seconds())
-		running = append(running, r.running.Seconds())
+	type target struct {
+		name   string
+		remote bool
 	}
-	fmt.Printf("median of %d: %.0f pods/s bound, %.2fs to bind all, %.2fs to all Running\n",
-		o.runs, median(rates), median(bound), median(running))
+	targets := []target{{"embedded-R1", false}}
+	if o.remote() {
+		targets = []target{{fmt.Sprintf("cluster-R%d", o.replicas), true}}
+		if o.compareEmbedded {
+			targets = append([]target{{"embedded-R1", false}}, targets...)
+		}
+	}
+	rates, bound, running := map[string][]float64{}, map[string][]float64{}, map[string][]float64{}
+	for i := range o.runs {
+		for _, tg := range targets {
+			r, err := once(o, tg.remote, filepath.Join(tmp, fmt.Sprintf("run%d", i)), i == 0 && tg == targets[len(targets)-1])
+			if err != nil {
+				return fmt.Errorf("run %d (%s): %w", i+1, tg.name, err)
+			}
+			fmt.Printf("run %d %s: %d pods bound in %.2fs = %.0f pods/s; all Running after %.2fs (setup %.1fs)\n",
+				i+1, tg.name, r.pods, r.bound.Seconds(), float64(r.pods)/r.bound.Seconds(), r.running.Seconds(), r.setup.Seconds())
+			rates[tg.name] = append(rates[tg.name], float64(r.pods)/r.bound.Seconds())
+			bound[tg.name] = append(bound[tg.name], r.bound.Seconds())
+			running[tg.name] = append(running[tg.name], r.running.Seconds())
+		}
+	}
+	for _, tg := range targets {
+		fmt.Printf("median of %d %s: %.0f pods/s bound, %.2fs to bind all, %.2fs to all Running\n",
+			o.runs, tg.name, median(rates[tg.name]), median(bound[tg.name]), median(running[tg.name]))
+	}
 	return nil
 }
 
@@ -113,32 +151,51 @@ type runResult struct {
 	setup, bound, running time.Duration
 }
 
-func once(o options, dir string, profile bool) (runResult, error) {
+func once(o options, remote bool, dir string, profile bool) (runResult, error) {
 	setupStart := time.Now()
 	logLevel := slog.LevelError
 	if o.verbose {
 		logLevel = slog.LevelWarn
 	}
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: logLevel}))
-	srv, err := natsserver.Start(natsserver.Config{DataDir: dir})
-	if err != nil {
-		return runResult{}, err
-	}
-	defer srv.Stop()
-	nc, err := nats.Connect(srv.URL())
-	if err != nil {
-		return runResult{}, err
-	}
-	defer nc.Close()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	log, err := store.Bootstrap(ctx, nc, store.Config{Logger: logger})
+	var (
+		nc      *nats.Conn
+		simArgs []string
+		err     error
+	)
+	replicas := 1
+	if remote {
+		replicas = o.replicas
+		o.cluster.Name = "schedbench"
+		if nc, err = client.Connect(o.cluster); err != nil {
+			return runResult{}, err
+		}
+		if err := reset(ctx, nc); err != nil {
+			return runResult{}, err
+		}
+		simArgs = clusterArgs(o.cluster)
+	} else {
+		srv, err := natsserver.Start(natsserver.Config{DataDir: dir})
+		if err != nil {
+			return runResult{}, err
+		}
+		defer srv.Stop()
+		if nc, err = nats.Connect(srv.URL()); err != nil {
+			return runResult{}, err
+		}
+		simArgs = []string{"-nats", srv.URL()}
+	}
+	defer nc.Close()
+	res, err := bootstrap.Run(ctx, nc, bootstrap.Config{Replicas: replicas, Logger: logger})
 	if err != nil {
 		return runResult{}, err
 	}
+	log := res.Store
 
 	// Simulated nodes, in their own process.
-	sim := exec.CommandContext(ctx, o.sim, "-nats", srv.URL(), "-nodes", fmt.Sprint(o.nodes), "-lease-interval", "10s")
+	sim := exec.CommandContext(ctx, o.sim, append(simArgs, "-nodes", fmt.Sprint(o.nodes), "-lease-interval", "10s")...)
 	sim.Stderr = os.Stderr
 	out, err := sim.StdoutPipe()
 	if err != nil {
@@ -227,6 +284,39 @@ func once(o options, dir string, profile bool) (runResult, error) {
 		return runResult{}, fmt.Errorf("timed out: %d of %d pods running", nRunning.Load(), n)
 	}
 	return runResult{pods: n, setup: setup, bound: tBound.Sub(start), running: tRunning.Sub(start)}, nil
+}
+
+// reset deletes the stream and the lease bucket a previous run left, so each run starts from an
+// empty log as it does on a fresh embedded server. Deleting needs admin's creds.
+func reset(ctx context.Context, nc *nats.Conn) error {
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return err
+	}
+	for _, name := range []string{store.DefaultStream, "KV_" + api.LeaseBucket} {
+		err := js.DeleteStream(ctx, name)
+		if err != nil && !errors.Is(err, jetstream.ErrStreamNotFound) {
+			return fmt.Errorf("delete stream %s (schedbench starts each run from an empty log: it needs admin's creds): %w", name, err)
+		}
+	}
+	return nil
+}
+
+// clusterArgs are the connection flags of o for simnodes, resolved (environment and config file)
+// here so both processes connect alike.
+func clusterArgs(o client.Options) []string {
+	r, err := o.Resolve()
+	if err != nil {
+		return nil
+	}
+	args := []string{"--server", r.Server}
+	if r.Creds != "" {
+		args = append(args, "--creds", r.Creds)
+	}
+	if r.CA != "" {
+		args = append(args, "--tls-ca", r.CA)
+	}
+	return args
 }
 
 // createPods appends n PodCreated events, pipelined, owned by Deployments of ownerSize pods.

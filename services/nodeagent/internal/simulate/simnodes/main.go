@@ -17,12 +17,15 @@ import (
 
 	"github.com/nats-io/nats.go"
 
+	"skiff.dev/events/client"
 	"skiff.dev/events/store"
 	"skiff.dev/services/nodeagent/internal/simulate"
 )
 
 func main() {
-	url := flag.String("nats", nats.DefaultURL, "NATS server URL")
+	url := flag.String("nats", nats.DefaultURL, "NATS server URL, without creds or TLS (see --server)")
+	var conn client.Options
+	conn.Flags(flag.CommandLine)
 	count := flag.Int("nodes", 100, "number of simulated nodes")
 	prefix := flag.String("prefix", simulate.DefaultPrefix, "node name prefix")
 	cpu := flag.Int64("milli-cpu", simulate.DefaultMilliCPU, "CPU of each node, in millicores")
@@ -39,7 +42,10 @@ func main() {
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, log, *url, simulate.Config{
+	if conn.Server == "" && conn.Config == "" {
+		conn = client.Options{Server: *url}
+	}
+	if err := run(ctx, log, conn, simulate.Config{
 		Count: *count, Prefix: *prefix, MilliCPU: *cpu, Memory: *mem, MaxPods: int32(*maxPods),
 		LeaseInterval: *lease, Logger: log,
 		Ready: func(nodes []string) { fmt.Printf("ready %d\n", len(nodes)) },
@@ -49,10 +55,13 @@ func main() {
 	}
 }
 
-func run(ctx context.Context, log *slog.Logger, url string, cfg simulate.Config) error {
-	nc, err := nats.Connect(url, nats.MaxReconnects(-1))
+// run simulates the nodes over one connection: with creds, they must allow every node's subjects
+// (admin's do; one node's creds cover that node only).
+func run(ctx context.Context, log *slog.Logger, conn client.Options, cfg simulate.Config) error {
+	conn.Name = "simnodes"
+	nc, err := client.Connect(conn)
 	if err != nil {
-		return fmt.Errorf("connect %s: %w", url, err)
+		return err
 	}
 	defer nc.Close()
 	st, err := store.Attach(ctx, nc, store.Config{Logger: log})
