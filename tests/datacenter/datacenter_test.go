@@ -270,6 +270,7 @@ func TestDatacenterFromNomadJobspecs(t *testing.T) {
 	lap("echo running")
 
 	vip := clusterIP(ctx, t, st, "echo")
+	lap("ClusterIP from the log")
 	for _, vm := range dc.VMs {
 		hc := &http.Client{Transport: &http.Transport{DialContext: dialIn(vm, 2*time.Second), DisableKeepAlives: true}, Timeout: 3 * time.Second}
 		var pod string
