@@ -50,6 +50,9 @@ func sweepRun(dir, runID string, logf func(string, ...any)) {
 			}
 		}
 	}
+	if n := killMountUsers(dir); n > 0 {
+		logf("cluster: killed %d leftover process(es) in mount namespaces that mount %s", n, dir)
+	}
 	if n := killShims(dir); n > 0 {
 		logf("cluster: killed %d leftover containerd shim(s) and their containers", n)
 	}
@@ -63,6 +66,7 @@ func sweepRun(dir, runID string, logf func(string, ...any)) {
 	for _, p := range pods {
 		// libcni caches every ADD result here, whatever the agent's state dir.
 		_ = os.Remove(filepath.Join("/var/lib/cni/results", "skiff-"+p+"-eth0"))
+		_ = os.Remove(filepath.Join("/var/lib/cni/results", "cni-loopback-"+p+"-lo"))
 	}
 	nss, _ := filepath.Glob(filepath.Join("/run/netns", runID+"-*"))
 	for _, ns := range nss {
@@ -73,6 +77,53 @@ func sweepRun(dir, runID string, logf func(string, ...any)) {
 	if err := os.RemoveAll(dir); err != nil {
 		logf("cluster: remove %s: %v", dir, err)
 	}
+}
+
+// killMountUsers kills the processes (and their children) whose mount namespace has a bind mount
+// of something under dir: what runs inside a harness's private mount namespace (tests/datacenter's
+// VMs), such as containerd's shims, which no pids file records and whose command lines name only
+// paths inside that namespace. It returns how many it killed.
+func killMountUsers(dir string) (killed int) {
+	self := os.Getpid()
+	find := func() []int {
+		entries, _ := os.ReadDir("/proc")
+		var out []int
+		for _, e := range entries {
+			pid, err := strconv.Atoi(e.Name())
+			if err != nil || pid == self {
+				continue
+			}
+			b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "mountinfo"))
+			if err != nil {
+				continue
+			}
+			for _, line := range strings.Split(string(b), "\n") {
+				// Field 4 is the mount's root within its filesystem, the source of a bind mount:
+				// relative to that filesystem (a tmpfs /tmp drops the /tmp), so the run's
+				// directory is recognised by its name, which is unique.
+				if f := strings.Fields(line); len(f) > 4 && strings.Contains(unescapeMountPath(f[3])+"/", "/"+filepath.Base(dir)+"/") {
+					if processIdentity(pid) != "" { // not a zombie
+						out = append(out, pid)
+					}
+					break
+				}
+			}
+		}
+		return out
+	}
+	waitFor(15*time.Second, func() bool {
+		pids := find()
+		for _, pid := range pids {
+			for _, c := range childrenOf(pid) {
+				_ = unix.Kill(c, unix.SIGKILL)
+			}
+			if unix.Kill(pid, unix.SIGKILL) == nil {
+				killed++
+			}
+		}
+		return len(pids) == 0
+	})
+	return killed
 }
 
 // containerIDs are the IDs of containerd containers that ever had a task under dir: containerd

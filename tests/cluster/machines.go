@@ -75,11 +75,16 @@ type ProcessSpec struct {
 	Argv  []string // program and arguments
 	Dir   string   // working directory; "" for the test's
 	Log   string   // file receiving stdout and stderr, appended to on every start
+	// Env is added to the test process's environment (raw_exec passes the client's on too).
+	Env []string
+	// MountNS, when set, is a mount namespace (such as /proc/PID/ns/mnt) the process runs in as
+	// well; Dir is then a path inside it.
+	MountNS string
 }
 
 // NewProcess returns the process described by spec, not started.
 func NewProcess(spec ProcessSpec) *Process {
-	return &Process{p: &proc{name: spec.Name, netns: spec.Netns, argv: spec.Argv, dir: spec.Dir, logPath: spec.Log}}
+	return &Process{p: &proc{name: spec.Name, netns: spec.Netns, argv: spec.Argv, dir: spec.Dir, logPath: spec.Log, env: spec.Env, mountns: spec.MountNS}}
 }
 
 // Start starts the process (again, once it has exited), recording it in the run's pids file.
@@ -112,4 +117,10 @@ func RequireRoot(t testing.TB, why string) {
 	if os.Geteuid() != 0 {
 		t.Fatalf("needs root (%s): run the tests as root", why)
 	}
+}
+
+// ContainerdConfig is the configuration of a private containerd (see containerdConfig): root and
+// state directories and the socket, as the harness runs it.
+func ContainerdConfig(root, state, address string) string {
+	return fmt.Sprintf(containerdConfig, root, state, address)
 }

@@ -22,6 +22,7 @@ type proc struct {
 	logPath string
 	env     []string
 	dir     string // working directory; "" for the test's
+	mountns string // mount namespace to enter too; "" for the test's
 
 	mu     sync.Mutex
 	cmd    *exec.Cmd
@@ -54,10 +55,20 @@ func (p *proc) start(pidsFile string) error {
 	fmt.Fprintf(logFile, "=== %s: %s\n", time.Now().Format(time.RFC3339Nano), strings.Join(p.argv, " "))
 	// nsenter rather than `ip netns exec`: the latter also makes a private mount namespace, and
 	// containerd's mounts must be visible to the agent (and to the cleanup).
-	args := append([]string{"--net=" + netnsPath(p.netns), "--"}, p.argv...)
+	args := []string{"--net=" + netnsPath(p.netns)}
+	if p.mountns != "" {
+		// Entering a mount namespace moves the working directory to its root: name it again.
+		args = append(args, "--mount="+p.mountns)
+		if p.dir != "" {
+			args = append(args, "--wd="+p.dir)
+		}
+	}
+	args = append(append(args, "--"), p.argv...)
 	cmd := exec.Command("nsenter", args...)
 	cmd.Stdout, cmd.Stderr = logFile, logFile
-	cmd.Dir = p.dir
+	if p.mountns == "" {
+		cmd.Dir = p.dir
+	}
 	cmd.Env = append(append(os.Environ(), "PATH="+os.Getenv("PATH")+":/usr/local/sbin:/usr/sbin:/sbin"), p.env...)
 	// Own process group: a terminal's ^C reaches the test, whose cleanup then stops these in
 	// order. Pdeathsig is tied to the OS thread that forks, so that thread stays locked (and
