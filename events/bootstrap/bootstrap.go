@@ -116,6 +116,10 @@ func retention(cfg Config) string {
 	return fmt.Sprintf("max age %s, max %d bytes", cfg.MaxAge, cfg.MaxBytes)
 }
 
+// errCodeReplicasNotSupported is JetStream's "replicas > 1 not supported in non-clustered mode"
+// (nats.go names no constant for it).
+const errCodeReplicasNotSupported jetstream.ErrorCode = 10074
+
 // explain classes what JetStream answered.
 func explain(err error) error {
 	var apiErr *jetstream.APIError
@@ -127,6 +131,8 @@ func explain(err error) error {
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, nats.ErrTimeout), errors.Is(err, nats.ErrNoResponders),
 		errors.Is(err, jetstream.ErrNoStreamResponse), errors.Is(err, jetstream.ErrJetStreamNotEnabled):
 		return events.Errorf(events.ErrUnavailable, "%v: is JetStream up, with enough servers for the replicas asked for? (a permission violation also looks like this: bootstrap needs admin credentials)", err)
+	case errors.As(err, &apiErr) && apiErr.ErrorCode == errCodeReplicasNotSupported:
+		return events.Errorf(events.ErrInvalidArgument, "%v: this server is not part of a cluster; --replicas above 1 needs that many clustered servers (skiff cluster init)", err)
 	case errors.As(err, &apiErr) && apiErr.Code == 503:
 		return events.Errorf(events.ErrUnavailable, "%v: not enough JetStream servers for the replicas asked for", err)
 	case errors.As(err, &apiErr) && apiErr.Code < 500:
