@@ -221,7 +221,9 @@ func command[R any, PR interface {
 		// Commands are handled on their own goroutine: a command may wait for the projection,
 		// which must not block the connection's dispatch.
 		go func() {
-			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			// Well inside the CLI's default 30 s, so a command that cannot be carried out gets
+			// its reason back rather than a timeout.
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 			defer cancel()
 			var req R
 			resp := &api.Response{Error: &api.Error{Code: "InvalidArgument"}}

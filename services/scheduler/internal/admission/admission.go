@@ -106,7 +106,8 @@ type headReader interface {
 // through another), and "not found" is never an artefact of a lagging projection.
 func (a *Admission) waitSynced(ctx context.Context) *api.Error {
 	unavailable := &api.Error{Code: events.Code(events.ErrUnavailable),
-		Message: "this scheduler has not caught up with the event log yet, so it cannot check the command; retry in a moment"}
+		Message: "this scheduler has not caught up with the event log yet, so it cannot check the command; retry in a moment " +
+			"(if it lasts, the log may be unavailable: are most of the NATS servers up?)"}
 	if err := a.proj.WaitSynced(ctx); err != nil {
 		return unavailable
 	}
