@@ -116,12 +116,12 @@ type Node struct {
 
 var runSeq atomic.Int64
 
-// New starts a cluster and registers its teardown with t.Cleanup. It skips t when not root, and
+// New starts a cluster and registers its teardown with t.Cleanup. It fails t when not root (never skips), and
 // fails it when a tool is missing or the cluster does not come up within Options.Timeout.
 func New(t testing.TB, opts Options) *Cluster {
 	t.Helper()
 	if os.Geteuid() != 0 {
-		t.Skip("needs root: makes network namespaces, runs containerd, runc and CNI plugins")
+		t.Fatal("needs root: makes network namespaces, runs containerd, runc and CNI plugins (run the tests as root)")
 	}
 	if err := opts.defaults(); err != nil {
 		t.Fatal(err)

@@ -118,7 +118,7 @@ func traces(runID string) []string {
 // nothing on the machine once its test is over.
 func TestClusterLeavesNoTrace(t *testing.T) {
 	if os.Geteuid() != 0 {
-		t.Skip("needs root: makes network namespaces")
+		t.Fatal("needs root: makes network namespaces (run the tests as root)")
 	}
 	before := snapshotHost(t)
 	var runID string
@@ -179,7 +179,7 @@ func TestKilledTestIsSweptByTheNext(t *testing.T) {
 		select {}
 	}
 	if os.Geteuid() != 0 {
-		t.Skip("needs root: makes network namespaces, runs containerd")
+		t.Fatal("needs root: makes network namespaces, runs containerd (run the tests as root)")
 	}
 	bin := cluster.Build(t)
 	exe, err := os.Executable()

@@ -39,7 +39,7 @@ type Containerd struct {
 func RequireRoot(t testing.TB) {
 	t.Helper()
 	if os.Geteuid() != 0 {
-		t.Skip("needs root: runs containerd, runc and mounts")
+		t.Fatal("needs root: runs containerd, runc and mounts (run the tests as root)")
 	}
 }
 

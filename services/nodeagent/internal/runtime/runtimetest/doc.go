@@ -12,5 +12,5 @@
 // process that is killed cannot clean up; the next StartContainerd finds
 // its directory (its owner process is gone) and does it then.
 //
-// Everything here needs root; the helpers call t.Skip otherwise.
+// Everything here needs root; the helpers fail the test otherwise (never skip: a skip would hide a broken suite).
 package runtimetest
