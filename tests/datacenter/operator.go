@@ -3,13 +3,8 @@ package datacenter
 import (
 	"context"
 	"crypto/rand"
-	"crypto/tls"
-	"crypto/x509"
-	"encoding/json"
 	"fmt"
-	"io"
 	"net"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -84,35 +79,11 @@ func allocID() string {
 // monitor GETs path from the NATS monitoring port of vm (https, verified with the cluster CA),
 // with a socket made in the VM's network namespace, and decodes the JSON answer into v.
 func monitor(ctx context.Context, vm *VM, ca, path string, v any) error {
-	pem, err := os.ReadFile(ca)
-	if err != nil {
-		return err
+	url := fmt.Sprintf("https://%s:%d%s", vm.Address, natsMonitorPort, path)
+	if err := cluster.NATSMonitor(ctx, dialIn(vm, 2*time.Second), ca, url, v); err != nil {
+		return fmt.Errorf("%s: %w", vm.Name, err)
 	}
-	pool := x509.NewCertPool()
-	pool.AppendCertsFromPEM(pem)
-	dial := dialIn(vm, 2*time.Second)
-	hc := &http.Client{Transport: &http.Transport{
-		DialContext:       dial,
-		TLSClientConfig:   &tls.Config{RootCAs: pool},
-		DisableKeepAlives: true,
-	}, Timeout: 3 * time.Second}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, fmt.Sprintf("https://%s:%d%s", vm.Address, natsMonitorPort, path), nil)
-	if err != nil {
-		return err
-	}
-	resp, err := hc.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return err
-	}
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("%s %s: %s: %s", vm.Name, path, resp.Status, strings.TrimSpace(string(b)))
-	}
-	return json.Unmarshal(b, v)
+	return nil
 }
 
 // natsReady reports nil once every VM's server answers /healthz ok (JetStream current) and all

@@ -2,15 +2,9 @@ package natscluster
 
 import (
 	"context"
-	"crypto/tls"
-	"crypto/x509"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net"
-	"net/http"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -321,37 +315,13 @@ func (c *Cluster) MetaLeader(ctx context.Context, s *Server) (string, error) {
 // monitor GETs path from s's monitoring port (https with the cluster CA) through the client
 // namespace and decodes the JSON answer into v.
 func (c *Cluster) monitor(ctx context.Context, s *Server, path string, v any) error {
-	pool := x509.NewCertPool()
-	pem, err := os.ReadFile(c.CA())
-	if err != nil {
-		return err
-	}
-	pool.AppendCertsFromPEM(pem)
 	dialer := c.Dialer()
-	hc := &http.Client{Transport: &http.Transport{
-		DialContext: func(_ context.Context, network, addr string) (net.Conn, error) {
-			return dialer.Dial(network, addr)
-		},
-		TLSClientConfig:   &tls.Config{RootCAs: pool},
-		DisableKeepAlives: true,
-	}, Timeout: 2 * time.Second}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, fmt.Sprintf("https://%s:%d%s", s.Address, MonitorPort, path), nil)
-	if err != nil {
-		return err
+	dial := func(_ context.Context, network, addr string) (net.Conn, error) { return dialer.Dial(network, addr) }
+	url := fmt.Sprintf("https://%s:%d%s", s.Address, MonitorPort, path)
+	if err := cluster.NATSMonitor(ctx, dial, c.CA(), url, v); err != nil {
+		return fmt.Errorf("%s: %w", s.Name, err)
 	}
-	resp, err := hc.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return err
-	}
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("%s %s: %s", s.Name, path, resp.Status)
-	}
-	return json.Unmarshal(b, v)
+	return nil
 }
 
 // WaitMetaLeader polls until every running server names the same running server as meta leader.
