@@ -60,6 +60,15 @@ func (h *harness) start(count int) (stop func()) {
 	case <-time.After(20 * time.Second):
 		h.t.Fatal("simulator not ready")
 	}
+	// The simulator is ready once its writes are acknowledged; the test's own projection sees
+	// them a moment later.
+	head, err := h.log.Head(h.ctx)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	if err := h.proj.WaitSeq(h.ctx, head); err != nil {
+		h.t.Fatal(err)
+	}
 	return stop
 }
 
