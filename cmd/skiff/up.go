@@ -39,6 +39,8 @@ type upOptions struct {
 	leaderTTL  time.Duration
 	// clientConfig is where the CLI user's client config is written ("" for nowhere).
 	clientConfig string
+	// tls is auto (on beyond loopback), on or off.
+	tls string
 }
 
 func newUpCommand(a *app) *cobra.Command {
@@ -62,6 +64,7 @@ func newUpCommand(a *app) *cobra.Command {
 	f.StringVar(&o.imagesDir, "images-dir", "", "image tarballs to import into the cluster if missing (default: images/ next to the skiff binary)")
 	f.BoolVar(&o.noNode, "control-plane-only", false, "run NATS and the scheduler only, no node agent or net proxy")
 	f.StringVar(&o.clientConfig, "client-config", client.DefaultConfigPath(a.Getenv), "write the CLI's client config (servers, creds) here, unless another cluster's is there; \"\" for nowhere")
+	f.StringVar(&o.tls, "tls", "auto", "TLS on the NATS port: auto (on unless --listen is a loopback address), on or off")
 	f.DurationVar(&o.leaderTTL, "leader-ttl", bootstrap.DefaultLeaderTTL, "how long a dead scheduler keeps leadership (the leader bucket's TTL)")
 	return cmd
 }
@@ -83,7 +86,18 @@ func (a *app) up(ctx context.Context, o upOptions) error {
 	if nodeName == "" {
 		nodeName = nodeagent.DefaultNodeName()
 	}
-	ua, err := localauth.Prepare(dataDir, o.listen, []string{nodeName}, localauth.UserName(a.Getenv("USER")))
+	var tlsMode localauth.TLSMode
+	switch o.tls {
+	case "auto":
+		tlsMode = localauth.TLSAuto
+	case "on":
+		tlsMode = localauth.TLSOn
+	case "off":
+		tlsMode = localauth.TLSOff
+	default:
+		return fmt.Errorf("--tls %q: want auto, on or off", o.tls)
+	}
+	ua, err := localauth.Prepare(dataDir, o.listen, []string{nodeName}, localauth.UserName(a.Getenv("USER")), tlsMode)
 	if err != nil {
 		return err
 	}
@@ -97,7 +111,7 @@ func (a *app) up(ctx context.Context, o upOptions) error {
 	}
 	defer srv.Stop()
 	connect := func(id, name string) (*nats.Conn, error) {
-		return client.Connect(client.Options{Server: srv.URL(), Creds: ua.Creds[id], Name: "skiff-up/" + name,
+		return client.Connect(client.Options{Server: ua.URL, Creds: ua.Creds[id], CA: ua.CA, Name: "skiff-up/" + name,
 			OnRefused: func(err error) { log.Error("the server refused an action", "part", name, "err", err) }})
 	}
 	if err := bootstrapLog(ctx, connect, o, log); err != nil {
@@ -139,7 +153,10 @@ func (a *app) up(ctx context.Context, o upOptions) error {
 		wg.Wait()
 		return err
 	}
-	fmt.Fprintf(a.Stdout, "Skiff is up: NATS at %s, data in %s\n", srv.URL(), dataDir)
+	fmt.Fprintf(a.Stdout, "Skiff is up: NATS at %s, data in %s\n", ua.URL, dataDir)
+	if ua.CA != "" {
+		fmt.Fprintf(a.Stdout, "TLS: clients on other machines verify the server with %s (--tls-ca)\n", ua.CA)
+	}
 	fmt.Fprintf(a.Stdout, "Credentials: %s (you are %s; admin.creds may bootstrap the log)\n", filepath.Dir(ua.Creds[ua.User]), ua.User)
 	if path, err := ua.InstallClientConfig(o.clientConfig); err != nil {
 		fmt.Fprintf(a.Stdout, "Client config: %v\n", err)

@@ -3,8 +3,11 @@
 // same files as `skiff cluster init` writes (keys/, accounts/, creds/, config/), under one
 // directory. The keys stay there, so a restart keeps every identity; each part connects as
 // itself (admin for the bootstrap and the image import, scheduler, node:NAME, a CLI user), so the
-// server enforces the same permissions as on many machines. No TLS: the server is on loopback or
-// in a test's own network.
+// server enforces the same permissions as on many machines.
+//
+// TLS is on when the server listens beyond loopback (Options.TLS): a CA of its own under the
+// directory (kept across restarts, so clients elsewhere keep trusting it) signs a server
+// certificate for every address of the machine, issued again at each start.
 package localauth
 
 import (
@@ -16,11 +19,13 @@ import (
 	"os/user"
 	"path/filepath"
 	"strconv"
+	"time"
 
 	"skiff.dev/events"
 	"skiff.dev/events/auth"
 	"skiff.dev/events/client"
 	"skiff.dev/events/natsconf"
+	"skiff.dev/events/pki"
 )
 
 // Setup is a one-server cluster's authentication, ready to use.
@@ -36,12 +41,24 @@ type Setup struct {
 	Creds, Configs map[string]string
 	// User is the CLI user's identity.
 	User string
+	// CA is the CA file clients verify the server with; "" without TLS.
+	CA string
 }
+
+// TLSMode says when the server uses TLS.
+type TLSMode int
+
+const (
+	// TLSAuto is on when the listen address is not a loopback one.
+	TLSAuto TLSMode = iota
+	TLSOn
+	TLSOff
+)
 
 // Prepare makes or loads the keys under dataDir/auth, writes the server's configuration (JetStream
 // under dataDir/nats) and a creds file and client config for admin, the scheduler, each node and
 // the CLI user (UserName).
-func Prepare(dataDir, listen string, nodes []string, user string) (*Setup, error) {
+func Prepare(dataDir, listen string, nodes []string, user string, mode TLSMode) (*Setup, error) {
 	host, portText, err := net.SplitHostPort(listen)
 	if err != nil {
 		return nil, events.Errorf(events.ErrInvalidArgument, "--listen %q: want HOST:PORT: %v", listen, err)
@@ -52,6 +69,19 @@ func Prepare(dataDir, listen string, nodes []string, user string) (*Setup, error
 	}
 	u := &Setup{Dir: filepath.Join(dataDir, "auth"), Creds: map[string]string{}, Configs: map[string]string{},
 		URL: "nats://" + net.JoinHostPort(host, portText), User: user}
+	var tlsFiles *natsconf.TLS
+	if mode == TLSOn || mode == TLSAuto && !isLoopback(host) {
+		if tlsFiles, err = u.serverTLS(host); err != nil {
+			return nil, err
+		}
+		// Local clients reach an any-address server on loopback, which the certificate names.
+		local := host
+		if ip := net.ParseIP(host); ip != nil && ip.IsUnspecified() {
+			local = "127.0.0.1"
+		}
+		u.URL = "tls://" + net.JoinHostPort(local, portText)
+		u.CA = tlsFiles.CA
+	}
 	keys, err := auth.LoadKeys(u.Dir)
 	if errors.Is(err, events.ErrNotFound) {
 		if keys, err = auth.NewKeys(); err == nil {
@@ -77,6 +107,7 @@ func Prepare(dataDir, listen string, nodes []string, user string) (*Setup, error
 	accPub, _ := keys.Account.PublicKey()
 	conf, err := natsconf.Render(natsconf.Config{
 		Servers:       []natsconf.Server{{Name: "skiff", Host: host, Port: port, MonitorPort: -1}},
+		TLS:           tlsFiles,
 		StoreDir:      filepath.Join(dataDir, "nats"),
 		ResolverDir:   filepath.Join(dataDir, "nats", "jwt"),
 		Operator:      opJWT,
@@ -124,12 +155,12 @@ func Prepare(dataDir, listen string, nodes []string, user string) (*Setup, error
 			return nil, err
 		}
 		u.Configs[id] = filepath.Join(u.Dir, "config", stem+".yaml")
-		if err := client.WriteConfig(u.Configs[id], client.File{Server: u.URL, Creds: filepath.Join("..", "creds", stem+".creds")}); err != nil {
+		if err := client.WriteConfig(u.Configs[id], client.File{Server: u.URL, Creds: filepath.Join("..", "creds", stem+".creds"), CA: u.relCA()}); err != nil {
 			return nil, err
 		}
 	}
 	// The CLI user's config under a name that does not depend on the user's: scripts use it.
-	if err := client.WriteConfig(filepath.Join(u.Dir, "config", "user.yaml"), client.File{Server: u.URL, Creds: filepath.Join("..", "creds", "user-"+user+".creds")}); err != nil {
+	if err := client.WriteConfig(filepath.Join(u.Dir, "config", "user.yaml"), client.File{Server: u.URL, Creds: filepath.Join("..", "creds", "user-"+user+".creds"), CA: u.relCA()}); err != nil {
 		return nil, err
 	}
 	return u, nil
@@ -164,5 +195,61 @@ func (u *Setup) InstallClientConfig(path string) (string, error) {
 	} else if !errors.Is(err, os.ErrNotExist) {
 		return "", fmt.Errorf("%w; left alone: use this cluster with --config %s", err, mine)
 	}
-	return path, client.WriteConfig(path, client.File{Server: u.URL, Creds: u.Creds[u.User]})
+	return path, client.WriteConfig(path, client.File{Server: u.URL, Creds: u.Creds[u.User], CA: u.CA})
+}
+
+// relCA is the CA as a client config under Dir/config names it.
+func (u *Setup) relCA() string {
+	if u.CA == "" {
+		return ""
+	}
+	return filepath.Join("..", filepath.Base(u.CA))
+}
+
+func isLoopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// serverTLS makes (or loads) the CA under Dir and issues the server's certificate for host, or,
+// when host is an any-address, for every address of the machine and its host name.
+func (u *Setup) serverTLS(host string) (*natsconf.TLS, error) {
+	caFile, caKey := filepath.Join(u.Dir, "ca.pem"), filepath.Join(u.Dir, "ca-key.pem")
+	ca, err := pki.LoadCA(caFile, caKey)
+	if err != nil {
+		if _, statErr := os.Stat(caFile); !errors.Is(statErr, os.ErrNotExist) {
+			return nil, fmt.Errorf("the CA in %s: %w", u.Dir, err)
+		}
+		if ca, err = pki.NewCA("Skiff (skiff up) CA", time.Now()); err != nil {
+			return nil, err
+		}
+		if err := ca.Save(caFile, caKey); err != nil {
+			return nil, err
+		}
+	}
+	hosts := []string{host}
+	if ip := net.ParseIP(host); ip != nil && ip.IsUnspecified() {
+		hosts = nil
+		addrs, _ := net.InterfaceAddrs()
+		for _, a := range addrs {
+			if n, ok := a.(*net.IPNet); ok {
+				hosts = append(hosts, n.IP.String())
+			}
+		}
+	}
+	if h, err := os.Hostname(); err == nil {
+		hosts = append(hosts, h)
+	}
+	cert, err := ca.ServerCert("skiff", hosts, time.Now())
+	if err != nil {
+		return nil, err
+	}
+	t := &natsconf.TLS{Cert: filepath.Join(u.Dir, "server.pem"), Key: filepath.Join(u.Dir, "server-key.pem"), CA: caFile}
+	if err := cert.Save(t.Cert, t.Key); err != nil {
+		return nil, err
+	}
+	return t, nil
 }

@@ -30,7 +30,7 @@ func (c *Cluster) SkiffStdin(stdin string, args ...string) (string, error) {
 }
 
 func (c *Cluster) skiff(stdin string, args ...string) (string, error) {
-	argv := append([]string{"--net=" + netnsPath(c.ControlPlaneNetns), "--", c.Bin.Skiff, "--server", c.Server, "--creds", c.Creds(e2eUser)}, args...)
+	argv := append([]string{"--net=" + netnsPath(c.ControlPlaneNetns), "--", c.Bin.Skiff, "--server", c.Server, "--creds", c.Creds(e2eUser), "--tls-ca", c.CA()}, args...)
 	return run(stdin, "nsenter", argv...)
 }
 

@@ -374,7 +374,7 @@ func (c *Cluster) startContainerd(n *Node) {
 
 func (c *Cluster) agentProc(n *Node) *proc {
 	return c.newProc(n.Name+"-agent", n.Netns, c.Bin.NodeAgent,
-		"--server", c.Server, "--creds", c.Creds("node:"+n.Name), "--node-name", n.Name, "--address", n.Address,
+		"--server", c.Server, "--creds", c.Creds("node:"+n.Name), "--tls-ca", c.CA(), "--node-name", n.Name, "--address", n.Address,
 		"--containerd-address", n.ContainerdAddress, "--state-dir", n.StateDir, "--log-dir", n.LogDir,
 		"--runc-root", filepath.Join(n.StateDir, "runc"),
 		"--backoff-base", c.opts.BackoffBase.String(), "--backoff-cap", c.opts.BackoffCap.String(),
@@ -502,7 +502,7 @@ func (c *Cluster) Conn() *nats.Conn {
 		d := netnsDialer{path: netnsPath(c.ControlPlaneNetns), timeout: 2 * time.Second}
 		deadline := time.Now().Add(c.opts.Timeout)
 		for {
-			c.nc, c.connErr = client.Connect(client.Options{Server: c.Server, Creds: c.Creds("admin"), Dialer: d, Name: "e2e-test"})
+			c.nc, c.connErr = client.Connect(client.Options{Server: c.Server, Creds: c.Creds("admin"), CA: c.CA(), Dialer: d, Name: "e2e-test"})
 			if c.connErr == nil || time.Now().After(deadline) {
 				break
 			}
@@ -526,6 +526,16 @@ func (c *Cluster) Creds(identity string) string {
 		stem = "user-" + identity
 	}
 	return filepath.Join(c.AuthDir, "creds", stem+".creds")
+}
+
+// CA is the CA file of the control plane's TLS ("" when it has none: e2enats runs plain text;
+// skiff up listens beyond loopback, so it runs TLS).
+func (c *Cluster) CA() string {
+	p := filepath.Join(c.AuthDir, "ca.pem")
+	if _, err := os.Stat(p); err != nil {
+		return ""
+	}
+	return p
 }
 
 // mintCreds mints, with the CLI as an operator would, the creds of every node and of the test's

@@ -45,7 +45,8 @@ func run(dataDir, listen, nodes string, leaderTTL time.Duration) error {
 	if nodes != "" {
 		names = strings.Split(nodes, ",")
 	}
-	ua, err := localauth.Prepare(dataDir, listen, names, "e2e")
+	// Plain text: the harness's own network namespaces; skiff up there runs with TLS.
+	ua, err := localauth.Prepare(dataDir, listen, names, "e2e", localauth.TLSOff)
 	if err != nil {
 		return err
 	}
