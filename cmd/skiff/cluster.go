@@ -39,10 +39,10 @@ type clusterInitOptions struct {
 	monitorPort           int
 	storeDir, resolverDir string
 	// tlsPath is the directory nats.conf names its TLS files in.
-	tlsPath string
-	clusterName           string
-	tlsCA, tlsCAKey       string
-	force                 bool
+	tlsPath         string
+	clusterName     string
+	tlsCA, tlsCAKey string
+	force           bool
 }
 
 func newClusterInitCmd(a *app) *cobra.Command {
