@@ -3,6 +3,7 @@ package events
 import (
 	stdjson "encoding/json"
 	"fmt"
+	"strings"
 	"reflect"
 	"time"
 
@@ -106,13 +107,38 @@ func Decode(subject string, seq uint64, data []byte) (*Event, error) {
 	return ev, nil
 }
 
-// DecodeEnvelope parses the envelope only; Data stays nil.
+// DecodeEnvelope parses the envelope only; Data stays nil. The actor of what a node writes is
+// the node its subject names (see nodeActor), whatever the envelope claims.
 func DecodeEnvelope(subject string, seq uint64, data []byte) (*Event, error) {
 	ev := &Event{Subject: subject, Seq: seq}
 	if err := unmarshal(data, &ev.Envelope); err != nil {
 		return nil, fmt.Errorf("event seq %d on %s: malformed envelope: %v: %w", seq, subject, err, ErrInvalidArgument)
 	}
+	if a := nodeActor(subject, ev.Type); a != "" {
+		ev.Actor = a
+	}
 	return ev, nil
+}
+
+const (
+	statusPrefix = SubjectRoot + "." + KindStatus + "."
+	nodePrefix   = SubjectRoot + "." + KindNode + "." + ClusterScope + "."
+)
+
+// nodeActor is the actor of an event a node agent writes, taken from its subject: a status
+// subject names its node, and so does a node's registration. The servers let only that node
+// (and admin) publish there, so the subject is the authenticated identity; an envelope's claim
+// is not. "" for every other event, whose envelope's actor stands.
+func nodeActor(subject, typ string) string {
+	if rest, ok := strings.CutPrefix(subject, statusPrefix); ok {
+		if i := strings.IndexByte(rest, '.'); i > 0 {
+			return "node/" + rest[:i]
+		}
+	}
+	if name, ok := strings.CutPrefix(subject, nodePrefix); ok && typ == "NodeRegistered" {
+		return "node/" + name
+	}
+	return ""
 }
 
 // DecodePayload fills Data from Payload.

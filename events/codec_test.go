@@ -217,3 +217,39 @@ func TestQuantities(t *testing.T) {
 		}
 	}
 }
+
+// What a node writes is attributed to the node its subject names, the identity the servers let
+// publish there, whatever the envelope claims; other events keep their envelope's actor.
+func TestNodeEventsAreAttributedBySubject(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		ref  events.ObjectRef
+		node string
+		p    events.Payload
+		want string
+	}{
+		{"status", events.ObjectRef{Kind: events.KindPod, Namespace: "default", Name: "a", UID: "u"}, "n1", &events.PodStatusReported{UID: "u"}, "node/n1"},
+		{"terminated", events.ObjectRef{Kind: events.KindPod, Namespace: "default", Name: "a", UID: "u"}, "n1", &events.PodTerminated{UID: "u"}, "node/n1"},
+		{"registration", events.ObjectRef{Kind: events.KindNode, Name: "n2"}, "", &events.NodeRegistered{}, "node/n2"},
+		{"cordon stays the user's", events.ObjectRef{Kind: events.KindNode, Name: "n2"}, "", &events.NodeCordoned{}, "user/alice"},
+		{"binding stays the scheduler's", events.ObjectRef{Kind: events.KindPod, Namespace: "default", Name: "a", UID: "u"}, "n1", &events.PodBound{}, "user/alice"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ev, err := events.New(time.Unix(1_800_000_000, 0), events.Meta{Actor: "user/alice"}, tc.ref, tc.node, tc.p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			data, err := ev.Marshal()
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := events.Decode(ev.Subject, 7, data)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got.Actor != tc.want {
+				t.Errorf("actor of %s on %s = %q, want %q", ev.Type, ev.Subject, got.Actor, tc.want)
+			}
+		})
+	}
+}
