@@ -3,8 +3,8 @@ package events
 import (
 	stdjson "encoding/json"
 	"fmt"
-	"strings"
 	"reflect"
+	"strings"
 	"time"
 
 	// goccy/go-json decodes the log about four times faster than encoding/json, which is most of
