@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -42,7 +43,9 @@ type clusterInitOptions struct {
 	tlsPath         string
 	clusterName     string
 	tlsCA, tlsCAKey string
-	force           bool
+	// tlsCerts holds the operator's own server certificates, NAME.pem and NAME-key.pem.
+	tlsCerts string
+	force    bool
 }
 
 func newClusterInitCmd(a *app) *cobra.Command {
@@ -71,6 +74,7 @@ func newClusterInitCmd(a *app) *cobra.Command {
 	f.StringVar(&o.clusterName, "cluster-name", "skiff", "name of the NATS cluster")
 	f.StringVar(&o.tlsCA, "tls-ca", "", "your CA certificate (PEM), instead of a new cluster CA")
 	f.StringVar(&o.tlsCAKey, "tls-ca-key", "", "the private key of --tls-ca (PEM); it is not copied into DIR")
+	f.StringVar(&o.tlsCerts, "tls-certs", "", "a directory of your own server certificates, NAME.pem and NAME-key.pem per server, signed by --tls-ca (then no --tls-ca-key)")
 	f.BoolVar(&o.force, "force", false, "replace the keys of an existing cluster directory (every credential made from them stops working)")
 	return initCmd
 }
@@ -121,8 +125,13 @@ func (a *app) clusterInit(cmd *cobra.Command, o clusterInitOptions) error {
 	if err != nil {
 		return usage(cmd, "%v", err)
 	}
-	if (o.tlsCA == "") != (o.tlsCAKey == "") {
-		return usage(cmd, "--tls-ca and --tls-ca-key go together")
+	switch {
+	case o.tlsCerts != "" && o.tlsCA == "":
+		return usage(cmd, "--tls-certs needs --tls-ca, the CA that signed them")
+	case o.tlsCerts != "" && o.tlsCAKey != "":
+		return usage(cmd, "--tls-certs and --tls-ca-key exclude each other: init either uses your certificates or issues them")
+	case o.tlsCerts == "" && (o.tlsCA == "") != (o.tlsCAKey == ""):
+		return usage(cmd, "--tls-ca and --tls-ca-key go together (or --tls-ca with --tls-certs)")
 	}
 	if _, err := os.Stat(filepath.Join(o.dir, auth.AccountSeedFile)); err == nil && !o.force {
 		return errorf(events.ErrAlreadyExists, "%s already holds a cluster's keys (%s): use another --dir, or --force to replace them (every credential made from them stops working)",
@@ -138,12 +147,23 @@ func (a *app) clusterInit(cmd *cobra.Command, o clusterInitOptions) error {
 
 	// The CA first: a bad --tls-ca must not leave half a directory.
 	var ca *pki.CA
-	if o.tlsCA != "" {
+	var own map[string]*pki.Cert
+	switch {
+	case o.tlsCerts != "":
+		if ca, err = pki.ReadCACert(o.tlsCA); err != nil {
+			return err
+		}
+		if own, err = ownCerts(ca, o.tlsCerts, servers, a.Now()); err != nil {
+			return err
+		}
+	case o.tlsCA != "":
 		if ca, err = pki.LoadCA(o.tlsCA, o.tlsCAKey); err != nil {
 			return err
 		}
-	} else if ca, err = pki.NewCA(o.clusterName+" cluster CA", a.Now()); err != nil {
-		return err
+	default:
+		if ca, err = pki.NewCA(o.clusterName+" cluster CA", a.Now()); err != nil {
+			return err
+		}
 	}
 	if err := os.MkdirAll(o.dir, 0o755); err != nil {
 		return err
@@ -171,9 +191,11 @@ func (a *app) clusterInit(cmd *cobra.Command, o clusterInitOptions) error {
 	}
 	for _, s := range servers {
 		dir := filepath.Join(serversDir, s.Name)
-		cert, err := ca.ServerCert(s.Name, []string{s.Host}, a.Now())
-		if err != nil {
-			return err
+		cert := own[s.Name]
+		if cert == nil {
+			if cert, err = ca.ServerCert(s.Name, []string{s.Host}, a.Now()); err != nil {
+				return err
+			}
 		}
 		if err := cert.Save(rel(filepath.Join(dir, "server.pem")), rel(filepath.Join(dir, "server-key.pem"))); err != nil {
 			return err
@@ -288,4 +310,23 @@ func writeClientConfig(path, server, creds, ca string) error {
 		return absP
 	}
 	return client.WriteConfig(path, client.File{Server: server, Creds: relTo(creds), CA: relTo(ca)})
+}
+
+// ownCerts reads the operator's certificate of every server from dir (NAME.pem, NAME-key.pem)
+// and checks that each is signed by ca, valid now, usable by a server and a route peer, and names
+// its host: a mistake shows here, not as a TLS failure between machines.
+func ownCerts(ca *pki.CA, dir string, servers []natsconf.Server, now time.Time) (map[string]*pki.Cert, error) {
+	out := map[string]*pki.Cert{}
+	for _, s := range servers {
+		certFile, keyFile := filepath.Join(dir, s.Name+".pem"), filepath.Join(dir, s.Name+"-key.pem")
+		c, err := pki.ReadServerCert(certFile, keyFile)
+		if err != nil {
+			return nil, fmt.Errorf("server %s: %w", s.Name, err)
+		}
+		if err := c.Verify(ca, s.Host, now); err != nil {
+			return nil, errorf(events.ErrInvalidArgument, "server %s: %s: %v", s.Name, certFile, err)
+		}
+		out[s.Name] = c
+	}
+	return out, nil
 }

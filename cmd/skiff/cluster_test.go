@@ -20,6 +20,7 @@ import (
 
 	"skiff.dev/events/auth"
 	"skiff.dev/events/client"
+	"skiff.dev/events/pki"
 )
 
 // runCLI runs the CLI with no cluster behind it (cluster and creds commands work on files).
@@ -140,6 +141,68 @@ func TestClusterInitOperatorCA(t *testing.T) {
 	}
 }
 
+// An operator with a PKI of their own gives init the CA and the servers' certificates, no CA key:
+// init uses them as they are, and refuses one its CA did not sign or that names another host.
+func TestClusterInitOperatorCertificates(t *testing.T) {
+	now := time.Now()
+	ca, err := pki.NewCA("operator CA", now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, err := pki.NewCA("another CA", now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	certs := t.TempDir()
+	caFile := filepath.Join(certs, "ca.pem")
+	if err := ca.Save(caFile, ""); err != nil {
+		t.Fatal(err)
+	}
+	issue := func(signer *pki.CA, name, host string) {
+		c, err := signer.ServerCert(name, []string{host}, now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := c.Save(filepath.Join(certs, name+".pem"), filepath.Join(certs, name+"-key.pem")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	issue(ca, "n1", "10.0.0.1")
+	issue(ca, "n2", "10.0.0.2")
+	dir := filepath.Join(t.TempDir(), "prod")
+	r := runCLI(t, "cluster", "init", "--dir", dir, "--server", "n1=10.0.0.1", "--server", "n2=10.0.0.2",
+		"--tls-ca", caFile, "--tls-certs", certs)
+	if r.code != 0 {
+		t.Fatal(r.stderr)
+	}
+	for _, n := range []string{"n1", "n2"} {
+		want, _ := os.ReadFile(filepath.Join(certs, n+".pem"))
+		got, _ := os.ReadFile(filepath.Join(dir, "servers", n, "server.pem"))
+		if !bytes.Equal(want, got) {
+			t.Errorf("servers/%s/server.pem is not the operator's certificate", n)
+		}
+	}
+
+	for _, tc := range []struct {
+		name  string
+		setup func()
+		want  string
+	}{
+		{"another CA", func() { issue(other, "n2", "10.0.0.2") }, "server n2: " + filepath.Join(certs, "n2.pem") + ": x509: certificate signed by unknown authority"},
+		{"another host", func() { issue(ca, "n2", "10.9.9.9") }, "certificate is valid for"},
+		{"missing", func() { os.Remove(filepath.Join(certs, "n2-key.pem")) }, "server n2: read key"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tc.setup()
+			r := runCLI(t, "cluster", "init", "--dir", filepath.Join(t.TempDir(), "x"), "--server", "n1=10.0.0.1", "--server", "n2=10.0.0.2",
+				"--tls-ca", caFile, "--tls-certs", certs)
+			if r.code == 0 || !strings.Contains(r.stderr, tc.want) {
+				t.Errorf("exit %d, stderr %q; want %q", r.code, r.stderr, tc.want)
+			}
+		})
+	}
+}
+
 func TestClusterInitBadInput(t *testing.T) {
 	dir := t.TempDir()
 	for _, tc := range []struct {
@@ -155,6 +218,8 @@ func TestClusterInitBadInput(t *testing.T) {
 		{"bad name", []string{"--dir", dir, "--server", "N_1=h"}, `invalid server name "N_1"`},
 		{"duplicate", []string{"--dir", dir, "--server", "n1=h1", "--server", "n1=h2"}, `server "n1" is given twice`},
 		{"half a CA", []string{"--dir", dir, "--server", "n1=h", "--tls-ca", "x.pem"}, "--tls-ca and --tls-ca-key go together"},
+		{"certs without CA", []string{"--dir", dir, "--server", "n1=h", "--tls-certs", dir}, "--tls-certs needs --tls-ca"},
+		{"certs and CA key", []string{"--dir", dir, "--server", "n1=h", "--tls-certs", dir, "--tls-ca", "x.pem", "--tls-ca-key", "k.pem"}, "exclude each other"},
 		{"missing CA", []string{"--dir", dir, "--server", "n1=h", "--tls-ca", "/nonexistent/ca.pem", "--tls-ca-key", "/nonexistent/k.pem"}, "read CA certificate"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

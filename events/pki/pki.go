@@ -77,24 +77,14 @@ func NewCA(commonName string, now time.Time) (*CA, error) {
 // Errors: events.ErrInvalidArgument when a file is not what it should be, or the key is not
 // the certificate's, or the certificate is not a CA.
 func LoadCA(certFile, keyFile string) (*CA, error) {
-	certPEM, err := os.ReadFile(certFile)
+	ca, err := ReadCACert(certFile)
 	if err != nil {
-		return nil, fmt.Errorf("read CA certificate: %w", err)
+		return nil, err
 	}
+	cert := ca.Cert
 	keyPEM, err := os.ReadFile(keyFile)
 	if err != nil {
 		return nil, fmt.Errorf("read CA key: %w", err)
-	}
-	b, _ := pem.Decode(certPEM)
-	if b == nil || b.Type != "CERTIFICATE" {
-		return nil, events.Errorf(events.ErrInvalidArgument, "%s: no PEM certificate", certFile)
-	}
-	cert, err := x509.ParseCertificate(b.Bytes)
-	if err != nil {
-		return nil, events.Errorf(events.ErrInvalidArgument, "%s: %v", certFile, err)
-	}
-	if !cert.IsCA {
-		return nil, events.Errorf(events.ErrInvalidArgument, "%s: the certificate is not a CA (basic constraints CA:FALSE)", certFile)
 	}
 	key, err := parseKey(keyPEM)
 	if err != nil {
@@ -103,7 +93,77 @@ func LoadCA(certFile, keyFile string) (*CA, error) {
 	if pub, ok := key.Public().(interface{ Equal(crypto.PublicKey) bool }); !ok || !pub.Equal(cert.PublicKey) {
 		return nil, events.Errorf(events.ErrInvalidArgument, "%s is not the private key of the certificate in %s", keyFile, certFile)
 	}
-	return &CA{Cert: cert, CertPEM: pemBlock("CERTIFICATE", b.Bytes), Key: key}, nil
+	return &CA{Cert: cert, CertPEM: pemBlock("CERTIFICATE", cert.Raw), Key: key}, nil
+}
+
+// ReadCACert reads an operator's CA certificate without its key: a CA that can verify the
+// certificates the operator issued (Cert.Verify) but issue none (Key is nil).
+//
+// Errors: events.ErrInvalidArgument when the file holds no CA certificate.
+func ReadCACert(certFile string) (*CA, error) {
+	certPEM, err := os.ReadFile(certFile)
+	if err != nil {
+		return nil, fmt.Errorf("read CA certificate: %w", err)
+	}
+	cert, err := parseCert(certFile, certPEM)
+	if err != nil {
+		return nil, err
+	}
+	if !cert.IsCA {
+		return nil, events.Errorf(events.ErrInvalidArgument, "%s: the certificate is not a CA (basic constraints CA:FALSE)", certFile)
+	}
+	return &CA{Cert: cert, CertPEM: pemBlock("CERTIFICATE", cert.Raw)}, nil
+}
+
+func parseCert(file string, data []byte) (*x509.Certificate, error) {
+	b, _ := pem.Decode(data)
+	if b == nil || b.Type != "CERTIFICATE" {
+		return nil, events.Errorf(events.ErrInvalidArgument, "%s: no PEM certificate", file)
+	}
+	cert, err := x509.ParseCertificate(b.Bytes)
+	if err != nil {
+		return nil, events.Errorf(events.ErrInvalidArgument, "%s: %v", file, err)
+	}
+	return cert, nil
+}
+
+// ReadServerCert reads a server certificate and its key, as an operator issued them.
+//
+// Errors: events.ErrInvalidArgument when a file is not what it should be or the key is not the
+// certificate's.
+func ReadServerCert(certFile, keyFile string) (*Cert, error) {
+	certPEM, err := os.ReadFile(certFile)
+	if err != nil {
+		return nil, fmt.Errorf("read certificate: %w", err)
+	}
+	keyPEM, err := os.ReadFile(keyFile)
+	if err != nil {
+		return nil, fmt.Errorf("read key: %w", err)
+	}
+	cert, err := parseCert(certFile, certPEM)
+	if err != nil {
+		return nil, err
+	}
+	key, err := parseKey(keyPEM)
+	if err != nil {
+		return nil, events.Errorf(events.ErrInvalidArgument, "%s: %v", keyFile, err)
+	}
+	if pub, ok := key.Public().(interface{ Equal(crypto.PublicKey) bool }); !ok || !pub.Equal(cert.PublicKey) {
+		return nil, events.Errorf(events.ErrInvalidArgument, "%s is not the private key of the certificate in %s", keyFile, certFile)
+	}
+	return &Cert{CertPEM: certPEM, KeyPEM: keyPEM}, nil
+}
+
+// Verify checks that c is signed by ca, valid at now, names host, and may serve TLS and be a
+// route's client (routes use mutual TLS).
+func (c *Cert) Verify(ca *CA, host string, now time.Time) error {
+	cert, err := parseCert("certificate", c.CertPEM)
+	if err != nil {
+		return err
+	}
+	_, err = cert.Verify(x509.VerifyOptions{Roots: ca.Pool(), DNSName: host, CurrentTime: now,
+		KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth}})
+	return err
 }
 
 // Save writes the CA certificate (0644) and, if it has one to write, its key (0600).
