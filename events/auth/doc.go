@@ -83,7 +83,11 @@
 //     publishes to on the user's behalf: a node could have its own status events delivered to
 //     skiff.cmd.apply.admin. That is why every responder Skiff controls (scheduler commands and
 //     queries, the node's log server) acts only on requests whose reply subject starts with
-//     "_INBOX.": a message without such a reply was not sent by a Skiff client.
+//     "_INBOX.": a message without such a reply was not sent by a Skiff client. JetStream
+//     refuses a deliver subject inside the consumer's own stream, but not one of another stream:
+//     a node could have copies delivered onto another node's lease key or into the image store.
+//     Closing both takes the stream and buckets in an account of their own behind service
+//     imports, which rewrite reply and deliver subjects.
 //   - Revocation is by user public key: a node's creds minted again (a new key) are a new
 //     user. `skiff node revoke` revokes every key minted for the node from the cluster directory.
 //   - Permissions are fixed in the JWT when it is minted; changing a role's lists means minting
