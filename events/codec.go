@@ -62,6 +62,9 @@ func New(now time.Time, meta Meta, obj ObjectRef, node string, p Payload) (*Even
 	default:
 		subject = ObjectSubject(kind, obj.Namespace, obj.Name)
 	}
+	if _, self := p.(*NodeRegistered); self {
+		subject = NodeRegistrationSubject(obj.Name)
+	}
 	id := NewID()
 	corr := meta.CorrelationID
 	if corr == "" {
@@ -122,20 +125,21 @@ func DecodeEnvelope(subject string, seq uint64, data []byte) (*Event, error) {
 
 const (
 	statusPrefix = SubjectRoot + "." + KindStatus + "."
-	nodePrefix   = SubjectRoot + "." + KindNode + "." + ClusterScope + "."
+	nodePrefix   = SubjectRoot + "." + KindNode + "."
 )
 
 // nodeActor is the actor of an event a node agent writes, taken from its subject: a status
-// subject names its node, and so does a node's registration. The servers let only that node
-// (and admin) publish there, so the subject is the authenticated identity; an envelope's claim
-// is not. "" for every other event, whose envelope's actor stands.
-func nodeActor(subject, typ string) string {
+// subject names its node, and so does a node's registration subject (NodeRegistrationSubject).
+// The servers let only that node (and admin) publish there, so the subject is the
+// authenticated identity; an envelope's claim is not. "" for every other event, whose
+// envelope's actor stands.
+func nodeActor(subject, _ string) string {
 	if rest, ok := strings.CutPrefix(subject, statusPrefix); ok {
 		if i := strings.IndexByte(rest, '.'); i > 0 {
 			return "node/" + rest[:i]
 		}
 	}
-	if name, ok := strings.CutPrefix(subject, nodePrefix); ok && typ == "NodeRegistered" {
+	if name, ok := strings.CutPrefix(subject, nodePrefix); ok && !strings.Contains(name, ".") {
 		return "node/" + name
 	}
 	return ""

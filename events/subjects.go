@@ -52,6 +52,15 @@ func NodeWorkFilter(node string) string {
 	return SubjectRoot + ".*." + node + ".*.*"
 }
 
+// NodeRegistrationSubject is where node registers itself (NodeRegistered): skiff.ev.node.<node>,
+// beside skiff.ev.node._.<node> where controllers and admission write about it (pod CIDR,
+// readiness, cordon). A node may publish on the first only, so it can register itself but never
+// write what others say of it; one filter, skiff.ev.node.>, still reads both in log order. ("_"
+// is no DNS label, so no node is called that.)
+func NodeRegistrationSubject(node string) string {
+	return SubjectRoot + "." + KindNode + "." + node
+}
+
 // KindFilter is the wildcard subject of all objects of a kind.
 func KindFilter(kind string) string { return SubjectRoot + "." + kind + ".>" }
 
@@ -61,7 +70,7 @@ const AllFilter = SubjectRoot + ".>"
 // Subject is a parsed event subject.
 type Subject struct {
 	Kind      string
-	Node      string // bind and status subjects only
+	Node      string // bind and status subjects, and a node's registration subject
 	Namespace string
 	Name      string
 }
@@ -74,6 +83,9 @@ func ParseSubject(s string) (Subject, error) {
 	}
 	parts := strings.Split(rest, ".")
 	switch {
+	case len(parts) == 2 && parts[0] == KindNode:
+		// A node's registration (NodeRegistrationSubject).
+		return Subject{Kind: KindNode, Node: parts[1], Namespace: ClusterScope, Name: parts[1]}, nil
 	case len(parts) == 3 && parts[0] != KindBind && parts[0] != KindStatus:
 		return Subject{Kind: parts[0], Namespace: parts[1], Name: parts[2]}, nil
 	case len(parts) == 4 && (parts[0] == KindBind || parts[0] == KindStatus):
@@ -84,6 +96,9 @@ func ParseSubject(s string) (Subject, error) {
 
 // String formats the subject.
 func (s Subject) String() string {
+	if s.Kind == KindNode && s.Node != "" {
+		return NodeRegistrationSubject(s.Node)
+	}
 	if s.Kind == KindBind || s.Kind == KindStatus {
 		return SubjectRoot + "." + s.Kind + "." + s.Node + "." + s.Namespace + "." + s.Name
 	}

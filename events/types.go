@@ -191,7 +191,7 @@ func register[T any, P interface {
 func init() {
 	register[NamespaceApplied](KindNamespace)
 	register[NamespaceDeleted](KindNamespace)
-	register[NodeRegistered](KindNode)
+	register[NodeRegistered](KindNode) // on the node's own subject: NodeRegistrationSubject
 	register[NodePodCIDRAssigned](KindNode)
 	register[NodeReady](KindNode)
 	register[NodeNotReady](KindNode)

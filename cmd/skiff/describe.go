@@ -205,7 +205,8 @@ func (a *app) nodeLoad(ctx context.Context, node string) (*describe.NodeUsage, d
 }
 
 // objectFilters are the subjects that make up an object's history: a pod's own subject plus
-// its bind and status subjects on whatever node; a Service's and its Endpoints'.
+// its bind and status subjects on whatever node; a Service's and its Endpoints'; a node's and
+// its own registration.
 func objectFilters(res table.Resource, ns, name string) []string {
 	sns := subjectNamespace(res, ns)
 	switch res.Plural {
@@ -217,6 +218,8 @@ func objectFilters(res table.Resource, ns, name string) []string {
 		}
 	case table.Services:
 		return []string{events.ObjectSubject(events.KindService, sns, name), events.ObjectSubject(events.KindEndpoints, sns, name)}
+	case table.Nodes:
+		return []string{events.ObjectSubject(events.KindNode, "", name), events.NodeRegistrationSubject(name)}
 	}
 	return []string{events.ObjectSubject(res.Subject, sns, name)}
 }

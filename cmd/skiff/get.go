@@ -180,6 +180,8 @@ func watchFilters(res table.Resource, req api.GetRequest) []string {
 			events.SubjectRoot + "." + events.KindStatus + ".*." + ns + "." + name}
 	case table.Endpoints:
 		return []string{own, events.SubjectRoot + "." + events.KindService + "." + ns + "." + name}
+	case table.Nodes:
+		return []string{own, events.NodeRegistrationSubject(name)}
 	}
 	return []string{own}
 }

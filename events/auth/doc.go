@@ -30,8 +30,10 @@
 //     answers are chunked).
 //   - node X ("node:X"): modelled on Kubernetes' NodeRestriction admission. A node writes only
 //     what is about itself: its status events (skiff.ev.status.X.>), its registration
-//     (skiff.ev.node._.X) and its lease (key X of skiff-leases). It reads its own bindings and
-//     status, and what every node needs (services, endpoints, nodes), but not pods or other
+//     (skiff.ev.node.X) and its lease (key X of skiff-leases); never skiff.ev.node._.X, where
+//     controllers and admission write its pod CIDR, readiness and cordon. It reads its own
+//     bindings and status, and what every node needs (services, endpoints, nodes), but not pods
+//     or other
 //     nodes' work: a node taken over cannot see or change the rest of the cluster's pods. It
 //     reads images, never writes them, and answers log requests on skiff.logs.X with chunks
 //     sent to the asking client's _INBOX.<identity>.logs.> inbox.

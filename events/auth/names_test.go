@@ -97,7 +97,7 @@ func TestPermissions(t *testing.T) {
 		}},
 		{role: RoleNode, name: "a", want: jwt.Permissions{
 			Pub: jwt.Permission{Allow: cat([]string{
-				"skiff.ev.status.a.>", "skiff.ev.node._.a", "$KV.skiff-leases.a", "_INBOX.*.logs.>",
+				"skiff.ev.status.a.>", "skiff.ev.node.a", "$KV.skiff-leases.a", "_INBOX.*.logs.>",
 				"$JS.API.INFO", "$JS.API.STREAM.INFO.SKIFF",
 				"$JS.API.CONSUMER.CREATE.SKIFF.*.skiff.ev.*.a.*.*",
 				"$JS.API.CONSUMER.CREATE.SKIFF.*.skiff.ev.service.>",

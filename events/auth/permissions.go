@@ -79,8 +79,10 @@ func Permissions(role Role, name string) (jwt.Permissions, error) {
 		direct := "$JS.API.DIRECT.GET." + streamLog + "."
 		p.Pub.Allow = list(
 			[]string{
+				// Its pods' status and its own registration (events.NodeRegistrationSubject);
+				// never skiff.ev.node._.<name>, where controllers and admission write about it.
 				ev + ".status." + name + ".>",
-				ev + ".node._." + name,
+				ev + ".node." + name,
 				"$KV." + api.LeaseBucket + "." + name,
 				// Log chunks and .alive probes to the CLI that asked: _INBOX.<identity>.logs.<nuid>.
 				"_INBOX.*.logs.>",

@@ -218,7 +218,7 @@ func bootstrap(t *testing.T, s *opServer) (admin *client, image []byte) {
 		t.Fatal(err)
 	}
 	for _, subj := range []string{"skiff.ev.bind.a.ns.p", "skiff.ev.bind.b.ns.q", "skiff.ev.pod.ns.p", "skiff.ev.service.ns.s",
-		"skiff.ev.endpoints.ns.s", "skiff.ev.node._.b"} {
+		"skiff.ev.endpoints.ns.s", "skiff.ev.node._.b", "skiff.ev.node.b"} {
 		if _, err := admin.js.Publish(ctx, subj, []byte(`{}`)); err != nil {
 			t.Fatal(err)
 		}
@@ -238,7 +238,7 @@ func TestRolesOnServer(t *testing.T) {
 		s.t = t
 		n := s.connect(auth.RoleNode, "a")
 		n.ok("publish own status", publish(n, "skiff.ev.status.a.ns.p"))
-		n.ok("publish own registration", publish(n, "skiff.ev.node._.a"))
+		n.ok("publish own registration", publish(n, "skiff.ev.node.a"))
 		n.ok("read own bind and status", readOne(n, "skiff.ev.*.a.*.*"))
 		n.ok("read services", readOne(n, "skiff.ev.service.>"))
 		n.ok("read endpoints", readOne(n, "skiff.ev.endpoints.>"))
@@ -275,6 +275,7 @@ func TestRolesOnServer(t *testing.T) {
 		})
 		n.denied("publish another node's status", "skiff.ev.status.b.ns.p", publish(n, "skiff.ev.status.b.ns.p"))
 		n.denied("publish a binding", "skiff.ev.bind.a.ns.p", publish(n, "skiff.ev.bind.a.ns.p"))
+		n.denied("publish what controllers say of it (uncordon itself, its pod CIDR)", "skiff.ev.node._.a", publish(n, "skiff.ev.node._.a"))
 		n.denied("read pods", "skiff.ev.pod.>", readOne(n, "skiff.ev.pod.>"))
 		n.denied("read another node's bindings", "skiff.ev.bind.b.>", readOne(n, "skiff.ev.bind.b.>"))
 		n.denied("read the whole log", "$JS.API.CONSUMER.CREATE.SKIFF", readOne(n, ">"))

@@ -182,6 +182,9 @@ func (s *State) Apply(ev *events.Event) error {
 		delete(s.Namespaces, sub.Name)
 
 	case *events.NodeRegistered:
+		if sub.Node != sub.Name {
+			return precondition(ev, "a node registers itself only, on %s", events.NodeRegistrationSubject(sub.Name))
+		}
 		s.applyNodeRegistered(sub.Name, t, p)
 	case *events.NodePodCIDRAssigned:
 		n, ok := s.Nodes[sub.Name]

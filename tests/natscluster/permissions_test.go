@@ -204,6 +204,12 @@ func TestPermissions(t *testing.T) {
 		appendAllowed(t, nodeA, statusReported(t, "a", "p1"))
 		appendRefused(t, nodeA, statusReported(t, "b", "p2"))
 		appendRefused(t, nodeA, podBound(t, "a", "p3"))
+		// Its own registration, yes; what controllers and admission say of it (cordon, pod
+		// CIDR, readiness, on skiff.ev.node._.a), no: it cannot uncordon itself.
+		nodeRef := events.ObjectRef{Kind: events.KindNode, Name: "a"}
+		appendAllowed(t, nodeA, newEvent(t, "", nodeRef, &events.NodeRegistered{Address: "10.0.0.9", MilliCPU: 1000, Memory: 1 << 30, MaxPods: 10}))
+		appendRefused(t, nodeA, newEvent(t, "", nodeRef, &events.NodeUncordoned{}))
+		appendRefused(t, nodeA, newEvent(t, "", events.ObjectRef{Kind: events.KindNode, Name: "b"}, &events.NodeRegistered{}))
 		nodeA.refused(t, "$JS.API.STREAM.UPDATE.SKIFF", streamUpdate(nodeA))
 		nodeA.refused(t, "$O.skiff-images.", imagePut(nodeA))
 		must(t, "node a reads its own bindings", readOne(nodeA, events.NodeWorkFilter("a")))

@@ -35,7 +35,7 @@ func setup(t *testing.T) (*store.Store, *live.Projection, context.Context) {
 
 func nodeHistory(t *testing.T, ctx context.Context, st *store.Store, name string) []string {
 	t.Helper()
-	evs, err := st.History(ctx, events.ObjectSubject(events.KindNode, "", name))
+	evs, err := st.History(ctx, events.NodeRegistrationSubject(name))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -142,26 +142,27 @@ func (s *stale) View(fn func(*state.State)) {
 
 func TestRegisterConflict(t *testing.T) {
 	st, proj, ctx := setup(t)
-	// The log has the node with another capacity, and then its pod CIDR; the stale view has
-	// only the first event.
+	// The log has the node with another capacity, and then with a third one (an earlier run of
+	// the agent, say); the stale view has only the first.
 	other := base
 	other.Memory = 1 << 30
 	if err := Register(ctx, st, proj, other, "node/n1"); err != nil {
 		t.Fatal(err)
 	}
 	old := state.New()
-	evs, err := st.History(ctx, events.ObjectSubject(events.KindNode, "", "n1"))
+	evs, err := st.History(ctx, events.NodeRegistrationSubject("n1"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, ev := range evs {
 		_ = old.Apply(ev)
 	}
-	cidr, err := events.New(time.Now(), events.Meta{Actor: "scheduler"}, events.ObjectRef{Kind: events.KindNode, Name: "n1"}, "", &events.NodePodCIDRAssigned{PodCIDR: "10.88.1.0/24"})
+	third, err := events.New(time.Now(), events.Meta{Actor: "node/n1"}, events.ObjectRef{Kind: events.KindNode, Name: "n1"}, "",
+		&events.NodeRegistered{Address: base.Address, MilliCPU: 1000, Memory: 2 << 30, MaxPods: 10})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := st.Append(ctx, cidr, evs[len(evs)-1].Seq); err != nil {
+	if _, err := st.Append(ctx, third, evs[len(evs)-1].Seq); err != nil {
 		t.Fatal(err)
 	}
 	s := &stale{Projection: proj, old: old}
@@ -171,7 +172,7 @@ func TestRegisterConflict(t *testing.T) {
 	if s.views < 2 {
 		t.Errorf("Register looked at the state %d times; want a second look after the conflict", s.views)
 	}
-	want := []string{"NodeRegistered by node/n1", "NodePodCIDRAssigned by scheduler", "NodeRegistered by node/n1"}
+	want := []string{"NodeRegistered by node/n1", "NodeRegistered by node/n1", "NodeRegistered by node/n1"}
 	if diff := cmp.Diff(want, nodeHistory(t, ctx, st, "n1")); diff != "" {
 		t.Errorf("node history (-want +got):\n%s", diff)
 	}

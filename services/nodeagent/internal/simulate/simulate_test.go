@@ -280,7 +280,7 @@ func TestSimulatorRestart(t *testing.T) {
 	h.waitFor("after running", running("after"))
 
 	for _, node := range []string{"sim-0", "sim-1"} {
-		if got := h.history(events.ObjectSubject(events.KindNode, "", node)); !cmp.Equal(got, []string{"NodeRegistered"}) {
+		if got := h.history(events.NodeRegistrationSubject(node)); !cmp.Equal(got, []string{"NodeRegistered"}) {
 			t.Errorf("%s history = %v, want one NodeRegistered", node, got)
 		}
 	}
