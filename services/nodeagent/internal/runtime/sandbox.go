@@ -50,9 +50,12 @@ func (s Sandbox) NetNSPath() string {
 }
 
 // CreateSandbox creates and starts the pod's sandbox and returns it running.
-// It fails with errdefs.ErrAlreadyExists when the pod already has one (see
-// GetSandbox) and errdefs.ErrInvalidArgument for an incomplete PodRef. On
-// any other failure nothing of the sandbox is left behind.
+// It fails with errdefs.ErrAlreadyExists when the pod already has a running one
+// (see GetSandbox) and errdefs.ErrInvalidArgument for an incomplete PodRef. A
+// sandbox of the pod that is not running (an agent killed between creating it
+// and starting it, or a dead pause process) is in the way of the new one under
+// the same deterministic ID: it is removed first. On any other failure nothing
+// of the sandbox is left behind.
 func (r *Runtime) CreateSandbox(ctx context.Context, cfg PodSandboxConfig) (Sandbox, error) {
 	ctx = r.ns(ctx)
 	if err := cfg.Pod.check(); err != nil {
@@ -74,7 +77,7 @@ func (r *Runtime) CreateSandbox(ctx context.Context, cfg PodSandboxConfig) (Sand
 	}
 	// The default spec gives the process new PID, mount, network, IPC and
 	// UTS namespaces: the last three are what the pod's containers join.
-	c, err := r.client.NewContainer(ctx, id,
+	opts := []containerd.NewContainerOpts{
 		containerd.WithContainerLabels(labels),
 		r.withRuntime(),
 		containerd.WithNewSpec(
@@ -88,7 +91,18 @@ func (r *Runtime) CreateSandbox(ctx context.Context, cfg PodSandboxConfig) (Sand
 			oci.WithNoNewPrivileges,
 			seccomp.WithDefaultProfile(),
 			withCgroupsPath(path.Join(r.cfg.CgroupParent, id)),
-		))
+		),
+	}
+	c, err := r.client.NewContainer(ctx, id, opts...)
+	if errdefs.IsAlreadyExists(err) {
+		if old, gerr := r.GetSandbox(ctx, cfg.Pod.UID); gerr == nil && old.State != StateRunning {
+			r.log.Warn("removing a sandbox that is not running to create the pod's again", "pod", cfg.Pod.String(), "id", id, "state", old.State)
+			if rerr := r.remove(ctx, id); rerr != nil {
+				return Sandbox{}, fmt.Errorf("create sandbox of pod %s: remove the one left %s: %w", cfg.Pod, old.State, rerr)
+			}
+			c, err = r.client.NewContainer(ctx, id, opts...)
+		}
+	}
 	if err != nil {
 		if errdefs.IsAlreadyExists(err) {
 			return Sandbox{}, fmt.Errorf("create sandbox of pod %s: %w", cfg.Pod, err)

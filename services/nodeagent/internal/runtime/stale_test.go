@@ -1,0 +1,82 @@
+package runtime_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/containerd/containerd"
+	"github.com/containerd/containerd/cio"
+	"github.com/containerd/containerd/namespaces"
+
+	"skiff.dev/services/nodeagent/internal/runtime"
+)
+
+// An agent killed while it creates a pod's sandbox leaves the sandbox container behind, with a
+// task that was never started or with none at all. The next agent creates the sandbox under the
+// same deterministic ID: the stale one is replaced, not an "already exists" on every retry (the
+// bug `kill -9` of skiff up during a rollout found). A running sandbox is still refused.
+func TestCreateSandboxReplacesOneLeftNotRunning(t *testing.T) {
+	e := newEnv(t)
+	client := e.ctd.Client(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	nsctx := namespaces.WithNamespace(ctx, e.ctd.RuntimeConfig().Namespace)
+
+	for _, tc := range []struct {
+		name string
+		// leave turns a running sandbox into what a kill at some point of its creation leaves.
+		leave func(t *testing.T, c containerd.Container)
+	}{
+		{"task created, never started", func(t *testing.T, c containerd.Container) {
+			task, err := c.Task(nsctx, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := task.Delete(nsctx, containerd.WithProcessKill); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := c.NewTask(nsctx, cio.NullIO); err != nil {
+				t.Fatal(err)
+			}
+		}},
+		{"no task", func(t *testing.T, c containerd.Container) {
+			task, err := c.Task(nsctx, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := task.Delete(nsctx, containerd.WithProcessKill); err != nil {
+				t.Fatal(err)
+			}
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			pod := newPod(t, "stale")
+			first, err := e.rt.CreateSandbox(ctx, runtime.PodSandboxConfig{Pod: pod})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { _ = e.rt.RemoveSandbox(context.Background(), pod) })
+			if _, err := e.rt.CreateSandbox(ctx, runtime.PodSandboxConfig{Pod: pod}); err == nil {
+				t.Fatal("a second sandbox while the first runs: want AlreadyExists")
+			}
+			c, err := client.LoadContainer(nsctx, first.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			tc.leave(t, c)
+			left, err := e.rt.GetSandbox(ctx, pod.UID)
+			if err != nil || left.State == runtime.StateRunning {
+				t.Fatalf("the sandbox left behind: %+v, %v; want one not running", left, err)
+			}
+
+			again, err := e.rt.CreateSandbox(ctx, runtime.PodSandboxConfig{Pod: pod})
+			if err != nil {
+				t.Fatalf("create the sandbox again over one left %s: %v", left.State, err)
+			}
+			if again.ID != first.ID || again.State != runtime.StateRunning || again.PID == 0 || again.PID == first.PID {
+				t.Errorf("recreated sandbox %+v (first %+v): want the same ID, running, a new pause process", again, first)
+			}
+		})
+	}
+}
