@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"golang.org/x/sync/singleflight"
 
 	"skiff.dev/events"
 	"skiff.dev/events/images"
@@ -69,6 +70,8 @@ type Agent struct {
 	written map[string]uint64 // last sequence this agent wrote per subject
 	net     Network
 	images  jetstream.ObjectStore
+	// imports makes workers that want the same missing image share one fetch.
+	imports singleflight.Group
 
 	changed chan struct{}
 	synced  chan struct{}

@@ -266,17 +266,31 @@ func (w *worker) syncContainer(ctx context.Context, p work.Pod, ref runtime.PodR
 // image store and imported, or, when the store does not have it (or cannot be reached), pulled
 // from its registry. A failed pull is reported together with how to import the image instead,
 // since an image that never was in any registry (skiff.dev/...) must be imported.
+//
+// Workers wanting the same image share one fetch: thirty pods of a Deployment arriving on a
+// node without its image would otherwise import it thirty times at once, and containerd's
+// content store turns all but one away ("ref … locked"), so the pods waited ImageRetry after
+// ImageRetry.
 func (w *worker) ensureImage(ctx context.Context, image string) error {
+	ok, err := w.a.cfg.Runtime.HasImage(ctx, image)
+	if err != nil || ok {
+		return err
+	}
+	_, err, _ = w.a.imports.Do(image, func() (any, error) {
+		if ok, err := w.a.cfg.Runtime.HasImage(ctx, image); err != nil || ok {
+			return nil, err // another fetch just finished
+		}
+		return nil, w.fetchImage(ctx, image)
+	})
+	return err
+}
+
+// fetchImage brings image into containerd from the cluster's image store or its registry.
+func (w *worker) fetchImage(ctx context.Context, image string) error {
 	// Bounds one pull attempt; the worker tries again after ImageRetry.
 	const pullTimeout = 60 * time.Second
 	rt := w.a.cfg.Runtime
-	ok, err := rt.HasImage(ctx, image)
-	if err != nil {
-		return err
-	}
-	if ok {
-		return nil
-	}
+	var err error
 	var notInStore string
 	var r io.ReadCloser
 	if w.a.images == nil {
