@@ -2,6 +2,7 @@ package store_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"sync"
@@ -89,7 +90,9 @@ func TestAppendRetryIsDeduplicated(t *testing.T) {
 }
 
 // Two writers race on one object: exactly one wins each round, the loser gets Conflict,
-// re-reads and retries, and no write is lost.
+// re-reads and retries, and no write is lost. Each write records the sequence it was decided
+// on; the history must be one chain (every write decided on the one before it), which only
+// conditional appends give: without them both writers' writes land on the same sequence.
 func TestRacingWritersOneWinsOtherRetries(t *testing.T) {
 	st, _, _ := eventstest.NewStore(t)
 	ctx := context.Background()
@@ -109,7 +112,13 @@ func TestRacingWritersOneWinsOtherRetries(t *testing.T) {
 						t.Error(err)
 						return
 					}
-					_, err = st.Append(ctx, nsEvent(t, "race", fmt.Sprintf("%s-%d", w, i)), expect)
+					ev := nsEvent(t, "race", fmt.Sprintf("%s-%d", w, i))
+					ev.Data.(*events.NamespaceApplied).Namespace.Metadata.Labels["after"] = fmt.Sprint(expect)
+					if ev.Payload, err = json.Marshal(ev.Data); err != nil {
+						t.Error(err)
+						return
+					}
+					_, err = st.Append(ctx, ev, expect)
 					if err == nil {
 						break
 					}
@@ -133,12 +142,18 @@ func TestRacingWritersOneWinsOtherRetries(t *testing.T) {
 		t.Fatalf("history has %d events, want %d: a write was lost or doubled", len(hist), 2*perWriter)
 	}
 	seen := map[string]bool{}
+	var prev uint64
 	for _, ev := range hist {
-		l := ev.Data.(*events.NamespaceApplied).Namespace.Metadata.Labels["l"]
-		if seen[l] {
-			t.Fatalf("write %s landed twice", l)
+		labels := ev.Data.(*events.NamespaceApplied).Namespace.Metadata.Labels
+		if seen[labels["l"]] {
+			t.Fatalf("write %s landed twice", labels["l"])
 		}
-		seen[l] = true
+		seen[labels["l"]] = true
+		if labels["after"] != fmt.Sprint(prev) {
+			t.Fatalf("write %s at seq %d was decided on seq %s, but the event before it is seq %d: a write landed on a state it did not see",
+				labels["l"], ev.Seq, labels["after"], prev)
+		}
+		prev = ev.Seq
 	}
 	t.Logf("conflicts seen and retried: %v", conflicts)
 }
