@@ -5,6 +5,9 @@
 //	$ curl http://10.88.0.5:8080/hello
 //	web-7f9c4 /hello
 //
+// The same port answers UDP: every datagram gets "<pod name> <datagram>\n" back,
+// so UDP Services can be tested the same way.
+//
 // The pod name comes from $HOSTNAME, which the node agent sets to the pod
 // name. The listen address can be changed with -listen or $ECHO_LISTEN.
 // SIGTERM drains open connections for up to five seconds, as a well-behaved
@@ -17,6 +20,7 @@ import (
 	"flag"
 	"fmt"
 	"log"
+	"net"
 	"net/http"
 	"os"
 	"os/signal"
@@ -44,11 +48,33 @@ func main() {
 		srv.Shutdown(shutdown)
 	}()
 
-	log.Printf("echo %s listening on %s", name, *listen)
+	udp, err := net.ListenPacket("udp", *listen)
+	if err != nil {
+		log.Fatalf("echo: %v", err)
+	}
+	go func() {
+		<-ctx.Done()
+		udp.Close()
+	}()
+	go serveUDP(udp, name)
+
+	log.Printf("echo %s listening on %s (TCP and UDP)", name, *listen)
 	if err := srv.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
 		log.Fatalf("echo: %v", err)
 	}
 	log.Printf("echo %s stopped", name)
+}
+
+// serveUDP answers every datagram with "<name> <datagram>\n" until pc is closed.
+func serveUDP(pc net.PacketConn, name string) {
+	buf := make([]byte, 64<<10)
+	for {
+		n, from, err := pc.ReadFrom(buf)
+		if err != nil {
+			return
+		}
+		_, _ = pc.WriteTo(fmt.Appendf(nil, "%s %s\n", name, buf[:n]), from)
+	}
 }
 
 // handler answers every request with "<name> <path>\n".

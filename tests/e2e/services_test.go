@@ -875,9 +875,74 @@ func TestServices(t *testing.T) {
 	})
 
 	t.Run("UDP", func(t *testing.T) {
-		t.Skip("the echo image serves HTTP over TCP only; the rules package's kernel tests " +
-			"(TestTrafficUDPBalancesAcrossEndpoints, TestTrafficRemovedUDPEndpointLosesItsConntrackEntries) cover UDP")
+		// The echo image answers UDP on its port too: a UDP Service on the web pods, each
+		// datagram from a new socket (a new conntrack entry) answered by one of them.
+		from := c.Head()
+		c.Apply(`apiVersion: v1
+kind: Service
+metadata:
+  name: udp
+spec:
+  selector:
+    app: web
+  ports:
+    - name: echo
+      protocol: UDP
+      port: 5353
+      targetPort: 8080
+`)
+		ev := svcWaitEndpoints(t, c, "udp", from, func(a []events.EndpointAddress) bool { return len(a) == 3 })
+		svcWaitSynced(t, c, ev.Seq)
+		addr := net.JoinHostPort(svcVIP(t, c, "udp"), "5353")
+		dial := cluster.DialIn(c.Node("node1").NetnsPath(), 2*time.Second)
+		pods := svcPods(c.Pods(), "web")
+		const n = 60
+		got := map[string]int{}
+		for i := range n {
+			name, err := udpAsk(dial, addr, "q-"+strconv.Itoa(i))
+			if err != nil {
+				t.Fatalf("datagram %d to %s: %v", i, addr, err)
+			}
+			got[name]++
+		}
+		t.Logf("%d datagrams from node1 to %s: %v", n, addr, got)
+		for name := range got {
+			if !slices.ContainsFunc(pods, func(p events.Pod) bool { return p.Metadata.Name == name }) {
+				t.Errorf("answer from %q, which is no web pod", name)
+			}
+		}
+		if len(got) < 2 {
+			t.Errorf("every datagram went to one pod (%v): the Service does not balance UDP", got)
+		}
 	})
+}
+
+// udpAsk sends one datagram from a new socket in the dialer's namespace and returns the pod
+// that answered ("<pod> <datagram>").
+func udpAsk(dial func(ctx context.Context, network, address string) (net.Conn, error), addr, msg string) (string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	conn, err := dial(ctx, "udp", addr)
+	if err != nil {
+		return "", err
+	}
+	defer conn.Close()
+	if err := conn.SetDeadline(time.Now().Add(2 * time.Second)); err != nil {
+		return "", err
+	}
+	if _, err := conn.Write([]byte(msg)); err != nil {
+		return "", err
+	}
+	buf := make([]byte, 512)
+	k, err := conn.Read(buf)
+	if err != nil {
+		return "", err
+	}
+	name, got, ok := strings.Cut(strings.TrimSpace(string(buf[:k])), " ")
+	if !ok || got != msg {
+		return "", fmt.Errorf("answer %q is not <pod> %s", buf[:k], msg)
+	}
+	return name, nil
 }
 
 // svcIndexAt is the index of the first sample sent at or after at.
