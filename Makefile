@@ -7,7 +7,7 @@ BIN := bin
 DATA ?= .data
 TEST_FLAGS ?= -count=1 -timeout 25m
 
-.PHONY: all deps build images test test-short bench demo down purge clean vet
+.PHONY: all deps build images test test-short bench fuzz demo down purge clean vet
 
 all: build
 
@@ -37,6 +37,13 @@ test: deps build
 	for mp in $(RACE_PKGS); do m=$${mp%%:*}; p=$${mp#*:}; \
 	  echo "=== $$m $$p (-race)"; (cd $$m && $(GO) test -race $(TEST_FLAGS) $$p) || fail=1; \
 	done; exit $$fail
+
+# Each fuzz test for FUZZTIME (the seeds also run in every `make test`).
+FUZZTIME ?= 30s
+fuzz:
+	cd events && $(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME) .
+	cd events && $(GO) test -run '^$$' -fuzz '^FuzzParseQuantity$$' -fuzztime $(FUZZTIME) .
+	cd cmd/skiff && $(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./internal/manifest
 
 bench: build
 	cd events/state && $(GO) test -run '^$$' -bench Replay -benchtime 1x -count 5
