@@ -94,6 +94,9 @@ func (e *Event) Marshal() ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("encode event %s: %w", e.ID, err)
 	}
+	if len(b) > MaxEventBytes {
+		return nil, fmt.Errorf("%s of %s is %d bytes, more than an event may have (%d): %w", e.Type, e.Object, len(b), MaxEventBytes, ErrInvalidArgument)
+	}
 	return b, nil
 }
 
@@ -113,14 +116,31 @@ func Decode(subject string, seq uint64, data []byte) (*Event, error) {
 // DecodeEnvelope parses the envelope only; Data stays nil. The actor of what a node writes is
 // the node its subject names (see nodeActor), whatever the envelope claims.
 func DecodeEnvelope(subject string, seq uint64, data []byte) (*Event, error) {
+	if len(data) > MaxEventBytes {
+		return nil, fmt.Errorf("event seq %d on %s: %d bytes, more than an event may have (%d): %w", seq, subject, len(data), MaxEventBytes, ErrInvalidArgument)
+	}
 	ev := &Event{Subject: subject, Seq: seq}
 	if err := unmarshal(data, &ev.Envelope); err != nil {
 		return nil, fmt.Errorf("event seq %d on %s: malformed envelope: %v: %w", seq, subject, err, ErrInvalidArgument)
+	}
+	if kind := KindOf(ev.Type); kind != "" && !onKind(subject, kind) {
+		return nil, fmt.Errorf("event seq %d: a %s event does not belong on %s: %w", seq, ev.Type, subject, ErrInvalidArgument)
 	}
 	if a := nodeActor(subject, ev.Type); a != "" {
 		ev.Actor = a
 	}
 	return ev, nil
+}
+
+// MaxEventBytes bounds one event on the wire: far above any real one (a pod spec with every
+// field), far below NATS's payload limit, so an oversized append is refused and an oversized
+// message on the log is poison.
+const MaxEventBytes = 1 << 20
+
+// onKind says whether subject is one of kind's subjects (skiff.ev.<kind>.…).
+func onKind(subject, kind string) bool {
+	rest, ok := strings.CutPrefix(subject, SubjectRoot+".")
+	return ok && strings.HasPrefix(rest, kind+".")
 }
 
 const (

@@ -1,7 +1,10 @@
 package e2e_test
 
 import (
+	"context"
 	"math/rand/v2"
+	"net/http"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -88,4 +91,84 @@ func runningEcho(c *cluster.Cluster) []events.Pod {
 		}
 	}
 	return out
+}
+
+// Poison on the log, appended with admin rights: a payload that is not JSON, an unknown type, a
+// version from the future, an oversized one (over events.MaxEventBytes), and an event on a
+// subject of another kind.
+// Invariant: every service reports and skips them and keeps going (a Deployment and a Service
+// applied afterwards run and route), and `skiff events log` shows each where it sits.
+func TestPoisonEventsAreReportedAndSkipped(t *testing.T) {
+	c := cluster.New(t, cluster.Options{})
+	c.StartNetProxies()
+	js := c.Store().JetStream()
+	ctx := context.Background()
+	big := `{"type":"PodCreated","v":1,"payload":{"pod":{"metadata":{"name":"` + strings.Repeat("x", events.MaxEventBytes) + `"}}}}`
+	poison := []struct{ subject, data string }{
+		{events.ObjectSubject(events.KindPod, "default", "junk"), "this is not json"},
+		{events.ObjectSubject(events.KindService, "default", "junk"), `{"type":"ServiceTeleported","v":1,"payload":{}}`},
+		{events.ObjectSubject(events.KindEndpoints, "default", "junk"), `{"type":"EndpointsUpdated","v":99,"payload":{}}`},
+		{events.ObjectSubject(events.KindPod, "default", "huge"), big},
+		{events.ObjectSubject(events.KindPod, "default", "wrong"), `{"type":"ServiceApplied","v":1,"payload":{"service":{}}}`},
+	}
+	var seqs []uint64
+	for _, p := range poison {
+		ack, err := js.Publish(ctx, p.subject, []byte(p.data))
+		if err != nil {
+			t.Fatalf("append poison on %s: %v", p.subject, err)
+		}
+		seqs = append(seqs, ack.Sequence)
+	}
+
+	c.Apply(strings.Replace(echoDeployment, "name: echo\nspec:", "name: echo\nspec:", 1) + "---\n" + `apiVersion: v1
+kind: Service
+metadata:
+  name: echo
+spec:
+  selector:
+    app: echo
+  ports:
+    - port: 80
+      targetPort: 8080
+`)
+	c.WaitFor("3 echo pods running after the poison", func() bool { return len(runningEcho(c)) == 3 })
+	var vip string
+	for _, ev := range c.Events(events.ObjectSubject(events.KindService, "default", "echo")) {
+		if a, ok := ev.Data.(*events.ServiceApplied); ok {
+			vip = a.Service.Spec.ClusterIP
+		}
+	}
+	client := &http.Client{Transport: &http.Transport{DialContext: cluster.DialIn(c.Node("node1").NetnsPath(), 2*time.Second)}, Timeout: 2 * time.Second}
+	c.WaitFor("the Service answering from node1", func() bool {
+		resp, err := client.Get("http://" + vip + "/after-poison")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	})
+
+	out, err := c.Skiff("events", "log")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, seq := range seqs {
+		found := false
+		for _, line := range strings.Split(out, "\n") {
+			if f := strings.Fields(line); len(f) > 0 && f[0] == strconv.FormatUint(seq, 10) {
+				found = strings.Contains(line, "does not decode")
+				if !found {
+					t.Errorf("poison %d (seq %d on %s) is listed as if it were an event: %s", i, seq, poison[i].subject, line)
+				}
+			}
+		}
+		if !found {
+			t.Errorf("poison %d (seq %d on %s) is not marked in skiff events log", i, seq, poison[i].subject)
+		}
+	}
+	for _, p := range []string{c.Node("node1").AgentLog(), c.Node("node1").NetProxyLog()} {
+		if strings.Contains(p, "panic") {
+			t.Errorf("a service panicked on poison:\n%s", p)
+		}
+	}
 }

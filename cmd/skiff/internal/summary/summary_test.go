@@ -80,8 +80,11 @@ func TestEveryType(t *testing.T) {
 		t.Run(typ, func(t *testing.T) {
 			kind := events.KindOf(typ)
 			subject := events.ObjectSubject(kind, "default", "x")
-			if kind == events.KindBind || kind == events.KindStatus {
+			switch kind {
+			case events.KindBind:
 				subject = events.BindSubject("n1", "default", "x")
+			case events.KindStatus:
+				subject = events.StatusSubject("n1", "default", "x")
 			}
 			data := fmt.Sprintf(`{"id":"1","type":%q,"v":1,"time":"2025-03-01T12:00:00Z","actor":"a","object":{"kind":"pod","name":"x"},"payload":{}}`, typ)
 			e, err := events.Decode(subject, 1, []byte(data))
