@@ -132,10 +132,11 @@ func DecodeEnvelope(subject string, seq uint64, data []byte) (*Event, error) {
 	return ev, nil
 }
 
-// MaxEventBytes bounds one event on the wire: far above any real one (a pod spec with every
-// field), far below NATS's payload limit, so an oversized append is refused and an oversized
+// MaxEventBytes bounds one event on the wire: above any real one (the largest are the
+// EndpointsUpdated of a Service with tens of thousands of ready pods, about 100 bytes each),
+// below NATS's payload limit (8 MiB here), so an oversized append is refused and an oversized
 // message on the log is poison.
-const MaxEventBytes = 1 << 20
+const MaxEventBytes = 4 << 20
 
 // onKind says whether subject is one of kind's subjects (skiff.ev.<kind>.…).
 func onKind(subject, kind string) bool {
