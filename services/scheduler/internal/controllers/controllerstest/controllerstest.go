@@ -5,6 +5,7 @@ package controllerstest
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
@@ -119,14 +120,27 @@ func (c *Cluster) Context() context.Context {
 }
 
 // Append writes one event as actor "test", conditional on what the projection has seen of its
-// subject, and waits until the projection applied it. It returns the event's sequence.
+// subject, and waits until the projection applied it. It returns the event's sequence. Like
+// every writer (admission, for a user's command), it retries a Conflict once the projection has
+// caught up: a controller may have written on the same subject in between.
 func (c *Cluster) Append(ref events.ObjectRef, node string, p events.Payload) uint64 {
 	c.T.Helper()
-	seq, err := c.TryAppend(ref, node, p)
-	if err != nil {
-		c.T.Fatal(err)
+	for attempt := 1; ; attempt++ {
+		seq, err := c.TryAppend(ref, node, p)
+		if err == nil {
+			return seq
+		}
+		if !errors.Is(err, events.ErrConflict) || attempt == 10 {
+			c.T.Fatal(err)
+		}
+		head, herr := c.Store.Head(c.Context())
+		if herr != nil {
+			c.T.Fatal(herr)
+		}
+		if werr := c.Projection.WaitSeq(c.Context(), head); werr != nil {
+			c.T.Fatal(werr)
+		}
 	}
-	return seq
 }
 
 // TryAppend is Append that returns its error.
