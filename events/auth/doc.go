@@ -91,7 +91,9 @@
 //     Closing both takes the stream and buckets in an account of their own behind service
 //     imports, which rewrite reply and deliver subjects.
 //   - Revocation is by user public key: a node's creds minted again (a new key) are a new
-//     user. `skiff node revoke` revokes every key minted for the node from the cluster directory.
+//     user. `skiff node revoke` revokes the key of the creds file in the cluster directory (or
+//     the one --creds names); creds minted earlier for the same node with another key stay
+//     valid until revoked by their file, or until they expire (--expiry).
 //   - Permissions are fixed in the JWT when it is minted; changing a role's lists means minting
 //     its creds again.
 package auth
