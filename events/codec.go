@@ -126,7 +126,7 @@ func DecodeEnvelope(subject string, seq uint64, data []byte) (*Event, error) {
 	if kind := KindOf(ev.Type); kind != "" && !onKind(subject, kind) {
 		return nil, fmt.Errorf("event seq %d: a %s event does not belong on %s: %w", seq, ev.Type, subject, ErrInvalidArgument)
 	}
-	if a := nodeActor(subject, ev.Type); a != "" {
+	if a := nodeActor(subject); a != "" {
 		ev.Actor = a
 	}
 	return ev, nil
@@ -154,7 +154,7 @@ const (
 // The servers let only that node (and admin) publish there, so the subject is the
 // authenticated identity; an envelope's claim is not. "" for every other event, whose
 // envelope's actor stands.
-func nodeActor(subject, _ string) string {
+func nodeActor(subject string) string {
 	if rest, ok := strings.CutPrefix(subject, statusPrefix); ok {
 		if i := strings.IndexByte(rest, '.'); i > 0 {
 			return "node/" + rest[:i]

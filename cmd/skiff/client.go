@@ -38,12 +38,8 @@ func (a *app) conn() (*nats.Conn, error) {
 // server names the cluster's NATS URL(s) in messages.
 func (a *app) server() string { return a.connOpts.URL() }
 
-// logStore opens the event log for reading on first use.
-//
-// store.Open creates the stream or updates its settings to the ones it is given, which a reader
-// must never do: a CLI with default settings would reset the operator's retention and
-// replication. So the stream's current settings are read first and handed back unchanged,
-// which makes the update a no-op. (A read-only store.Attach would make this unnecessary.)
+// logStore opens the event log for reading on first use. It only attaches: the CLI never
+// creates or changes the stream (package bootstrap does).
 func (a *app) logStore(ctx context.Context) (*store.Store, error) {
 	if a.st != nil {
 		return a.st, nil

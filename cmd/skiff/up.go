@@ -189,22 +189,9 @@ func (a *app) up(ctx context.Context, o upOptions) error {
 func (a *app) startNode(ctx context.Context, o upOptions, start func(string, string, func(context.Context, *nats.Conn) error) error,
 	connect func(id, name string) (*nats.Conn, error), dataDir string, log *slog.Logger) (stop func(), err error) {
 	stop = func() {}
-	// A failure here is usually the server still settling (the object store's stream being
-	// created while another part creates its own): try a few times before giving up.
-	for attempt := 1; ; attempt++ {
-		err := importImages(ctx, connect, o.imagesDir, log)
-		if err == nil {
-			break
-		}
-		if attempt == 3 || ctx.Err() != nil {
-			log.Warn("could not import the project's images; import them with skiff image import", "err", err)
-			break
-		}
-		log.Info("importing the project's images failed; trying again", "attempt", attempt, "err", err)
-		select {
-		case <-time.After(time.Second):
-		case <-ctx.Done():
-		}
+	// The bootstrap made the image store before any part started, so a failure here is real.
+	if err := importImages(ctx, connect, o.imagesDir, log); err != nil {
+		log.Warn("could not import the project's images; import them with skiff image import", "err", err)
 	}
 	if o.noNode {
 		return stop, nil

@@ -1,5 +1,6 @@
 // Command e2enats runs a NATS server with JetStream, with skiff up's authentication (package
-// localauth: creds for admin, the scheduler, a user and each --node under DATA-DIR/auth), and
+// localauth: creds for admin, the scheduler and a user under DATA-DIR/auth; the harness mints
+// the nodes' with skiff node creds), and
 // bootstraps the log and buckets on it (package bootstrap), and nothing else: the end-to-end
 // harness uses it when a test needs the scheduler in separate processes (several replicas, one
 // of them killed), where `skiff up --control-plane-only` would add a scheduler of its own.
@@ -12,7 +13,6 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
-	"strings"
 	"syscall"
 	"time"
 
@@ -28,25 +28,20 @@ func main() {
 	listen := flag.String("listen", "127.0.0.1:4222", "HOST:PORT to listen on")
 	dataDir := flag.String("data-dir", "", "directory for JetStream's files and the creds (required)")
 	leaderTTL := flag.Duration("leader-ttl", bootstrap.DefaultLeaderTTL, "the leader key's TTL")
-	nodes := flag.String("nodes", "", "comma-separated node names to mint creds for")
 	flag.Parse()
 	if *dataDir == "" {
 		fmt.Fprintln(os.Stderr, "e2enats: --data-dir is required")
 		os.Exit(2)
 	}
-	if err := run(*dataDir, *listen, *nodes, *leaderTTL); err != nil {
+	if err := run(*dataDir, *listen, *leaderTTL); err != nil {
 		fmt.Fprintln(os.Stderr, "e2enats:", err)
 		os.Exit(1)
 	}
 }
 
-func run(dataDir, listen, nodes string, leaderTTL time.Duration) error {
-	var names []string
-	if nodes != "" {
-		names = strings.Split(nodes, ",")
-	}
+func run(dataDir, listen string, leaderTTL time.Duration) error {
 	// Plain text: the harness's own network namespaces; skiff up there runs with TLS.
-	ua, err := localauth.Prepare(dataDir, listen, names, "e2e", localauth.TLSOff)
+	ua, err := localauth.Prepare(dataDir, listen, nil, "e2e", localauth.TLSOff)
 	if err != nil {
 		return err
 	}

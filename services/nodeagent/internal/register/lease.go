@@ -33,7 +33,7 @@ type LeaseKV interface {
 	Put(ctx context.Context, key string, value []byte) (uint64, error)
 }
 
-// LeaseBucket opens the lease bucket, creating it if it is missing; see api.OpenLeaseBucket.
+// LeaseBucket opens the lease bucket, which the bootstrap step creates; see api.OpenLeaseBucket.
 func LeaseBucket(ctx context.Context, js jetstream.JetStream) (jetstream.KeyValue, error) {
 	return api.OpenLeaseBucket(ctx, js)
 }

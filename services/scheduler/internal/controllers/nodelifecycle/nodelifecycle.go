@@ -34,7 +34,7 @@ type Leases interface {
 	WatchAll(ctx context.Context, opts ...jetstream.WatchOpt) (jetstream.KeyWatcher, error)
 }
 
-// OpenLeaseBucket opens the lease bucket, creating it if it is missing; see api.OpenLeaseBucket.
+// OpenLeaseBucket opens the lease bucket, which the bootstrap step creates; see api.OpenLeaseBucket.
 func OpenLeaseBucket(ctx context.Context, js jetstream.JetStream) (jetstream.KeyValue, error) {
 	return api.OpenLeaseBucket(ctx, js)
 }
