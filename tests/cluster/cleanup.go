@@ -46,7 +46,7 @@ func sweepRun(dir, runID string, logf func(string, ...any)) {
 			if pid, ok := aliveIdentity(f[1] + " " + f[2]); ok {
 				_ = unix.Kill(pid, unix.SIGKILL)
 				logf("cluster: killed leftover %s (pid %d)", f[0], pid)
-				waitFor(10*time.Second, func() bool { _, ok := aliveIdentity(f[1] + " " + f[2]); return !ok })
+				Poll(10*time.Second, func() bool { _, ok := aliveIdentity(f[1] + " " + f[2]); return !ok })
 			}
 		}
 	}
@@ -111,7 +111,13 @@ func killMountUsers(dir string) (killed int) {
 		}
 		return out
 	}
-	waitFor(15*time.Second, func() bool {
+	return KillAll(15*time.Second, find)
+}
+
+// KillAll sends SIGKILL to every process find lists, and to their children, until find lists
+// none or timeout passes, and returns how many it killed.
+func KillAll(timeout time.Duration, find func() []int) (killed int) {
+	Poll(timeout, func() bool {
 		pids := find()
 		for _, pid := range pids {
 			for _, c := range childrenOf(pid) {
@@ -181,7 +187,7 @@ func removeCgroups(ids []string) {
 			}
 		}
 	}
-	waitFor(5*time.Second, func() bool {
+	Poll(5*time.Second, func() bool {
 		left := dirs[:0]
 		for _, d := range dirs {
 			if err := unix.Rmdir(d); err != nil && err != unix.ENOENT {
@@ -279,7 +285,8 @@ func sweepStale(logf func(string, ...any)) {
 	})
 }
 
-func waitFor(timeout time.Duration, cond func() bool) bool {
+// Poll calls cond until it holds or timeout passes, and reports whether it held.
+func Poll(timeout time.Duration, cond func() bool) bool {
 	deadline := time.Now().Add(timeout)
 	for !cond() {
 		if time.Now().After(deadline) {

@@ -243,7 +243,7 @@ func (c *Cluster) startControlPlane() {
 	if c.opts.Schedulers > 0 {
 		ctx, cancel := context.WithTimeout(context.Background(), c.opts.Timeout)
 		var lastErr error
-		ok := pollUntil(ctx, func() bool {
+		ok := PollContext(ctx, func() bool {
 			_, lastErr = store.Attach(ctx, nc, store.Config{})
 			return lastErr == nil
 		})
@@ -260,7 +260,7 @@ func (c *Cluster) startControlPlane() {
 	ctx, cancel := context.WithTimeout(context.Background(), c.opts.Timeout)
 	defer cancel()
 	var lastErr error
-	ok := pollUntil(ctx, func() bool {
+	ok := PollContext(ctx, func() bool {
 		qctx, qcancel := context.WithTimeout(ctx, 2*time.Second)
 		defer qcancel()
 		lastErr = api.Get(qctx, nc, api.GetRequest{Kind: "nodes"}, func(*api.GetChunk) error { return nil })
@@ -306,7 +306,7 @@ func (c *Cluster) waitUpImported(ctx context.Context, js jetstream.JetStream, ta
 	}
 	failed := func() bool { return strings.Contains(c.controlPlane[0].log(), upImportFailed) }
 	var obs jetstream.ObjectStore
-	ok := pollUntil(ctx, func() bool {
+	ok := PollContext(ctx, func() bool {
 		if failed() {
 			return true
 		}
@@ -364,7 +364,7 @@ func (c *Cluster) startContainerd(n *Node) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), c.opts.Timeout)
 	defer cancel()
-	if !pollUntil(ctx, func() bool {
+	if !PollContext(ctx, func() bool {
 		_, err := os.Stat(n.ContainerdAddress)
 		return err == nil && n.containerd.running()
 	}) {
@@ -386,7 +386,7 @@ func (c *Cluster) agentProc(n *Node) *proc {
 func (c *Cluster) waitAgentReady(n *Node) {
 	ctx, cancel := context.WithTimeout(context.Background(), c.opts.Timeout)
 	defer cancel()
-	if !pollUntil(ctx, func() bool {
+	if !PollContext(ctx, func() bool {
 		return strings.Contains(n.agent.log(), "node agent ready") || !n.agent.running()
 	}) || !n.agent.running() {
 		c.t.Fatalf("agent of %s not ready within %v:\n%s", n.Name, c.opts.Timeout, tail(n.agent.log(), 60))
@@ -671,7 +671,8 @@ func boolKeys[V any](m map[string]V) map[string]bool {
 }
 
 // pollUntil calls cond every 50 ms until it is true (true) or ctx ends (false).
-func pollUntil(ctx context.Context, cond func() bool) bool {
+// PollContext calls cond until it holds or ctx ends, and reports whether it held.
+func PollContext(ctx context.Context, cond func() bool) bool {
 	for {
 		if cond() {
 			return true

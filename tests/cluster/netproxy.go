@@ -17,7 +17,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -124,7 +126,7 @@ func (c *Cluster) StartNetProxy(node string) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), c.opts.Timeout)
 	defer cancel()
-	if !pollUntil(ctx, func() bool { return len(parseRulesSyncs(p.log())) > 0 || !p.running() }) || !p.running() {
+	if !PollContext(ctx, func() bool { return len(parseRulesSyncs(p.log())) > 0 || !p.running() }) || !p.running() {
 		c.t.Fatalf("net proxy of %s did not sync its rules within %v:\n%s", node, c.opts.Timeout, tail(p.log(), 60))
 	}
 }
@@ -194,7 +196,7 @@ func (c *Cluster) WaitRulesSynced(node string, seq uint64) RulesSync {
 		}
 		return false
 	}
-	if !pollUntil(ctx, func() bool { return found() || n.NetProxyPID() == 0 }) || got.Time.IsZero() {
+	if !PollContext(ctx, func() bool { return found() || n.NetProxyPID() == 0 }) || got.Time.IsZero() {
 		c.t.Fatalf("net proxy of %s did not sync sequence %d within %v:\n%s", node, seq, c.opts.Timeout, tail(n.NetProxyLog(), 40))
 	}
 	return got
@@ -441,4 +443,23 @@ func DialIn(path string, timeout time.Duration) func(ctx context.Context, networ
 		}
 		return d.Dial(network, address)
 	}
+}
+
+// AskEcho GETs http://addr/path from the echo image and returns the pod that answered: the echo
+// answers "<pod> <path>".
+func AskEcho(client *http.Client, addr, path string) (string, error) {
+	resp, err := client.Get("http://" + addr + path)
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return "", err
+	}
+	name, gotPath, ok := strings.Cut(strings.TrimSpace(string(body)), " ")
+	if !ok || gotPath != path {
+		return "", fmt.Errorf("answer %q is not <pod> %s", body, path)
+	}
+	return name, nil
 }

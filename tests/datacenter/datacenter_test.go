@@ -2,8 +2,6 @@ package datacenter
 
 import (
 	"context"
-	"fmt"
-	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -145,7 +143,7 @@ func TestDatacenterFromNomadJobspecs(t *testing.T) {
 		t.Fatalf("skiff-nats has %d allocations, want 3", n)
 	}
 	var leader string
-	if !pollCtx(ctx, func() bool { leader, err = natsReady(ctx, dc.VMs, ca); return err == nil }) {
+	if !cluster.PollContext(ctx, func() bool { leader, err = natsReady(ctx, dc.VMs, ca); return err == nil }) {
 		t.Fatalf("NATS not healthy with a meta leader: %v", err)
 	}
 	t.Logf("NATS: all three /healthz ok, meta leader %s", leader)
@@ -219,7 +217,7 @@ func TestDatacenterFromNomadJobspecs(t *testing.T) {
 			agents = append(agents, p)
 		}
 	}
-	if !pollCtx(ctx, func() bool {
+	if !cluster.PollContext(ctx, func() bool {
 		for _, a := range agents {
 			if b, _ := os.ReadFile(a.log); !strings.Contains(string(b), "node agent ready") {
 				return false
@@ -253,7 +251,7 @@ func TestDatacenterFromNomadJobspecs(t *testing.T) {
 		t.Fatal(err)
 	}
 	var running map[string]string // pod → node
-	if !pollCtx(ctx, func() bool {
+	if !cluster.PollContext(ctx, func() bool {
 		running = runningPods(ctx, t, st)
 		return len(running) == 3
 	}) {
@@ -276,8 +274,8 @@ func TestDatacenterFromNomadJobspecs(t *testing.T) {
 		var pod string
 		var lastErr, firstErr error
 		asked := time.Now()
-		if !pollCtx(ctx, func() bool {
-			pod, lastErr = ask(hc, vip+":80", "/hello")
+		if !cluster.PollContext(ctx, func() bool {
+			pod, lastErr = cluster.AskEcho(hc, vip+":80", "/hello")
 			if firstErr == nil {
 				firstErr = lastErr
 			}
@@ -290,7 +288,7 @@ func TestDatacenterFromNomadJobspecs(t *testing.T) {
 		}
 		got := map[string]int{pod: 1}
 		for i := 0; i < 5; i++ {
-			p, err := ask(hc, vip+":80", "/hello")
+			p, err := cluster.AskEcho(hc, vip+":80", "/hello")
 			if err != nil {
 				t.Errorf("from %s: %v", vm.Name, err)
 				continue
@@ -409,22 +407,4 @@ func checkActors(ctx context.Context, t *testing.T, st *store.Store, vms []*VM) 
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("nodes that reported pod status (-want +got):\n%s", diff)
 	}
-}
-
-// ask fetches http://addr/path and returns the pod that answered ("<pod> <path>").
-func ask(hc *http.Client, addr, path string) (string, error) {
-	resp, err := hc.Get("http://" + addr + path)
-	if err != nil {
-		return "", err
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return "", err
-	}
-	name, gotPath, ok := strings.Cut(strings.TrimSpace(string(body)), " ")
-	if !ok || gotPath != path {
-		return "", fmt.Errorf("answer %q is not <pod> %s", body, path)
-	}
-	return name, nil
 }

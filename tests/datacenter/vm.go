@@ -149,7 +149,7 @@ func (vm *VM) boot() error {
 	}
 	pid := vm.holder.PID()
 	ns := fmt.Sprintf("/proc/%d/ns/mnt", pid)
-	if !poll(10*time.Second, func() bool {
+	if !cluster.Poll(10*time.Second, func() bool {
 		comm, _ := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid))
 		got, err := os.Readlink(ns)
 		return err == nil && got != self && strings.TrimSpace(string(comm)) == "sleep"
@@ -355,20 +355,7 @@ func (vm *VM) killRest() int {
 		return 0
 	}
 	holder := vm.holder.PID()
-	killed := 0
-	poll(15*time.Second, func() bool {
-		pids := pidsInMountNS(ns, holder)
-		for _, pid := range pids {
-			for _, c := range childrenOf(pid) {
-				_ = syscall.Kill(c, syscall.SIGKILL)
-			}
-			if syscall.Kill(pid, syscall.SIGKILL) == nil {
-				killed++
-			}
-		}
-		return len(pids) == 0
-	})
-	return killed
+	return cluster.KillAll(15*time.Second, func() []int { return pidsInMountNS(ns, holder) })
 }
 
 // pidsInMountNS lists the processes whose mount namespace is ns (as readlink shows it), but
@@ -395,20 +382,6 @@ func zombie(stat []byte) bool {
 	s := string(stat)
 	i := strings.LastIndexByte(s, ')')
 	return i >= 0 && i+2 < len(s) && (s[i+2] == 'Z' || s[i+2] == 'X')
-}
-
-func childrenOf(pid int) []int {
-	var out []int
-	tasks, _ := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
-	for _, tk := range tasks {
-		b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/task/%s/children", pid, tk.Name()))
-		for _, f := range strings.Fields(string(b)) {
-			if n, err := strconv.Atoi(f); err == nil {
-				out = append(out, n)
-			}
-		}
-	}
-	return out
 }
 
 // hostMountCounts counts the host's mounts at each per-VM path and under /tmp's run
@@ -472,18 +445,6 @@ func copyFile(src, dst string, mode os.FileMode) error {
 	return os.WriteFile(dst, b, mode)
 }
 
-// poll calls cond until it holds or timeout passes, and reports whether it held.
-func poll(timeout time.Duration, cond func() bool) bool {
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			return false
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	return true
-}
-
 // containerdSocket is where the node job's agent looks for containerd (its flag, and the
 // containerd package's default).
 const containerdSocket = "/run/containerd/containerd.sock"
@@ -506,23 +467,11 @@ func (vm *VM) startContainerd(ctx context.Context) error {
 		return err
 	}
 	sock := vm.Path(containerdSocket)
-	if !pollCtx(ctx, func() bool {
+	if !cluster.PollContext(ctx, func() bool {
 		_, err := os.Stat(sock)
 		return err == nil || !p.Running()
 	}) || !p.Running() {
 		return fmt.Errorf("containerd of %s did not serve %s:\n%s", vm.Name, containerdSocket, p.Log())
 	}
 	return nil
-}
-
-// pollCtx calls cond until it holds or ctx ends, and reports whether it held.
-func pollCtx(ctx context.Context, cond func() bool) bool {
-	for !cond() {
-		select {
-		case <-ctx.Done():
-			return false
-		case <-time.After(100 * time.Millisecond):
-		}
-	}
-	return true
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"slices"
@@ -192,31 +191,13 @@ func svcHTTP(path string, dialTimeout time.Duration) *http.Client {
 	}
 }
 
-// svcAsk fetches http://addr/path and returns the name of the pod that answered.
-func svcAsk(client *http.Client, addr, path string) (string, error) {
-	resp, err := client.Get("http://" + addr + path)
-	if err != nil {
-		return "", err
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return "", err
-	}
-	name, gotPath, ok := strings.Cut(strings.TrimSpace(string(body)), " ")
-	if !ok || gotPath != path {
-		return "", fmt.Errorf("answer %q is not <pod> %s", body, path)
-	}
-	return name, nil
-}
-
 // svcSpread sends n requests and counts the answers per pod; it fails t on any error.
 func svcSpread(t *testing.T, client *http.Client, addr string, n int) map[string]int {
 	t.Helper()
 	got := map[string]int{}
 	var errs []string
 	for i := 0; i < n; i++ {
-		pod, err := svcAsk(client, addr, "/req-"+strconv.Itoa(i))
+		pod, err := cluster.AskEcho(client, addr, "/req-"+strconv.Itoa(i))
 		if err != nil {
 			errs = append(errs, err.Error())
 			continue
@@ -421,7 +402,7 @@ func svcStartSampling(client *http.Client, addr string) *svcSampler {
 		defer tick.Stop()
 		for i := 0; ; i++ {
 			sent := time.Now()
-			pod, err := svcAsk(client, addr, "/sample")
+			pod, err := cluster.AskEcho(client, addr, "/sample")
 			s.mu.Lock()
 			s.samples = append(s.samples, svcSample{sent: sent, pod: pod, err: err})
 			s.mu.Unlock()
@@ -777,7 +758,7 @@ func TestServices(t *testing.T) {
 	t.Run("a deleted service stops answering", func(t *testing.T) {
 		goneVIP, _ := svcApply(t, c, "gone", "web", 80, 3)
 		addr := net.JoinHostPort(goneVIP, "80")
-		if _, err := svcAsk(node1, addr, "/before"); err != nil {
+		if _, err := cluster.AskEcho(node1, addr, "/before"); err != nil {
 			t.Fatalf("service gone does not answer before its deletion, so its deletion proves nothing: %v", err)
 		}
 		from := c.Head()
@@ -855,7 +836,7 @@ func TestServices(t *testing.T) {
 			t.Errorf("node1 still has chain lb-1 (only deleted service doomed used it): %v", r.Chains)
 		}
 		svcCheckTable(t, c, "node2", false)
-		if _, err := svcAsk(node1, net.JoinHostPort(freshVIP, "8080"), "/fresh"); err != nil {
+		if _, err := cluster.AskEcho(node1, net.JoinHostPort(freshVIP, "8080"), "/fresh"); err != nil {
 			t.Errorf("service fresh, created while node1 had no proxy, does not answer from node1: %v", err)
 		}
 
@@ -1035,7 +1016,7 @@ func svcMeasure(b *testing.B, c *cluster.Cluster, netns, addr, name string, from
 			default:
 			}
 			start := time.Now()
-			if pod, err := svcAsk(client, addr, "/bench"); err == nil && pods[pod] {
+			if pod, err := cluster.AskEcho(client, addr, "/bench"); err == nil && pods[pod] {
 				answered <- start
 				return
 			}
