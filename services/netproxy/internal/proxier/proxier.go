@@ -60,10 +60,15 @@ func (p *Proxier) Run(ctx context.Context) error {
 	}
 	for {
 		changed := p.cfg.Projection.Changed()
-		// What the sync reflects is taken before the state it syncs: the state only grows.
-		seq, err := p.cfg.Projection.Complete(ctx)
-		if err != nil && ctx.Err() == nil {
-			p.cfg.Logger.Debug("how far the log is folded: using the lowest consumer's sequence", "seq", seq, "err", err)
+		// What the sync reflects is taken before the state it syncs: the state only grows. It
+		// costs round trips to the log (Complete), so only when someone reads it: Synced, or the
+		// debug log that tests follow.
+		var seq uint64
+		if p.cfg.Synced != nil || p.cfg.Logger.Enabled(ctx, slog.LevelDebug) {
+			var err error
+			if seq, err = p.cfg.Projection.Complete(ctx); err != nil && ctx.Err() == nil {
+				p.cfg.Logger.Debug("how far the log is folded: using the lowest consumer's sequence", "seq", seq, "err", err)
+			}
 		}
 		var desired []rules.ServicePort
 		p.cfg.Projection.View(func(st *state.State) {
