@@ -98,6 +98,15 @@ func (p *Process) Kill() error {
 	return nil
 }
 
+// Signal sends sig (SIGSTOP and SIGCONT freeze and thaw it) without waiting.
+func (p *Process) Signal(sig syscall.Signal) error {
+	if !p.p.running() {
+		return fmt.Errorf("%s is not running", p.p.name)
+	}
+	p.p.signal(sig, 0)
+	return nil
+}
+
 // Stop sends SIGTERM and SIGKILL after grace.
 func (p *Process) Stop(grace time.Duration) { p.p.stop(grace) }
 
