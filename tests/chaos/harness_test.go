@@ -32,6 +32,12 @@ func pick[T any](short, long T) T {
 // deployment is a Deployment of the echo image whose pods say version in $VERSION: changing it
 // rolls the Deployment out.
 func deployment(name string, replicas int, version string) string {
+	return deploymentWith(name, replicas, version, "")
+}
+
+// deploymentWith is deployment with podSpec (YAML at the pod spec's indentation, six spaces)
+// added to the pod template's spec.
+func deploymentWith(name string, replicas int, version, podSpec string) string {
 	return fmt.Sprintf(`apiVersion: apps/v1
 kind: Deployment
 metadata:
@@ -51,7 +57,7 @@ spec:
         app: %[1]s
     spec:
       terminationGracePeriodSeconds: 1
-      containers:
+%[4]s      containers:
         - name: echo
           image: skiff.dev/echo:v1
           env:
@@ -76,7 +82,7 @@ spec:
     - name: http
       port: 80
       targetPort: http
-`, name, replicas, version)
+`, name, replicas, version, podSpec)
 }
 
 // apply applies manifest as alice, through a file in the run's directory.
@@ -286,4 +292,56 @@ func checkLog(ctx context.Context, t *testing.T, c *datacenter.Cluster) {
 		}
 	}
 	t.Logf("log: %d pods bound", len(bound))
+}
+
+// timeline logs the log's events from since on, with their offset from since, the actor and
+// the subject: what a reader of a failed (or slow) scenario wants first. Status reports, the
+// bulk of the log, are counted rather than listed.
+func timeline(ctx context.Context, t *testing.T, c *datacenter.Cluster, since time.Time) {
+	t.Helper()
+	var b strings.Builder
+	statuses, before := 0, 0
+	err := c.Store.Read(ctx, store.ReadOptions{}, func(ev *events.Event) error {
+		if ev.Time.Before(since) {
+			before++
+			return nil
+		}
+		if ev.Type == "PodStatusReported" {
+			statuses++
+			return nil
+		}
+		fmt.Fprintf(&b, "\n  %+8.3fs %-22s %-28s %s", ev.Time.Sub(since).Seconds(), ev.Type, ev.Actor, ev.Subject)
+		return nil
+	})
+	if err != nil {
+		t.Logf("timeline: %v", err)
+		return
+	}
+	t.Logf("timeline from %s (%d events before, %d status reports left out):%s", since.Format(time.TimeOnly), before, statuses, b.String())
+}
+
+// firstEvent is the first event at or after since that match accepts, or nil.
+func firstEvent(ctx context.Context, t *testing.T, c *datacenter.Cluster, since time.Time, match func(*events.Event) bool) *events.Event {
+	t.Helper()
+	var found *events.Event
+	errFound := fmt.Errorf("found")
+	err := c.Store.Read(ctx, store.ReadOptions{}, func(ev *events.Event) error {
+		if !ev.Time.Before(since) && match(ev) {
+			found = ev
+			return errFound
+		}
+		return nil
+	})
+	if err != nil && err != errFound {
+		t.Fatalf("read the log: %v", err)
+	}
+	return found
+}
+
+// after is how long after since ev was written, or "never" for nil.
+func after(ev *events.Event, since time.Time) string {
+	if ev == nil {
+		return "never"
+	}
+	return ev.Time.Sub(since).Round(time.Millisecond).String()
 }
