@@ -55,7 +55,7 @@ func Bootstrap(ctx context.Context, nc *nats.Conn, cfg Config) (*Store, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	js, err := jetstream.New(nc)
+	js, err := jetstream.New(nc, jetstream.WithPublishAsyncTimeout(AsyncAckTimeout))
 	if err != nil {
 		return nil, fmt.Errorf("jetstream: %w", err)
 	}
@@ -95,7 +95,7 @@ func Attach(ctx context.Context, nc *nats.Conn, cfg Config) (*Store, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	js, err := jetstream.New(nc)
+	js, err := jetstream.New(nc, jetstream.WithPublishAsyncTimeout(AsyncAckTimeout))
 	if err != nil {
 		return nil, fmt.Errorf("jetstream: %w", err)
 	}
@@ -134,11 +134,29 @@ func (s *Store) Append(ctx context.Context, ev *events.Event, expect uint64) (ui
 	if err != nil {
 		return 0, err
 	}
-	ack, err := s.js.PublishMsg(ctx, msg)
-	if err != nil {
+	// An ack can be lost with the server or stream leader that was to send it, and a stream
+	// without a leader for a moment answers nothing: rather than wait out ctx, send the same
+	// message again every AttemptTimeout. That is safe: the event id deduplicates, and a copy
+	// that landed is recognised below.
+	start := time.Now()
+	for attempt := 1; ; attempt++ {
+		actx, cancel := context.WithTimeout(ctx, AttemptTimeout)
+		ack, err := s.js.PublishMsg(actx, msg)
+		cancel()
+		if err == nil {
+			ev.Seq = ack.Sequence
+			return ack.Sequence, nil
+		}
 		err = translate(err)
 		if errors.Is(err, events.ErrUnavailable) {
 			err = s.refused(ev.Subject, err)
+		}
+		if errors.Is(err, events.ErrUnavailable) && ctx.Err() == nil {
+			select {
+			case <-time.After(retryWait(attempt)):
+				continue
+			case <-ctx.Done():
+			}
 		}
 		if errors.Is(err, events.ErrConflict) {
 			// The server checks the expected sequence before deduplicating, so a retry of an
@@ -149,10 +167,26 @@ func (s *Store) Append(ctx context.Context, ev *events.Event, expect uint64) (ui
 				return seq, nil
 			}
 		}
+		if errors.Is(err, events.ErrUnavailable) {
+			err = fmt.Errorf("%w (no acknowledgement in %v, %d tries: the log needs a majority of its servers up)", err, time.Since(start).Round(100*time.Millisecond), attempt)
+		}
 		return 0, fmt.Errorf("append %s to %s: %w", ev.Type, ev.Subject, err)
 	}
-	ev.Seq = ack.Sequence
-	return ack.Sequence, nil
+}
+
+// AttemptTimeout bounds one try of an append: a stream that lost its leader elects another
+// within a few seconds, and an ack lost with the old one is not worth waiting for longer.
+const AttemptTimeout = 2 * time.Second
+
+// AsyncAckTimeout bounds the wait for each ack of AppendAll's pipelined appends. Without it an ack
+// lost with a stream leader is waited for until the caller's context ends; a controller would
+// stall that long. It is longer than AttemptTimeout: a window of a thousand appends on a busy
+// replicated stream takes a while, and a timed-out write is decided again (a pass re-reads).
+const AsyncAckTimeout = 10 * time.Second
+
+// retryWait is the pause before attempt+1: short at first, at most a second.
+func retryWait(attempt int) time.Duration {
+	return min(time.Duration(attempt)*100*time.Millisecond, time.Second)
 }
 
 // Write is one conditional append of AppendAll.
@@ -251,6 +285,10 @@ func message(ev *events.Event, expect uint64) (*nats.Msg, error) {
 // TraceparentHeader carries W3C trace context on log messages.
 const TraceparentHeader = "traceparent"
 
+// errCodeDuplicateInProcess is JetStream's "duplicate message id is in process" (nats.go has no
+// name for it).
+const errCodeDuplicateInProcess jetstream.ErrorCode = 10158
+
 // translate maps JetStream errors onto the events error classes.
 func translate(err error) error {
 	var apiErr *jetstream.APIError
@@ -258,12 +296,17 @@ func translate(err error) error {
 	case errors.As(err, &apiErr) && (apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence ||
 		apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequenceConstant):
 		return fmt.Errorf("%w: %v", events.ErrConflict, err)
+	case errors.As(err, &apiErr) && apiErr.ErrorCode == errCodeDuplicateInProcess:
+		// An earlier copy of this append (same event id) is still being replicated: the stream
+		// has no quorum right now. Whether that copy lands is known later; try again then.
+		return fmt.Errorf("%w: %v", events.ErrUnavailable, err)
 	case errors.Is(err, nats.ErrPermissionViolation):
 		return fmt.Errorf("%w: %v (the server refused it to this identity)", events.ErrPermissionDenied, err)
 	case errors.Is(err, jetstream.ErrMsgNotFound), errors.Is(err, jetstream.ErrStreamNotFound):
 		return fmt.Errorf("%w: %v", events.ErrNotFound, err)
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, nats.ErrTimeout),
 		errors.Is(err, jetstream.ErrNoStreamResponse), errors.Is(err, nats.ErrNoResponders),
+		errors.Is(err, jetstream.ErrAsyncPublishTimeout),
 		errors.Is(err, nats.ErrConnectionClosed), errors.Is(err, jetstream.ErrJetStreamNotEnabled):
 		return fmt.Errorf("%w: %v", events.ErrUnavailable, err)
 	}
