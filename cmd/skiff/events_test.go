@@ -11,6 +11,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"skiff.dev/events"
+	"skiff.dev/events/eventstest"
 )
 
 func TestEventsLog(t *testing.T) {
@@ -41,7 +42,7 @@ func TestEventsLog(t *testing.T) {
 				t.Errorf("exit %d, stderr %q; want exit %d, stderr %q", r.code, r.stderr, tt.wantCode, tt.wantStderr)
 			}
 			if tt.golden != "" {
-				golden(t, tt.golden, r.stdout)
+				eventstest.Golden(t, "testdata/"+tt.golden, r.stdout)
 			}
 		})
 	}
@@ -100,7 +101,7 @@ func TestEventsLogFollow(t *testing.T) {
 	if code := w.stop(t); code != 0 {
 		t.Errorf("interrupted follow exit status = %d, want 0; stderr: %s", code, w.err.String())
 	}
-	golden(t, "events-log-follow.golden", w.out.String())
+	eventstest.Golden(t, "testdata/events-log-follow.golden", w.out.String())
 }
 
 func TestEventsReplay(t *testing.T) {
@@ -146,7 +147,7 @@ func TestEventsReplay(t *testing.T) {
 				if strings.HasSuffix(tt.golden, ".json") && !json.Valid([]byte(r.stdout)) {
 					t.Errorf("stdout is not JSON:\n%s", r.stdout)
 				}
-				golden(t, tt.golden, r.stdout)
+				eventstest.Golden(t, "testdata/"+tt.golden, r.stdout)
 			} else if r.stdout != "" {
 				t.Errorf("stdout = %q, want nothing", r.stdout)
 			}

@@ -10,6 +10,7 @@ import (
 
 	"skiff.dev/events"
 	"skiff.dev/events/api"
+	"skiff.dev/events/eventstest"
 )
 
 func TestGet(t *testing.T) {
@@ -69,7 +70,7 @@ func TestGet(t *testing.T) {
 			if strings.HasSuffix(tt.golden, ".json") && !json.Valid([]byte(r.stdout)) {
 				t.Errorf("stdout is not JSON:\n%s", r.stdout)
 			}
-			golden(t, tt.golden, r.stdout)
+			eventstest.Golden(t, "testdata/"+tt.golden, r.stdout)
 		})
 	}
 }

@@ -5,17 +5,13 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/google/go-cmp/cmp"
 	"github.com/nats-io/nats.go"
 
 	"skiff.dev/events"
@@ -26,8 +22,6 @@ import (
 	"skiff.dev/events/store"
 	"skiff.dev/events/table"
 )
-
-var update = flag.Bool("update", false, "rewrite the golden files in testdata")
 
 // t0 is when the test cluster's log begins; now is the CLI's clock in every test.
 var (
@@ -170,24 +164,6 @@ func (s *syncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
-}
-
-func golden(t *testing.T, name, got string) {
-	t.Helper()
-	path := filepath.Join("testdata", name)
-	if *update {
-		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("read golden file (run with -update to create it): %v", err)
-	}
-	if diff := cmp.Diff(strings.Split(string(want), "\n"), strings.Split(got, "\n")); diff != "" {
-		t.Errorf("%s differs (-want +got; run with -update to accept):\n%s", path, diff)
-	}
 }
 
 // fakeScheduler stands in for the scheduler's request handlers, which live in another module's

@@ -2,7 +2,6 @@ package natsconf
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"net"
 	"os"
@@ -17,10 +16,9 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"skiff.dev/events/auth"
+	"skiff.dev/events/eventstest"
 	"skiff.dev/events/pki"
 )
-
-var update = flag.Bool("update", false, "rewrite the golden files in testdata")
 
 // golden is a fixed cluster: the JWTs are placeholders, the renderer does not look into them.
 func golden() Config {
@@ -59,19 +57,7 @@ func TestRenderGolden(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			path := filepath.Join("testdata", tc.file)
-			if *update {
-				if err := os.WriteFile(path, got, 0o644); err != nil {
-					t.Fatal(err)
-				}
-			}
-			want, err := os.ReadFile(path)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if d := cmp.Diff(string(want), string(got)); d != "" {
-				t.Errorf("%s (-want +got):\n%s", path, d)
-			}
+			eventstest.Golden(t, "testdata/"+tc.file, got)
 		})
 	}
 	if _, err := Render(golden(), "n9"); err == nil || !strings.Contains(err.Error(), `no server "n9"`) {
