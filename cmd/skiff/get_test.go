@@ -175,13 +175,9 @@ func TestGetWatchEmpty(t *testing.T) {
 	w := c.start("get", "deploy", "-n", "shop", "-w")
 	// Wait for the listing to be done before changing the log, so that the change is a watch
 	// event and not part of the listing.
-	deadline := time.Now().Add(10 * time.Second)
-	for !strings.Contains(w.err.String(), "No resources found in shop namespace.") {
-		if time.Now().After(deadline) {
-			t.Fatalf("no empty listing; stderr %q", w.err.String())
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	eventstest.Eventually(t, 10*time.Second, "the empty listing", func() bool {
+		return strings.Contains(w.err.String(), "No resources found in shop namespace.")
+	})
 	c.append(40*time.Minute, "user/alice", events.ObjectRef{Kind: events.KindDeployment, Namespace: "shop", Name: "cart"}, "", &events.DeploymentApplied{
 		Deployment: events.Deployment{Metadata: events.ObjectMeta{Namespace: "shop", Name: "cart"}}})
 	w.waitFor(t, "cart")

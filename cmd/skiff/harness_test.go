@@ -134,19 +134,21 @@ func (b *background) wait(t testing.TB) int {
 // waitFor polls the command's stdout until it contains want, or fails after a deadline.
 func (b *background) waitFor(t testing.TB, want string) {
 	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for time.Now().Before(deadline) {
+	err := eventstest.Poll(15*time.Second, func() error {
 		if strings.Contains(b.out.String(), want) {
-			return
+			return nil
 		}
 		select {
 		case code := <-b.done:
 			b.done <- code
 			t.Fatalf("the command ended (status %d) before printing %q; stdout:\n%s\nstderr:\n%s", code, want, b.out.String(), b.err.String())
-		case <-time.After(10 * time.Millisecond):
+		default:
 		}
+		return errors.New("not printed")
+	})
+	if err != nil {
+		t.Fatalf("stdout never contained %q; stdout:\n%s\nstderr:\n%s", want, b.out.String(), b.err.String())
 	}
-	t.Fatalf("stdout never contained %q; stdout:\n%s\nstderr:\n%s", want, b.out.String(), b.err.String())
 }
 
 type syncBuffer struct {

@@ -210,16 +210,7 @@ func TestCluster(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		opts.NoSigs, opts.NoLog = true, true
-		srv, err := server.NewServer(opts)
-		if err != nil {
-			t.Fatal(err)
-		}
-		go srv.Start()
-		t.Cleanup(srv.Shutdown)
-		if !srv.ReadyForConnections(10 * time.Second) {
-			t.Fatalf("%s not ready", s.Name)
-		}
+		eventstest.NewServerOptions(t, opts)
 		urls = append(urls, s.ClientURL(true))
 	}
 	url := strings.Join(urls, ",")
@@ -235,25 +226,22 @@ func TestCluster(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The meta leader is elected once the routes are up: retry until then.
-	deadline := time.Now().Add(30 * time.Second)
-	for {
+	var info *jetstream.StreamInfo
+	eventstest.EventuallyErr(t, 30*time.Second, "an R3 stream takes an event", func() error {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
 		st, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "SKIFF", Subjects: []string{"skiff.ev.>"}, Replicas: 3})
-		if err == nil {
-			if _, err = js.Publish(ctx, "skiff.ev.pod.ns.p", []byte("{}")); err == nil {
-				info, _ := st.Info(ctx)
-				cancel()
-				if info == nil || len(info.Cluster.Replicas) != 2 {
-					t.Fatalf("stream cluster info %+v, want a leader and 2 replicas", info)
-				}
-				break
-			}
+		if err != nil {
+			return err
 		}
-		cancel()
-		if time.Now().After(deadline) {
-			t.Fatalf("create R3 stream: %v", err)
+		if _, err = js.Publish(ctx, "skiff.ev.pod.ns.p", []byte("{}")); err != nil {
+			return err
 		}
-		time.Sleep(100 * time.Millisecond)
+		info, _ = st.Info(ctx)
+		return nil
+	})
+	if info == nil || info.Cluster == nil || len(info.Cluster.Replicas) != 2 {
+		t.Fatalf("stream cluster info %+v, want a leader and 2 replicas", info)
 	}
 
 	t.Run("no CA", func(t *testing.T) {
