@@ -185,13 +185,7 @@ type fakeScheduler struct {
 
 func (c *cluster) startScheduler() *fakeScheduler {
 	c.t.Helper()
-	f := &fakeScheduler{proj: live.New(state.New(), nil), requests: map[string][]json.RawMessage{}, answers: map[string]api.Response{}}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { defer close(done); _ = f.proj.Run(ctx, c.st, nil) }()
-	c.t.Cleanup(func() { cancel(); <-done })
-	f.serve(c.t, c.nc)
-	return f
+	return newFakeScheduler(c.t, c.nc, eventstest.Follow(c.t, c.st))
 }
 
 // newFakeScheduler answers from a projection the caller fills (benchmarks).
