@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
-	"github.com/nats-io/nats.go/jetstream"
 
 	"skiff.dev/events"
 	"skiff.dev/events/eventstest"
@@ -160,10 +159,7 @@ func TestEventsReplay(t *testing.T) {
 func TestEventsPoison(t *testing.T) {
 	c := newCluster(t)
 	c.append(0, "user/alice", events.ObjectRef{Kind: events.KindNamespace, Name: "shop"}, "", &events.NamespaceApplied{})
-	js, err := jetstream.New(c.nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	js := c.st.JetStream()
 	if _, err := js.Publish(context.Background(), "skiff.ev.pod.default.x", []byte(`{"id":"p1","type":"PodTeleported","v":1,"time":"2025-03-01T12:00:01Z","actor":"future/v9","object":{"kind":"pod","name":"x"},"payload":{}}`)); err != nil {
 		t.Fatal(err)
 	}

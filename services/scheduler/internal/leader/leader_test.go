@@ -231,9 +231,8 @@ func TestLeaderStepsDownWhenKeyIsTaken(t *testing.T) {
 }
 
 func TestRunRefusesBucketWithoutTTL(t *testing.T) {
-	_, nc, _ := eventstest.NewStore(t)
-	js, _ := jetstream.New(nc)
-	kv, err := js.CreateKeyValue(context.Background(), jetstream.KeyValueConfig{Bucket: "no-ttl"})
+	st, _, _ := eventstest.NewStore(t)
+	kv, err := st.JetStream().CreateKeyValue(context.Background(), jetstream.KeyValueConfig{Bucket: "no-ttl"})
 	if err != nil {
 		t.Fatal(err)
 	}

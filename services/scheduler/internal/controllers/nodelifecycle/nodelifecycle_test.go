@@ -132,11 +132,7 @@ type leaseTest struct {
 }
 
 func newLeaseTest(t *testing.T, c *ct.Cluster) *leaseTest {
-	js, err := jetstream.New(c.NC)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kv, err := OpenLeaseBucket(c.Context(), js)
+	kv, err := OpenLeaseBucket(c.Context(), c.Store.JetStream())
 	if err != nil {
 		t.Fatal(err)
 	}
