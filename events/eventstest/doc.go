@@ -13,7 +13,7 @@
 //
 // Nothing waits by sleeping for a guessed time. WaitState wakes at every change a projection
 // applies; Eventually and Poll check a condition often (a millisecond apart at first, then up to
-// maxPollInterval) until it holds or the deadline passes, and the failure says what was awaited
+// 20 ms) until it holds or the deadline passes, and the failure says what was awaited
 // and the condition's last reason.
 //
 // # Golden files
@@ -25,4 +25,10 @@
 //	go test ./cmd/skiff/internal/printer -run '^TestTable$' -update
 //
 // A golden file is rewritten only by -update, byte for byte what the test produced.
+//
+// # Concurrency
+//
+// The helpers that take t may fail it with Fatal, so call them from the test's own goroutine, as
+// testing requires; Poll and Append return errors instead and may run anywhere. A condition
+// given to Eventually or Poll runs on the caller's goroutine, never concurrently with itself.
 package eventstest
