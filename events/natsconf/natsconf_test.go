@@ -2,7 +2,6 @@ package natsconf
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"net"
 	"os"
@@ -17,10 +16,9 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"skiff.dev/events/auth"
+	"skiff.dev/events/eventstest"
 	"skiff.dev/events/pki"
 )
-
-var update = flag.Bool("update", false, "rewrite the golden files in testdata")
 
 // golden is a fixed cluster: the JWTs are placeholders, the renderer does not look into them.
 func golden() Config {
@@ -59,19 +57,7 @@ func TestRenderGolden(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			path := filepath.Join("testdata", tc.file)
-			if *update {
-				if err := os.WriteFile(path, got, 0o644); err != nil {
-					t.Fatal(err)
-				}
-			}
-			want, err := os.ReadFile(path)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if d := cmp.Diff(string(want), string(got)); d != "" {
-				t.Errorf("%s (-want +got):\n%s", path, d)
-			}
+			eventstest.Golden(t, "testdata/"+tc.file, got)
 		})
 	}
 	if _, err := Render(golden(), "n9"); err == nil || !strings.Contains(err.Error(), `no server "n9"`) {
@@ -224,16 +210,7 @@ func TestCluster(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		opts.NoSigs, opts.NoLog = true, true
-		srv, err := server.NewServer(opts)
-		if err != nil {
-			t.Fatal(err)
-		}
-		go srv.Start()
-		t.Cleanup(srv.Shutdown)
-		if !srv.ReadyForConnections(10 * time.Second) {
-			t.Fatalf("%s not ready", s.Name)
-		}
+		eventstest.NewServerOptions(t, opts)
 		urls = append(urls, s.ClientURL(true))
 	}
 	url := strings.Join(urls, ",")
@@ -249,25 +226,22 @@ func TestCluster(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The meta leader is elected once the routes are up: retry until then.
-	deadline := time.Now().Add(30 * time.Second)
-	for {
+	var info *jetstream.StreamInfo
+	eventstest.EventuallyErr(t, 30*time.Second, "an R3 stream takes an event", func() error {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
 		st, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "SKIFF", Subjects: []string{"skiff.ev.>"}, Replicas: 3})
-		if err == nil {
-			if _, err = js.Publish(ctx, "skiff.ev.pod.ns.p", []byte("{}")); err == nil {
-				info, _ := st.Info(ctx)
-				cancel()
-				if info == nil || len(info.Cluster.Replicas) != 2 {
-					t.Fatalf("stream cluster info %+v, want a leader and 2 replicas", info)
-				}
-				break
-			}
+		if err != nil {
+			return err
 		}
-		cancel()
-		if time.Now().After(deadline) {
-			t.Fatalf("create R3 stream: %v", err)
+		if _, err = js.Publish(ctx, "skiff.ev.pod.ns.p", []byte("{}")); err != nil {
+			return err
 		}
-		time.Sleep(100 * time.Millisecond)
+		info, _ = st.Info(ctx)
+		return nil
+	})
+	if info == nil || info.Cluster == nil || len(info.Cluster.Replicas) != 2 {
+		t.Fatalf("stream cluster info %+v, want a leader and 2 replicas", info)
 	}
 
 	t.Run("no CA", func(t *testing.T) {

@@ -3,9 +3,7 @@ package leader
 import (
 	"context"
 	"errors"
-	"log/slog"
 	"os"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -103,10 +101,7 @@ func startCandidate(t *testing.T, srv *natsserver.Server, id string, e *election
 
 func startCandidateTTL(t *testing.T, srv *natsserver.Server, id string, e *election, ttl time.Duration) *testCandidate {
 	t.Helper()
-	nc, err := nats.Connect(srv.URL())
-	if err != nil {
-		t.Fatal(err)
-	}
+	nc := eventstest.Connect(t, srv)
 	js, err := jetstream.New(nc)
 	if err != nil {
 		t.Fatal(err)
@@ -119,21 +114,12 @@ func startCandidateTTL(t *testing.T, srv *natsserver.Server, id string, e *elect
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	c := &testCandidate{id: id, nc: nc, stop: cancel, done: make(chan error, 1), crash: nc.Close}
-	log := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	go func() { c.done <- Run(ctx, kv, id, Config{Logger: log}, e.onLead(id)) }()
+	go func() { c.done <- Run(ctx, kv, id, Config{Logger: eventstest.Logger(t)}, e.onLead(id)) }()
 	t.Cleanup(func() {
 		cancel()
 		<-c.done
-		nc.Close()
 	})
 	return c
-}
-
-type testWriter struct{ t *testing.T }
-
-func (w testWriter) Write(p []byte) (int, error) {
-	w.t.Log(strings.TrimSpace(string(p)))
-	return len(p), nil
 }
 
 func TestOneLeaderAmongTwo(t *testing.T) {
@@ -245,9 +231,8 @@ func TestLeaderStepsDownWhenKeyIsTaken(t *testing.T) {
 }
 
 func TestRunRefusesBucketWithoutTTL(t *testing.T) {
-	_, nc, _ := eventstest.NewStore(t)
-	js, _ := jetstream.New(nc)
-	kv, err := js.CreateKeyValue(context.Background(), jetstream.KeyValueConfig{Bucket: "no-ttl"})
+	st, _, _ := eventstest.NewStore(t)
+	kv, err := st.JetStream().CreateKeyValue(context.Background(), jetstream.KeyValueConfig{Bucket: "no-ttl"})
 	if err != nil {
 		t.Fatal(err)
 	}
