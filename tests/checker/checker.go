@@ -300,13 +300,13 @@ func (c *checker) message(m *message) {
 	}
 
 	ev, why := m.ev, ""
-	switch {
-	case m.err != nil:
+	var sub events.Subject
+	if m.err != nil {
 		why = m.err.Error()
-	default:
-		if _, err := events.ParseSubject(m.subject); err != nil {
-			why = err.Error()
-		}
+	} else if s, err := events.ParseSubject(m.subject); err != nil {
+		why = err.Error()
+	} else {
+		sub = s
 	}
 	if why != "" {
 		r.Counts[PoisonType]++
@@ -332,7 +332,7 @@ func (c *checker) message(m *message) {
 			r.ids[ev.ID] = m.seq
 		}
 	}
-	c.pods.event(ev)
+	c.pods.event(ev, sub)
 }
 
 func (c *checker) finish() { c.pods.finish() }

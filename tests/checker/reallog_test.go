@@ -322,11 +322,3 @@ func goTool() string {
 	}
 	return filepath.Join(goruntime.GOROOT(), "bin", "go")
 }
-
-func TestMain(m *testing.M) {
-	code := m.Run()
-	if buildDir != "" {
-		os.RemoveAll(buildDir)
-	}
-	os.Exit(code)
-}
