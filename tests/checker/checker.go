@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"skiff.dev/events"
@@ -161,8 +162,11 @@ type message struct {
 	expect    uint64
 	hasExpect bool
 	badExpect string // a header that is not a number
-	ev        *events.Event
-	err       error
+	// expectSubject is Nats-Expected-Last-Subject-Sequence-Subject: the condition was on
+	// another subject's sequence, which no Skiff writer does.
+	expectSubject string
+	ev            *events.Event
+	err           error
 }
 
 // read delivers every message from 1 to head, in order, decoded. It reads the stream itself
@@ -193,10 +197,7 @@ func read(ctx context.Context, st *store.Store, head uint64, fn func(*message)) 
 				readErr = fmt.Errorf("message metadata: %w", err)
 				return
 			}
-			h := msg.Headers()
-			// The decoder carries one string along; the two headers travel in it.
-			dec.Submit(msg.Subject(), md.Sequence.Stream, msg.Data(),
-				h.Get(jetstream.ExpectedLastSubjSeqHeader)+"\x00"+strconv.FormatBool(len(h.Values(jetstream.ExpectedLastSubjSeqHeader)) > 0)+"\x00"+h.Get(jetstream.MsgIDHeader))
+			dec.Submit(msg.Subject(), md.Sequence.Stream, msg.Data(), packHeaders(msg.Headers()))
 			if md.NumPending == 0 || md.Sequence.Stream >= head {
 				dec.Flush()
 			}
@@ -235,16 +236,32 @@ func read(ctx context.Context, st *store.Store, head uint64, fn func(*message)) 
 			}
 			return nil
 		}
-		parts := strings.SplitN(d.Header, "\x00", 3)
-		m := &message{subject: d.Subject, seq: d.Seq, msgID: parts[2], ev: d.Event, err: d.Err}
-		if m.hasExpect = parts[1] == "true"; m.hasExpect {
-			if m.expect, err = strconv.ParseUint(parts[0], 10, 64); err != nil {
-				m.badExpect = parts[0]
-			}
-		}
+		m := &message{subject: d.Subject, seq: d.Seq, ev: d.Event, err: d.Err}
+		m.unpackHeaders(d.Header)
 		fn(m)
 		if m.seq >= head {
 			return nil
+		}
+	}
+}
+
+// The decoder carries one string along with each message: the headers the checks need travel
+// in it, separated by NUL (which no header value holds).
+func packHeaders(h nats.Header) string {
+	has := "0"
+	if len(h.Values(jetstream.ExpectedLastSubjSeqHeader)) > 0 {
+		has = "1"
+	}
+	return strings.Join([]string{h.Get(jetstream.MsgIDHeader), has, h.Get(jetstream.ExpectedLastSubjSeqHeader), h.Get(jetstream.ExpectedLastSubjSeqSubjHeader)}, "\x00")
+}
+
+func (m *message) unpackHeaders(s string) {
+	parts := strings.SplitN(s, "\x00", 4)
+	m.msgID, m.hasExpect, m.expectSubject = parts[0], parts[1] == "1", parts[3]
+	if m.hasExpect {
+		var err error
+		if m.expect, err = strconv.ParseUint(parts[2], 10, 64); err != nil {
+			m.badExpect = parts[2]
 		}
 	}
 }
@@ -288,6 +305,8 @@ func (c *checker) message(m *message) {
 	switch {
 	case m.badExpect != "":
 		r.violate(Conditional, "seq %d on %s carries expected last subject sequence %q, which is not a number", m.seq, m.subject, m.badExpect)
+	case m.expectSubject != "":
+		r.violate(Conditional, "seq %d on %s was appended on condition of the last sequence of %s, not its own subject's", m.seq, m.subject, m.expectSubject)
 	case m.hasExpect && m.expect != prev:
 		r.violate(Conditional, "seq %d on %s was appended on condition that the subject's last sequence was %d, but it was %d", m.seq, m.subject, m.expect, prev)
 	}

@@ -186,6 +186,18 @@ func TestCheck(t *testing.T) {
 			want: []string{"conditional sequence: seq 2 PodDeletionRequested on skiff.ev.pod.default.a was appended unconditionally"},
 		},
 		{
+			name: "an event conditional on another subject's sequence",
+			write: func(l *logw) {
+				l.create("a", "u-a")
+				l.create("b", "u-b")
+				ev := l.event(podRef("a", "u-a"), "", &events.PodDeletionRequested{UID: "u-a"})
+				data, _ := ev.Marshal()
+				l.publish(ev.Subject, data, nats.Header{jetstream.MsgIDHeader: {ev.ID},
+					jetstream.ExpectedLastSubjSeqHeader: {"2"}, jetstream.ExpectedLastSubjSeqSubjHeader: {"skiff.ev.pod.default.b"}})
+			},
+			want: []string{"conditional sequence: seq 3 on skiff.ev.pod.default.a was appended on condition of the last sequence of skiff.ev.pod.default.b, not its own subject's"},
+		},
+		{
 			name: "an event id used twice",
 			write: func(l *logw) {
 				l.create("a", "u-a")

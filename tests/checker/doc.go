@@ -42,10 +42,17 @@
 //     Nats-Expected-Last-Subject-Sequence header of every append in the stored message, so the
 //     checker replays the condition: each message that carries it must have been appended when
 //     its subject's previous message had exactly that sequence (0: the subject was empty).
-//     Every decodable event must carry it (every writer appends through store.Append, which
-//     always does), must carry a Nats-Msg-Id equal to its envelope id, and no id may appear
-//     twice. Stream sequences must increase by one from 1 to the head: a gap means events were
-//     lost (retention, or a bug).
+//     The server enforces this when it stores a message, so a failure here means the log is
+//     not what the server accepted; the checks that catch a writer's mistake are the next
+//     ones. Every decodable event must carry the header (every writer appends through
+//     store.Append, which always does: an event without it is a writer that skipped the
+//     concurrency control), conditioned on its own subject (not on another one through
+//     Nats-Expected-Last-Subject-Sequence-Subject), with a Nats-Msg-Id equal to its envelope
+//     id (else a retry after a lost ack is not deduplicated); no Nats-Msg-Id and no event id
+//     may appear twice. Stream sequences must increase by one from 1 to the head: a gap means
+//     events were lost (retention, or a bug). Poison need carry none of these headers (an
+//     admin's raw publish does not), but its sequence counts for the conditions after it, as
+//     it does for every reader.
 //
 //     A pod's events must come in its lifecycle's order ("pod lifecycle"): PodCreated first, for
 //     a name no live pod holds; PodScheduled or PodUnschedulable, never PodUnschedulable after

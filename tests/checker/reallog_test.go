@@ -49,7 +49,10 @@ func TestRealLog(t *testing.T) {
 	 "spec":{"replicas":30,"selector":{"matchLabels":{"app":"web"}},
 	  "template":{"metadata":{"labels":{"app":"web"}},"spec":{"terminationGracePeriodSeconds":1,
 	   "containers":[{"name":"c","image":"skiff.dev/echo:v1"}]}}}}`
-	command(t, nc, api.SubjectApply, api.ApplyRequest{Documents: []api.Document{{Source: "test", Object: json.RawMessage(deployment)}}})
+	service := `{"apiVersion":"v1","kind":"Service","metadata":{"name":"web"},
+	 "spec":{"selector":{"app":"web"},"ports":[{"port":80,"targetPort":8080}]}}`
+	command(t, nc, api.SubjectApply, api.ApplyRequest{Documents: []api.Document{
+		{Source: "test", Object: json.RawMessage(deployment)}, {Source: "test", Index: 1, Object: json.RawMessage(service)}}})
 
 	// Each scale goes to the log, then its leader dies at once, in the middle of acting on it;
 	// the other replica takes over once the dead one's key expires, and the dead one comes back
@@ -87,6 +90,9 @@ func TestRealLog(t *testing.T) {
 		t.Errorf("PodCreated %d, PodDeleted %d, want at least 30 and %d fewer", r.Counts["PodCreated"], r.Counts["PodDeleted"], final)
 	}
 	t.Logf("%d events, %d pods created, counts %v", r.Events, r.Counts["PodCreated"], r.Counts)
+	if r.Counts["ServiceApplied"] != 1 || r.Counts["EndpointsUpdated"] == 0 {
+		t.Errorf("ServiceApplied %d, EndpointsUpdated %d: want the Service and its endpoints in the log", r.Counts["ServiceApplied"], r.Counts["EndpointsUpdated"])
+	}
 
 	// The fold equals the view of whichever replica answers (twice, to reach both most likely).
 	for range 2 {
@@ -100,6 +106,11 @@ func TestRealLog(t *testing.T) {
 		}
 		if len(diffs) != 0 {
 			t.Fatalf("the fold differs from the scheduler's view:\n%s", strings.Join(diffs, "\n"))
+		}
+		for _, v := range views {
+			if len(v.Items) == 0 {
+				t.Fatalf("the scheduler shows no %s: nothing was compared", v.Kind)
+			}
 		}
 		// A view that lies about one pod's phase is caught.
 		for i := range views {
