@@ -139,12 +139,18 @@ func (r *Report) violate(inv Invariant, format string, args ...any) {
 // found. The error is only for a log that cannot be read; what is wrong with the log is in the
 // report.
 func Check(ctx context.Context, st *store.Store) (*Report, error) {
-	head, err := st.Head(ctx)
+	stream, err := st.JetStream().Stream(ctx, st.Name())
 	if err != nil {
-		return nil, fmt.Errorf("check the log: %w", err)
+		return nil, fmt.Errorf("check the log: stream %s: %w", st.Name(), err)
 	}
+	info, err := stream.Info(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("check the log: stream %s: %w", st.Name(), err)
+	}
+	head := info.State.LastSeq
 	c := newChecker(head)
-	if head > 0 {
+	// A stream whose every message is gone has a last sequence but nothing to deliver.
+	if info.State.Msgs > 0 {
 		if err := read(ctx, st, head, c.message); err != nil {
 			return nil, fmt.Errorf("check the log: %w", err)
 		}
@@ -198,10 +204,10 @@ func read(ctx context.Context, st *store.Store, head uint64, fn func(*message)) 
 				return
 			}
 			dec.Submit(msg.Subject(), md.Sequence.Stream, msg.Data(), packHeaders(msg.Headers()))
+			// Nothing pending before the head means the messages up to it are gone: stop, and
+			// let finish report the gap, rather than wait for messages that will not come.
 			if md.NumPending == 0 || md.Sequence.Stream >= head {
 				dec.Flush()
-			}
-			if md.Sequence.Stream >= head {
 				return
 			}
 		}
@@ -354,7 +360,12 @@ func (c *checker) message(m *message) {
 	c.pods.event(ev, sub)
 }
 
-func (c *checker) finish() { c.pods.finish() }
+func (c *checker) finish() {
+	if c.prev < c.r.Head {
+		c.r.violate(Conditional, "the log ends at sequence %d, before its last sequence %d: events %d to %d are gone", c.prev, c.r.Head, c.prev+1, c.r.Head)
+	}
+	c.pods.finish()
+}
 
 // sortedKeys returns m's keys in order.
 func sortedKeys[V any](m map[string]V) []string {

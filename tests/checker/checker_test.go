@@ -371,6 +371,15 @@ func TestConditionsReplayed(t *testing.T) {
 	if diff := cmp.Diff(want, c.r.Violations); diff != "" {
 		t.Errorf("violations (-want +got):\n%s", diff)
 	}
+
+	// The last messages gone: the stream's last sequence is 3, only 1 is there.
+	c = newChecker(3)
+	c.message(&message{subject: subj, seq: 1, msgID: "i1", hasExpect: true, ev: ev(1, "i1")})
+	c.finish()
+	want = []string{"conditional sequence: the log ends at sequence 1, before its last sequence 3: events 2 to 3 are gone"}
+	if diff := cmp.Diff(want, c.r.Violations); diff != "" {
+		t.Errorf("violations (-want +got):\n%s", diff)
+	}
 }
 
 // A real Nats-Msg-Id used twice: the server deduplicates within the stream's window, so the
