@@ -166,15 +166,17 @@ func (t *nfTable) dump(b *strings.Builder) {
 		}
 	}
 	for _, s := range t.sets {
-		elems := make([]nfElem, 0, len(s.elems))
-		for _, e := range s.elems {
-			elems = append(elems, e)
+		type sortable struct {
+			order []byte
+			e     nfElem
 		}
-		slices.SortFunc(elems, func(a, b nfElem) int {
-			return bytes.Compare(sortableKey(s.keyType, a.key), sortableKey(s.keyType, b.key))
-		})
+		elems := make([]sortable, 0, len(s.elems))
+		for _, e := range s.elems {
+			elems = append(elems, sortable{sortableKey(s.keyType, e.key), e})
+		}
+		slices.SortFunc(elems, func(a, b sortable) int { return bytes.Compare(a.order, b.order) })
 		for _, e := range elems {
-			b.WriteString(t.elemLine("add", s, e))
+			b.WriteString(t.elemLine("add", s, e.e))
 			b.WriteByte('\n')
 		}
 	}
