@@ -58,8 +58,8 @@ func NewSyncer(cfg Config) (*Syncer, error) {
 		sock.close()
 		return nil, fmt.Errorf("nftables rules for table %s: open conntrack netlink socket: %w: %w", cfg.Table, events.ErrUnavailable, err)
 	}
-	// Sequence numbers start from the clock, as nft's do; they only have to differ between the
-	// batches of one socket.
+	// Sequence numbers start from the clock; they only have to differ between the batches of
+	// one socket.
 	return newSyncer(cfg, sock, uint32(time.Now().Unix()), ct), nil
 }
 
