@@ -44,6 +44,7 @@ fuzz:
 	cd events && $(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME) .
 	cd events && $(GO) test -run '^$$' -fuzz '^FuzzParseQuantity$$' -fuzztime $(FUZZTIME) .
 	cd cmd/skiff && $(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./internal/manifest
+	cd services/netproxy && $(GO) test -run '^$$' -fuzz '^FuzzPlan$$' -fuzztime $(FUZZTIME) ./internal/rules
 
 bench: build
 	cd events/state && $(GO) test -run '^$$' -bench Replay -benchtime 1x -count 5
