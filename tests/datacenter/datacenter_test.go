@@ -2,7 +2,6 @@ package datacenter
 
 import (
 	"context"
-	"net/http"
 	"os"
 	"path/filepath"
 	"sort"
@@ -70,7 +69,7 @@ func TestDatacenterFromNomadJobspecs(t *testing.T) {
 	vip := clusterIP(ctx, t, st, "echo")
 	lap("ClusterIP from the log")
 	for _, vm := range dc.VMs {
-		hc := &http.Client{Transport: &http.Transport{DialContext: dialIn(vm, 2*time.Second), DisableKeepAlives: true}, Timeout: 3 * time.Second}
+		hc := vm.HTTPClient(2 * time.Second)
 		var pod string
 		var lastErr, firstErr error
 		asked := time.Now()

@@ -3,6 +3,7 @@ package datacenter
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -208,7 +209,7 @@ var logStreams = []string{"SKIFF", "KV_skiff-leases", "KV_skiff-leader", "OBJ_sk
 
 // Task names as Up starts them: job-task, and containerd.
 const (
-	NATS       = "skiff-nats-nats"
+	NATS       = "skiff-nats-nats-server"
 	Scheduler  = "skiff-scheduler-scheduler"
 	NodeAgent  = "skiff-node-nodeagent"
 	NetProxy   = "skiff-node-netproxy"
@@ -397,9 +398,9 @@ func (c *Cluster) Leader(ctx context.Context) (*VM, string, error) {
 func (c *Cluster) Partition(vm *VM) {
 	c.t.Helper()
 	rules := `table inet skiff-chaos {
-	chain in { type filter hook input priority -400; iifname "eth0" drop; }
-	chain fwd { type filter hook forward priority -400; iifname "eth0" drop; oifname "eth0" drop; }
-	chain out { type filter hook output priority -400; oifname "eth0" drop; }
+	chain cut_in { type filter hook input priority -400; iifname "eth0" drop; }
+	chain cut_forward { type filter hook forward priority -400; iifname "eth0" drop; oifname "eth0" drop; }
+	chain cut_out { type filter hook output priority -400; oifname "eth0" drop; }
 }`
 	if err := nftIn(vm, rules); err != nil {
 		c.t.Fatalf("partition %s: %v", vm.Name, err)
@@ -420,6 +421,12 @@ func vmNames(vms []*VM) []string {
 		out = append(out, vm.Name)
 	}
 	return out
+}
+
+// HTTPClient is an HTTP client whose connections are made inside vm's network namespace, one
+// per request.
+func (vm *VM) HTTPClient(timeout time.Duration) *http.Client {
+	return &http.Client{Transport: &http.Transport{DialContext: dialIn(vm, timeout), DisableKeepAlives: true}, Timeout: timeout + time.Second}
 }
 
 // nftIn runs nft with script on its standard input in vm's network namespace.
