@@ -2,10 +2,8 @@ package proxier
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"net/netip"
-	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -327,7 +325,7 @@ func TestProxierGolden(t *testing.T) {
 		}
 		fmt.Fprintf(&out, "--- tables\n%s\n", fake.Dump())
 	}
-	checkGolden(t, filepath.Join("testdata", "proxier.golden"), out.String())
+	eventstest.Golden(t, filepath.Join("testdata", "proxier.golden"), out.String())
 }
 
 // TestProxierFakeManyServices writes 300 Services with their Endpoints to the log at once, then
@@ -381,27 +379,5 @@ func TestProxierFakeManyServices(t *testing.T) {
 		"add element ip skiff endpoints { 10.96.0.7 . tcp . 80 . 1 : 10.90.0.7 . 8080 }\n"
 	if got := fake.LastTransaction(); got != want {
 		t.Errorf("replacing one pod of one of %d Services sent:\n%s\nwant:\n%s", n, got, want)
-	}
-}
-
-var update = flag.Bool("update", false, "rewrite testdata/*.golden from the current output")
-
-// checkGolden compares got with the golden file at path, or rewrites the file with -update.
-func checkGolden(t *testing.T, path, got string) {
-	t.Helper()
-	if *update {
-		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("read golden file (run go test -run %s -update to create it): %v", t.Name(), err)
-	}
-	if diff := cmp.Diff(string(want), got); diff != "" {
-		t.Errorf("output differs from %s (-want +got; go test -run %s -update rewrites it):\n%s", path, t.Name(), diff)
 	}
 }

@@ -15,6 +15,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"skiff.dev/events"
+	"skiff.dev/events/eventstest"
 )
 
 // Tests of the Syncer against a Fake: the logic of full and incremental syncs, failures and
@@ -182,7 +183,7 @@ func TestFakeSyncGolden(t *testing.T) {
 			if after := dumpOf(f, "other"); after != other {
 				t.Errorf("table other changed:\nbefore:\n%s\nafter:\n%s", other, after)
 			}
-			checkGolden(t, filepath.Join("testdata", "fake", strings.ReplaceAll(tt.name, " ", "-")+".golden"), got)
+			eventstest.Golden(t, filepath.Join("testdata", "fake", strings.ReplaceAll(tt.name, " ", "-")+".golden"), got)
 		})
 	}
 }
