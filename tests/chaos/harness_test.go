@@ -13,6 +13,7 @@ import (
 
 	"skiff.dev/events"
 	"skiff.dev/events/store"
+	"skiff.dev/tests/checker"
 	"skiff.dev/tests/cluster"
 	"skiff.dev/tests/datacenter"
 )
@@ -273,25 +274,41 @@ func leader(ctx context.Context, t *testing.T, c *datacenter.Cluster) (*datacent
 	return vm, id
 }
 
-// checkLog reads the whole log and fails t when a pod UID was bound more than once.
-func checkLog(ctx context.Context, t *testing.T, c *datacenter.Cluster) {
+// checkLog runs the independent checker over the whole log (package checker's invariants:
+// bound once, one running copy, conditional sequences, pod lifecycle order, no unexpected
+// poison) and compares the fold of the log with what a scheduler reports. Call it once the
+// scenario has healed and converged.
+func checkLog(ctx context.Context, t *testing.T, c *datacenter.Cluster) *checker.Report {
 	t.Helper()
-	bound := map[string][]uint64{}
-	err := c.Store.Read(ctx, store.ReadOptions{}, func(ev *events.Event) error {
-		if b, ok := ev.Data.(*events.PodBound); ok {
-			bound[b.Pod.Metadata.UID] = append(bound[b.Pod.Metadata.UID], ev.Seq)
-		}
-		return nil
-	})
+	r, err := checker.Check(ctx, c.Store)
 	if err != nil {
-		t.Fatalf("read the log: %v", err)
+		t.Fatalf("checker: %v", err)
 	}
-	for uid, seqs := range bound {
-		if len(seqs) > 1 {
-			t.Errorf("pod %s bound %d times (seqs %v)", uid, len(seqs), seqs)
-		}
+	if err := r.Err(); err != nil {
+		t.Errorf("checker: %v", err)
 	}
-	t.Logf("log: %d pods bound", len(bound))
+	for _, p := range r.Poison {
+		t.Errorf("checker: poison at seq %d on %s: %s", p.Seq, p.Subject, p.Reason)
+	}
+	if len(r.Unbound) > 0 || len(r.Unterminated) > 0 {
+		t.Errorf("checker: after convergence, pods scheduled and never bound %v, deleted and never terminated by their node %v", r.Unbound, r.Unterminated)
+	}
+	var views []checker.View
+	if !cluster.PollContext(ctx, func() bool {
+		views, err = checker.GetViews(ctx, c.Admin, r.Head)
+		return err == nil
+	}) {
+		t.Fatalf("checker: the scheduler's views: %v", err)
+	}
+	diffs, err := r.FoldMatches(ctx, c.Store, views...)
+	if err != nil {
+		t.Fatalf("checker: %v", err)
+	}
+	for _, d := range diffs {
+		t.Errorf("checker: the fold and the scheduler's view differ: %s", d)
+	}
+	t.Logf("checker: %d events to seq %d, %d pods bound, %d violations, %d view differences", r.Events, r.Head, len(r.Bound), len(r.Violations), len(diffs))
+	return r
 }
 
 // timeline logs the log's events from since on, with their offset from since, the actor and
