@@ -33,11 +33,7 @@ func TestLeaderKilledDuringRollout(t *testing.T) {
 			apply(ctx, t, c, deployment("web", replicas, "v2"))
 		}
 		vm, id := leader(ctx, t, c)
-		select {
-		case <-time.After(time.Duration(200+rand.IntN(500)) * time.Millisecond):
-		case <-ctx.Done():
-			t.Fatal(ctx.Err())
-		}
+		sleepCtx(ctx, time.Duration(200+rand.IntN(500))*time.Millisecond)
 		last = c.Signal(vm, datacenter.Scheduler, syscall.SIGKILL)
 		t.Logf("kill %d: the leader %s on %s", i+1, id[:8], vm.Name)
 		if i%2 == 1 {
