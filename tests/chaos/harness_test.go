@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -280,6 +281,12 @@ func leader(ctx context.Context, t *testing.T, c *datacenter.Cluster) (*datacent
 // scenario has healed and converged.
 func checkLog(ctx context.Context, t *testing.T, c *datacenter.Cluster) *checker.Report {
 	t.Helper()
+	return checkLogAllowing(ctx, t, c, nil)
+}
+
+// checkLogAllowing is checkLog where exactly the poison at sequences poison is expected.
+func checkLogAllowing(ctx context.Context, t *testing.T, c *datacenter.Cluster, poison []uint64) *checker.Report {
+	t.Helper()
 	r, err := checker.Check(ctx, c.Store)
 	if err != nil {
 		t.Fatalf("checker: %v", err)
@@ -287,8 +294,17 @@ func checkLog(ctx context.Context, t *testing.T, c *datacenter.Cluster) *checker
 	if err := r.Err(); err != nil {
 		t.Errorf("checker: %v", err)
 	}
+	var found []uint64
 	for _, p := range r.Poison {
-		t.Errorf("checker: poison at seq %d on %s: %s", p.Seq, p.Subject, p.Reason)
+		found = append(found, p.Seq)
+		if !slices.Contains(poison, p.Seq) {
+			t.Errorf("checker: poison at seq %d on %s: %s", p.Seq, p.Subject, p.Reason)
+		}
+	}
+	for _, seq := range poison {
+		if !slices.Contains(found, seq) {
+			t.Errorf("checker: the poison at seq %d was not found (found %v)", seq, found)
+		}
 	}
 	if len(r.Unbound) > 0 || len(r.Unterminated) > 0 {
 		t.Errorf("checker: after convergence, pods scheduled and never bound %v, deleted and never terminated by their node %v", r.Unbound, r.Unterminated)
