@@ -49,7 +49,7 @@ fuzz:
 # The fault scenarios of tests/chaos at full length (20 leader kills, 1,000 Services, 200
 # concurrent clients, ...); `make test` runs each in its short form. docs/reliability.md.
 chaos: deps build
-	cd tests && SKIFF_CHAOS=full $(GO) test -count=1 -timeout 60m -p 1 -v ./chaos 2>&1 | tee ../chaos.log | grep -E '^(=== RUN|--- |PASS|FAIL|ok)|RECOVERY|checker:'
+	set -o pipefail; cd tests && SKIFF_CHAOS=full $(GO) test -count=1 -timeout 60m -p 1 -v ./chaos 2>&1 | tee ../chaos.log | grep -E '^(=== RUN|--- |PASS|FAIL|ok)|RECOVERY|checker:'
 
 bench: build
 	cd events/state && $(GO) test -run '^$$' -bench Replay -benchtime 1x -count 5
