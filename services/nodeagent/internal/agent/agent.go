@@ -146,10 +146,13 @@ func (a *Agent) Ready() <-chan struct{} { return a.ready }
 
 // Run runs the agent until ctx ends.
 func (a *Agent) Run(ctx context.Context) error {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
+	// The follower and the workers end with ctx, so it is cancelled before they are waited for
+	// (defers run last first): an error returned before the loop must not wait for the caller
+	// to end ctx.
 	var wg sync.WaitGroup
 	defer wg.Wait()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
 
 	exits := a.cfg.Runtime.Watch(ctx)
 	followErr := make(chan error, 1)

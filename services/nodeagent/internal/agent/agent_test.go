@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"errors"
 	"maps"
 	"net/netip"
 	"slices"
@@ -513,6 +514,27 @@ func TestAgentWaitsForPodCIDRAndRoutes(t *testing.T) {
 	h.addNode("n3", "10.0.0.3", "10.88.3.0/24")
 	n2[netip.MustParsePrefix("10.88.3.0/24")] = netip.MustParseAddr("10.0.0.3")
 	eventually(t, "routes to n2's and n3's pods", func() bool { return maps.Equal(h.net.routeTable(), n2) })
+}
+
+// TestAgentFailsWithoutNetwork: an agent whose pod network cannot be built returns the error
+// at once, rather than when its context ends.
+func TestAgentFailsWithoutNetwork(t *testing.T) {
+	h := newAgentHarness(t)
+	h.addNode("n1", "10.0.0.1", podCIDR)
+	a := New(Config{Node: "n1", Log: h.log, Nodes: h.nodes, JetStream: h.log.JetStream(), Runtime: h.rt, Clock: h.clock,
+		Network: func(context.Context, netip.Prefix) (Network, error) { return nil, errUnavailable }})
+	ctx, cancel := context.WithCancel(h.ctx)
+	defer cancel()
+	errc := make(chan error, 1)
+	go func() { errc <- a.Run(ctx) }()
+	select {
+	case err := <-errc:
+		if !errors.Is(err, events.ErrUnavailable) {
+			t.Errorf("Run = %v, want the network's error", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Run did not return the network's error")
+	}
 }
 
 // TestAppendConflict: a status append that conflicts (a write this agent's view has not seen,
