@@ -516,24 +516,37 @@ func TestAgentWaitsForPodCIDRAndRoutes(t *testing.T) {
 	eventually(t, "routes to n2's and n3's pods", func() bool { return maps.Equal(h.net.routeTable(), n2) })
 }
 
-// TestAgentFailsWithoutNetwork: an agent whose pod network cannot be built returns the error
-// at once, rather than when its context ends.
-func TestAgentFailsWithoutNetwork(t *testing.T) {
-	h := newAgentHarness(t)
-	h.addNode("n1", "10.0.0.1", podCIDR)
-	a := New(Config{Node: "n1", Log: h.log, Nodes: h.nodes, JetStream: h.log.JetStream(), Runtime: h.rt, Clock: h.clock,
-		Network: func(context.Context, netip.Prefix) (Network, error) { return nil, errUnavailable }})
-	ctx, cancel := context.WithCancel(h.ctx)
-	defer cancel()
-	errc := make(chan error, 1)
-	go func() { errc <- a.Run(ctx) }()
-	select {
-	case err := <-errc:
-		if !errors.Is(err, events.ErrUnavailable) {
-			t.Errorf("Run = %v, want the network's error", err)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("Run did not return the network's error")
+// TestAgentStartFails: an agent that cannot build its pod network, or reconcile containerd,
+// returns the error at once, rather than when its context ends.
+func TestAgentStartFails(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		network func(h *agentHarness) (Network, error)
+	}{
+		{"no pod network", func(h *agentHarness) (Network, error) { return nil, errUnavailable }},
+		{"containerd cannot list", func(h *agentHarness) (Network, error) {
+			h.rt.fail("List", 1, errUnavailable)
+			return h.net, nil
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newAgentHarness(t)
+			h.addNode("n1", "10.0.0.1", podCIDR)
+			a := New(Config{Node: "n1", Log: h.log, Nodes: h.nodes, JetStream: h.log.JetStream(), Runtime: h.rt, Clock: h.clock,
+				Network: func(context.Context, netip.Prefix) (Network, error) { return tc.network(h) }})
+			ctx, cancel := context.WithCancel(h.ctx)
+			defer cancel()
+			errc := make(chan error, 1)
+			go func() { errc <- a.Run(ctx) }()
+			select {
+			case err := <-errc:
+				if !errors.Is(err, events.ErrUnavailable) {
+					t.Errorf("Run = %v, want the injected error", err)
+				}
+			case <-time.After(10 * time.Second):
+				t.Fatal("Run did not return the error")
+			}
+		})
 	}
 }
 
