@@ -103,9 +103,13 @@ type worker struct {
 
 func newWorker(env *workerEnv, log *slog.Logger, p *work.Pod) *worker {
 	w := &worker{
-		env:      env,
-		uid:      p.UID(),
-		key:      work.Key{Namespace: p.Pod.Metadata.Namespace, Name: p.Pod.Metadata.Name},
+		env: env,
+		uid: p.UID(),
+		key: work.Key{Namespace: p.Pod.Metadata.Namespace, Name: p.Pod.Metadata.Name},
+		// The pod it is made for, not the zero one: run's first pass may come before the
+		// update that hands it the pod, and would sync a pod without containers (a sandbox
+		// for nothing, and a Pending status without container statuses).
+		desired:  *p,
 		wake:     make(chan struct{}, 1),
 		loops:    map[string]*crashLoop{},
 		last:     map[string]*events.ContainerStateTerminated{},

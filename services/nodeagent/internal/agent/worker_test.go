@@ -96,6 +96,19 @@ func (h *workerHarness) worker(p events.Pod) *worker {
 	return newWorker(h.env, testLogger(h.t), &work.Pod{Pod: p})
 }
 
+// run runs w on its own goroutine until it returns or the test ends, and returns what run
+// returned.
+func (h *workerHarness) run(w *worker) <-chan bool {
+	ctx, cancel := context.WithCancel(h.ctx)
+	done, stopped := make(chan struct{}), make(chan bool, 1)
+	go func() {
+		defer close(done)
+		stopped <- w.run(ctx)
+	}()
+	h.t.Cleanup(func() { cancel(); <-done })
+	return stopped
+}
+
 // sync runs one pass of w over p and returns when it wants to look again, relative to now.
 func (h *workerHarness) sync(w *worker, p events.Pod) (time.Duration, error) {
 	next, err := w.sync(h.ctx, work.Pod{Pod: p})
@@ -515,8 +528,7 @@ func TestWorkerRun(t *testing.T) {
 	p := testPod("web", "app")
 	w := h.worker(p)
 	w.update(work.Pod{Pod: p})
-	done := make(chan bool, 1)
-	go func() { done <- w.run(h.ctx) }()
+	done := h.run(w)
 
 	eventually(t, "the missing image reported", func() bool {
 		rs := h.status.reports()
@@ -547,6 +559,23 @@ func TestWorkerRun(t *testing.T) {
 	}
 	if !h.status.terminated() {
 		t.Error("no PodTerminated reported")
+	}
+}
+
+// TestWorkerStartsFromItsPod: a worker's first pass syncs the pod it was made for, even before
+// any update hands it the pod.
+func TestWorkerStartsFromItsPod(t *testing.T) {
+	h := newWorkerHarness(t)
+	h.rt.addImage(echo)
+	p := testPod("web", "app")
+	w := h.worker(p)
+	h.run(w)
+	eventually(t, "web running", func() bool {
+		rs := h.status.reports()
+		return len(rs) > 0 && summary(rs[len(rs)-1]) == "Running ip=10.88.0.2 app=running"
+	})
+	if first := h.status.reports()[0]; len(first.ContainerStatuses) != 1 {
+		t.Errorf("first report %+v, want one of the pod's container", first)
 	}
 }
 
