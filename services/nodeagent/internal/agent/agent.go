@@ -303,6 +303,11 @@ func (a *Agent) apply(ev *events.Event) {
 // changed their pod's latest desired state. Only those: a status report of one pod is an event
 // too, and waking every worker for it would make each of N pods starting together sync N times.
 func (a *Agent) sync(ctx context.Context, wg *sync.WaitGroup) {
+	if ctx.Err() != nil {
+		// Stopping: the workers are ending, and a new one for a pod whose worker just ended
+		// would start a pass against containerd on the way out.
+		return
+	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	for key, p := range a.view.Pods {

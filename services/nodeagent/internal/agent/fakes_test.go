@@ -87,7 +87,12 @@ func (f *failures) fail(method string, times int, err error) {
 	}
 }
 
-func (f *failures) take(method string) error {
+// take returns the error a call of method fails with: ctx's, as containerd's or CNI's client
+// would, or one it was told to.
+func (f *failures) take(ctx context.Context, method string) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	errs := f.next[method]
@@ -110,6 +115,7 @@ type fakeRuntime struct {
 	sandboxes  map[string]*runtime.Sandbox // by pod UID
 	containers map[string]*fakeContainer   // by ID
 	names      map[string]string           // ID → "pod/container", for the call log
+	reads      map[string]int              // ContainerStatus calls by ID
 	images     map[string]bool
 	pid        uint32
 	watchers   []chan runtime.Event
@@ -126,7 +132,7 @@ func newFakeRuntime(clk Clock, calls *callLog) *fakeRuntime {
 	return &fakeRuntime{
 		clock: clk, calls: calls,
 		sandboxes: map[string]*runtime.Sandbox{}, containers: map[string]*fakeContainer{},
-		names: map[string]string{}, images: map[string]bool{}, pid: 1000,
+		names: map[string]string{}, reads: map[string]int{}, images: map[string]bool{}, pid: 1000,
 	}
 }
 
@@ -156,7 +162,7 @@ func (r *fakeRuntime) CreateSandbox(ctx context.Context, cfg runtime.PodSandboxC
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.calls.add("CreateSandbox %s", cfg.Pod.Name)
-	if err := r.take("CreateSandbox"); err != nil {
+	if err := r.take(ctx, "CreateSandbox"); err != nil {
 		return runtime.Sandbox{}, err
 	}
 	if old := r.sandboxes[cfg.Pod.UID]; old != nil {
@@ -176,7 +182,7 @@ func (r *fakeRuntime) CreateSandbox(ctx context.Context, cfg runtime.PodSandboxC
 func (r *fakeRuntime) GetSandbox(ctx context.Context, podUID string) (runtime.Sandbox, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if err := r.take("GetSandbox"); err != nil {
+	if err := r.take(ctx, "GetSandbox"); err != nil {
 		return runtime.Sandbox{}, err
 	}
 	sb := r.sandboxes[podUID]
@@ -190,7 +196,7 @@ func (r *fakeRuntime) RemoveSandbox(ctx context.Context, pod runtime.PodRef) err
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.calls.add("RemoveSandbox %s", pod.Name)
-	if err := r.take("RemoveSandbox"); err != nil {
+	if err := r.take(ctx, "RemoveSandbox"); err != nil {
 		return err
 	}
 	for id, c := range r.containers {
@@ -208,7 +214,7 @@ func (r *fakeRuntime) CreateContainer(ctx context.Context, cfg runtime.Container
 	id := runtime.ContainerID(cfg.Pod.UID, cfg.Name)
 	r.names[id] = cfg.Pod.Name + "/" + cfg.Name
 	r.calls.add("CreateContainer %s restart=%d", r.name(id), cfg.RestartCount)
-	if err := r.take("CreateContainer"); err != nil {
+	if err := r.take(ctx, "CreateContainer"); err != nil {
 		return "", err
 	}
 	if r.containers[id] != nil {
@@ -234,7 +240,7 @@ func (r *fakeRuntime) StartContainer(ctx context.Context, id string) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.calls.add("StartContainer %s", r.name(id))
-	if err := r.take("StartContainer"); err != nil {
+	if err := r.take(ctx, "StartContainer"); err != nil {
 		return err
 	}
 	c := r.containers[id]
@@ -255,7 +261,7 @@ func (r *fakeRuntime) StopContainer(ctx context.Context, id string, grace time.D
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.calls.add("StopContainer %s grace=%s", r.name(id), grace)
-	if err := r.take("StopContainer"); err != nil {
+	if err := r.take(ctx, "StopContainer"); err != nil {
 		return runtime.ContainerStatus{}, err
 	}
 	c := r.containers[id]
@@ -278,7 +284,7 @@ func (r *fakeRuntime) RemoveContainer(ctx context.Context, id string) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.calls.add("RemoveContainer %s", r.name(id))
-	if err := r.take("RemoveContainer"); err != nil {
+	if err := r.take(ctx, "RemoveContainer"); err != nil {
 		return err
 	}
 	delete(r.containers, id)
@@ -288,7 +294,8 @@ func (r *fakeRuntime) RemoveContainer(ctx context.Context, id string) error {
 func (r *fakeRuntime) ContainerStatus(ctx context.Context, id string) (runtime.ContainerStatus, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if err := r.take("ContainerStatus"); err != nil {
+	r.reads[id]++
+	if err := r.take(ctx, "ContainerStatus"); err != nil {
 		return runtime.ContainerStatus{}, err
 	}
 	c := r.containers[id]
@@ -301,7 +308,7 @@ func (r *fakeRuntime) ContainerStatus(ctx context.Context, id string) (runtime.C
 func (r *fakeRuntime) List(ctx context.Context) ([]runtime.ContainerStatus, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if err := r.take("List"); err != nil {
+	if err := r.take(ctx, "List"); err != nil {
 		return nil, err
 	}
 	var sandboxes, apps []runtime.ContainerStatus
@@ -329,7 +336,7 @@ func (r *fakeRuntime) Watch(ctx context.Context) <-chan runtime.Event {
 func (r *fakeRuntime) HasImage(ctx context.Context, name string) (bool, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if err := r.take("HasImage"); err != nil {
+	if err := r.take(ctx, "HasImage"); err != nil {
 		return false, err
 	}
 	return r.images[name], nil
@@ -345,7 +352,7 @@ func (r *fakeRuntime) ImportImage(ctx context.Context, tarball io.Reader) ([]str
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.calls.add("ImportImage %s", strings.Join(names, ","))
-	if err := r.take("ImportImage"); err != nil {
+	if err := r.take(ctx, "ImportImage"); err != nil {
 		return nil, err
 	}
 	if len(names) == 0 {
@@ -362,7 +369,7 @@ func (r *fakeRuntime) PullImage(ctx context.Context, ref string) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.calls.add("PullImage %s", ref)
-	if err := r.take("PullImage"); err != nil {
+	if err := r.take(ctx, "PullImage"); err != nil {
 		return err
 	}
 	r.images[ref] = true
@@ -462,6 +469,13 @@ func (r *fakeRuntime) putContainer(p events.Pod, name string, state runtime.Stat
 	return st
 }
 
+// statusReads is how often the container's status was asked for.
+func (r *fakeRuntime) statusReads(uid, name string) int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.reads[runtime.ContainerID(uid, name)]
+}
+
 // sandbox returns the pod's sandbox, if it has one.
 func (r *fakeRuntime) sandbox(uid string) (runtime.Sandbox, bool) {
 	r.mu.Lock()
@@ -524,7 +538,7 @@ func (n *fakeNetwork) Setup(ctx context.Context, podID, netnsPath string) (netip
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	n.calls.add("Setup %s %s", podID, netnsPath)
-	if err := n.take("Setup"); err != nil {
+	if err := n.take(ctx, "Setup"); err != nil {
 		return netip.Addr{}, err
 	}
 	if l, ok := n.leases[podID]; ok && l.netns == netnsPath {
@@ -540,7 +554,7 @@ func (n *fakeNetwork) Teardown(ctx context.Context, podID, netnsPath string) err
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	n.calls.add("Teardown %s %q", podID, netnsPath)
-	if err := n.take("Teardown"); err != nil {
+	if err := n.take(ctx, "Teardown"); err != nil {
 		return err
 	}
 	delete(n.leases, podID)
@@ -597,7 +611,7 @@ type statusRecorder struct {
 }
 
 func (s *statusRecorder) append(ctx context.Context, key work.Key, p events.Payload) error {
-	if err := s.take("append"); err != nil {
+	if err := s.take(ctx, "append"); err != nil {
 		return err
 	}
 	s.mu.Lock()
