@@ -427,6 +427,27 @@ func TestAgentAdoptsAfterRestart(t *testing.T) {
 	}
 }
 
+// TestAgentReplacesStaleSandbox: a sandbox an earlier agent created and was killed before
+// starting (issue 8: it stayed in state created, and every retry to create one under the same
+// ID failed) is replaced, and the pod runs.
+func TestAgentReplacesStaleSandbox(t *testing.T) {
+	h := newAgentHarness(t)
+	h.addNode("n1", "10.0.0.1", podCIDR)
+	h.rt.addImage(echo)
+	web := testPod("web", "app")
+	h.bind(web, "n1")
+	stale := h.rt.putSandbox(web, runtime.StateCreated)
+	h.start()
+	h.waitStatus(web, "Running ip=10.88.1.2 app=running")
+	sb, _ := h.rt.sandbox(web.Metadata.UID)
+	if sb.ID != stale.ID || sb.State != runtime.StateRunning || sb.PID == 0 {
+		t.Errorf("sandbox %+v, want %s running", sb, stale.ID)
+	}
+	if n := h.calls.count("CreateSandbox web"); n != 1 {
+		t.Errorf("sandbox created %d times, want once", n)
+	}
+}
+
 // TestAgentReconcile: before any worker runs, containerd is made to match the log: what is
 // left of pods no longer bound here goes, with their IPs; live pods' containers stay.
 func TestAgentReconcile(t *testing.T) {
