@@ -45,7 +45,7 @@ func (l *callLog) add(format string, args ...any) {
 	l.calls = append(l.calls, fmt.Sprintf(format, args...))
 }
 
-// all returns the calls from the n-th on.
+// since returns the calls from the n-th on.
 func (l *callLog) since(n int) []string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -124,8 +124,6 @@ type fakeRuntime struct {
 type fakeContainer struct {
 	status runtime.ContainerStatus
 	config runtime.ContainerConfig
-	// grace is what the last StopContainer was given.
-	grace time.Duration
 }
 
 func newFakeRuntime(clk Clock, calls *callLog) *fakeRuntime {
@@ -268,7 +266,6 @@ func (r *fakeRuntime) StopContainer(ctx context.Context, id string, grace time.D
 	if c == nil {
 		return runtime.ContainerStatus{}, fmt.Errorf("stop container %s: %w", id, errdefs.ErrNotFound)
 	}
-	c.grace = grace
 	if c.status.State == runtime.StateRunning {
 		// The container leaves on SIGTERM (143) when it has a grace period, else on SIGKILL.
 		code := uint32(137)
