@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"k8s.io/utils/clock"
 
 	"skiff.dev/events"
 	"skiff.dev/events/api"
@@ -41,9 +42,23 @@ type Config struct {
 	// LeaseTimeout is how long a node may go without renewing its lease before it is NotReady
 	// (default 40 s).
 	LeaseTimeout time.Duration
-	Logger       *slog.Logger
+	// Clock is the replica's one clock: leader lease renewals and expiry, node lease timeouts,
+	// evictions, back-offs and event times; default the real clock. The control loops sleep in
+	// real time, at most their resync interval, and read this clock when they wake, so a fake
+	// clock stepped by a test is noticed within that interval; the leader renews its lease on
+	// this clock's timers, so a fake one must be stepped for it to keep leading.
+	Clock  Clock
+	Logger *slog.Logger
 	// Ready, if set, is called once the replica answers commands and queries.
 	Ready func()
+}
+
+// Clock is the replica's time; clock.RealClock is the real one.
+type Clock interface {
+	Now() time.Time
+	After(d time.Duration) <-chan time.Time
+	NewTimer(d time.Duration) clock.Timer
+	NewTicker(d time.Duration) clock.Ticker
 }
 
 func (c *Config) defaults() {
@@ -53,6 +68,9 @@ func (c *Config) defaults() {
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.Clock == nil {
+		c.Clock = clock.RealClock{}
 	}
 }
 
@@ -85,8 +103,9 @@ func Run(ctx context.Context, cfg Config) error {
 		}
 	}()
 
-	adm := admission.New(admission.Config{Log: st, Projection: proj, ServiceCIDR: cfg.ServiceCIDR, Actor: actor, Logger: log})
-	q := &query.Handler{NC: cfg.Conn, Projection: proj, Logger: log}
+	adm := admission.New(admission.Config{Log: st, Projection: proj, ServiceCIDR: cfg.ServiceCIDR, Actor: actor,
+		Clock: cfg.Clock.Now, Logger: log})
+	q := &query.Handler{NC: cfg.Conn, Projection: proj, Clock: cfg.Clock.Now, Logger: log}
 	subs, err := serve(cfg.Conn, adm, q, log)
 	if err != nil {
 		return fmt.Errorf("scheduler: %w", err)
@@ -109,7 +128,7 @@ func Run(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return fmt.Errorf("scheduler: %w", err)
 	}
-	err = leader.Run(ctx, kv, cfg.ID, leader.Config{Logger: log}, func(lctx context.Context) {
+	err = leader.Run(ctx, kv, cfg.ID, leader.Config{Clock: cfg.Clock, Logger: log}, func(lctx context.Context) {
 		log.Info("leading: starting control loops")
 		if err := proj.WaitSynced(lctx); err != nil {
 			return
@@ -141,10 +160,11 @@ func runLoops(ctx context.Context, cfg Config, st *store.Store, proj *live.Proje
 		podCIDRRange = cfg.PodCIDRRange.String()
 	}
 	loops := map[string]func(context.Context) error{
-		"scheduling": scheduling.New(scheduling.Config{Log: st, Projection: proj, Actor: actor, Logger: log.With("loop", "scheduling")}).Run,
+		"scheduling": scheduling.New(scheduling.Config{Log: st, Projection: proj, Actor: actor, Clock: cfg.Clock.Now,
+			Logger: log.With("loop", "scheduling")}).Run,
 		"controllers": func(ctx context.Context) error {
-			return controllers.Run(ctx, controllers.Config{Log: st, Projection: proj, Leases: leases, Actor: actor, Logger: log,
-				PodCIDRRange: podCIDRRange, LeaseTimeout: cfg.LeaseTimeout})
+			return controllers.Run(ctx, controllers.Config{Log: st, Projection: proj, Leases: leases, Actor: actor,
+				Clock: cfg.Clock.Now, Logger: log, PodCIDRRange: podCIDRRange, LeaseTimeout: cfg.LeaseTimeout})
 		},
 	}
 	var wg sync.WaitGroup
@@ -158,7 +178,7 @@ func runLoops(ctx context.Context, cfg Config, st *store.Store, proj *live.Proje
 				if err := run(ctx); err != nil && ctx.Err() == nil {
 					log.Error("control loop failed; restarting", "loop", name, "err", err)
 					select {
-					case <-time.After(time.Second):
+					case <-cfg.Clock.After(time.Second):
 					case <-ctx.Done():
 					}
 				}
