@@ -353,19 +353,27 @@ func timeline(ctx context.Context, t *testing.T, c *datacenter.Cluster, since ti
 	t.Logf("timeline from %s (%d events before, %d status reports left out):%s", since.Format(time.TimeOnly), before, statuses, b.String())
 }
 
-// firstEvent is the first event at or after since that match accepts, or nil.
+// firstEvent is the first event at or after since that match accepts, or nil. A read that
+// fails (the test's connection was to a server now cut off, until its pings notice) is tried
+// again.
 func firstEvent(ctx context.Context, t *testing.T, c *datacenter.Cluster, since time.Time, match func(*events.Event) bool) *events.Event {
 	t.Helper()
 	var found *events.Event
 	errFound := fmt.Errorf("found")
-	err := c.Store.Read(ctx, store.ReadOptions{}, func(ev *events.Event) error {
-		if !ev.Time.Before(since) && match(ev) {
-			found = ev
-			return errFound
-		}
-		return nil
-	})
-	if err != nil && err != errFound {
+	var err error
+	if !cluster.PollContext(ctx, func() bool {
+		found = nil
+		rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		err = c.Store.Read(rctx, store.ReadOptions{}, func(ev *events.Event) error {
+			if !ev.Time.Before(since) && match(ev) {
+				found = ev
+				return errFound
+			}
+			return nil
+		})
+		return err == nil || err == errFound
+	}) {
 		t.Fatalf("read the log: %v", err)
 	}
 	return found
