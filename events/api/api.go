@@ -5,6 +5,31 @@
 // Commands and queries travel as core NATS requests; any scheduler replica answers (queue group
 // QueueGroup). Query answers can be large, so they come back as a sequence of chunks on the
 // request's reply inbox, the last one marked.
+//
+// # Acknowledgements and resends
+//
+// NATS keeps a replica's queue subscription until it notices the replica's connection (or the
+// route to its server) is dead, which takes a few pings. Until then it hands that replica its
+// share of the requests, and they are lost. So a Client asks for an acknowledgement (request
+// header HeaderAck): the replica that takes a request sends a header-only "accepted" message on
+// the reply subject at once, before any work, then its answer. A request neither acknowledged
+// nor answered within Client.AckTimeout is sent again, on a fresh reply inbox, until one is or
+// the context ends; once acknowledged, the client waits for the answer as long as its context
+// allows. Every copy carries the same HeaderRequestID.
+//
+// A resend is always safe for a query, which only reads. A command resent because its copy
+// reached a dead replica was never carried out. A command resent because an acknowledgement was
+// late or lost (the replica stalled, or its connection broke just after it took the command)
+// may run twice, and two safeguards keep that harmless: a replica answers a copy whose request
+// ID (and subject and content) it has already seen with the first copy's answer, and admission
+// derives its events' IDs from the request ID, the subject and the expected sequence, so two
+// replicas carrying out the same command from the same state write each event once (the second
+// append finds the first's event, with its own ID, and counts it as written).
+//
+// Mixed versions: a client that does not send HeaderAck gets no acknowledgement (it would
+// take it for the answer) and waits as it always did. A replica that does not acknowledge is
+// heard by a new client as long as it answers within AckTimeout; a slower one gets another copy
+// every AckTimeout, and its answer is still taken, since every earlier inbox stays open.
 package api
 
 import (
@@ -77,6 +102,9 @@ type ApplyRequest struct {
 	DryRun bool   `json:"dryRun,omitempty"`
 	// Traceparent links the resulting events to the caller's trace.
 	Traceparent string `json:"traceparent,omitempty"`
+	// IdempotencyKey is set by the scheduler from the request's HeaderRequestID, subject and
+	// content (never sent: a client's value is ignored); admission derives event ids from it.
+	IdempotencyKey string `json:"-"`
 }
 
 // DeleteRequest deletes the objects of Documents, or the one object Kind/Namespace/Name.
@@ -89,6 +117,8 @@ type DeleteRequest struct {
 	// Actor is set by the scheduler from the subject (CommandActor); a client\'s value is replaced.
 	Actor       string `json:"actor,omitempty"`
 	Traceparent string `json:"traceparent,omitempty"`
+	// IdempotencyKey: as ApplyRequest's.
+	IdempotencyKey string `json:"-"`
 }
 
 // ScaleRequest sets a Deployment's replicas.
@@ -99,6 +129,8 @@ type ScaleRequest struct {
 	// Actor is set by the scheduler from the subject (CommandActor); a client\'s value is replaced.
 	Actor       string `json:"actor,omitempty"`
 	Traceparent string `json:"traceparent,omitempty"`
+	// IdempotencyKey: as ApplyRequest's.
+	IdempotencyKey string `json:"-"`
 }
 
 // CordonRequest marks a node (un)schedulable.
@@ -107,6 +139,8 @@ type CordonRequest struct {
 	Cordon bool   `json:"cordon"`
 	// Actor is set by the scheduler from the subject (CommandActor); a client\'s value is replaced.
 	Actor string `json:"actor,omitempty"`
+	// IdempotencyKey: as ApplyRequest's.
+	IdempotencyKey string `json:"-"`
 }
 
 // SetActor records who sent the request (the scheduler calls it with CommandActor).
@@ -120,6 +154,18 @@ func (r *ScaleRequest) SetActor(a string) { r.Actor = a }
 
 // SetActor records who sent the request.
 func (r *CordonRequest) SetActor(a string) { r.Actor = a }
+
+// SetIdempotencyKey records the command's idempotency key (the scheduler calls it).
+func (r *ApplyRequest) SetIdempotencyKey(k string) { r.IdempotencyKey = k }
+
+// SetIdempotencyKey records the command's idempotency key.
+func (r *DeleteRequest) SetIdempotencyKey(k string) { r.IdempotencyKey = k }
+
+// SetIdempotencyKey records the command's idempotency key.
+func (r *ScaleRequest) SetIdempotencyKey(k string) { r.IdempotencyKey = k }
+
+// SetIdempotencyKey records the command's idempotency key.
+func (r *CordonRequest) SetIdempotencyKey(k string) { r.IdempotencyKey = k }
 
 // Result is what happened to one object.
 type Result struct {
