@@ -18,13 +18,19 @@
 // allows. Every copy carries the same HeaderRequestID.
 //
 // A resend is always safe for a query, which only reads. A command resent because its copy
-// reached a dead replica was never carried out. A command resent because an acknowledgement was
-// late or lost (the replica stalled, or its connection broke just after it took the command)
-// may run twice, and two safeguards keep that harmless: a replica answers a copy whose request
-// ID (and subject and content) it has already seen with the first copy's answer, and admission
-// derives its events' IDs from the request ID, the subject and the expected sequence, so two
-// replicas carrying out the same command from the same state write each event once (the second
-// append finds the first's event, with its own ID, and counts it as written).
+// reached a dead replica was never carried out. One resent because the acknowledgement was late
+// or lost (the replica stalled, or its connection broke just after it took the command) may run
+// twice. Skiff's commands are declarative (apply, scale and cordon set a state, delete names an
+// object) and every write is conditional on its subject's sequence, so a second run writes
+// nothing: it finds the first run's events and would answer "unchanged" or "not found". Two
+// safeguards make it answer as the first did. A replica answers a copy whose request ID, subject
+// and content it has seen before with the first copy's answer. Admission derives event IDs from
+// the request ID, the subject and the expected sequence, so copies running at once on two
+// replicas, from the same state, write one event and both count it as theirs (store.Append on a
+// conflict checks whether the subject's last event has its ID). What remains: a copy that
+// reaches another replica only after the first copy's events are in that replica's projection
+// answers "unchanged" (a delete: not found); the client reads whichever answer comes first,
+// normally the first copy's.
 //
 // Mixed versions: a client that does not send HeaderAck gets no acknowledgement (it would
 // take it for the answer) and waits as it always did. A replica that does not acknowledge is
