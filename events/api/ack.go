@@ -38,3 +38,9 @@ func RequestID(msg *nats.Msg) string { return msg.Header.Get(HeaderRequestID) }
 func isAck(msg *nats.Msg) bool {
 	return len(msg.Data) == 0 && msg.Header.Get(HeaderAck) == AckAccepted
 }
+
+// isNoResponders says whether a reply is the server's "no responders" status: nobody was
+// subscribed to the request's subject.
+func isNoResponders(msg *nats.Msg) bool {
+	return len(msg.Data) == 0 && msg.Header.Get("Status") == "503"
+}

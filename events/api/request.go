@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -104,7 +105,11 @@ func (c Client) exchange(ctx context.Context, subject string, data []byte, handl
 		wait = DefaultAckTimeout
 	}
 	base := nc.NewInbox()
-	sub, err := nc.SubscribeSync(base + ".*")
+	// An asynchronous subscription feeding a queue of our own: SubscribeSync would allocate a
+	// 64K-message channel (512 KiB) per request, which cost a millisecond per request.
+	var replies replyQueue
+	replies.ready = make(chan struct{}, 1)
+	sub, err := nc.Subscribe(base+".*", replies.put)
 	if err != nil {
 		return fmt.Errorf("subscribe %s.*: %w", base, err)
 	}
@@ -140,17 +145,9 @@ func (c Client) exchange(ctx context.Context, subject string, data []byte, handl
 		if !taken {
 			wctx, cancel = context.WithDeadline(ctx, resendAt)
 		}
-		msg, err := sub.NextMsgWithContext(wctx)
+		msg, err := replies.next(wctx)
 		cancel()
 		if err != nil {
-			if errors.Is(err, nats.ErrNoResponders) {
-				// The server's "no responders" status for one of the copies, which
-				// NextMsg turns into an error: nobody is subscribed to subject now.
-				if taken {
-					continue
-				}
-				return noResponders(subject)
-			}
 			if !taken && ctx.Err() == nil && errors.Is(err, context.DeadlineExceeded) {
 				if c.Logger != nil {
 					c.Logger.Debug("no scheduler took the request in time; sending it again",
@@ -170,6 +167,11 @@ func (c Client) exchange(ctx context.Context, subject string, data []byte, handl
 		switch {
 		case answering != "" && msg.Subject != answering:
 			// Another replica's answer to another copy; one answer is read.
+		case isNoResponders(msg):
+			// The server's status for a copy nobody was subscribed to receive.
+			if !taken {
+				return noResponders(subject)
+			}
 		case isAck(msg):
 			taken = true
 		default:
@@ -179,6 +181,42 @@ func (c Client) exchange(ctx context.Context, subject string, data []byte, handl
 			if done, err := handle(msg); done || err != nil {
 				return err
 			}
+		}
+	}
+}
+
+// replyQueue holds the replies of one request until exchange reads them, however many.
+type replyQueue struct {
+	mu    sync.Mutex
+	msgs  []*nats.Msg
+	ready chan struct{} // capacity 1: something was put since the last wait
+}
+
+func (q *replyQueue) put(m *nats.Msg) {
+	q.mu.Lock()
+	q.msgs = append(q.msgs, m)
+	q.mu.Unlock()
+	select {
+	case q.ready <- struct{}{}:
+	default:
+	}
+}
+
+func (q *replyQueue) next(ctx context.Context) (*nats.Msg, error) {
+	for {
+		q.mu.Lock()
+		if len(q.msgs) > 0 {
+			m := q.msgs[0]
+			q.msgs[0] = nil
+			q.msgs = q.msgs[1:]
+			q.mu.Unlock()
+			return m, nil
+		}
+		q.mu.Unlock()
+		select {
+		case <-q.ready:
+		case <-ctx.Done():
+			return nil, ctx.Err()
 		}
 	}
 }
