@@ -13,7 +13,9 @@
 // subscriptions. Until then a scheduler replica whose machine was cut off is still a member of
 // the queue group and gets its share of the requests, which are lost (the client resends them,
 // package api). The defaults (two minutes for clients, 30 s for routes, two pings) keep a dead
-// member for up to six minutes; Skiff's settings drop it within 15 to 20 s.
+// member for up to six minutes; Skiff's settings drop it within 15 to 20 s. Skiff's clients ping
+// their server on the same schedule (package client), so either side finds the other gone: the
+// server drops a cut-off client, a client leaves a cut-off server for another.
 //
 // Paths: nats-server resolves relative paths (TLS files, store and resolver directories)
 // against its working directory, not the configuration file's. Run it from the directory of

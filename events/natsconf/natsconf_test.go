@@ -351,16 +351,7 @@ func TestCutOffClientIsDropped(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	opts.NoSigs, opts.NoLog = true, true
-	srv, err := server.NewServer(opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	go srv.Start()
-	t.Cleanup(srv.Shutdown)
-	if !srv.ReadyForConnections(10 * time.Second) {
-		t.Fatal("server not ready")
-	}
+	srv := eventstest.NewServerOptions(t, opts)
 	addr := net.JoinHostPort("127.0.0.1", fmt.Sprint(c.cfg.Servers[0].Port))
 	connect := func(name, url string) *nats.Conn {
 		nc, err := nats.Connect(url, nats.Name(name), nats.UserCredentials(c.creds[auth.RoleAdmin]),
@@ -404,13 +395,8 @@ func TestCutOffClientIsDropped(t *testing.T) {
 
 	close(proxy.cut)
 	began := time.Now()
-	limit := time.Duration(PingMax+1)*PingInterval + 2*time.Second
-	for present() {
-		if time.Since(began) > limit {
-			t.Fatalf("the cut-off client is still connected after %s", limit)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	eventstest.Eventually(t, time.Duration(PingMax+1)*PingInterval+2*time.Second, "the server drops the cut-off client",
+		func() bool { return !present() })
 	t.Logf("the server dropped the cut-off client %s after the cut", time.Since(began).Round(100*time.Millisecond))
 	client := connect("client", "tls://"+addr)
 	for i := range 20 {
