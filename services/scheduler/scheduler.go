@@ -188,8 +188,11 @@ func runLoops(ctx context.Context, cfg Config, st *store.Store, proj *live.Proje
 	wg.Wait()
 }
 
-// serve subscribes the command and query handlers in the replicas' queue group.
+// serve subscribes the command and query handlers in the replicas' queue group. Each handler
+// acknowledges a request (api.Accept) before anything else, so a client that asked knows at
+// once that a live replica took it, and resends only what went to a dead one.
 func serve(nc *nats.Conn, adm *admission.Admission, q *query.Handler, log *slog.Logger) ([]*nats.Subscription, error) {
+	seen := newRecentCommands(recentTTL, recentMax, time.Now)
 	var subs []*nats.Subscription
 	handle := func(subject string, fn nats.MsgHandler) error {
 		s, err := nc.QueueSubscribe(subject, api.QueueGroup, fn)
@@ -200,14 +203,17 @@ func serve(nc *nats.Conn, adm *admission.Admission, q *query.Handler, log *slog.
 		return nil
 	}
 	errs := []error{
-		handle(api.SubjectApply+".*", command(adm.Apply, log)),
-		handle(api.SubjectDelete+".*", command(adm.Delete, log)),
-		handle(api.SubjectScale+".*", command(adm.Scale, log)),
-		handle(api.SubjectCordon+".*", command(adm.Cordon, log)),
+		handle(api.SubjectApply+".*", command(adm.Apply, seen, log)),
+		handle(api.SubjectDelete+".*", command(adm.Delete, seen, log)),
+		handle(api.SubjectScale+".*", command(adm.Scale, seen, log)),
+		handle(api.SubjectCordon+".*", command(adm.Cordon, seen, log)),
 		handle(api.SubjectGet, func(msg *nats.Msg) {
 			if !api.IsInbox(msg.Reply) {
 				log.Warn("query dropped: its reply subject is not an inbox", "reply", msg.Reply)
 				return
+			}
+			if err := api.Accept(msg); err != nil {
+				log.Warn("acknowledge query", "err", err)
 			}
 			go q.Serve(msg)
 		}),
@@ -228,15 +234,20 @@ func serve(nc *nats.Conn, adm *admission.Admission, q *query.Handler, log *slog.
 // command turns one admission method into a NATS handler for its request type. The actor is the
 // identity in the subject's last token, which the server authenticated; whatever the request
 // says is replaced. A request whose reply subject is not an inbox is dropped unanswered (the
-// answer would land wherever the sender pointed it, the log included).
+// answer would land wherever the sender pointed it, the log included). A copy of a command this
+// replica already took (same request id, subject and content) gets the first copy's answer.
 func command[R any, PR interface {
 	*R
 	SetActor(string)
-}](run func(context.Context, PR) *api.Response, log *slog.Logger) nats.MsgHandler {
+	SetIdempotencyKey(string)
+}](run func(context.Context, PR) *api.Response, seen *recentCommands, log *slog.Logger) nats.MsgHandler {
 	return func(msg *nats.Msg) {
 		if !api.IsInbox(msg.Reply) {
 			log.Warn("command dropped: its reply subject is not an inbox", "subject", msg.Subject, "reply", msg.Reply)
 			return
+		}
+		if err := api.Accept(msg); err != nil {
+			log.Warn("acknowledge command", "subject", msg.Subject, "err", err)
 		}
 		// Commands are handled on their own goroutine: a command may wait for the projection,
 		// which must not block the connection's dispatch.
@@ -245,14 +256,19 @@ func command[R any, PR interface {
 			// its reason back rather than a timeout.
 			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 			defer cancel()
-			var req R
-			resp := &api.Response{Error: &api.Error{Code: "InvalidArgument"}}
-			if err := json.Unmarshal(msg.Data, &req); err != nil {
-				resp.Error.Message = "malformed request: " + err.Error()
-			} else {
-				PR(&req).SetActor(api.CommandActor(msg.Subject))
-				resp = run(ctx, &req)
+			key := ""
+			if id := api.RequestID(msg); id != "" {
+				key = idempotencyKey(msg.Subject, id, msg.Data)
 			}
+			resp := seen.do(ctx, key, func() *api.Response {
+				var req R
+				if err := json.Unmarshal(msg.Data, &req); err != nil {
+					return &api.Response{Error: &api.Error{Code: "InvalidArgument", Message: "malformed request: " + err.Error()}}
+				}
+				PR(&req).SetActor(api.CommandActor(msg.Subject))
+				PR(&req).SetIdempotencyKey(key)
+				return run(ctx, &req)
+			})
 			if err := api.Reply(msg, resp); err != nil {
 				log.Warn("reply to command", "subject", msg.Subject, "err", err)
 			}
