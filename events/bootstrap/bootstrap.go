@@ -34,8 +34,11 @@ type Config struct {
 	Stream string
 	// Replicas of the stream and of every bucket: 1 on one server, 3 on a 3-server cluster.
 	Replicas int
-	// MaxAge and MaxBytes bound the log's retention; zero keeps everything.
-	MaxAge   time.Duration
+	// MaxAge bounds the log's retention: older events are dropped. Zero keeps everything.
+	MaxAge time.Duration
+	// MaxBytes bounds the log's size. Once it is reached every append fails with store.ErrFull
+	// (the stream discards new events, never old ones) until the limit is raised by running the
+	// bootstrap again. Zero is no limit.
 	MaxBytes int64
 	// LeaderTTL is the leader key's time to live: how long a dead leader keeps leadership.
 	LeaderTTL time.Duration
@@ -70,7 +73,7 @@ func Run(ctx context.Context, nc *nats.Conn, cfg Config) (*Result, error) {
 		return nil, explain(err)
 	}
 	js := st.JetStream()
-	res := &Result{Store: st, Lines: []string{fmt.Sprintf("stream %s: replicas %d, retention %s", st.Name(), cfg.Replicas, retention(cfg))}}
+	res := &Result{Store: st, Lines: []string{streamLine(ctx, st, cfg)}}
 	kvs := []jetstream.KeyValueConfig{{
 		Bucket: api.LeaseBucket, Description: "Skiff: node leases, one key per node, renewed by its agent",
 		History: 1, Storage: jetstream.FileStorage, Replicas: cfg.Replicas,
@@ -104,6 +107,22 @@ func Run(ctx context.Context, nc *nats.Conn, cfg Config) (*Result, error) {
 	return res, nil
 }
 
+// streamLine says the stream's settings and, when the server tells it, how much it holds; it
+// warns when the log already holds more than a new MaxBytes allows.
+func streamLine(ctx context.Context, st *store.Store, cfg Config) string {
+	line := fmt.Sprintf("stream %s: replicas %d, retention %s", st.Name(), cfg.Replicas, retention(cfg))
+	info, err := st.JetStream().Stream(ctx, st.Name())
+	if err != nil {
+		return line
+	}
+	used := int64(info.CachedInfo().State.Bytes)
+	line += ", holds " + store.FormatBytes(used)
+	if cfg.MaxBytes > 0 && used >= cfg.MaxBytes {
+		line += "; FULL: every write fails until --max-bytes is raised above what it holds"
+	}
+	return line
+}
+
 func retention(cfg Config) string {
 	switch {
 	case cfg.MaxAge == 0 && cfg.MaxBytes == 0:
@@ -111,9 +130,9 @@ func retention(cfg Config) string {
 	case cfg.MaxBytes == 0:
 		return "max age " + cfg.MaxAge.String()
 	case cfg.MaxAge == 0:
-		return fmt.Sprintf("max %d bytes", cfg.MaxBytes)
+		return fmt.Sprintf("max %s, then writes fail", store.FormatBytes(cfg.MaxBytes))
 	}
-	return fmt.Sprintf("max age %s, max %d bytes", cfg.MaxAge, cfg.MaxBytes)
+	return fmt.Sprintf("max age %s, max %s, then writes fail", cfg.MaxAge, store.FormatBytes(cfg.MaxBytes))
 }
 
 // errCodeReplicasNotSupported is JetStream's "replicas > 1 not supported in non-clustered mode"
