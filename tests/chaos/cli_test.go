@@ -19,6 +19,8 @@ type cliRun struct {
 	stdout, stderr string
 	code           int
 	took           time.Duration
+	// cpu is the CPU time the CLI process used (user and system).
+	cpu time.Duration
 	// results are the lines "KIND/NAME ACTION" of an apply, by object ("deployment.apps/web").
 	results map[string]string
 }
@@ -32,6 +34,9 @@ func runCLI(ctx context.Context, c *cluster.Cluster, stdin string, args ...strin
 	start := time.Now()
 	err := cmd.Run()
 	r := cliRun{stdout: out.String(), stderr: errb.String(), took: time.Since(start)}
+	if ps := cmd.ProcessState; ps != nil {
+		r.cpu = ps.UserTime() + ps.SystemTime()
+	}
 	var exit *exec.ExitError
 	switch {
 	case errors.As(err, &exit):

@@ -77,12 +77,14 @@ func TestLoadConcurrentApplies(t *testing.T) {
 	type answer struct{ variant, action string }
 	told := map[string][]answer{} // object ("deployment/load-3") → what clients were told
 	var lat []time.Duration
+	var cliCPU time.Duration
 	var conflicts, actions = 0, map[string]int{}
 	for k, cl := range cs {
 		if cl.err != nil {
 			t.Fatalf("client %d: %v", k, cl.err)
 		}
 		lat = append(lat, cl.run.took)
+		cliCPU += cl.run.cpu
 		name := fmt.Sprintf("load-%d", cl.pair)
 		objects := []struct{ ref, key, variant string }{
 			{"deployment.apps/" + name, "deployment/" + name, fmt.Sprintf("d%d", cl.dv)},
@@ -109,8 +111,10 @@ func TestLoadConcurrentApplies(t *testing.T) {
 			}
 		}
 	}
-	t.Logf("LOAD: %d clients on %d Deployments and %d Services: %d created, %d configured, %d unchanged object results; %d conflicts; burst %v",
-		clients, pairs, pairs, actions["created"], actions["configured"], actions["unchanged"], conflicts, roundMS(wall))
+	t.Logf("LOAD: %d clients on %d Deployments and %d Services: %d created, %d configured, %d unchanged object results; %d conflicts; "+
+		"burst %v, of which the CLI processes used %v of CPU (%v each)",
+		clients, pairs, pairs, actions["created"], actions["configured"], actions["unchanged"], conflicts, roundMS(wall),
+		roundMS(cliCPU), roundMS(cliCPU/time.Duration(clients)))
 	t.Logf("LATENCY: concurrent apply p50 %s, p90 %s, p99 %s, max %s; single apply alone (5 runs) p50 %s, max %s",
 		roundMS(latencyPercentile(lat, 50)), roundMS(latencyPercentile(lat, 90)), roundMS(latencyPercentile(lat, 99)), roundMS(latencyPercentile(lat, 100)),
 		roundMS(latencyPercentile(solo, 50)), roundMS(latencyPercentile(solo, 100)))
