@@ -22,8 +22,10 @@ type Config struct {
 	Stream string
 	// Replicas is 1 on one machine, 3 in a cluster; default 1.
 	Replicas int
-	// MaxAge and MaxBytes bound retention; zero keeps everything.
-	MaxAge   time.Duration
+	// MaxAge bounds retention (events older than this are dropped); zero keeps everything.
+	MaxAge time.Duration
+	// MaxBytes bounds the stream's size: once it is reached appends fail with ErrFull and
+	// nothing old is dropped. Zero is no limit.
 	MaxBytes int64
 	Logger   *slog.Logger
 }
@@ -66,7 +68,10 @@ func Bootstrap(ctx context.Context, nc *nats.Conn, cfg Config) (*Store, error) {
 		Storage:     jetstream.FileStorage,
 		Replicas:    cfg.Replicas,
 		Retention:   jetstream.LimitsPolicy,
-		Discard:     jetstream.DiscardOld,
+		// At MaxBytes the stream refuses new events rather than dropping old ones: the log is
+		// the cluster's only state, and a dropped PodBound or ServiceApplied would silently
+		// change what every service folds. Appends then fail with ErrFull.
+		Discard:     jetstream.DiscardNew,
 		MaxAge:      cfg.MaxAge,
 		MaxBytes:    orUnlimited(cfg.MaxBytes),
 		MaxMsgs:     -1,
@@ -129,6 +134,12 @@ func (s *Store) JetStream() jetstream.JetStream { return s.js }
 //     safe (the event id deduplicates).
 //   - events.ErrPermissionDenied: the server refused this identity a publish on the subject
 //     (NATS says so asynchronously; the append notices when no ack came).
+//   - ErrFull (also events.ErrFailedPrecondition): the log has no room for the event, which was
+//     not written; the message says which limit and how to raise it.
+//
+// A server whose disk is full (ENOSPC rather than a limit) does not answer at all: nats-server
+// logs a critical write error and refuses every later write to the stream until it restarts, so
+// the append ends Unavailable when ctx does, and its message names that cause too.
 func (s *Store) Append(ctx context.Context, ev *events.Event, expect uint64) (uint64, error) {
 	msg, err := message(ev, expect)
 	if err != nil {
@@ -168,9 +179,9 @@ func (s *Store) Append(ctx context.Context, ev *events.Event, expect uint64) (ui
 			}
 		}
 		if errors.Is(err, events.ErrUnavailable) {
-			err = fmt.Errorf("%w (no acknowledgement in %v, %d tries: the log needs a majority of its servers up)", err, time.Since(start).Round(100*time.Millisecond), attempt)
+			err = noAck(err, time.Since(start), attempt)
 		}
-		return 0, fmt.Errorf("append %s to %s: %w", ev.Type, ev.Subject, err)
+		return 0, fmt.Errorf("append %s to %s: %w", ev.Type, ev.Subject, s.explainFull(ctx, err))
 	}
 }
 
@@ -241,11 +252,21 @@ func (s *Store) appendWindow(ctx context.Context, ws []Write, errs []error) {
 					continue
 				}
 			}
-			errs[i] = fmt.Errorf("append %s to %s: %w", ws[i].Event.Type, ws[i].Event.Subject, err)
+			errs[i] = fmt.Errorf("append %s to %s: %w", ws[i].Event.Type, ws[i].Event.Subject, s.explainFull(ctx, err))
 		case <-ctx.Done():
 			errs[i] = fmt.Errorf("append %s to %s: %w", ws[i].Event.Type, ws[i].Event.Subject, errors.Join(ctx.Err(), events.ErrUnavailable))
 		}
 	}
+}
+
+// noAck words an append that got no acknowledgement after tries over took: the log lacks a
+// majority of its servers, or cannot write. On a full disk nats-server logs a critical write
+// error and answers nothing, then or later, until it is restarted, so that cause is named too.
+func noAck(err error, took time.Duration, tries int) error {
+	return events.Errorf(events.ErrUnavailable, "%v (no acknowledgement in %v, %d tries: the log needs a majority of its servers up "+
+		"and able to write; a server whose disk is full answers nothing, says \"no space left on device\" in its log, and takes "+
+		"writes again only once restarted with space freed); whether the event was written is unknown",
+		err, took.Round(100*time.Millisecond), tries)
 }
 
 // landed reports whether ev is the last event on its subject.
@@ -292,6 +313,9 @@ const errCodeDuplicateInProcess jetstream.ErrorCode = 10158
 // translate maps JetStream errors onto the events error classes.
 func translate(err error) error {
 	var apiErr *jetstream.APIError
+	if fe := asFull(err); fe != nil {
+		return fe
+	}
 	switch {
 	case errors.As(err, &apiErr) && (apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence ||
 		apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequenceConstant):

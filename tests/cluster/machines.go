@@ -133,3 +133,15 @@ func RequireRoot(t testing.TB, why string) {
 func ContainerdConfig(root, state, address string) string {
 	return fmt.Sprintf(containerdConfig, root, state, address)
 }
+
+// mountTmpfs mounts a tmpfs of size bytes at dir (made if missing), in the host's mount
+// namespace. Mounts under a run's directory are unmounted by its sweep.
+func mountTmpfs(dir string, size int64) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	if err := syscall.Mount("tmpfs", dir, "tmpfs", 0, fmt.Sprintf("size=%d,mode=0755", size)); err != nil {
+		return fmt.Errorf("mount a tmpfs of %d bytes at %s: %w", size, dir, err)
+	}
+	return nil
+}

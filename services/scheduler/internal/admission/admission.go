@@ -319,7 +319,13 @@ func (a *Admission) writeFailed(steps []step, at int, written map[int]api.Result
 	if len(written) > 0 {
 		msg = "wrote " + describeWritten(steps, written) + "; then " + msg
 	}
-	if rest := describeUnwritten(steps, at, written); rest != "" {
+	from := at
+	if errors.Is(err, events.ErrUnavailable) {
+		// No answer from the log: that write may have landed, so it is not listed as unwritten
+		// (the error says its outcome is unknown; applying again is safe either way).
+		from = at + 1
+	}
+	if rest := describeUnwritten(steps, from, written); rest != "" {
 		msg += "; not written: " + rest
 	}
 	a.lg.Error("command failed half-way", "err", err)
