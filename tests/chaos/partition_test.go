@@ -25,8 +25,11 @@ func unreachableFor(seconds int) string {
 
 // TestNodePartitioned: vm3 is cut off the network (every packet on its LAN interface dropped in
 // its namespace) while a Deployment of 6 pods runs there and on the two other VMs, then healed.
-// Leases: renewed every 2 s, a node NotReady after 6 s without one; the pods tolerate an
-// unreachable node for 4 s.
+// Leases: renewed every 2 s, a node NotReady after 25 s without one; the pods tolerate an
+// unreachable node for 4 s. (The lease timeout must outlast a client's detection of a dead
+// server, about 20 s with events/client's pings: an agent connected to vm3's NATS server is cut
+// off from its lease bucket until it has moved to another server. With 6 s, vm2 was marked
+// NotReady and its pods evicted too.)
 //
 // Invariant: vm3 becomes NotReady; its pods are replaced on vm1 and vm2; once it is NotReady the
 // Service routes no request to its unreachable copies; after the heal its stale containers are
@@ -34,7 +37,7 @@ func unreachableFor(seconds int) string {
 // log places there.
 func TestNodePartitioned(t *testing.T) {
 	c := datacenter.Up(t, datacenter.Options{Args: map[string][]string{
-		"skiff-scheduler/scheduler": {"--lease-timeout=6s"},
+		"skiff-scheduler/scheduler": {"--lease-timeout=25s"},
 		"skiff-node/nodeagent":      {"--lease-interval=2s"},
 	}})
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
@@ -75,6 +78,12 @@ func TestNodePartitioned(t *testing.T) {
 		return ok && ev.Object.Name == cut.Name
 	})
 	t.Logf("%s NotReady %s after the partition", cut.Name, after(notReady, partitioned))
+	if other := firstEvent(ctx, t, c, partitioned, func(ev *events.Event) bool {
+		_, ok := ev.Data.(*events.NodeNotReady)
+		return ok && ev.Object.Name != cut.Name
+	}); other != nil {
+		t.Errorf("%s, which was not cut off, became NotReady %s after the partition (seq %d)", other.Object.Name, after(other, partitioned), other.Seq)
+	}
 
 	// Once the node is NotReady its pods leave the endpoints (and the proxies' rules) soon; from
 	// the moment they have, no request may reach them.

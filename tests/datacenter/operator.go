@@ -12,6 +12,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 
+	"skiff.dev/events/client"
 	"skiff.dev/tests/cluster"
 	"skiff.dev/tests/nomad"
 )
@@ -130,6 +131,10 @@ func connect(vm *VM, servers, creds, ca, identity string) (*nats.Conn, error) {
 		nats.CustomInboxPrefix("_INBOX."+identity),
 		nats.Name("datacenter-test"),
 		nats.MaxReconnects(-1),
+		// As every Skiff client (events/client): a server cut off by a partition is left
+		// within 20 s, not nats.go's default minutes.
+		nats.PingInterval(client.PingInterval),
+		nats.MaxPingsOutstanding(client.MaxPingsOut),
 	)
 }
 
