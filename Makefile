@@ -29,7 +29,7 @@ vet:
 # Every test of every module, against real JetStream, containerd, CNI and nftables (root needed
 # for the last three; they run inside network namespaces the tests create).
 # The unit packages (pure logic, real embedded NATS) run a second time under the race detector.
-RACE_PKGS := events:./... services/scheduler:./... cmd/skiff:. services/netproxy:./internal/proxier/...
+RACE_PKGS := events:./... services/scheduler:./... cmd/skiff:. services/netproxy:./internal/proxier/... services/nodeagent:./internal/agent/...
 test: deps build
 	@set -o pipefail; fail=0; for m in $(MODULES); do \
 	  echo "=== $$m"; (cd $$m && $(GO) test $(TEST_FLAGS) ./...) || fail=1; \
