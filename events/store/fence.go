@@ -60,6 +60,19 @@ func termOf(m *jetstream.RawStreamMsg) Term {
 	return t
 }
 
+// CheckFencing says whether the stream allows the atomic batches Fenced writes, as it was when
+// the Store attached.
+//
+// Errors: events.ErrFailedPrecondition when it does not (a stream bootstrapped before leader
+// writes were fenced): the message says to run the bootstrap step again.
+func (s *Store) CheckFencing() error {
+	if info := s.stream.CachedInfo(); info != nil && !info.Config.AllowAtomicPublish {
+		return events.Errorf(events.ErrFailedPrecondition,
+			"stream %s does not allow atomic batches, which the leader's writes need: run the bootstrap step again (%s)", s.name, BootstrapHint)
+	}
+	return nil
+}
+
 // FencedError is what a write refused because a newer term began fails with; it wraps
 // events.ErrFenced.
 type FencedError struct {

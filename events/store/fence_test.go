@@ -183,6 +183,9 @@ func TestFencedWritesLandAfterTheirFence(t *testing.T) {
 	if term, err := st.LastTerm(ctx); err != nil || term.Seq != 0 {
 		t.Fatalf("LastTerm of an empty log = %+v, %v", term, err)
 	}
+	if err := st.CheckFencing(); err != nil {
+		t.Fatal(err)
+	}
 	term := newTerm(t, st, "a")
 	f := st.Fenced(term, "deployments", store.FenceConfig{Actor: "scheduler/a"})
 	// More than one batch holds: split in batches of MaxBatch-1 writes, each after its fence.
@@ -354,6 +357,9 @@ func TestFencedNeedsAtomicBatches(t *testing.T) {
 	st, err := store.Attach(ctx, nc, store.Config{})
 	if err != nil {
 		t.Fatal(err)
+	}
+	if err := st.CheckFencing(); !errors.Is(err, events.ErrFailedPrecondition) {
+		t.Fatalf("CheckFencing on a stream without atomic batches: %v, want FailedPrecondition", err)
 	}
 	term := newTerm(t, st, "a")
 	errs := st.Fenced(term, "x", store.FenceConfig{Actor: "a"}).AppendAll(ctx, nsWrites(t, "n", 1))

@@ -84,11 +84,20 @@ func start(t *testing.T, url, id string) context.CancelFunc {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return startConfig(t, scheduler.Config{Conn: nc, ID: id})
+}
+
+// startConfig runs a replica with cfg until the test ends or the returned stop is called, which
+// closes cfg.Conn.
+func startConfig(t *testing.T, cfg scheduler.Config) context.CancelFunc {
+	t.Helper()
+	nc, id := cfg.Conn, cfg.ID
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	ready := make(chan struct{})
+	cfg.Ready = func() { close(ready) }
 	go func() {
-		done <- scheduler.Run(ctx, scheduler.Config{Conn: nc, ID: id, Ready: func() { close(ready) }})
+		done <- scheduler.Run(ctx, cfg)
 	}()
 	select {
 	case <-ready:
