@@ -26,7 +26,8 @@
 // A batch is refused whole, with the sequence of the first subject found not where its writer
 // expected it; the message at that sequence tells which write conflicts (or that the fence did).
 // Fenced drops that write and sends the rest again, so a pass keeps the per-write outcome of
-// plain appends at one more round trip per conflict. Batches of a Store go one at a time: a
+// plain appends at one more batch for a conflict; from a batch's second conflict on, it asks
+// where every subject of the batch is (one direct get) and drops all that moved at once. Batches of a Store go one at a time: a
 // clustered stream refuses a batch whose fence is checked while another's is (both check the
 // term subject), and on one server the batch's staging store is synced on commit, so batches
 // in parallel were no faster (measured: docs/architecture.md).

@@ -198,7 +198,7 @@ func (b *batch) fail(idx []int, err error) {
 func (f *Fenced) commit(ctx context.Context, b *batch, idx []int) *FencedError {
 	pending := slices.Clone(idx)
 	pause := busyFirst
-	for busy := 0; len(pending) > 0; {
+	for busy, conflicts := 0, 0; len(pending) > 0; {
 		out := f.send(ctx, b, pending)
 		switch out.kind {
 		case landed:
@@ -214,6 +214,12 @@ func (f *Fenced) commit(ctx context.Context, b *batch, idx []int) *FencedError {
 			i := pending[out.at]
 			b.fail([]int{i}, fmt.Errorf("%w: the subject is at %d, not %d", events.ErrConflict, out.seq, b.ws[i].Expect))
 			pending = slices.Delete(pending, out.at, out.at+1)
+			// One conflict is the common case, and costs one more batch. A second says the
+			// view was stale in more places: ask where every subject is, in one request,
+			// rather than a refused batch per conflict.
+			if conflicts++; conflicts >= 2 {
+				pending = f.dropMoved(ctx, b, pending)
+			}
 		case conflictSomewhere:
 			// Some write conflicts and the server did not say which: halve until it shows.
 			if len(pending) == 1 {
@@ -418,6 +424,84 @@ func (f *Fenced) unanswered(ctx context.Context, b *batch, pending []int, fence 
 	}
 	return outcome{kind: failed, err: err}
 }
+
+// dropMoved fails, as conflicts, the writes at pending whose subject has moved past what they
+// expect, and returns the others. It asks the stream for the last sequence of every subject at
+// once (a direct get of the last message of each); a subject at a lower sequence than expected
+// (a replica behind) proves nothing and stays. If the stream does not answer, nothing is dropped.
+func (f *Fenced) dropMoved(ctx context.Context, b *batch, pending []int) []int {
+	subjects := make([]string, len(pending))
+	for k, i := range pending {
+		subjects[k] = b.ws[i].Event.Subject
+	}
+	last, err := f.s.lastSeqs(ctx, subjects)
+	if err != nil {
+		f.s.log.Debug("cannot ask where a batch's subjects are; finding its conflicts one by one", "err", err)
+		return pending
+	}
+	keep := pending[:0]
+	for _, i := range pending {
+		w := b.ws[i]
+		if at := last[w.Event.Subject]; at > w.Expect {
+			b.fail([]int{i}, fmt.Errorf("%w: the subject is at %d, not %d", events.ErrConflict, at, w.Expect))
+			continue
+		}
+		keep = append(keep, i)
+	}
+	return keep
+}
+
+// lastSeqs returns the sequence of the last message on each of subjects (absent: none), with one
+// direct get request (JetStream's multi_last, answered by up to 1,024 messages and an end of
+// batch status).
+func (s *Store) lastSeqs(ctx context.Context, subjects []string) (map[string]uint64, error) {
+	if len(subjects) > multiLastMax {
+		return nil, fmt.Errorf("%d subjects: at most %d in one request", len(subjects), multiLastMax)
+	}
+	nc := s.js.Conn()
+	inbox := nc.NewInbox()
+	sub, err := nc.SubscribeSync(inbox)
+	if err != nil {
+		return nil, err
+	}
+	defer func() { _ = sub.Unsubscribe() }()
+	req, err := json.Marshal(struct {
+		MultiLast []string `json:"multi_last"`
+		NoHeaders bool     `json:"no_hdr"`
+	}{subjects, true})
+	if err != nil {
+		return nil, err
+	}
+	if err := nc.PublishRequest("$JS.API.DIRECT.GET."+s.name, inbox, req); err != nil {
+		return nil, translate(err)
+	}
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	out := make(map[string]uint64, len(subjects))
+	for {
+		m, err := sub.NextMsgWithContext(ctx)
+		if err != nil {
+			return nil, translate(err)
+		}
+		switch status := m.Header.Get("Status"); status {
+		case "":
+		case "204": // end of batch
+			return out, nil
+		case "404": // none of the subjects has a message
+			return out, nil
+		default:
+			return nil, fmt.Errorf("direct get of %d subjects: status %s %s", len(subjects), status, m.Header.Get("Description"))
+		}
+		seq, err := strconv.ParseUint(m.Header.Get(jetstream.SequenceHeader), 10, 64)
+		if err != nil {
+			return nil, fmt.Errorf("direct get of %d subjects: message without a sequence: %w", len(subjects), err)
+		}
+		out[m.Header.Get(jetstream.SubjectHeader)] = seq
+	}
+}
+
+// multiLastMax is the most subjects one multi_last direct get answers.
+const multiLastMax = 1024
 
 // termOver checks whether a newer term has begun.
 func (f *Fenced) termOver(ctx context.Context) (outcome, bool) {

@@ -344,6 +344,39 @@ func TestFencedConflictsArePerWrite(t *testing.T) {
 	}
 }
 
+// Many conflicts in one batch: each is found (the first by the refusal, the rest by asking where
+// every subject is), and the writes that hold land together in one batch.
+func TestFencedManyConflicts(t *testing.T) {
+	st, _, _ := eventstest.NewStore(t)
+	ctx := context.Background()
+	term := newTerm(t, st, "a")
+	f := st.Fenced(term, "deployments", store.FenceConfig{Actor: "scheduler/a"})
+	const n, every = store.MaxBatch - 1, 10
+	first := nsWrites(t, "n", n)
+	if errs := f.AppendAll(ctx, first); errors.Join(errs...) != nil {
+		t.Fatal(errs)
+	}
+	ws := make([]store.Write, n)
+	for i := range ws {
+		ws[i] = store.Write{Event: nsEvent(t, fmt.Sprintf("n%d", i), "2"), Expect: first[i].Event.Seq}
+		if i%every == 0 {
+			ws[i].Expect = 0 // stale: the subject has an event
+		}
+	}
+	start := time.Now()
+	errs := f.AppendAll(ctx, ws)
+	t.Logf("%d writes, %d stale: %v", n, (n+every-1)/every, time.Since(start))
+	for i, err := range errs {
+		if stale := i%every == 0; stale != errors.Is(err, events.ErrConflict) || !stale && err != nil {
+			t.Fatalf("write %d (stale %v): %v", i, stale, err)
+		}
+	}
+	fences, err := st.History(ctx, "skiff.ev.leader.pass.deployments")
+	if err != nil || len(fences) != 2 || fences[1].Data.(*events.LeaderWrote).Events != n-(n+every-1)/every {
+		t.Fatalf("%d fences, %v; want the second for every write that held", len(fences), err)
+	}
+}
+
 // A stream made before fencing (no atomic batches) fails the writes with a precondition that
 // says what to do.
 func TestFencedNeedsAtomicBatches(t *testing.T) {
