@@ -138,7 +138,8 @@ const (
 //   - events.ErrFenced (a *FencedError) for every write of a batch the log refused because a
 //     newer term began; later batches of the call are not sent;
 //   - events.ErrConflict for a write whose subject had moved on; the others of its batch are
-//     sent again without it, so a conflict costs one more round trip, not the batch;
+//     sent again without it (see the package doc), so a conflict costs the batch a retry, not
+//     its other writes;
 //   - events.ErrFailedPrecondition when the stream does not allow atomic batches (run the
 //     bootstrap step again);
 //   - events.ErrUnavailable or events.ErrPermissionDenied as for Store.Append.
@@ -151,9 +152,10 @@ func (f *Fenced) AppendAll(ctx context.Context, ws []Write) []error {
 	data := make([][]byte, len(ws))
 	seen := make(map[string]bool, len(ws))
 	var idx []int
+	b := &batch{ws: ws, data: data, errs: errs}
 	for i, w := range ws {
 		if seen[w.Event.Subject] {
-			errs[i] = fmt.Errorf("append %s to %s: %w: the subject is written twice in one batch", w.Event.Type, w.Event.Subject, events.ErrConflict)
+			b.fail([]int{i}, fmt.Errorf("%w: the subject is written twice in one batch", events.ErrConflict))
 			continue
 		}
 		var err error
@@ -164,13 +166,10 @@ func (f *Fenced) AppendAll(ctx context.Context, ws []Write) []error {
 		seen[w.Event.Subject] = true
 		idx = append(idx, i)
 	}
-	b := &batch{ws: ws, data: data, errs: errs}
 	for lo := 0; lo < len(idx); lo += MaxBatch - 1 {
 		chunk := idx[lo:min(lo+MaxBatch-1, len(idx))]
 		if fe := f.commit(ctx, b, chunk); fe != nil {
-			for _, i := range idx[lo+len(chunk):] {
-				errs[i] = fmt.Errorf("append %s to %s: %w", ws[i].Event.Type, ws[i].Event.Subject, fe)
-			}
+			b.fail(idx[lo+len(chunk):], fe)
 			break
 		}
 	}
