@@ -7,7 +7,7 @@ BIN := bin
 DATA ?= .data
 TEST_FLAGS ?= -count=1 -timeout 25m
 
-.PHONY: all deps build images test test-short bench fuzz demo down purge clean vet
+.PHONY: all deps build images test test-short bench fuzz chaos demo down purge clean vet
 
 all: build
 
@@ -44,6 +44,12 @@ fuzz:
 	cd events && $(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME) .
 	cd events && $(GO) test -run '^$$' -fuzz '^FuzzParseQuantity$$' -fuzztime $(FUZZTIME) .
 	cd cmd/skiff && $(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./internal/manifest
+	cd services/netproxy && $(GO) test -run '^$$' -fuzz '^FuzzPlan$$' -fuzztime $(FUZZTIME) ./internal/rules
+
+# The fault scenarios of tests/chaos at full length (20 leader kills, 1,000 Services, 200
+# concurrent clients, ...); `make test` runs each in its short form. docs/reliability.md.
+chaos: deps build
+	set -o pipefail; cd tests && SKIFF_CHAOS=full $(GO) test -count=1 -timeout 60m -p 1 -v ./chaos 2>&1 | tee ../chaos.log | grep -E '^(=== RUN|--- |PASS|FAIL|ok)|RECOVERY|checker:'
 
 bench: build
 	cd events/state && $(GO) test -run '^$$' -bench Replay -benchtime 1x -count 5

@@ -4,9 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
-	"flag"
-	"os"
-	"path/filepath"
 	"reflect"
 	"sort"
 	"testing"
@@ -15,9 +12,8 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"skiff.dev/events"
+	"skiff.dev/events/eventstest"
 )
-
-var update = flag.Bool("update", false, "rewrite golden files")
 
 var t0 = time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)
 
@@ -114,22 +110,9 @@ func TestEventJSONGolden(t *testing.T) {
 			var pretty bytes.Buffer
 			_ = json.Indent(&pretty, data, "", "  ")
 			pretty.WriteByte('\n')
-			path := filepath.Join("testdata", "events", typ+".json")
-			if *update {
-				_ = os.MkdirAll(filepath.Dir(path), 0o755)
-				if err := os.WriteFile(path, pretty.Bytes(), 0o644); err != nil {
-					t.Fatal(err)
-				}
-			}
-			want, err := os.ReadFile(path)
-			if err != nil {
-				t.Fatalf("%v (run with -update to create)", err)
-			}
-			if diff := cmp.Diff(string(want), pretty.String()); diff != "" {
-				t.Errorf("wire format changed (-golden +now):\n%s", diff)
-			}
-			// The golden file decodes back into the same payload.
-			back, err := events.Decode(ev.Subject, 1, want)
+			eventstest.Golden(t, "testdata/events/"+typ+".json", pretty.Bytes()) // the wire format
+			// What the golden file holds decodes back into the same payload.
+			back, err := events.Decode(ev.Subject, 1, pretty.Bytes())
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -3,10 +3,13 @@ package main
 import (
 	"context"
 	"fmt"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"skiff.dev/events"
 	"skiff.dev/events/bootstrap"
 )
 
@@ -43,7 +46,7 @@ func newClusterBootstrapCmd(a *app) *cobra.Command {
 	f := cmd.Flags()
 	f.IntVar(&cfg.Replicas, "replicas", 1, "replicas of the stream and of every bucket: 3 on a 3-server NATS cluster")
 	f.DurationVar(&cfg.MaxAge, "max-age", 0, "drop events older than this (0 keeps everything)")
-	f.Int64Var(&cfg.MaxBytes, "max-bytes", 0, "drop the oldest events beyond this size (0 keeps everything)")
+	f.Var((*byteSize)(&cfg.MaxBytes), "max-bytes", "the log's size limit (64Mi, 10Gi): once reached, every write fails until it is raised; nothing is ever dropped (0: no limit)")
 	f.DurationVar(&cfg.LeaderTTL, "leader-ttl", bootstrap.DefaultLeaderTTL, "how long a dead scheduler keeps leadership")
 	return cmd
 }
@@ -63,5 +66,25 @@ func (a *app) bootstrap(ctx context.Context, cfg bootstrap.Config) error {
 	for _, l := range res.Lines {
 		fmt.Fprintln(a.Stdout, l)
 	}
+	return nil
+}
+
+// byteSize is a flag holding a size in bytes, written as a number of bytes or with a binary or
+// decimal suffix as memory quantities are ("64Mi", "1G"); "MiB" and "GiB" are accepted too.
+type byteSize int64
+
+func (b *byteSize) String() string { return strconv.FormatInt(int64(*b), 10) }
+func (b *byteSize) Type() string   { return "size" }
+
+func (b *byteSize) Set(s string) error {
+	q := strings.TrimSpace(s)
+	if strings.HasSuffix(q, "iB") {
+		q = strings.TrimSuffix(q, "B")
+	}
+	n, err := events.ParseMemory(q)
+	if err != nil {
+		return fmt.Errorf("%q: want bytes (67108864) or a size such as 64Mi or 10Gi", s)
+	}
+	*b = byteSize(n)
 	return nil
 }

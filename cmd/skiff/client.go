@@ -110,8 +110,9 @@ func (a *app) query(ctx context.Context, req api.GetRequest) (*answer, error) {
 	return &ans, nil
 }
 
-// noAnswer words the failure to get an answer: nobody listening and nobody answering in time
-// need different advice.
+// noAnswer words the failure to get an answer: nobody listening, nobody taking the request (it
+// was sent again and again: no scheduler is reachable) and a scheduler that took it but did not
+// answer in time need different advice.
 func (a *app) noAnswer(ctx context.Context, subject string, err error) error {
 	var ae *api.Error
 	if errors.As(err, &ae) || !errors.Is(err, events.ErrUnavailable) {
@@ -121,7 +122,12 @@ func (a *app) noAnswer(ctx context.Context, subject string, err error) error {
 		if errors.Is(ctx.Err(), context.Canceled) {
 			return ctx.Err()
 		}
-		return errorf(events.ErrUnavailable, "no answer to %s within %s: the scheduler may be busy or still reading the log; try again or raise --timeout", subject, a.timeout)
+		var na *api.NoAnswerError
+		if errors.As(err, &na) && !na.Taken {
+			return errorf(events.ErrUnavailable, "no scheduler took %s within %s (sent %d times): is skiff-scheduler (or skiff up) running?",
+				subject, a.timeout, na.Sends)
+		}
+		return errorf(events.ErrUnavailable, "no answer to %s within %s: the scheduler that took it may be busy or still reading the log; try again or raise --timeout", subject, a.timeout)
 	}
 	return errorf(events.ErrUnavailable, "no scheduler is answering %s: is skiff-scheduler (or skiff up) running?", subject)
 }

@@ -20,6 +20,7 @@ import (
 
 	"skiff.dev/events/auth"
 	"skiff.dev/events/client"
+	"skiff.dev/events/eventstest"
 	"skiff.dev/events/pki"
 )
 
@@ -318,16 +319,7 @@ func startFromDir(t *testing.T, dir string, names ...string) {
 			t.Fatalf("%s: %v", n, err)
 		}
 		opts.StoreDir = filepath.Join(sdir, opts.StoreDir)
-		opts.NoSigs, opts.NoLog = true, true
-		s, err := server.NewServer(opts)
-		if err != nil {
-			t.Fatal(err)
-		}
-		go s.Start()
-		t.Cleanup(s.Shutdown)
-		if !s.ReadyForConnections(10 * time.Second) {
-			t.Fatalf("%s not ready", n)
-		}
+		eventstest.NewServerOptions(t, opts)
 	}
 }
 
@@ -402,19 +394,15 @@ func TestClusterRevoke(t *testing.T) {
 		t.Errorf("revoke output %q", r.stdout)
 	}
 	// The connected node is thrown out, and its reconnects are refused.
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	eventstest.EventuallyErr(t, 10*time.Second, "the revoked node is thrown out", func() error {
 		mu.Lock()
 		e := lastErr
 		mu.Unlock()
 		if e != nil && (errors.Is(e, nats.ErrAuthRevoked) || errors.Is(e, nats.ErrAuthorization)) {
-			break
+			return nil
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the revoked node is still connected (last error %v, status %v)", e, nc.Status())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return fmt.Errorf("still connected (last error %v, status %v)", e, nc.Status())
+	})
 	nc.Close()
 	<-closed
 	_, err = nats.Connect(cfg.Server, nats.UserCredentials(cfg.Creds), nats.RootCAs(cfg.CA), nats.MaxReconnects(0))

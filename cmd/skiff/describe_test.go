@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"skiff.dev/events"
+	"skiff.dev/events/eventstest"
 )
 
 func TestDescribe(t *testing.T) {
@@ -44,7 +45,7 @@ func TestDescribe(t *testing.T) {
 				t.Errorf("exit %d, stderr %q; want exit %d, stderr %q", r.code, r.stderr, tt.wantCode, tt.wantStderr)
 			}
 			if tt.golden != "" {
-				golden(t, tt.golden, r.stdout)
+				eventstest.Golden(t, "testdata/"+tt.golden, r.stdout)
 			} else if r.stdout != "" {
 				t.Errorf("stdout = %q, want nothing", r.stdout)
 			}

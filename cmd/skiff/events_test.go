@@ -8,9 +8,9 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
-	"github.com/nats-io/nats.go/jetstream"
 
 	"skiff.dev/events"
+	"skiff.dev/events/eventstest"
 )
 
 func TestEventsLog(t *testing.T) {
@@ -41,7 +41,7 @@ func TestEventsLog(t *testing.T) {
 				t.Errorf("exit %d, stderr %q; want exit %d, stderr %q", r.code, r.stderr, tt.wantCode, tt.wantStderr)
 			}
 			if tt.golden != "" {
-				golden(t, tt.golden, r.stdout)
+				eventstest.Golden(t, "testdata/"+tt.golden, r.stdout)
 			}
 		})
 	}
@@ -59,7 +59,7 @@ func TestEventsLogLeaderTerms(t *testing.T) {
 	if r.code != 0 || r.stderr != "" {
 		t.Fatalf("exit %d, stderr %q", r.code, r.stderr)
 	}
-	golden(t, "events-log-leader.golden", r.stdout)
+	eventstest.Golden(t, "testdata/events-log-leader.golden", r.stdout)
 }
 
 func TestEventsLogJSON(t *testing.T) {
@@ -115,7 +115,7 @@ func TestEventsLogFollow(t *testing.T) {
 	if code := w.stop(t); code != 0 {
 		t.Errorf("interrupted follow exit status = %d, want 0; stderr: %s", code, w.err.String())
 	}
-	golden(t, "events-log-follow.golden", w.out.String())
+	eventstest.Golden(t, "testdata/events-log-follow.golden", w.out.String())
 }
 
 func TestEventsReplay(t *testing.T) {
@@ -161,7 +161,7 @@ func TestEventsReplay(t *testing.T) {
 				if strings.HasSuffix(tt.golden, ".json") && !json.Valid([]byte(r.stdout)) {
 					t.Errorf("stdout is not JSON:\n%s", r.stdout)
 				}
-				golden(t, tt.golden, r.stdout)
+				eventstest.Golden(t, "testdata/"+tt.golden, r.stdout)
 			} else if r.stdout != "" {
 				t.Errorf("stdout = %q, want nothing", r.stdout)
 			}
@@ -174,10 +174,7 @@ func TestEventsReplay(t *testing.T) {
 func TestEventsPoison(t *testing.T) {
 	c := newCluster(t)
 	c.append(0, "user/alice", events.ObjectRef{Kind: events.KindNamespace, Name: "shop"}, "", &events.NamespaceApplied{})
-	js, err := jetstream.New(c.nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	js := c.st.JetStream()
 	if _, err := js.Publish(context.Background(), "skiff.ev.pod.default.x", []byte(`{"id":"p1","type":"PodTeleported","v":1,"time":"2025-03-01T12:00:01Z","actor":"future/v9","object":{"kind":"pod","name":"x"},"payload":{}}`)); err != nil {
 		t.Fatal(err)
 	}

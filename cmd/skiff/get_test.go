@@ -10,6 +10,7 @@ import (
 
 	"skiff.dev/events"
 	"skiff.dev/events/api"
+	"skiff.dev/events/eventstest"
 )
 
 func TestGet(t *testing.T) {
@@ -69,7 +70,7 @@ func TestGet(t *testing.T) {
 			if strings.HasSuffix(tt.golden, ".json") && !json.Valid([]byte(r.stdout)) {
 				t.Errorf("stdout is not JSON:\n%s", r.stdout)
 			}
-			golden(t, tt.golden, r.stdout)
+			eventstest.Golden(t, "testdata/"+tt.golden, r.stdout)
 		})
 	}
 }
@@ -174,13 +175,9 @@ func TestGetWatchEmpty(t *testing.T) {
 	w := c.start("get", "deploy", "-n", "shop", "-w")
 	// Wait for the listing to be done before changing the log, so that the change is a watch
 	// event and not part of the listing.
-	deadline := time.Now().Add(10 * time.Second)
-	for !strings.Contains(w.err.String(), "No resources found in shop namespace.") {
-		if time.Now().After(deadline) {
-			t.Fatalf("no empty listing; stderr %q", w.err.String())
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	eventstest.Eventually(t, 10*time.Second, "the empty listing", func() bool {
+		return strings.Contains(w.err.String(), "No resources found in shop namespace.")
+	})
 	c.append(40*time.Minute, "user/alice", events.ObjectRef{Kind: events.KindDeployment, Namespace: "shop", Name: "cart"}, "", &events.DeploymentApplied{
 		Deployment: events.Deployment{Metadata: events.ObjectMeta{Namespace: "shop", Name: "cart"}}})
 	w.waitFor(t, "cart")

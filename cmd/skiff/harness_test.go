@@ -5,17 +5,13 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/google/go-cmp/cmp"
 	"github.com/nats-io/nats.go"
 
 	"skiff.dev/events"
@@ -26,8 +22,6 @@ import (
 	"skiff.dev/events/store"
 	"skiff.dev/events/table"
 )
-
-var update = flag.Bool("update", false, "rewrite the golden files in testdata")
 
 // t0 is when the test cluster's log begins; now is the CLI's clock in every test.
 var (
@@ -140,19 +134,21 @@ func (b *background) wait(t testing.TB) int {
 // waitFor polls the command's stdout until it contains want, or fails after a deadline.
 func (b *background) waitFor(t testing.TB, want string) {
 	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for time.Now().Before(deadline) {
+	err := eventstest.Poll(15*time.Second, func() error {
 		if strings.Contains(b.out.String(), want) {
-			return
+			return nil
 		}
 		select {
 		case code := <-b.done:
 			b.done <- code
 			t.Fatalf("the command ended (status %d) before printing %q; stdout:\n%s\nstderr:\n%s", code, want, b.out.String(), b.err.String())
-		case <-time.After(10 * time.Millisecond):
+		default:
 		}
+		return errors.New("not printed")
+	})
+	if err != nil {
+		t.Fatalf("stdout never contained %q; stdout:\n%s\nstderr:\n%s", want, b.out.String(), b.err.String())
 	}
-	t.Fatalf("stdout never contained %q; stdout:\n%s\nstderr:\n%s", want, b.out.String(), b.err.String())
 }
 
 type syncBuffer struct {
@@ -172,24 +168,6 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
-func golden(t *testing.T, name, got string) {
-	t.Helper()
-	path := filepath.Join("testdata", name)
-	if *update {
-		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("read golden file (run with -update to create it): %v", err)
-	}
-	if diff := cmp.Diff(strings.Split(string(want), "\n"), strings.Split(got, "\n")); diff != "" {
-		t.Errorf("%s differs (-want +got; run with -update to accept):\n%s", path, diff)
-	}
-}
-
 // fakeScheduler stands in for the scheduler's request handlers, which live in another module's
 // internal packages. Queries are answered from a real projection of the test's log with the
 // shared table package, as the scheduler does; commands are recorded and answered with canned
@@ -207,13 +185,7 @@ type fakeScheduler struct {
 
 func (c *cluster) startScheduler() *fakeScheduler {
 	c.t.Helper()
-	f := &fakeScheduler{proj: live.New(state.New(), nil), requests: map[string][]json.RawMessage{}, answers: map[string]api.Response{}}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { defer close(done); _ = f.proj.Run(ctx, c.st, nil) }()
-	c.t.Cleanup(func() { cancel(); <-done })
-	f.serve(c.t, c.nc)
-	return f
+	return newFakeScheduler(c.t, c.nc, eventstest.Follow(c.t, c.st))
 }
 
 // newFakeScheduler answers from a projection the caller fills (benchmarks).

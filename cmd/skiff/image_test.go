@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
-	"github.com/nats-io/nats.go/jetstream"
 
 	"skiff.dev/events/images"
 )
@@ -134,12 +133,8 @@ func TestImage(t *testing.T) {
 	})
 
 	t.Run("what agents fetch is the file", func(t *testing.T) {
-		js, err := jetstream.New(c.nc)
-		if err != nil {
-			t.Fatal(err)
-		}
 		ctx := context.Background()
-		obs, err := images.OpenBucket(ctx, js)
+		obs, err := images.OpenBucket(ctx, c.st.JetStream())
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -13,6 +13,7 @@ import (
 
 	"skiff.dev/events"
 	"skiff.dev/events/api"
+	"skiff.dev/events/eventstest"
 	"skiff.dev/services/nodeagent"
 )
 
@@ -80,16 +81,14 @@ func startLogsServer(t *testing.T, nc *nats.Conn, node string) (dir string, stop
 		})
 	}
 	t.Cleanup(stop)
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	eventstest.EventuallyErr(t, 10*time.Second, "the logs server answers", func() error {
 		_, err := nc.Request(api.LogsSubject(node), []byte("{}"), time.Second)
-		if err == nil {
-			return dir, stop
-		}
-		if !errors.Is(err, nats.ErrNoResponders) || time.Now().After(deadline) {
+		if err != nil && !errors.Is(err, nats.ErrNoResponders) {
 			t.Fatalf("the logs server does not answer: %v", err)
 		}
-	}
+		return err
+	})
+	return dir, stop
 }
 
 // writeLog writes the log file of one run of a container of a pod, where the runtime's shim

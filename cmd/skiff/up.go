@@ -37,6 +37,7 @@ type upOptions struct {
 	imagesDir  string
 	noNode     bool
 	leaderTTL  time.Duration
+	maxBytes   int64
 	// clientConfig is where the CLI user's client config is written ("" for nowhere).
 	clientConfig string
 	// tls is auto (on beyond loopback), on or off.
@@ -66,6 +67,9 @@ func newUpCommand(a *app) *cobra.Command {
 	f.StringVar(&o.clientConfig, "client-config", client.DefaultConfigPath(a.Getenv), "write the CLI's client config (servers, creds) here, unless another cluster's is there; \"\" for nowhere")
 	f.StringVar(&o.tls, "tls", "auto", "TLS on the NATS port: auto (on unless --listen is a loopback address), on or off")
 	f.DurationVar(&o.leaderTTL, "leader-ttl", bootstrap.DefaultLeaderTTL, "how long a dead scheduler keeps leadership (the leader bucket's TTL)")
+	// skiff up is this machine's bootstrap step and runs it at every start, so the limit lives
+	// here too: without the flag a restart lifts a limit set by skiff cluster bootstrap.
+	f.Var((*byteSize)(&o.maxBytes), "max-bytes", "the log's size limit (64Mi, 10Gi): once reached, every write fails until it is raised; nothing is ever dropped (0: no limit)")
 	return cmd
 }
 
@@ -283,7 +287,7 @@ func bootstrapLog(ctx context.Context, connect func(id, name string) (*nats.Conn
 	defer nc.Close()
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	res, err := bootstrap.Run(ctx, nc, bootstrap.Config{Replicas: 1, LeaderTTL: o.leaderTTL})
+	res, err := bootstrap.Run(ctx, nc, bootstrap.Config{Replicas: 1, LeaderTTL: o.leaderTTL, MaxBytes: o.maxBytes})
 	if err != nil {
 		return fmt.Errorf("bootstrap the log: %w", err)
 	}

@@ -5,6 +5,37 @@
 // Commands and queries travel as core NATS requests; any scheduler replica answers (queue group
 // QueueGroup). Query answers can be large, so they come back as a sequence of chunks on the
 // request's reply inbox, the last one marked.
+//
+// # Acknowledgements and resends
+//
+// NATS keeps a replica's queue subscription until it notices the replica's connection (or the
+// route to its server) is dead, which takes a few pings. Until then it hands that replica its
+// share of the requests, and they are lost. So a Client asks for an acknowledgement (request
+// header HeaderAck): the replica that takes a request sends a header-only "accepted" message on
+// the reply subject at once, before any work, then its answer. A request neither acknowledged
+// nor answered within Client.AckTimeout is sent again, on a fresh reply inbox, until one is or
+// the context ends; once acknowledged, the client waits for the answer as long as its context
+// allows. Every copy carries the same HeaderRequestID.
+//
+// A resend is always safe for a query, which only reads. A command resent because its copy
+// reached a dead replica was never carried out. One resent because the acknowledgement was late
+// or lost (the replica stalled, or its connection broke just after it took the command) may run
+// twice. Skiff's commands are declarative (apply, scale and cordon set a state, delete names an
+// object) and every write is conditional on its subject's sequence, so a second run writes
+// nothing: it finds the first run's events and would answer "unchanged" or "not found". Two
+// safeguards make it answer as the first did. A replica answers a copy whose request ID, subject
+// and content it has seen before with the first copy's answer. Admission derives event IDs from
+// the request ID, the subject and the expected sequence, so copies running at once on two
+// replicas, from the same state, write one event and both count it as theirs (store.Append on a
+// conflict checks whether the subject's last event has its ID). What remains: a copy that
+// reaches another replica only after the first copy's events are in that replica's projection
+// answers "unchanged" (a delete: not found); the client reads whichever answer comes first,
+// normally the first copy's.
+//
+// Mixed versions: a client that does not send HeaderAck gets no acknowledgement (it would
+// take it for the answer) and waits as it always did. A replica that does not acknowledge is
+// heard by a new client as long as it answers within AckTimeout; a slower one gets another copy
+// every AckTimeout, and its answer is still taken, since every earlier inbox stays open.
 package api
 
 import (
@@ -77,6 +108,9 @@ type ApplyRequest struct {
 	DryRun bool   `json:"dryRun,omitempty"`
 	// Traceparent links the resulting events to the caller's trace.
 	Traceparent string `json:"traceparent,omitempty"`
+	// IdempotencyKey is set by the scheduler from the request's HeaderRequestID, subject and
+	// content (never sent: a client's value is ignored); admission derives event ids from it.
+	IdempotencyKey string `json:"-"`
 }
 
 // DeleteRequest deletes the objects of Documents, or the one object Kind/Namespace/Name.
@@ -89,6 +123,8 @@ type DeleteRequest struct {
 	// Actor is set by the scheduler from the subject (CommandActor); a client\'s value is replaced.
 	Actor       string `json:"actor,omitempty"`
 	Traceparent string `json:"traceparent,omitempty"`
+	// IdempotencyKey: as ApplyRequest's.
+	IdempotencyKey string `json:"-"`
 }
 
 // ScaleRequest sets a Deployment's replicas.
@@ -99,6 +135,8 @@ type ScaleRequest struct {
 	// Actor is set by the scheduler from the subject (CommandActor); a client\'s value is replaced.
 	Actor       string `json:"actor,omitempty"`
 	Traceparent string `json:"traceparent,omitempty"`
+	// IdempotencyKey: as ApplyRequest's.
+	IdempotencyKey string `json:"-"`
 }
 
 // CordonRequest marks a node (un)schedulable.
@@ -107,6 +145,8 @@ type CordonRequest struct {
 	Cordon bool   `json:"cordon"`
 	// Actor is set by the scheduler from the subject (CommandActor); a client\'s value is replaced.
 	Actor string `json:"actor,omitempty"`
+	// IdempotencyKey: as ApplyRequest's.
+	IdempotencyKey string `json:"-"`
 }
 
 // SetActor records who sent the request (the scheduler calls it with CommandActor).
@@ -120,6 +160,18 @@ func (r *ScaleRequest) SetActor(a string) { r.Actor = a }
 
 // SetActor records who sent the request.
 func (r *CordonRequest) SetActor(a string) { r.Actor = a }
+
+// SetIdempotencyKey records the command's idempotency key (the scheduler calls it).
+func (r *ApplyRequest) SetIdempotencyKey(k string) { r.IdempotencyKey = k }
+
+// SetIdempotencyKey records the command's idempotency key.
+func (r *DeleteRequest) SetIdempotencyKey(k string) { r.IdempotencyKey = k }
+
+// SetIdempotencyKey records the command's idempotency key.
+func (r *ScaleRequest) SetIdempotencyKey(k string) { r.IdempotencyKey = k }
+
+// SetIdempotencyKey records the command's idempotency key.
+func (r *CordonRequest) SetIdempotencyKey(k string) { r.IdempotencyKey = k }
 
 // Result is what happened to one object.
 type Result struct {

@@ -20,6 +20,7 @@ import (
 	"skiff.dev/events"
 	"skiff.dev/events/api"
 	"skiff.dev/events/auth"
+	"skiff.dev/events/eventstest"
 )
 
 // opServer is a real server in operator mode trusting keys, with the stream and buckets made
@@ -58,20 +59,11 @@ func startOpServer(t *testing.T, keys *auth.Keys) *opServer {
 	if err := res.Store(sysPub, sysJWT); err != nil {
 		t.Fatal(err)
 	}
-	s, err := server.NewServer(&server.Options{
-		Host: "127.0.0.1", Port: -1, NoLog: true, NoSigs: true,
-		JetStream: true, StoreDir: t.TempDir(),
+	s := eventstest.NewServerOptions(t, &server.Options{
+		Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: t.TempDir(),
 		TrustedOperators: []*jwt.OperatorClaims{op}, SystemAccount: sysPub, AccountResolver: res,
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	go s.Start()
-	if !s.ReadyForConnections(10 * time.Second) {
-		t.Fatal("server not ready")
-	}
-	t.Cleanup(s.Shutdown)
-	return &opServer{t: t, keys: keys, url: s.ClientURL(), dir: t.TempDir()}
+	return &opServer{t: t, keys: keys, url: s.URL(), dir: t.TempDir()}
 }
 
 // creds writes role's creds for name to a file and returns its path.
@@ -152,21 +144,19 @@ func (c *client) denied(what, subject string, op func(ctx context.Context) error
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
 	err := op(ctx)
-	deadline := time.Now().Add(5 * time.Second)
-	for {
+	refused := eventstest.Poll(5*time.Second, func() error {
 		for _, r := range c.takeRefused() {
 			if strings.Contains(r, "ermissions violation") && strings.Contains(r, subject) {
-				if err == nil {
-					c.t.Errorf("%s: the server refused %s but the operation reported success", what, subject)
-				}
-				return
+				return nil
 			}
 		}
-		if time.Now().After(deadline) {
-			c.t.Errorf("%s: no permissions violation for %q from the server (op error: %v)", what, subject, err)
-			return
-		}
-		time.Sleep(10 * time.Millisecond)
+		return errors.New("no permissions violation")
+	})
+	switch {
+	case refused != nil:
+		c.t.Errorf("%s: no permissions violation for %q from the server (op error: %v)", what, subject, err)
+	case err == nil:
+		c.t.Errorf("%s: the server refused %s but the operation reported success", what, subject)
 	}
 }
 

@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -34,8 +35,11 @@ type Config struct {
 	Stream string
 	// Replicas of the stream and of every bucket: 1 on one server, 3 on a 3-server cluster.
 	Replicas int
-	// MaxAge and MaxBytes bound the log's retention; zero keeps everything.
-	MaxAge   time.Duration
+	// MaxAge bounds the log's retention: older events are dropped. Zero keeps everything.
+	MaxAge time.Duration
+	// MaxBytes bounds the log's size. Once it is reached every append fails with store.ErrFull
+	// (the stream discards new events, never old ones) until the limit is raised by running the
+	// bootstrap again. Zero is no limit.
 	MaxBytes int64
 	// LeaderTTL is the leader key's time to live: how long a dead leader keeps leadership.
 	LeaderTTL time.Duration
@@ -65,12 +69,16 @@ func Run(ctx context.Context, nc *nats.Conn, cfg Config) (*Result, error) {
 	if cfg.LeaderTTL == 0 {
 		cfg.LeaderTTL = DefaultLeaderTTL
 	}
-	st, err := store.Bootstrap(ctx, nc, store.Config{Stream: cfg.Stream, Replicas: cfg.Replicas, MaxAge: cfg.MaxAge, MaxBytes: cfg.MaxBytes, Logger: cfg.Logger})
+	var st *store.Store
+	err := retryStoreRace(ctx, func() (err error) {
+		st, err = store.Bootstrap(ctx, nc, store.Config{Stream: cfg.Stream, Replicas: cfg.Replicas, MaxAge: cfg.MaxAge, MaxBytes: cfg.MaxBytes, Logger: cfg.Logger})
+		return err
+	})
 	if err != nil {
 		return nil, explain(err)
 	}
 	js := st.JetStream()
-	res := &Result{Store: st, Lines: []string{fmt.Sprintf("stream %s: replicas %d, retention %s", st.Name(), cfg.Replicas, retention(cfg))}}
+	res := &Result{Store: st, Lines: []string{streamLine(ctx, st, cfg)}}
 	kvs := []jetstream.KeyValueConfig{{
 		Bucket: api.LeaseBucket, Description: "Skiff: node leases, one key per node, renewed by its agent",
 		History: 1, Storage: jetstream.FileStorage, Replicas: cfg.Replicas,
@@ -81,7 +89,7 @@ func Run(ctx context.Context, nc *nats.Conn, cfg Config) (*Result, error) {
 		LimitMarkerTTL: cfg.LeaderTTL,
 	}}
 	for _, kc := range kvs {
-		if _, err := js.CreateOrUpdateKeyValue(ctx, kc); err != nil {
+		if err := retryStoreRace(ctx, func() error { _, err := js.CreateOrUpdateKeyValue(ctx, kc); return err }); err != nil {
 			return nil, fmt.Errorf("bucket %s: %w", kc.Bucket, explain(err))
 		}
 		line := fmt.Sprintf("bucket %s: replicas %d", kc.Bucket, kc.Replicas)
@@ -90,18 +98,37 @@ func Run(ctx context.Context, nc *nats.Conn, cfg Config) (*Result, error) {
 		}
 		res.Lines = append(res.Lines, line)
 	}
-	_, err = js.CreateOrUpdateObjectStore(ctx, jetstream.ObjectStoreConfig{
-		Bucket:      api.ImageBucket,
-		Description: "Skiff: imported container images (OCI or docker save tarballs)",
-		Storage:     jetstream.FileStorage,
-		Replicas:    cfg.Replicas,
-		Compression: true,
+	err = retryStoreRace(ctx, func() error {
+		_, err := js.CreateOrUpdateObjectStore(ctx, jetstream.ObjectStoreConfig{
+			Bucket:      api.ImageBucket,
+			Description: "Skiff: imported container images (OCI or docker save tarballs)",
+			Storage:     jetstream.FileStorage,
+			Replicas:    cfg.Replicas,
+			Compression: true,
+		})
+		return err
 	})
 	if err != nil {
 		return nil, fmt.Errorf("object store %s: %w", api.ImageBucket, explain(err))
 	}
 	res.Lines = append(res.Lines, fmt.Sprintf("object store %s: replicas %d", api.ImageBucket, cfg.Replicas))
 	return res, nil
+}
+
+// streamLine says the stream's settings and, when the server tells it, how much it holds; it
+// warns when the log already holds more than a new MaxBytes allows.
+func streamLine(ctx context.Context, st *store.Store, cfg Config) string {
+	line := fmt.Sprintf("stream %s: replicas %d, retention %s", st.Name(), cfg.Replicas, retention(cfg))
+	info, err := st.JetStream().Stream(ctx, st.Name())
+	if err != nil {
+		return line
+	}
+	used := int64(info.CachedInfo().State.Bytes)
+	line += ", holds " + store.FormatBytes(used)
+	if cfg.MaxBytes > 0 && used >= cfg.MaxBytes {
+		line += "; FULL: every write fails until --max-bytes is raised above what it holds"
+	}
+	return line
 }
 
 func retention(cfg Config) string {
@@ -111,9 +138,39 @@ func retention(cfg Config) string {
 	case cfg.MaxBytes == 0:
 		return "max age " + cfg.MaxAge.String()
 	case cfg.MaxAge == 0:
-		return fmt.Sprintf("max %d bytes", cfg.MaxBytes)
+		return fmt.Sprintf("max %s, then writes fail", store.FormatBytes(cfg.MaxBytes))
 	}
-	return fmt.Sprintf("max age %s, max %d bytes", cfg.MaxAge, cfg.MaxBytes)
+	return fmt.Sprintf("max age %s, max %s, then writes fail", cfg.MaxAge, store.FormatBytes(cfg.MaxBytes))
+}
+
+// errCodeStreamCreate is JSStreamCreateErrF, "error creating store for stream" when the
+// stream's directory could not be made.
+const errCodeStreamCreate jetstream.ErrorCode = 10049
+
+// isStoreRace reports whether err is a stream's store that could not be created because its
+// directory vanished under it. nats-server (2.15.2, jetstream.go, Account.EnableJetStream)
+// answers an account's JetStream API as soon as it has registered the account, and only then,
+// if the account has no streams directory yet, makes one and removes it again to check that it
+// can: a stream created in between loses its directory ("mkdir …/streams/SKIFF/msgs: no such
+// file or directory"). That happens to the first bootstrap after a server starts, a few times
+// in a hundred on a busy machine; the stream does not exist afterwards, so trying again is safe.
+func isStoreRace(err error) bool {
+	var apiErr *jetstream.APIError
+	return errors.As(err, &apiErr) && apiErr.ErrorCode == errCodeStreamCreate && strings.Contains(apiErr.Description, "error creating store")
+}
+
+// retryStoreRace runs create, again while it fails with isStoreRace, a few times.
+func retryStoreRace(ctx context.Context, create func() error) error {
+	err := create()
+	for try := 1; try < 5 && isStoreRace(err); try++ {
+		select {
+		case <-time.After(time.Duration(try) * 100 * time.Millisecond):
+		case <-ctx.Done():
+			return err
+		}
+		err = create()
+	}
+	return err
 }
 
 // errCodeReplicasNotSupported is JetStream's "replicas > 1 not supported in non-clustered mode"

@@ -1,10 +1,10 @@
-// Package eventstest starts real, embedded JetStream servers for tests.
 package eventstest
 
 import (
 	"context"
 	"testing"
 
+	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 
 	"skiff.dev/events/bootstrap"
@@ -16,6 +16,19 @@ import (
 func NewServer(t testing.TB) *natsserver.Server {
 	t.Helper()
 	s, err := natsserver.Start(natsserver.Config{DataDir: t.TempDir()})
+	if err != nil {
+		t.Fatalf("start nats: %v", err)
+	}
+	t.Cleanup(s.Stop)
+	return s
+}
+
+// NewServerOptions starts an embedded server from opts, stopped at cleanup: for the servers
+// NewServer cannot make, such as one in operator mode or one of a cluster's nats.conf files.
+func NewServerOptions(t testing.TB, opts *server.Options) *natsserver.Server {
+	t.Helper()
+	opts.NoSigs, opts.NoLog = true, true
+	s, err := natsserver.StartOptions(opts, nil)
 	if err != nil {
 		t.Fatalf("start nats: %v", err)
 	}

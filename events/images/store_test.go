@@ -232,11 +232,8 @@ func TestStore(t *testing.T) {
 	if _, err := images.OpenBucket(ctx, js); !errors.Is(err, events.ErrNotFound) || !strings.Contains(err.Error(), "skiff cluster bootstrap") {
 		t.Fatalf("open before the bootstrap: err = %v, want NotFound naming skiff cluster bootstrap", err)
 	}
-	_, nc, _ := eventstest.NewStore(t)
-	if js, err = jetstream.New(nc); err != nil {
-		t.Fatal(err)
-	}
-	obs, err := images.OpenBucket(ctx, js)
+	st, _, _ := eventstest.NewStore(t)
+	obs, err := images.OpenBucket(ctx, st.JetStream())
 	if err != nil {
 		t.Fatalf("open the bucket the bootstrap made: %v", err)
 	}

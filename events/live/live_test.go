@@ -25,11 +25,7 @@ func TestReplayEqualsLive(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 
-	proj := live.New(state.New(), nil)
-	go func() { _ = proj.Run(ctx, st, nil) }()
-	if err := proj.WaitSynced(ctx); err != nil {
-		t.Fatal(err)
-	}
+	proj := eventstest.Follow(t, st)
 
 	rng := rand.New(rand.NewPCG(1, 2))
 	w := &writer{t: t, st: st, proj: proj}
@@ -103,13 +99,7 @@ func (w *writer) append(ctx context.Context, ref events.ObjectRef, node string, 
 	if err != nil {
 		w.t.Fatal(err)
 	}
-	var expect uint64
-	w.proj.View(func(s *state.State) { expect = s.SubjectSeq(ev.Subject) })
-	seq, err := w.st.Append(ctx, ev, expect)
-	if err != nil {
-		w.t.Fatalf("append %s: %v", ev.Type, err)
-	}
-	if err := w.proj.WaitSeq(ctx, seq); err != nil {
+	if _, err := eventstest.Append(ctx, w.st, w.proj, ev); err != nil {
 		w.t.Fatal(err)
 	}
 }
@@ -135,13 +125,7 @@ func TestCompleteWithSeveralFilters(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	proj := live.New(state.New(), nil)
-	go func() {
-		_ = proj.Run(ctx, st, []string{events.KindFilter(events.KindService), events.KindFilter(events.KindEndpoints)})
-	}()
-	if err := proj.WaitSynced(ctx); err != nil {
-		t.Fatal(err)
-	}
+	proj := eventstest.Follow(t, st, events.KindFilter(events.KindService), events.KindFilter(events.KindEndpoints))
 	if got := proj.Seq(); got != 2 {
 		t.Fatalf("Seq = %d, want 2 (the namespace event matches no filter)", got)
 	}

@@ -2,7 +2,6 @@ package natsconf
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"net"
 	"os"
@@ -17,10 +16,9 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"skiff.dev/events/auth"
+	"skiff.dev/events/eventstest"
 	"skiff.dev/events/pki"
 )
-
-var update = flag.Bool("update", false, "rewrite the golden files in testdata")
 
 // golden is a fixed cluster: the JWTs are placeholders, the renderer does not look into them.
 func golden() Config {
@@ -59,19 +57,7 @@ func TestRenderGolden(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			path := filepath.Join("testdata", tc.file)
-			if *update {
-				if err := os.WriteFile(path, got, 0o644); err != nil {
-					t.Fatal(err)
-				}
-			}
-			want, err := os.ReadFile(path)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if d := cmp.Diff(string(want), string(got)); d != "" {
-				t.Errorf("%s (-want +got):\n%s", path, d)
-			}
+			eventstest.Golden(t, "testdata/"+tc.file, got)
 		})
 	}
 	if _, err := Render(golden(), "n9"); err == nil || !strings.Contains(err.Error(), `no server "n9"`) {
@@ -182,12 +168,14 @@ func TestProcessConfigFile(t *testing.T) {
 		"tls": opts.TLSConfig != nil, "httpsPort": opts.HTTPSPort, "cluster": opts.Cluster.Name, "clusterPort": opts.Cluster.Port,
 		"routeTLS": opts.Cluster.TLSConfig != nil, "routes": routes, "operators": len(opts.TrustedOperators),
 		"systemAccount": opts.SystemAccount, "maxPayload": opts.MaxPayload,
+		"ping": opts.PingInterval, "pingMax": opts.MaxPingsOut, "routePing": opts.Cluster.PingInterval, "routePingMax": opts.Cluster.MaxPingsOut,
 	}
 	want := map[string]any{
 		"name": "n1", "port": n[0].Port, "jetstream": true, "syncAlways": true,
 		"tls": true, "httpsPort": n[0].MonitorPort, "cluster": "skiff", "clusterPort": n[0].ClusterPort,
 		"routeTLS": true, "routes": []string{fmt.Sprintf("nats-route://127.0.0.1:%d", n[1].ClusterPort), fmt.Sprintf("nats-route://127.0.0.1:%d", n[2].ClusterPort)},
 		"operators": 1, "systemAccount": c.cfg.SystemAccount, "maxPayload": int32(MaxPayload),
+		"ping": PingInterval, "pingMax": PingMax, "routePing": ClusterPingInterval, "routePingMax": PingMax,
 	}
 	if d := cmp.Diff(want, got); d != "" {
 		t.Errorf("options (-want +got):\n%s", d)
@@ -224,16 +212,7 @@ func TestCluster(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		opts.NoSigs, opts.NoLog = true, true
-		srv, err := server.NewServer(opts)
-		if err != nil {
-			t.Fatal(err)
-		}
-		go srv.Start()
-		t.Cleanup(srv.Shutdown)
-		if !srv.ReadyForConnections(10 * time.Second) {
-			t.Fatalf("%s not ready", s.Name)
-		}
+		eventstest.NewServerOptions(t, opts)
 		urls = append(urls, s.ClientURL(true))
 	}
 	url := strings.Join(urls, ",")
@@ -249,25 +228,22 @@ func TestCluster(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The meta leader is elected once the routes are up: retry until then.
-	deadline := time.Now().Add(30 * time.Second)
-	for {
+	var info *jetstream.StreamInfo
+	eventstest.EventuallyErr(t, 30*time.Second, "an R3 stream takes an event", func() error {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
 		st, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "SKIFF", Subjects: []string{"skiff.ev.>"}, Replicas: 3})
-		if err == nil {
-			if _, err = js.Publish(ctx, "skiff.ev.pod.ns.p", []byte("{}")); err == nil {
-				info, _ := st.Info(ctx)
-				cancel()
-				if info == nil || len(info.Cluster.Replicas) != 2 {
-					t.Fatalf("stream cluster info %+v, want a leader and 2 replicas", info)
-				}
-				break
-			}
+		if err != nil {
+			return err
 		}
-		cancel()
-		if time.Now().After(deadline) {
-			t.Fatalf("create R3 stream: %v", err)
+		if _, err = js.Publish(ctx, "skiff.ev.pod.ns.p", []byte("{}")); err != nil {
+			return err
 		}
-		time.Sleep(100 * time.Millisecond)
+		info, _ = st.Info(ctx)
+		return nil
+	})
+	if info == nil || info.Cluster == nil || len(info.Cluster.Replicas) != 2 {
+		t.Fatalf("stream cluster info %+v, want a leader and 2 replicas", info)
 	}
 
 	t.Run("no CA", func(t *testing.T) {
@@ -312,4 +288,120 @@ func TestCluster(t *testing.T) {
 		}
 		nc.Close()
 	})
+}
+
+// cutProxy forwards TCP to a server until cut, then swallows everything both ways while keeping
+// the connections open: what a machine whose packets are dropped looks like to the server.
+type cutProxy struct {
+	ln  net.Listener
+	cut chan struct{}
+}
+
+func newCutProxy(t *testing.T, target string) *cutProxy {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &cutProxy{ln: ln, cut: make(chan struct{})}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			in, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			out, err := net.Dial("tcp", target)
+			if err != nil {
+				in.Close()
+				continue
+			}
+			t.Cleanup(func() { in.Close(); out.Close() })
+			go p.pipe(in, out)
+			go p.pipe(out, in)
+		}
+	}()
+	return p
+}
+
+func (p *cutProxy) pipe(from, to net.Conn) {
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := from.Read(buf)
+		if err != nil {
+			return
+		}
+		select {
+		case <-p.cut:
+			continue // dropped
+		default:
+		}
+		if _, err := to.Write(buf[:n]); err != nil {
+			return
+		}
+	}
+}
+
+// With the rendered ping settings the server drops a client whose machine was cut off, and with
+// it the client's place in a queue group, within (PingMax+1) ping intervals; before, it kept it
+// for up to six minutes and handed it its share of the requests.
+func TestCutOffClientIsDropped(t *testing.T) {
+	c := newTestCluster(t, "n1")
+	opts, err := server.ProcessConfigFile(c.conf(t, "n1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := eventstest.NewServerOptions(t, opts)
+	addr := net.JoinHostPort("127.0.0.1", fmt.Sprint(c.cfg.Servers[0].Port))
+	connect := func(name, url string) *nats.Conn {
+		nc, err := nats.Connect(url, nats.Name(name), nats.UserCredentials(c.creds[auth.RoleAdmin]),
+			nats.RootCAs(filepath.Join(c.dir, "ca.pem")), nats.MaxReconnects(0))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(nc.Close)
+		return nc
+	}
+	live := connect("live", "tls://"+addr)
+	proxy := newCutProxy(t, addr)
+	cutOff := connect("cut-off", "tls://"+proxy.ln.Addr().String())
+	for _, nc := range []*nats.Conn{live, cutOff} {
+		if _, err := nc.QueueSubscribe("svc", "g", func(m *nats.Msg) {
+			if nc == live {
+				_ = m.Respond([]byte("ok"))
+			}
+		}); err != nil {
+			t.Fatal(err)
+		}
+		if err := nc.Flush(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	present := func() bool {
+		cz, err := srv.Connz(&server.ConnzOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, ci := range cz.Conns {
+			if ci.Name == "cut-off" {
+				return true
+			}
+		}
+		return false
+	}
+	if !present() {
+		t.Fatal("the cut-off client is not connected to begin with")
+	}
+
+	close(proxy.cut)
+	began := time.Now()
+	eventstest.Eventually(t, time.Duration(PingMax+1)*PingInterval+2*time.Second, "the server drops the cut-off client",
+		func() bool { return !present() })
+	t.Logf("the server dropped the cut-off client %s after the cut", time.Since(began).Round(100*time.Millisecond))
+	client := connect("client", "tls://"+addr)
+	for i := range 20 {
+		if _, err := client.Request("svc", nil, 2*time.Second); err != nil {
+			t.Fatalf("request %d after the drop: %v", i, err)
+		}
+	}
 }

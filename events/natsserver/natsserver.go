@@ -64,7 +64,7 @@ func Start(cfg Config) (*Server, error) {
 		if cfg.Tune != nil {
 			cfg.Tune(opts)
 		}
-		return start(opts, cfg.Logger)
+		return StartOptions(opts, cfg.Logger)
 	}
 	opts := &server.Options{
 		ServerName: name,
@@ -77,10 +77,13 @@ func Start(cfg Config) (*Server, error) {
 		// Query answers are chunked well below this; events are far smaller.
 		MaxPayload: 8 << 20,
 	}
-	return start(opts, cfg.Logger)
+	return StartOptions(opts, cfg.Logger)
 }
 
-func start(opts *server.Options, logger *slog.Logger) (*Server, error) {
+// StartOptions starts a server from options the caller made (operator mode with an in-memory
+// account resolver, a cluster's nats.conf read by server.ProcessConfigFile) and waits until it
+// accepts connections. logger, if set, receives the server's log.
+func StartOptions(opts *server.Options, logger *slog.Logger) (*Server, error) {
 	host, port := opts.Host, opts.Port
 	s, err := server.NewServer(opts)
 	if err != nil {

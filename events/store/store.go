@@ -22,8 +22,10 @@ type Config struct {
 	Stream string
 	// Replicas is 1 on one machine, 3 in a cluster; default 1.
 	Replicas int
-	// MaxAge and MaxBytes bound retention; zero keeps everything.
-	MaxAge   time.Duration
+	// MaxAge bounds retention (events older than this are dropped); zero keeps everything.
+	MaxAge time.Duration
+	// MaxBytes bounds the stream's size: once it is reached appends fail with ErrFull and
+	// nothing old is dropped. Zero is no limit.
 	MaxBytes int64
 	Logger   *slog.Logger
 }
@@ -62,7 +64,7 @@ func Bootstrap(ctx context.Context, nc *nats.Conn, cfg Config) (*Store, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	js, err := jetstream.New(nc)
+	js, err := jetstream.New(nc, jetstream.WithPublishAsyncTimeout(AsyncAckTimeout))
 	if err != nil {
 		return nil, fmt.Errorf("jetstream: %w", err)
 	}
@@ -73,7 +75,10 @@ func Bootstrap(ctx context.Context, nc *nats.Conn, cfg Config) (*Store, error) {
 		Storage:     jetstream.FileStorage,
 		Replicas:    cfg.Replicas,
 		Retention:   jetstream.LimitsPolicy,
-		Discard:     jetstream.DiscardOld,
+		// At MaxBytes the stream refuses new events rather than dropping old ones: the log is
+		// the cluster's only state, and a dropped PodBound or ServiceApplied would silently
+		// change what every service folds. Appends then fail with ErrFull.
+		Discard:     jetstream.DiscardNew,
 		MaxAge:      cfg.MaxAge,
 		MaxBytes:    orUnlimited(cfg.MaxBytes),
 		MaxMsgs:     -1,
@@ -104,7 +109,7 @@ func Attach(ctx context.Context, nc *nats.Conn, cfg Config) (*Store, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	js, err := jetstream.New(nc)
+	js, err := jetstream.New(nc, jetstream.WithPublishAsyncTimeout(AsyncAckTimeout))
 	if err != nil {
 		return nil, fmt.Errorf("jetstream: %w", err)
 	}
@@ -138,16 +143,40 @@ func (s *Store) JetStream() jetstream.JetStream { return s.js }
 //     safe (the event id deduplicates).
 //   - events.ErrPermissionDenied: the server refused this identity a publish on the subject
 //     (NATS says so asynchronously; the append notices when no ack came).
+//   - ErrFull (also events.ErrFailedPrecondition): the log has no room for the event, which was
+//     not written; the message says which limit and how to raise it.
+//
+// A server whose disk is full (ENOSPC rather than a limit) does not answer at all: nats-server
+// logs a critical write error and refuses every later write to the stream until it restarts, so
+// the append ends Unavailable when ctx does, and its message names that cause too.
 func (s *Store) Append(ctx context.Context, ev *events.Event, expect uint64) (uint64, error) {
 	msg, err := message(ev, expect)
 	if err != nil {
 		return 0, err
 	}
-	ack, err := s.js.PublishMsg(ctx, msg)
-	if err != nil {
+	// An ack can be lost with the server or stream leader that was to send it, and a stream
+	// without a leader for a moment answers nothing: rather than wait out ctx, send the same
+	// message again every AttemptTimeout. That is safe: the event id deduplicates, and a copy
+	// that landed is recognised below.
+	start := time.Now()
+	for attempt := 1; ; attempt++ {
+		actx, cancel := context.WithTimeout(ctx, AttemptTimeout)
+		ack, err := s.js.PublishMsg(actx, msg)
+		cancel()
+		if err == nil {
+			ev.Seq = ack.Sequence
+			return ack.Sequence, nil
+		}
 		err = translate(err)
 		if errors.Is(err, events.ErrUnavailable) {
 			err = s.refused(ev.Subject, err)
+		}
+		if errors.Is(err, events.ErrUnavailable) && ctx.Err() == nil {
+			select {
+			case <-time.After(retryWait(attempt)):
+				continue
+			case <-ctx.Done():
+			}
 		}
 		if errors.Is(err, events.ErrConflict) {
 			// The server checks the expected sequence before deduplicating, so a retry of an
@@ -158,10 +187,26 @@ func (s *Store) Append(ctx context.Context, ev *events.Event, expect uint64) (ui
 				return seq, nil
 			}
 		}
-		return 0, fmt.Errorf("append %s to %s: %w", ev.Type, ev.Subject, err)
+		if errors.Is(err, events.ErrUnavailable) {
+			err = noAck(err, time.Since(start), attempt)
+		}
+		return 0, fmt.Errorf("append %s to %s: %w", ev.Type, ev.Subject, s.explainFull(ctx, err))
 	}
-	ev.Seq = ack.Sequence
-	return ack.Sequence, nil
+}
+
+// AttemptTimeout bounds one try of an append: a stream that lost its leader elects another
+// within a few seconds, and an ack lost with the old one is not worth waiting for longer.
+const AttemptTimeout = 2 * time.Second
+
+// AsyncAckTimeout bounds the wait for each ack of AppendAll's pipelined appends. Without it an ack
+// lost with a stream leader is waited for until the caller's context ends; a controller would
+// stall that long. It is longer than AttemptTimeout: a window of a thousand appends on a busy
+// replicated stream takes a while, and a timed-out write is decided again (a pass re-reads).
+const AsyncAckTimeout = 10 * time.Second
+
+// retryWait is the pause before attempt+1: short at first, at most a second.
+func retryWait(attempt int) time.Duration {
+	return min(time.Duration(attempt)*100*time.Millisecond, time.Second)
 }
 
 // Write is one conditional append of AppendAll.
@@ -216,11 +261,21 @@ func (s *Store) appendWindow(ctx context.Context, ws []Write, errs []error) {
 					continue
 				}
 			}
-			errs[i] = fmt.Errorf("append %s to %s: %w", ws[i].Event.Type, ws[i].Event.Subject, err)
+			errs[i] = fmt.Errorf("append %s to %s: %w", ws[i].Event.Type, ws[i].Event.Subject, s.explainFull(ctx, err))
 		case <-ctx.Done():
 			errs[i] = fmt.Errorf("append %s to %s: %w", ws[i].Event.Type, ws[i].Event.Subject, errors.Join(ctx.Err(), events.ErrUnavailable))
 		}
 	}
+}
+
+// noAck words an append that got no acknowledgement after tries over took: the log lacks a
+// majority of its servers, or cannot write. On a full disk nats-server logs a critical write
+// error and answers nothing, then or later, until it is restarted, so that cause is named too.
+func noAck(err error, took time.Duration, tries int) error {
+	return events.Errorf(events.ErrUnavailable, "%v (no acknowledgement in %v, %d tries: the log needs a majority of its servers up "+
+		"and able to write; a server whose disk is full answers nothing, says \"no space left on device\" in its log, and takes "+
+		"writes again only once restarted with space freed); whether the event was written is unknown",
+		err, took.Round(100*time.Millisecond), tries)
 }
 
 // landed reports whether ev is the last event on its subject.
@@ -265,19 +320,31 @@ func encoded(ev *events.Event, data []byte, expect uint64) *nats.Msg {
 // TraceparentHeader carries W3C trace context on log messages.
 const TraceparentHeader = "traceparent"
 
+// errCodeDuplicateInProcess is JetStream's "duplicate message id is in process" (nats.go has no
+// name for it).
+const errCodeDuplicateInProcess jetstream.ErrorCode = 10158
+
 // translate maps JetStream errors onto the events error classes.
 func translate(err error) error {
 	var apiErr *jetstream.APIError
+	if fe := asFull(err); fe != nil {
+		return fe
+	}
 	switch {
 	case errors.As(err, &apiErr) && (apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence ||
 		apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequenceConstant):
 		return fmt.Errorf("%w: %v", events.ErrConflict, err)
+	case errors.As(err, &apiErr) && apiErr.ErrorCode == errCodeDuplicateInProcess:
+		// An earlier copy of this append (same event id) is still being replicated: the stream
+		// has no quorum right now. Whether that copy lands is known later; try again then.
+		return fmt.Errorf("%w: %v", events.ErrUnavailable, err)
 	case errors.Is(err, nats.ErrPermissionViolation):
 		return fmt.Errorf("%w: %v (the server refused it to this identity)", events.ErrPermissionDenied, err)
 	case errors.Is(err, jetstream.ErrMsgNotFound), errors.Is(err, jetstream.ErrStreamNotFound):
 		return fmt.Errorf("%w: %v", events.ErrNotFound, err)
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, nats.ErrTimeout),
 		errors.Is(err, jetstream.ErrNoStreamResponse), errors.Is(err, nats.ErrNoResponders),
+		errors.Is(err, jetstream.ErrAsyncPublishTimeout),
 		errors.Is(err, nats.ErrConnectionClosed), errors.Is(err, jetstream.ErrJetStreamNotEnabled):
 		return fmt.Errorf("%w: %v", events.ErrUnavailable, err)
 	}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -264,11 +265,15 @@ func TestFollowOnEmptyLogIsCaughtUpAtOnce(t *testing.T) {
 func TestAppendWithoutServerIsUnavailable(t *testing.T) {
 	st, nc, srv := eventstest.NewStore(t)
 	srv.Stop()
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	_, err := st.Append(ctx, nsEvent(t, "a", "1"), 0)
 	if !errors.Is(err, events.ErrUnavailable) {
 		t.Fatalf("append with the server gone: %v (conn %v), want Unavailable", err, nc.Status() == nats.CONNECTED)
+	}
+	// It kept trying until the context ended, and says what the log needs.
+	if !strings.Contains(err.Error(), "tries: the log needs a majority of its servers up") || strings.Contains(err.Error(), " 1 tries") {
+		t.Errorf("append with the server gone: %v, want several attempts and what the log needs", err)
 	}
 }
 

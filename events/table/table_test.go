@@ -2,22 +2,16 @@ package table
 
 import (
 	"bytes"
-	"flag"
 	"fmt"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"text/tabwriter"
 	"time"
 
-	"github.com/google/go-cmp/cmp"
-
 	"skiff.dev/events"
+	"skiff.dev/events/eventstest"
 	"skiff.dev/events/state"
 )
-
-var update = flag.Bool("update", false, "rewrite the golden files in testdata")
 
 // t0 is when the test cluster's log begins; now is when the tables are printed.
 var (
@@ -168,25 +162,6 @@ func render(cols []string, rows [][]string) string {
 	return b.String()
 }
 
-// golden compares got with testdata/name, or rewrites it with -update.
-func golden(t *testing.T, name, got string) {
-	t.Helper()
-	path := filepath.Join("testdata", name)
-	if *update {
-		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("read golden file (run with -update to create it): %v", err)
-	}
-	if diff := cmp.Diff(strings.Split(string(want), "\n"), strings.Split(got, "\n")); diff != "" {
-		t.Errorf("%s differs (-want +got; run with -update to accept):\n%s", path, diff)
-	}
-}
-
 func TestRowsGolden(t *testing.T) {
 	st := scenario(t)
 	tests := []struct {
@@ -219,7 +194,7 @@ func TestRowsGolden(t *testing.T) {
 					t.Errorf("row %d has %d cells, the header %d: %q", i, len(r), len(cols), r)
 				}
 			}
-			golden(t, tt.name+".golden", render(cols, rows))
+			eventstest.Golden(t, "testdata/"+tt.name+".golden", render(cols, rows))
 		})
 	}
 }

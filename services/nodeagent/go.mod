@@ -4,6 +4,7 @@ go 1.26.0
 
 require (
 	github.com/nats-io/nats.go v1.55.0
+	k8s.io/utils v0.0.0-20261023123148-ca04ba58ecab
 	skiff.dev/events v0.0.0
 )
 

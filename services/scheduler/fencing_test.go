@@ -176,13 +176,13 @@ func TestStaleLeaderIsFenced(t *testing.T) {
 	startConfig(t, cfgA)
 	// Before a is stopped (cleanups run last first), even when the test failed frozen.
 	t.Cleanup(func() { writes.thaw(); renewals.thaw() })
-	eventually(t, "a leads", func() bool { return lastTerm(t, st).Replica == "a" })
+	eventstest.Eventually(t, eventstest.Timeout, "a leads", func() bool { return lastTerm(t, st).Replica == "a" })
 	termA := lastTerm(t, st)
 	registerNode(t, st, "n1")
 	if r := apply(t, nc, fmt.Sprintf(deployment, "web", 3)); r.Error != nil {
 		t.Fatal(r.Error)
 	}
-	eventually(t, "a binds three pods and records the rollout", func() bool {
+	eventstest.Eventually(t, eventstest.Timeout, "a binds three pods and records the rollout", func() bool {
 		if boundPods(t, nc, "web") != 3 {
 			return false
 		}
@@ -211,17 +211,17 @@ func TestStaleLeaderIsFenced(t *testing.T) {
 		}
 	}
 	// a's key expires; b begins a newer term and scales up itself.
-	eventually(t, "b begins a newer term", func() bool { return lastTerm(t, st).Replica == "b" })
+	eventstest.Eventually(t, eventstest.Timeout, "b begins a newer term", func() bool { return lastTerm(t, st).Replica == "b" })
 	termB := lastTerm(t, st)
 	if termB.Number != termA.Number+1 {
 		t.Fatalf("b's term = %+v after a's %+v", termB, termA)
 	}
-	eventually(t, "b binds five pods", func() bool { return boundPods(t, nc, "web") == 5 })
+	eventstest.Eventually(t, eventstest.Timeout, "b binds five pods", func() bool { return boundPods(t, nc, "web") == 5 })
 
 	// a resumes: its held pass goes to the log and is refused, and a steps down.
 	writes.thaw()
 	var m []string
-	eventually(t, "a says it lost leadership", func() bool {
+	eventstest.Eventually(t, eventstest.Timeout, "a says it lost leadership", func() bool {
 		m = lostLine.FindStringSubmatch(aLog.String())
 		return m != nil
 	})
@@ -237,7 +237,7 @@ func TestStaleLeaderIsFenced(t *testing.T) {
 	if n < 2 || n != fencedHeld || landedHeld != 0 {
 		t.Errorf("line counts %d rejected writes; of the held writes %d were fenced, %d landed: want the same count, at least the two pods, none landed", n, fencedHeld, landedHeld)
 	}
-	eventually(t, "a's loops stop", func() bool {
+	eventstest.Eventually(t, eventstest.Timeout, "a's loops stop", func() bool {
 		return bytes.Contains([]byte(aLog.String()), []byte(`msg="control loops stopped" replica=a term=1`))
 	})
 

@@ -2,7 +2,10 @@ module skiff.dev/services/scheduler
 
 go 1.26.0
 
-require skiff.dev/events v0.0.0
+require (
+	k8s.io/utils v0.0.0-20261023123148-ca04ba58ecab
+	skiff.dev/events v0.0.0
+)
 
 require (
 	github.com/google/go-cmp v0.7.0 // indirect

@@ -102,13 +102,13 @@ func benchRollout(b *testing.B, fenced bool) {
 				return ok && p.Status.UpdatedReplicas == replicas && p.Status.AvailableReplicas == replicas && p.Status.Replicas == replicas
 			}
 		}
-		eventuallyWithin(b, 5*time.Minute, "1,000 pods available", rolledOut("skiff.dev/echo:v1"))
+		eventstest.Eventually(b, 5*time.Minute, "1,000 pods available", rolledOut("skiff.dev/echo:v1"))
 		from, _ := st.Head(ctx)
 		start := time.Now()
 		if r := apply(b, nc, doc("skiff.dev/echo:v2")); r.Error != nil {
 			b.Fatal(r.Error)
 		}
-		eventuallyWithin(b, 5*time.Minute, "the rollout completes", rolledOut("skiff.dev/echo:v2"))
+		eventstest.Eventually(b, 5*time.Minute, "the rollout completes", rolledOut("skiff.dev/echo:v2"))
 		took := time.Since(start)
 		// The projection of a live scheduler holds no more writes of the rollout once the
 		// status says complete, but pods being deleted may still finish: count what is there.

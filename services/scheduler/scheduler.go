@@ -13,6 +13,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"k8s.io/utils/clock"
 
 	"skiff.dev/events"
 	"skiff.dev/events/api"
@@ -43,7 +44,13 @@ type Config struct {
 	// LeaseTimeout is how long a node may go without renewing its lease before it is NotReady
 	// (default 40 s).
 	LeaseTimeout time.Duration
-	Logger       *slog.Logger
+	// Clock is the replica's one clock: leader lease renewals and expiry, node lease timeouts,
+	// evictions, back-offs and event times; default the real clock. The control loops sleep in
+	// real time, at most their resync interval, and read this clock when they wake, so a fake
+	// clock stepped by a test is noticed within that interval; the leader renews its lease on
+	// this clock's timers, so a fake one must be stepped for it to keep leading.
+	Clock  Clock
+	Logger *slog.Logger
 	// Ready, if set, is called once the replica answers commands and queries.
 	Ready func()
 
@@ -63,6 +70,14 @@ type appender interface {
 	AppendAll(ctx context.Context, ws []store.Write) []error
 }
 
+// Clock is the replica's time; clock.RealClock is the real one.
+type Clock interface {
+	Now() time.Time
+	After(d time.Duration) <-chan time.Time
+	NewTimer(d time.Duration) clock.Timer
+	NewTicker(d time.Duration) clock.Ticker
+}
+
 func (c *Config) defaults() {
 	if c.ID == "" {
 		host, _ := os.Hostname()
@@ -70,6 +85,9 @@ func (c *Config) defaults() {
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.Clock == nil {
+		c.Clock = clock.RealClock{}
 	}
 }
 
@@ -105,8 +123,9 @@ func Run(ctx context.Context, cfg Config) error {
 		}
 	}()
 
-	adm := admission.New(admission.Config{Log: st, Projection: proj, ServiceCIDR: cfg.ServiceCIDR, Actor: actor, Logger: log})
-	q := &query.Handler{NC: cfg.Conn, Projection: proj, Logger: log}
+	adm := admission.New(admission.Config{Log: st, Projection: proj, ServiceCIDR: cfg.ServiceCIDR, Actor: actor,
+		Clock: cfg.Clock.Now, Logger: log})
+	q := &query.Handler{NC: cfg.Conn, Projection: proj, Clock: cfg.Clock.Now, Logger: log}
 	subs, err := serve(cfg.Conn, adm, q, log)
 	if err != nil {
 		return fmt.Errorf("scheduler: %w", err)
@@ -132,7 +151,7 @@ func Run(ctx context.Context, cfg Config) error {
 	if cfg.hooks != nil && cfg.hooks.leaderKV != nil {
 		kv = cfg.hooks.leaderKV(kv)
 	}
-	err = leader.Run(ctx, kv, cfg.ID, leader.Config{Logger: log}, func(lctx context.Context) {
+	err = leader.Run(ctx, kv, cfg.ID, leader.Config{Clock: cfg.Clock, Logger: log}, func(lctx context.Context) {
 		lead(lctx, cfg, st, proj, actor, log)
 	})
 	select {
@@ -155,7 +174,7 @@ func lead(ctx context.Context, cfg Config, st *store.Store, proj *live.Projectio
 	if err := proj.WaitSynced(ctx); err != nil {
 		return
 	}
-	tctx, term, err := leader.Begin(ctx, st, cfg.ID, events.Meta{Actor: actor}, time.Now())
+	tctx, term, err := leader.Begin(ctx, st, cfg.ID, events.Meta{Actor: actor}, cfg.Clock.Now())
 	if err != nil {
 		if ctx.Err() == nil {
 			log.Warn("could not begin a term; giving leadership up", "err", err)
@@ -174,7 +193,7 @@ func lead(ctx context.Context, cfg Config, st *store.Store, proj *live.Projectio
 // fenced writer of term.
 func runLoops(ctx context.Context, cfg Config, st *store.Store, proj *live.Projection, term *leader.Term, actor string, log *slog.Logger) {
 	logFor := func(loop string) appender {
-		var l appender = st.Fenced(term.Term, loop, term.Fence(actor, nil))
+		var l appender = st.Fenced(term.Term, loop, term.Fence(actor, cfg.Clock.Now))
 		if cfg.hooks != nil && cfg.hooks.log != nil {
 			l = cfg.hooks.log(loop, l)
 		}
@@ -191,11 +210,12 @@ func runLoops(ctx context.Context, cfg Config, st *store.Store, proj *live.Proje
 		podCIDRRange = cfg.PodCIDRRange.String()
 	}
 	loops := map[string]func(context.Context) error{
-		"scheduling": scheduling.New(scheduling.Config{Log: logFor("scheduling"), Projection: proj, Actor: actor, Logger: log.With("loop", "scheduling")}).Run,
+		"scheduling": scheduling.New(scheduling.Config{Log: logFor("scheduling"), Projection: proj, Actor: actor, Clock: cfg.Clock.Now,
+			Logger: log.With("loop", "scheduling")}).Run,
 		"controllers": func(ctx context.Context) error {
 			return controllers.Run(ctx, controllers.Config{
 				LogFor:     func(name string) reconcile.Log { return logFor(name) },
-				Projection: proj, Leases: leases, Actor: actor, Logger: log,
+				Projection: proj, Leases: leases, Actor: actor, Clock: cfg.Clock.Now, Logger: log,
 				PodCIDRRange: podCIDRRange, LeaseTimeout: cfg.LeaseTimeout})
 		},
 	}
@@ -210,7 +230,7 @@ func runLoops(ctx context.Context, cfg Config, st *store.Store, proj *live.Proje
 				if err := run(ctx); err != nil && ctx.Err() == nil {
 					log.Error("control loop failed; restarting", "loop", name, "err", err)
 					select {
-					case <-time.After(time.Second):
+					case <-cfg.Clock.After(time.Second):
 					case <-ctx.Done():
 					}
 				}
@@ -220,8 +240,11 @@ func runLoops(ctx context.Context, cfg Config, st *store.Store, proj *live.Proje
 	wg.Wait()
 }
 
-// serve subscribes the command and query handlers in the replicas' queue group.
+// serve subscribes the command and query handlers in the replicas' queue group. Each handler
+// acknowledges a request (api.Accept) before anything else, so a client that asked knows at
+// once that a live replica took it, and resends only what went to a dead one.
 func serve(nc *nats.Conn, adm *admission.Admission, q *query.Handler, log *slog.Logger) ([]*nats.Subscription, error) {
+	seen := newRecentCommands(recentTTL, recentMax, time.Now)
 	var subs []*nats.Subscription
 	handle := func(subject string, fn nats.MsgHandler) error {
 		s, err := nc.QueueSubscribe(subject, api.QueueGroup, fn)
@@ -232,14 +255,17 @@ func serve(nc *nats.Conn, adm *admission.Admission, q *query.Handler, log *slog.
 		return nil
 	}
 	errs := []error{
-		handle(api.SubjectApply+".*", command(adm.Apply, log)),
-		handle(api.SubjectDelete+".*", command(adm.Delete, log)),
-		handle(api.SubjectScale+".*", command(adm.Scale, log)),
-		handle(api.SubjectCordon+".*", command(adm.Cordon, log)),
+		handle(api.SubjectApply+".*", command(adm.Apply, seen, log)),
+		handle(api.SubjectDelete+".*", command(adm.Delete, seen, log)),
+		handle(api.SubjectScale+".*", command(adm.Scale, seen, log)),
+		handle(api.SubjectCordon+".*", command(adm.Cordon, seen, log)),
 		handle(api.SubjectGet, func(msg *nats.Msg) {
 			if !api.IsInbox(msg.Reply) {
 				log.Warn("query dropped: its reply subject is not an inbox", "reply", msg.Reply)
 				return
+			}
+			if err := api.Accept(msg); err != nil {
+				log.Warn("acknowledge query", "err", err)
 			}
 			go q.Serve(msg)
 		}),
@@ -260,15 +286,20 @@ func serve(nc *nats.Conn, adm *admission.Admission, q *query.Handler, log *slog.
 // command turns one admission method into a NATS handler for its request type. The actor is the
 // identity in the subject's last token, which the server authenticated; whatever the request
 // says is replaced. A request whose reply subject is not an inbox is dropped unanswered (the
-// answer would land wherever the sender pointed it, the log included).
+// answer would land wherever the sender pointed it, the log included). A copy of a command this
+// replica already took (same request id, subject and content) gets the first copy's answer.
 func command[R any, PR interface {
 	*R
 	SetActor(string)
-}](run func(context.Context, PR) *api.Response, log *slog.Logger) nats.MsgHandler {
+	SetIdempotencyKey(string)
+}](run func(context.Context, PR) *api.Response, seen *recentCommands, log *slog.Logger) nats.MsgHandler {
 	return func(msg *nats.Msg) {
 		if !api.IsInbox(msg.Reply) {
 			log.Warn("command dropped: its reply subject is not an inbox", "subject", msg.Subject, "reply", msg.Reply)
 			return
+		}
+		if err := api.Accept(msg); err != nil {
+			log.Warn("acknowledge command", "subject", msg.Subject, "err", err)
 		}
 		// Commands are handled on their own goroutine: a command may wait for the projection,
 		// which must not block the connection's dispatch.
@@ -277,14 +308,19 @@ func command[R any, PR interface {
 			// its reason back rather than a timeout.
 			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 			defer cancel()
-			var req R
-			resp := &api.Response{Error: &api.Error{Code: "InvalidArgument"}}
-			if err := json.Unmarshal(msg.Data, &req); err != nil {
-				resp.Error.Message = "malformed request: " + err.Error()
-			} else {
-				PR(&req).SetActor(api.CommandActor(msg.Subject))
-				resp = run(ctx, &req)
+			key := ""
+			if id := api.RequestID(msg); id != "" {
+				key = idempotencyKey(msg.Subject, id, msg.Data)
 			}
+			resp := seen.do(ctx, key, func() *api.Response {
+				var req R
+				if err := json.Unmarshal(msg.Data, &req); err != nil {
+					return &api.Response{Error: &api.Error{Code: "InvalidArgument", Message: "malformed request: " + err.Error()}}
+				}
+				PR(&req).SetActor(api.CommandActor(msg.Subject))
+				PR(&req).SetIdempotencyKey(key)
+				return run(ctx, &req)
+			})
 			if err := api.Reply(msg, resp); err != nil {
 				log.Warn("reply to command", "subject", msg.Subject, "err", err)
 			}

@@ -66,24 +66,6 @@ func registerNode(t testing.TB, st *store.Store, name string) {
 	}
 }
 
-// eventually polls cond until it holds or 20 s pass.
-func eventually(t testing.TB, what string, cond func() bool) {
-	t.Helper()
-	eventuallyWithin(t, 20*time.Second, what, cond)
-}
-
-// eventuallyWithin polls cond until it holds or d passes.
-func eventuallyWithin(t testing.TB, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within %v", what, d)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 func start(t testing.TB, url, id string) context.CancelFunc {
 	t.Helper()
 	nc, err := nats.Connect(url)
@@ -145,7 +127,7 @@ func TestSchedulerService(t *testing.T) {
 	if err != nil || len(got) != 1 || got[0][0] != "web" {
 		t.Fatalf("get deployments at seq %d = %v, %v", resp.Seq, got, err)
 	}
-	eventually(t, "two pods bound to n1", func() bool {
+	eventstest.Eventually(t, eventstest.Timeout, "two pods bound to n1", func() bool {
 		got, err := rows(t, nc, api.GetRequest{Kind: "pods"})
 		if err != nil || len(got) != 2 {
 			return false
@@ -247,7 +229,7 @@ func TestStandbyTakesOver(t *testing.T) {
 	if r := apply(t, nc, fmt.Sprintf(deployment, "one", 1)); r.Error != nil {
 		t.Fatal(r.Error)
 	}
-	eventually(t, "first pod bound", func() bool {
+	eventstest.Eventually(t, eventstest.Timeout, "first pod bound", func() bool {
 		got, err := rows(t, nc, api.GetRequest{Kind: "pods"})
 		return err == nil && len(got) == 1 && got[0][len(got[0])-1] == "n1"
 	})
@@ -257,7 +239,7 @@ func TestStandbyTakesOver(t *testing.T) {
 	if r := apply(t, nc, fmt.Sprintf(deployment, "two", 1)); r.Error != nil {
 		t.Fatal(r.Error)
 	}
-	eventually(t, "the standby schedules a new Deployment's pod", func() bool {
+	eventstest.Eventually(t, eventstest.Timeout, "the standby schedules a new Deployment's pod", func() bool {
 		got, err := rows(t, nc, api.GetRequest{Kind: "pods", Selector: map[string]string{"app": "two"}})
 		return err == nil && len(got) == 1 && got[0][len(got[0])-1] == "n1"
 	})

@@ -30,8 +30,26 @@ func (c *Cluster) SkiffStdin(stdin string, args ...string) (string, error) {
 }
 
 func (c *Cluster) skiff(stdin string, args ...string) (string, error) {
-	argv := append([]string{"--net=" + netnsPath(c.ControlPlaneNetns), "--", c.Bin.Skiff, "--server", c.Server, "--creds", c.Creds(e2eUser), "--tls-ca", c.CA()}, args...)
-	return run(stdin, "nsenter", argv...)
+	return run(stdin, "nsenter", c.skiffArgv(e2eUser, args)...)
+}
+
+// SkiffAs is Skiff with the creds of identity (as Creds names them): "admin" for what only an
+// operator may do, such as `cluster bootstrap`.
+func (c *Cluster) SkiffAs(identity string, args ...string) (string, error) {
+	return run("", "nsenter", c.skiffArgv(identity, args)...)
+}
+
+// SkiffCommand is the command Skiff runs, not started, as the test's CLI user: for a test that
+// times the CLI, runs many at once, or reads its standard error and exit status itself. ctx
+// kills it.
+func (c *Cluster) SkiffCommand(ctx context.Context, args ...string) *exec.Cmd {
+	return exec.CommandContext(ctx, "nsenter", c.skiffArgv(e2eUser, args)...)
+}
+
+// skiffArgv is nsenter's argv that runs the CLI as identity in the control plane's namespace.
+func (c *Cluster) skiffArgv(identity string, args []string) []string {
+	return append([]string{"--net=" + netnsPath(c.ControlPlaneNetns), "--", c.Bin.Skiff,
+		"--server", c.Server, "--creds", c.Creds(identity), "--tls-ca", c.CA()}, args...)
 }
 
 // Apply applies a manifest (YAML or JSON, one or more documents) and fails the test if the

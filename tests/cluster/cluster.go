@@ -45,6 +45,11 @@ type Options struct {
 	// agent logs each pod's sandbox and container creation (what the start-up benchmark's
 	// breakdown reads).
 	LogLevel string
+	// NATSDiskSize, when > 0, puts the control plane's NATS data directory (JetStream's files,
+	// the keys and creds) on a tmpfs of this many bytes, mounted under the cluster's directory
+	// in the host's mount namespace and unmounted at cleanup (and by the stale sweep): a disk a
+	// test can fill (NATSDataDir). The project's images go into it too (about 5 MiB).
+	NATSDiskSize int64
 }
 
 func (o *Options) defaults() error {
@@ -91,6 +96,8 @@ type Cluster struct {
 	// controlPlane is skiff up, or NATS followed by the schedulers.
 	controlPlane []*proc
 	schedulers   map[string]*proc
+	// natsDataDir is the data directory of the NATS server (skiff up's or e2enats's).
+	natsDataDir string
 
 	connOnce sync.Once
 	nc       *nats.Conn
@@ -203,10 +210,19 @@ func (c *Cluster) newProc(name, netns string, argv ...string) *proc {
 func (c *Cluster) startControlPlane() {
 	t := c.t
 	listen := fmt.Sprintf("%s:%d", ControlPlaneAddress, NATSPort)
+	c.natsDataDir = filepath.Join(c.Dir, "nats")
+	if c.opts.Schedulers == 0 {
+		c.natsDataDir = filepath.Join(c.Dir, "cp")
+	}
+	if c.opts.NATSDiskSize > 0 {
+		if err := mountTmpfs(c.natsDataDir, c.opts.NATSDiskSize); err != nil {
+			t.Fatal(err)
+		}
+	}
 	if c.opts.Schedulers == 0 {
 		c.AuthDir = filepath.Join(c.Dir, "cp", "auth")
 		upArgs := []string{c.Bin.Skiff, "up", "--control-plane-only",
-			"--listen", listen, "--data-dir", filepath.Join(c.Dir, "cp"), "--images-dir", c.Bin.Images,
+			"--listen", listen, "--data-dir", c.natsDataDir, "--images-dir", c.Bin.Images,
 			"--log-level", c.opts.LogLevel, "--client-config="}
 		if c.opts.LeaderTTL > 0 {
 			upArgs = append(upArgs, "--leader-ttl", c.opts.LeaderTTL.String())
@@ -219,7 +235,7 @@ func (c *Cluster) startControlPlane() {
 		}
 	} else {
 		c.AuthDir = filepath.Join(c.Dir, "nats", "auth")
-		natsArgs := []string{c.Bin.NATS, "--listen", listen, "--data-dir", filepath.Join(c.Dir, "nats")}
+		natsArgs := []string{c.Bin.NATS, "--listen", listen, "--data-dir", c.natsDataDir}
 		if c.opts.LeaderTTL > 0 {
 			natsArgs = append(natsArgs, "--leader-ttl", c.opts.LeaderTTL.String())
 		}
@@ -259,16 +275,7 @@ func (c *Cluster) startControlPlane() {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), c.opts.Timeout)
 	defer cancel()
-	var lastErr error
-	ok := PollContext(ctx, func() bool {
-		qctx, qcancel := context.WithTimeout(ctx, 2*time.Second)
-		defer qcancel()
-		lastErr = api.Get(qctx, nc, api.GetRequest{Kind: "nodes"}, func(*api.GetChunk) error { return nil })
-		return lastErr == nil
-	})
-	if !ok {
-		t.Fatalf("no scheduler answered within %v: %v\n%s", c.opts.Timeout, lastErr, c.logTails(40))
-	}
+	c.waitSchedulerAnswers(ctx)
 	js, err := jetstream.New(nc)
 	if err != nil {
 		t.Fatal(err)
@@ -287,6 +294,50 @@ func (c *Cluster) startControlPlane() {
 			t.Fatalf("import %s: %v", tar, err)
 		}
 	}
+}
+
+// waitSchedulerAnswers waits until a scheduler answers queries.
+func (c *Cluster) waitSchedulerAnswers(ctx context.Context) {
+	var lastErr error
+	ok := PollContext(ctx, func() bool {
+		qctx, qcancel := context.WithTimeout(ctx, 2*time.Second)
+		defer qcancel()
+		lastErr = api.Get(qctx, c.Conn(), api.GetRequest{Kind: "nodes"}, func(*api.GetChunk) error { return nil })
+		return lastErr == nil
+	})
+	if !ok {
+		c.t.Fatalf("no scheduler answered within %v: %v\n%s", c.opts.Timeout, lastErr, c.logTails(40))
+	}
+}
+
+// NATSLog is what the control plane's NATS server (e2enats, or skiff up) logged since it was
+// last started.
+func (c *Cluster) NATSLog() string { return c.controlPlane[0].log() }
+
+// NATSDataDir is the control plane's NATS data directory: JetStream's files under it, and the
+// auth directory (on the tmpfs of Options.NATSDiskSize when that is set).
+func (c *Cluster) NATSDataDir() string { return c.natsDataDir }
+
+// RestartNATS stops the control plane's NATS server (SIGTERM) and starts it again on the same
+// data directory, as an operator restarts nats-server, and waits until a scheduler answers
+// queries again. With Options.Schedulers the scheduler processes keep running and reconnect;
+// without, NATS is embedded in skiff up, which restarts whole, scheduler included. It returns
+// how long the restart took, from the signal to the first answer.
+func (c *Cluster) RestartNATS() time.Duration {
+	c.t.Helper()
+	start := time.Now()
+	p := c.controlPlane[0]
+	p.stop(30 * time.Second)
+	if p.running() {
+		c.t.Fatalf("%s did not exit", p.name)
+	}
+	if err := p.start(c.pidsPath()); err != nil {
+		c.t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), c.opts.Timeout)
+	defer cancel()
+	c.waitSchedulerAnswers(ctx)
+	return time.Since(start)
 }
 
 // waitUpImported waits until skiff up has put every image of tars into the image store, and

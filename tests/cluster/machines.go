@@ -98,6 +98,15 @@ func (p *Process) Kill() error {
 	return nil
 }
 
+// Signal sends sig (SIGSTOP and SIGCONT freeze and thaw it) without waiting.
+func (p *Process) Signal(sig syscall.Signal) error {
+	if !p.p.running() {
+		return fmt.Errorf("%s is not running", p.p.name)
+	}
+	p.p.signal(sig, 0)
+	return nil
+}
+
 // Stop sends SIGTERM and SIGKILL after grace.
 func (p *Process) Stop(grace time.Duration) { p.p.stop(grace) }
 
@@ -123,4 +132,16 @@ func RequireRoot(t testing.TB, why string) {
 // state directories and the socket, as the harness runs it.
 func ContainerdConfig(root, state, address string) string {
 	return fmt.Sprintf(containerdConfig, root, state, address)
+}
+
+// mountTmpfs mounts a tmpfs of size bytes at dir (made if missing), in the host's mount
+// namespace. Mounts under a run's directory are unmounted by its sweep.
+func mountTmpfs(dir string, size int64) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	if err := syscall.Mount("tmpfs", dir, "tmpfs", 0, fmt.Sprintf("size=%d,mode=0755", size)); err != nil {
+		return fmt.Errorf("mount a tmpfs of %d bytes at %s: %w", size, dir, err)
+	}
+	return nil
 }

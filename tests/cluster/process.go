@@ -292,10 +292,7 @@ func killShims(dir string) (killed int) {
 			_ = syscall.Kill(shim, syscall.SIGKILL)
 			killed++
 		}
-		deadline := time.Now().Add(10 * time.Second)
-		for len(shimPIDs(dir)) > 0 && time.Now().Before(deadline) {
-			time.Sleep(20 * time.Millisecond)
-		}
+		Poll(10*time.Second, func() bool { return len(shimPIDs(dir)) == 0 })
 	}
 	return killed
 }

@@ -62,9 +62,11 @@ type Datacenter struct {
 // task is one running process of the datacenter.
 type task struct {
 	name string
-	vm   *VM
-	proc *cluster.Process
-	log  string
+	// allocID is the Nomad allocation's ID ("" for what is not a task, such as containerd).
+	allocID string
+	vm      *VM
+	proc    *cluster.Process
+	log     string
 }
 
 // gatewayAddress is the LAN's router, every VM's default gateway.
@@ -246,7 +248,11 @@ func (vm *VM) StartTask(t nomad.Task) (*cluster.Process, error) {
 	if err := vm.prepareTask(t); err != nil {
 		return nil, err
 	}
-	return vm.Start(t.Job+"-"+t.Name, t.Argv, t.Env, t.Dir)
+	p, err := vm.Start(t.Job+"-"+t.Name, t.Argv, t.Env, t.Dir)
+	if err == nil {
+		vm.dc.procs[len(vm.dc.procs)-1].allocID = t.Env["NOMAD_ALLOC_ID"]
+	}
+	return p, err
 }
 
 // RunTask runs a batch task to its end and returns its output; an exit status other than 0 is
@@ -288,17 +294,6 @@ func (vm *VM) prepareTask(t nomad.Task) error {
 		}
 	}
 	return t.WriteFiles()
-}
-
-// logOf is the log of the process called name on vm.
-func (dc *Datacenter) logOf(vm *VM, name string) string {
-	for _, p := range dc.procs {
-		if p.vm == vm && p.name == name {
-			b, _ := os.ReadFile(p.log)
-			return string(b)
-		}
-	}
-	return ""
 }
 
 // exited lists the long-running processes that are no longer running.

@@ -103,19 +103,12 @@ func TestPoisonEventsAreReportedAndSkipped(t *testing.T) {
 	c.StartNetProxies()
 	js := c.Store().JetStream()
 	ctx := context.Background()
-	big := `{"type":"PodCreated","v":1,"payload":{"pod":{"metadata":{"name":"` + strings.Repeat("x", events.MaxEventBytes) + `"}}}}`
-	poison := []struct{ subject, data string }{
-		{events.ObjectSubject(events.KindPod, "default", "junk"), "this is not json"},
-		{events.ObjectSubject(events.KindService, "default", "junk"), `{"type":"ServiceTeleported","v":1,"payload":{}}`},
-		{events.ObjectSubject(events.KindEndpoints, "default", "junk"), `{"type":"EndpointsUpdated","v":99,"payload":{}}`},
-		{events.ObjectSubject(events.KindPod, "default", "huge"), big},
-		{events.ObjectSubject(events.KindPod, "default", "wrong"), `{"type":"ServiceApplied","v":1,"payload":{"service":{}}}`},
-	}
+	poison := cluster.Poison()
 	var seqs []uint64
 	for _, p := range poison {
-		ack, err := js.Publish(ctx, p.subject, []byte(p.data))
+		ack, err := js.Publish(ctx, p.Subject, []byte(p.Data))
 		if err != nil {
-			t.Fatalf("append poison on %s: %v", p.subject, err)
+			t.Fatalf("append poison on %s: %v", p.Subject, err)
 		}
 		seqs = append(seqs, ack.Sequence)
 	}
@@ -158,12 +151,12 @@ spec:
 			if f := strings.Fields(line); len(f) > 0 && f[0] == strconv.FormatUint(seq, 10) {
 				found = strings.Contains(line, "does not decode")
 				if !found {
-					t.Errorf("poison %d (seq %d on %s) is listed as if it were an event: %s", i, seq, poison[i].subject, line)
+					t.Errorf("poison %d (seq %d on %s) is listed as if it were an event: %s", i, seq, poison[i].Subject, line)
 				}
 			}
 		}
 		if !found {
-			t.Errorf("poison %d (seq %d on %s) is not marked in skiff events log", i, seq, poison[i].subject)
+			t.Errorf("poison %d (seq %d on %s) is not marked in skiff events log", i, seq, poison[i].Subject)
 		}
 	}
 	for _, p := range []string{c.Node("node1").AgentLog(), c.Node("node1").NetProxyLog()} {

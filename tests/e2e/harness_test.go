@@ -206,7 +206,7 @@ func TestKilledTestIsSweptByTheNext(t *testing.T) {
 	// Pdeathsig: agents, containerd and skiff up die with the test process; only shims (and
 	// their containers) are left running.
 	var others []string
-	ok := waitUntil(10*time.Second, func() bool {
+	ok := cluster.Poll(10*time.Second, func() bool {
 		others = others[:0]
 		for _, p := range processesMentioning(dir + "/") {
 			if !strings.Contains(p, "containerd-shim") {
@@ -238,15 +238,4 @@ func TestKilledTestIsSweptByTheNext(t *testing.T) {
 	c := cluster.New(t, cluster.Options{})
 	c.Apply(podSpec{name: "next", args: []string{"sleep"}, grace: 1}.manifest())
 	waitRunning(t, c, "next")
-}
-
-func waitUntil(timeout time.Duration, cond func() bool) bool {
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			return false
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	return true
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"skiff.dev/events"
+	"skiff.dev/events/eventstest"
 	"skiff.dev/events/state"
 	"skiff.dev/tests/cluster"
 )
@@ -147,7 +148,7 @@ func svcVIP(t testing.TB, c *cluster.Cluster, name string) string {
 func svcWaitEndpoints(t testing.TB, c *cluster.Cluster, name string, after uint64, ok func([]events.EndpointAddress) bool) *events.Event {
 	t.Helper()
 	var found *events.Event
-	svcPoll(t, "endpoints of "+name, func() bool {
+	eventstest.Eventually(t, time.Minute, "endpoints of "+name, func() bool {
 		for _, ev := range c.EventsSince(after, events.ObjectSubject(events.KindEndpoints, "default", name)) {
 			if u, isUpd := ev.Data.(*events.EndpointsUpdated); isUpd && ok(u.Addresses) {
 				found = ev
@@ -157,19 +158,6 @@ func svcWaitEndpoints(t testing.TB, c *cluster.Cluster, name string, after uint6
 		return false
 	})
 	return found
-}
-
-// svcPoll calls cond every 20 ms until it holds, and fails t (the caller's test or subtest,
-// where the cluster's own waits fail the test that made the cluster) after a minute.
-func svcPoll(t testing.TB, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(time.Minute)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after a minute waiting for %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 }
 
 // svcWaitSynced waits until every node's net proxy has synced sequence seq.
@@ -679,7 +667,7 @@ func TestServices(t *testing.T) {
 		remaining := down.Data.(*events.EndpointsUpdated).Addresses[0].PodName
 		downSync := c.WaitRulesSynced("node1", down.Seq)
 		// Enough requests after the sync that a removed pod still answering would show.
-		svcPoll(t, "100 requests after the scale-down sync", func() bool {
+		eventstest.Eventually(t, time.Minute, "100 requests after the scale-down sync", func() bool {
 			ok, _, _ := svcCountSince(sampler.Samples(), downSync.Time)
 			return ok >= 100
 		})
@@ -704,7 +692,7 @@ func TestServices(t *testing.T) {
 		}
 		up := svcWaitEndpoints(t, c, "web", mid, func(a []events.EndpointAddress) bool { return len(a) == 3 })
 		upSync := c.WaitRulesSynced("node1", up.Seq)
-		svcPoll(t, "every pod answering after the scale-up", func() bool {
+		eventstest.Eventually(t, time.Minute, "every pod answering after the scale-up", func() bool {
 			_, pods, _ := svcCountSince(sampler.Samples(), upSync.Time)
 			return len(pods) == 3
 		})
@@ -818,7 +806,7 @@ func TestServices(t *testing.T) {
 		if r := svcReadTable(t, c, "node1"); r.Verdicts[doomed] == "" {
 			t.Fatalf("node1's table lost service doomed while no proxy ran: the restart has nothing stale to replace")
 		}
-		svcPoll(t, "50 requests to web while node1 has no proxy", func() bool {
+		eventstest.Eventually(t, time.Minute, "50 requests to web while node1 has no proxy", func() bool {
 			ok, _, _ := svcCountSince(sampler.Samples(), killed)
 			return ok >= 50
 		})
@@ -841,7 +829,7 @@ func TestServices(t *testing.T) {
 		}
 
 		checked := time.Now()
-		svcPoll(t, "20 requests to web after the restart checks", func() bool {
+		eventstest.Eventually(t, time.Minute, "20 requests to web after the restart checks", func() bool {
 			ok, _, _ := svcCountSince(sampler.Samples(), checked)
 			return ok >= 20
 		})

@@ -48,22 +48,6 @@ func statusReported(t testing.TB, node, name string) *events.Event {
 	return newEvent(t, node, podRef(name), &events.PodStatusReported{UID: "uid-" + name, Status: events.PodStatus{Phase: events.PodRunning}})
 }
 
-// waitUntil polls cond until it holds or timeout passes.
-func waitUntil(t testing.TB, timeout time.Duration, what string, cond func() error) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		err := cond()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within %v: %v", what, timeout, err)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
 func msgCount(ctx context.Context, js jetstream.JetStream, stream string) (uint64, error) {
 	s, err := js.Stream(ctx, stream)
 	if err != nil {

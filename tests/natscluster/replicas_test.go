@@ -10,6 +10,7 @@ import (
 
 	"skiff.dev/events"
 	"skiff.dev/events/api"
+	"skiff.dev/events/eventstest"
 	"skiff.dev/events/store"
 )
 
@@ -125,7 +126,7 @@ func TestReplicas(t *testing.T) {
 			return nil
 		}
 	}
-	waitUntil(t, 20*time.Second, "appends before any failure", succeededSince(time.Time{}, 20))
+	eventstest.EventuallyErr(t, 20*time.Second, "appends before any failure", succeededSince(time.Time{}, 20))
 
 	// One server down, the stream's leader: appends go on once a new leader is elected.
 	s, err := js.Stream(ctx, store.DefaultStream)
@@ -136,7 +137,7 @@ func TestReplicas(t *testing.T) {
 	c.Kill(first)
 	t.Logf("killed %s (the stream leader)", first)
 	killed1 := time.Now()
-	waitUntil(t, 30*time.Second, "appends with one server down", succeededSince(killed1, 20))
+	eventstest.EventuallyErr(t, 30*time.Second, "appends with one server down", succeededSince(killed1, 20))
 	t.Logf("20 appends acknowledged %v after the kill", time.Since(killed1).Round(time.Millisecond))
 
 	// Two down: no quorum, every append started now fails as Unavailable.
@@ -150,7 +151,7 @@ func TestReplicas(t *testing.T) {
 	c.Kill(second)
 	t.Logf("killed %s", second)
 	killed2 := time.Now()
-	waitUntil(t, 30*time.Second, "failed appends with two servers down", func() error {
+	eventstest.EventuallyErr(t, 30*time.Second, "failed appends with two servers down", func() error {
 		if n := len(w.since(killed2)); n < 3 {
 			return fmt.Errorf("%d appends tried", n)
 		}
@@ -172,7 +173,7 @@ func TestReplicas(t *testing.T) {
 	c.Restart(second)
 	t.Logf("restarted %s: meta leader after %v", second, time.Since(restart).Round(time.Millisecond))
 	var got map[string]uint64
-	waitUntil(t, 60*time.Second, "reading the stream after the restart", func() error {
+	eventstest.EventuallyErr(t, 60*time.Second, "reading the stream after the restart", func() error {
 		rctx, rcancel := context.WithTimeout(ctx, 10*time.Second)
 		defer rcancel()
 		got = map[string]uint64{}
@@ -195,7 +196,7 @@ func TestReplicas(t *testing.T) {
 	w.mu.Unlock()
 
 	// And the cluster takes appends again.
-	waitUntil(t, 30*time.Second, "append after the restart", func() error {
+	eventstest.EventuallyErr(t, 30*time.Second, "append after the restart", func() error {
 		return w.appendOne(ctx)
 	})
 }

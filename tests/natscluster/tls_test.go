@@ -12,6 +12,7 @@ import (
 
 	"skiff.dev/events"
 	"skiff.dev/events/client"
+	"skiff.dev/events/eventstest"
 )
 
 // TestTLSRefusals: a client that does not trust the cluster's CA, or speaks plain text, is
@@ -77,7 +78,7 @@ func TestTLSRefusals(t *testing.T) {
 		if line, err := r.ReadString('\n'); err == nil {
 			t.Fatalf("the server answered plain text with %q; want it to hang up", line)
 		}
-		waitUntil(t, 10*time.Second, "the server logs the refusal", func() error {
+		eventstest.EventuallyErr(t, 10*time.Second, "the server logs the refusal", func() error {
 			if !strings.Contains(s.Log(), "TLS handshake error") {
 				return errors.New("no \"TLS handshake error\" in its log")
 			}

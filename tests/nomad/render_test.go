@@ -1,7 +1,6 @@
 package nomad_test
 
 import (
-	"flag"
 	"fmt"
 	"os"
 	"path"
@@ -11,12 +10,9 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/google/go-cmp/cmp"
-
+	"skiff.dev/events/eventstest"
 	"skiff.dev/tests/nomad"
 )
-
-var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
 
 // fakeDatacenter is three VMs named as `skiff cluster init --server n1=10.0.0.1 ...` would
 // name them, with the Variables README.md tells the operator to put.
@@ -53,20 +49,7 @@ func TestRender(t *testing.T) {
 				t.Fatal(err)
 			}
 			got := dump(tasks)
-			golden := filepath.Join("testdata", strings.TrimSuffix(file, ".nomad.hcl")+".golden")
-			if *update {
-				if err := os.WriteFile(golden, []byte(got), 0o644); err != nil {
-					t.Fatal(err)
-				}
-				return
-			}
-			want, err := os.ReadFile(golden)
-			if err != nil {
-				t.Fatalf("%v (run go test -update to create it)", err)
-			}
-			if diff := cmp.Diff(string(want), got); diff != "" {
-				t.Errorf("%s (-want +got; go test -update rewrites it):\n%s", golden, diff)
-			}
+			eventstest.Golden(t, "testdata/"+strings.TrimSuffix(file, ".nomad.hcl")+".golden", got)
 		})
 	}
 }

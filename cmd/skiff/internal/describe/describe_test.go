@@ -2,19 +2,12 @@ package describe
 
 import (
 	"bytes"
-	"flag"
-	"os"
-	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
-	"github.com/google/go-cmp/cmp"
-
 	"skiff.dev/events"
+	"skiff.dev/events/eventstest"
 )
-
-var update = flag.Bool("update", false, "rewrite the golden files in testdata")
 
 var (
 	t0  = time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)
@@ -22,24 +15,6 @@ var (
 )
 
 func ptr[T any](v T) *T { return &v }
-
-func golden(t *testing.T, name, got string) {
-	t.Helper()
-	path := filepath.Join("testdata", name)
-	if *update {
-		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("read golden file (run with -update to create it): %v", err)
-	}
-	if diff := cmp.Diff(strings.Split(string(want), "\n"), strings.Split(got, "\n")); diff != "" {
-		t.Errorf("%s differs (-want +got; run with -update to accept):\n%s", path, diff)
-	}
-}
 
 func event(t *testing.T, at time.Duration, actor string, ref events.ObjectRef, node string, p events.Payload) *events.Event {
 	t.Helper()
@@ -137,7 +112,7 @@ func TestDescribe(t *testing.T) {
 			if err := tt.render(&b); err != nil {
 				t.Fatal(err)
 			}
-			golden(t, tt.name+".golden", b.String())
+			eventstest.Golden(t, "testdata/"+tt.name+".golden", b.String())
 		})
 	}
 }

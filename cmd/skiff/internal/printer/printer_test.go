@@ -3,36 +3,15 @@ package printer
 import (
 	"bytes"
 	"encoding/json"
-	"flag"
 	"fmt"
 	"io"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+
+	"skiff.dev/events/eventstest"
 )
-
-var update = flag.Bool("update", false, "rewrite the golden files in testdata")
-
-func golden(t *testing.T, name, got string) {
-	t.Helper()
-	path := filepath.Join("testdata", name)
-	if *update {
-		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("read golden file (run with -update to create it): %v", err)
-	}
-	if diff := cmp.Diff(strings.Split(string(want), "\n"), strings.Split(got, "\n")); diff != "" {
-		t.Errorf("%s differs (-want +got; run with -update to accept):\n%s", path, diff)
-	}
-}
 
 func TestTable(t *testing.T) {
 	tests := []struct {
@@ -117,7 +96,7 @@ func TestObjects(t *testing.T) {
 			if strings.HasSuffix(tt.name, ".json") && !json.Valid(b.Bytes()) {
 				t.Errorf("output is not valid JSON:\n%s", b.String())
 			}
-			golden(t, tt.name, b.String())
+			eventstest.Golden(t, "testdata/"+tt.name, b.String())
 		})
 	}
 }

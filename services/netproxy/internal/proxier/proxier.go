@@ -32,12 +32,27 @@ type Config struct {
 	Rules      Syncer
 	// RetryInterval is the pause after a failed sync; default 1 s.
 	RetryInterval time.Duration
-	Logger        *slog.Logger
+	// Clock times the pause and the syncs; default the system clock. Tests pass a fake one and
+	// move it instead of waiting.
+	Clock  Clock
+	Logger *slog.Logger
 	// Synced, if set, is called after every successful sync with the log sequence it reflects
 	// (live.Projection.Complete: every Service and Endpoints event up to it is in the sync);
 	// tests and benchmarks wait on it.
 	Synced func(seq uint64)
 }
+
+// Clock is the proxier's time.
+type Clock interface {
+	Now() time.Time
+	// After sends the time on the channel once d has passed.
+	After(d time.Duration) <-chan time.Time
+}
+
+type systemClock struct{}
+
+func (systemClock) Now() time.Time                         { return time.Now() }
+func (systemClock) After(d time.Duration) <-chan time.Time { return time.After(d) }
 
 // Proxier keeps the rules in step with the log.
 type Proxier struct{ cfg Config }
@@ -49,6 +64,9 @@ func New(cfg Config) *Proxier {
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Clock == nil {
+		cfg.Clock = systemClock{}
 	}
 	return &Proxier{cfg: cfg}
 }
@@ -74,18 +92,18 @@ func (p *Proxier) Run(ctx context.Context) error {
 		p.cfg.Projection.View(func(st *state.State) {
 			desired = ServicePorts(st)
 		})
-		start := time.Now()
+		start := p.cfg.Clock.Now()
 		if err := p.cfg.Rules.Sync(ctx, desired); err != nil {
 			// The rules engine makes the next sync a full one; try again after a pause.
 			p.cfg.Logger.Error("sync rules failed; retrying with a full sync", "seq", seq, "err", err)
 			select {
-			case <-time.After(p.cfg.RetryInterval):
+			case <-p.cfg.Clock.After(p.cfg.RetryInterval):
 				continue
 			case <-ctx.Done():
 				return nil
 			}
 		}
-		p.cfg.Logger.Debug("rules synced", "seq", seq, "servicePorts", len(desired), "took", time.Since(start))
+		p.cfg.Logger.Debug("rules synced", "seq", seq, "servicePorts", len(desired), "took", p.cfg.Clock.Now().Sub(start))
 		if p.cfg.Synced != nil {
 			p.cfg.Synced(seq)
 		}

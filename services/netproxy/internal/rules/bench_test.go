@@ -109,12 +109,13 @@ func BenchmarkKubeProxyShapeFullSync(b *testing.B) {
 				b.Fatal(err)
 			}
 			b.Cleanup(func() { sock.close() })
+			seq := uint32(1)
 			send := func() {
-				bt, err := encodeKubeProxyShape(sock.nextSeq, "kp", desired)
+				bt, err := encodeKubeProxyShape(seq, "kp", desired)
 				if err != nil {
 					b.Fatal(err)
 				}
-				sock.nextSeq = bt.nextSeq
+				seq = bt.nextSeq
 				if err := sock.transact(ctx, bt); err != nil {
 					b.Fatal(err)
 				}

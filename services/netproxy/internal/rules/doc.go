@@ -83,6 +83,16 @@
 // else. The diff walks the desired list and the record of the last sync side by side: a caller
 // that keeps its list in a stable order, appending new ports, gets the cheapest incremental sync.
 //
+// # Testing without root
+//
+// Fake is nf_tables in memory. A Syncer made by Fake.NewSyncer sends it the same netlink batches
+// it sends the kernel; the Fake decodes them, applies each whole or not at all with the kernel's
+// checks, and Dump prints the tables one line per set, chain, rule and element, sorted where the
+// kernel keeps no order (testdata/fake/*.golden show whole sequences of syncs). The real-kernel
+// tests need root and a network namespace each; TestKernelMatchesFake runs one sequence of syncs
+// against both and compares the kernel's tables, read back through google/nftables, with the
+// Fake's dump, so the Fake cannot drift from the kernel unnoticed.
+//
 // # Concurrency
 //
 // A Syncer's methods may be called from any goroutine; Sync and Close are serialized. NewSyncer

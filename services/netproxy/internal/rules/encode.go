@@ -24,7 +24,10 @@ const (
 	setIDNoEndpoints = 3
 )
 
-const nfAccept = 1 // NF_ACCEPT: the policy of every base chain
+const (
+	nfDrop   = 0 // NF_DROP
+	nfAccept = 1 // NF_ACCEPT: the policy of every base chain
+)
 
 // maxElementBytes bounds the NFTA_SET_ELEM_LIST_ELEMENTS attribute of one message, whose length
 // is a 16-bit field.

@@ -20,11 +20,12 @@ import (
 //
 // The socket belongs to the network namespace of the thread that created it for its whole life.
 type nfSocket struct {
-	fd      int
-	sndbuf  int
-	nextSeq uint32
-	rbuf    []byte
+	fd     int
+	sndbuf int
+	rbuf   []byte
 }
+
+var _ nftConn = (*nfSocket)(nil)
 
 const (
 	rcvBufBytes    = 4 << 20
@@ -37,7 +38,7 @@ func openNFSocket() (*nfSocket, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open netfilter netlink socket: %w", err)
 	}
-	s := &nfSocket{fd: fd, nextSeq: uint32(time.Now().Unix()), rbuf: make([]byte, 64<<10)}
+	s := &nfSocket{fd: fd, rbuf: make([]byte, 64<<10)}
 	if err := unix.Bind(fd, &unix.SockaddrNetlink{Family: unix.AF_NETLINK}); err != nil {
 		s.close()
 		return nil, fmt.Errorf("bind netfilter netlink socket: %w", err)

@@ -2,65 +2,12 @@ package rules
 
 import (
 	"errors"
-	"flag"
-	"os"
-	"path/filepath"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
 
 	"skiff.dev/events"
 )
-
-var update = flag.Bool("update", false, "rewrite testdata/*.golden from the current output")
-
-func TestRenderGolden(t *testing.T) {
-	tests := []struct {
-		name    string
-		table   string
-		desired []ServicePort
-	}{
-		{name: "empty"},
-		{
-			name: "mixed",
-			desired: []ServicePort{
-				// Endpoints out of order and repeated: rendered sorted, once.
-				svc("web", "10.96.0.10", TCP, 80, ep("10.88.0.12", 8080), ep("10.88.0.11", 8080), ep("10.88.0.12", 8080)),
-				svc("dns", "10.96.0.2", UDP, 53, ep("10.88.1.3", 53)),
-				svc("dns-tcp", "10.96.0.2", TCP, 53, ep("10.88.1.3", 53)),
-				svc("empty", "10.96.0.99", TCP, 443),
-				svc("empty-udp", "10.96.0.99", UDP, 443),
-				svc("three", "10.96.1.1", TCP, 6379, ep("10.88.2.1", 6379), ep("10.88.2.2", 6379), ep("10.88.2.3", 6379)),
-			},
-		},
-		{
-			name:    "custom-table",
-			table:   "skiff-test",
-			desired: []ServicePort{svc("web", "10.96.0.10", TCP, 80, ep("10.88.0.11", 8080))},
-		},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			got, err := Render(tt.table, tt.desired)
-			if err != nil {
-				t.Fatalf("Render: %v", err)
-			}
-			path := filepath.Join("testdata", tt.name+".golden")
-			if *update {
-				if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
-					t.Fatal(err)
-				}
-			}
-			want, err := os.ReadFile(path)
-			if err != nil {
-				t.Fatalf("read golden file (run go test -run TestRenderGolden -update to create it): %v", err)
-			}
-			if diff := cmp.Diff(string(want), got); diff != "" {
-				t.Errorf("Render differs from %s (-want +got):\n%s", path, diff)
-			}
-		})
-	}
-}
 
 func TestRenderRejectsWhatSyncRejects(t *testing.T) {
 	tests := []struct {

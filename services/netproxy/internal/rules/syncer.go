@@ -23,7 +23,8 @@ type Syncer struct {
 	log *slog.Logger
 
 	mu   sync.Mutex // serialises Sync and Close
-	sock *nfSocket
+	conn nftConn    // nil once closed
+	seq  uint32     // sequence number of the next transaction's first message
 	ct   flowTable
 
 	// What the kernel holds, as of the last transaction it acknowledged. Meaningless while
@@ -45,8 +46,8 @@ type Syncer struct {
 // errors (for instance EPERM without CAP_NET_ADMIN), wrapped with events.ErrUnavailable.
 func NewSyncer(cfg Config) (*Syncer, error) {
 	cfg = cfg.withDefaults()
-	if len(cfg.Table) > maxTableName || strings.ContainsRune(cfg.Table, 0) {
-		return nil, fmt.Errorf("nftables table name %q: at most %d bytes, no NUL: %w", cfg.Table, maxTableName, events.ErrInvalidArgument)
+	if err := checkTableName(cfg.Table); err != nil {
+		return nil, err
 	}
 	sock, err := openNFSocket()
 	if err != nil {
@@ -57,13 +58,28 @@ func NewSyncer(cfg Config) (*Syncer, error) {
 		sock.close()
 		return nil, fmt.Errorf("nftables rules for table %s: open conntrack netlink socket: %w: %w", cfg.Table, events.ErrUnavailable, err)
 	}
+	// Sequence numbers start from the clock; they only have to differ between the batches of
+	// one socket.
+	return newSyncer(cfg, sock, uint32(time.Now().Unix()), ct), nil
+}
+
+func checkTableName(table string) error {
+	if len(table) > maxTableName || strings.ContainsRune(table, 0) {
+		return fmt.Errorf("nftables table name %q: at most %d bytes, no NUL: %w", table, maxTableName, events.ErrInvalidArgument)
+	}
+	return nil
+}
+
+// newSyncer returns a Syncer that sends its transactions through conn; cfg has its defaults.
+func newSyncer(cfg Config, conn nftConn, firstSeq uint32, ct flowTable) *Syncer {
 	return &Syncer{
 		cfg:      cfg,
 		log:      cfg.Logger.With("table", cfg.Table),
-		sock:     sock,
+		conn:     conn,
+		seq:      firstSeq,
 		ct:       ct,
 		needFull: true,
-	}, nil
+	}
 }
 
 // Close closes the netlink sockets. The table stays in the kernel, so Services keep working while
@@ -71,11 +87,11 @@ func NewSyncer(cfg Config) (*Syncer, error) {
 func (s *Syncer) Close() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.sock == nil {
+	if s.conn == nil {
 		return nil
 	}
-	err := errors.Join(s.sock.close(), s.ct.Close())
-	s.sock, s.ct = nil, nil
+	err := errors.Join(s.conn.close(), s.ct.Close())
+	s.conn, s.ct = nil, nil
 	return err
 }
 
@@ -101,7 +117,7 @@ func (s *Syncer) Close() error {
 func (s *Syncer) Sync(ctx context.Context, desired []ServicePort) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.sock == nil {
+	if s.conn == nil {
 		return fmt.Errorf("sync table %s: %w: the Syncer is closed", s.cfg.Table, events.ErrFailedPrecondition)
 	}
 	if err := ctx.Err(); err != nil {
@@ -114,12 +130,12 @@ func (s *Syncer) Sync(ctx context.Context, desired []ServicePort) error {
 		return fmt.Errorf("sync table %s: %w", s.cfg.Table, err)
 	}
 	if !p.empty() {
-		b, err := encodePlan(s.sock.nextSeq, s.cfg.Table, p, s.cfg.MaxElementsPerMessage)
+		b, err := encodePlan(s.seq, s.cfg.Table, p, s.cfg.MaxElementsPerMessage)
 		if err != nil {
 			return fmt.Errorf("sync table %s: %w", s.cfg.Table, err)
 		}
-		s.sock.nextSeq = b.nextSeq
-		if err := s.sock.transact(ctx, b); err != nil {
+		s.seq = b.nextSeq
+		if err := s.conn.transact(ctx, b); err != nil {
 			s.needFull = true
 			return fmt.Errorf("sync %d service ports to table %s (the next sync replaces the table): %w: %w",
 				len(desired), s.cfg.Table, events.ErrUnavailable, err)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/netip"
 	"sync"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 	"golang.org/x/sync/singleflight"
+	"k8s.io/utils/clock"
 
 	"skiff.dev/events"
 	"skiff.dev/events/images"
@@ -22,7 +24,7 @@ import (
 	"skiff.dev/services/nodeagent/internal/work"
 )
 
-// Config configures an agent. Node, Log, Runtime and JetStream are required.
+// Config configures an agent. Node, Log, Nodes, JetStream, Runtime and Network are required.
 type Config struct {
 	// Node is this node's name.
 	Node string
@@ -31,9 +33,11 @@ type Config struct {
 	Log     *store.Store
 	// Nodes is a projection of the node subjects (for this node's pod CIDR and other nodes'
 	// routes), run by the caller.
-	Nodes     *live.Projection
+	Nodes *live.Projection
+	// JetStream holds the cluster's image store, which pods' images are imported from.
 	JetStream jetstream.JetStream
-	Runtime   *runtime.Runtime
+	// Runtime runs the pods; *runtime.Runtime is one.
+	Runtime Runtime
 	// Network builds the pod network once the control plane assigned the node's pod CIDR.
 	Network func(ctx context.Context, podCIDR netip.Prefix) (Network, error)
 	// Backoff of crash-looping containers; DefaultBackoff if zero.
@@ -42,16 +46,43 @@ type Config struct {
 	ImageRetry time.Duration
 	// Resync is how often every worker looks at its pod again without being told; default 30 s.
 	Resync time.Duration
-	Clock  func() time.Time
+	// Clock stamps events and times back-offs, retries and resyncs; default the real clock.
+	Clock  Clock
 	Logger *slog.Logger
+}
+
+// Clock is the agent's time. clock.RealClock is the real one; tests step a fake one
+// (k8s.io/utils/clock/testing) through back-offs and retries instead of waiting them out.
+type Clock interface {
+	Now() time.Time
+	NewTimer(d time.Duration) clock.Timer
+	NewTicker(d time.Duration) clock.Ticker
+}
+
+// Runtime is containerd as the agent uses it; *runtime.Runtime is one. Workers use the pod and
+// image parts (worker.go); reconcile lists what is there, and Run watches for exits.
+type Runtime interface {
+	podRuntime
+	imageRuntime
+	// List returns every sandbox and container of the runtime's namespace, sandboxes first.
+	List(ctx context.Context) ([]runtime.ContainerStatus, error)
+	// Watch streams task exits until ctx ends; an EventResync says exits may have been lost.
+	Watch(ctx context.Context) <-chan runtime.Event
 }
 
 // Network is the pod network as the agent uses it; *podnet.Network is one.
 type Network interface {
-	Setup(ctx context.Context, podID, netnsPath string) (netip.Addr, error)
-	Teardown(ctx context.Context, podID, netnsPath string) error
+	podNetwork
+	// Allocations lists the pod IPs held, for reconcile to release those of pods gone.
 	Allocations(ctx context.Context) ([]podnet.Allocation, error)
 	SyncRoutes(ctx context.Context, routes map[netip.Prefix]netip.Addr) error
+}
+
+// imageBucket is the cluster's image store in JetStream's object store.
+type imageBucket struct{ obs jetstream.ObjectStore }
+
+func (b imageBucket) Get(ctx context.Context, image string) (io.ReadCloser, error) {
+	return images.Get(ctx, b.obs, image)
 }
 
 // Agent runs one node's pods.
@@ -69,9 +100,9 @@ type Agent struct {
 	stopped map[string]bool
 	written map[string]uint64 // last sequence this agent wrote per subject
 	net     Network
-	images  jetstream.ObjectStore
-	// imports makes workers that want the same missing image share one fetch.
-	imports singleflight.Group
+	// env is what every worker works with; set once the pod network exists, before any
+	// worker starts.
+	env *workerEnv
 
 	changed chan struct{}
 	synced  chan struct{}
@@ -90,7 +121,7 @@ func New(cfg Config) *Agent {
 		cfg.Resync = 30 * time.Second
 	}
 	if cfg.Clock == nil {
-		cfg.Clock = time.Now
+		cfg.Clock = clock.RealClock{}
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
@@ -115,10 +146,13 @@ func (a *Agent) Ready() <-chan struct{} { return a.ready }
 
 // Run runs the agent until ctx ends.
 func (a *Agent) Run(ctx context.Context) error {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
+	// The follower and the workers end with ctx, so it is cancelled before they are waited for
+	// (defers run last first): an error returned before the loop must not wait for the caller
+	// to end ctx.
 	var wg sync.WaitGroup
 	defer wg.Wait()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
 
 	exits := a.cfg.Runtime.Watch(ctx)
 	followErr := make(chan error, 1)
@@ -152,13 +186,18 @@ func (a *Agent) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("pod network: %w", err)
 	}
+	env := &workerEnv{
+		runtime: a.cfg.Runtime, images: a.cfg.Runtime, net: net, status: a, clock: a.cfg.Clock,
+		backoff: a.cfg.Backoff, imageRetry: a.cfg.ImageRetry, imports: &singleflight.Group{},
+	}
 	if obs, err := images.OpenBucket(ctx, a.cfg.JetStream); err != nil {
 		a.log.Warn("image store unavailable; only images already on the node can run", "err", err)
 	} else {
-		a.images = obs
+		env.store = imageBucket{obs}
 	}
 	a.mu.Lock()
 	a.net = net
+	a.env = env
 	a.mu.Unlock()
 	if err := a.reconcile(ctx); err != nil {
 		return fmt.Errorf("reconcile containerd against the log: %w", err)
@@ -171,7 +210,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	a.syncRoutes(ctx)
 	// Exits can be missed around a containerd restart; every worker looks at its containers
 	// again now and then, as the kubelet's periodic resync does.
-	resync := time.NewTicker(a.cfg.Resync)
+	resync := a.cfg.Clock.NewTicker(a.cfg.Resync)
 	defer resync.Stop()
 	for {
 		select {
@@ -192,7 +231,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		case <-routes:
 			routes = a.cfg.Nodes.Changed()
 			a.syncRoutes(ctx)
-		case <-resync.C:
+		case <-resync.C():
 			a.mu.Lock()
 			for _, w := range a.workers {
 				w.poke()
@@ -264,6 +303,11 @@ func (a *Agent) apply(ev *events.Event) {
 // changed their pod's latest desired state. Only those: a status report of one pod is an event
 // too, and waking every worker for it would make each of N pods starting together sync N times.
 func (a *Agent) sync(ctx context.Context, wg *sync.WaitGroup) {
+	if ctx.Err() != nil {
+		// Stopping: the workers are ending, and a new one for a pod whose worker just ended
+		// would start a pass against containerd on the way out.
+		return
+	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	for key, p := range a.view.Pods {
@@ -279,7 +323,7 @@ func (a *Agent) sync(ctx context.Context, wg *sync.WaitGroup) {
 		}
 		w := a.workers[p.UID()]
 		if w == nil {
-			w = newWorker(a, p)
+			w = newWorker(a.env, a.log, p)
 			a.workers[p.UID()] = w
 			wg.Add(1)
 			go func() {

@@ -15,4 +15,13 @@
 // restart count), those of pods that are gone are killed and removed, and their IPs released.
 // Status is appended conditionally on the last sequence of the pod's status subject, which only
 // this node writes.
+//
+// # Dependencies
+//
+// Workers see containerd, the pod network, the cluster's image store and the log through small
+// interfaces declared where they are used (podRuntime, imageRuntime, imageStore, podNetwork,
+// statusWriter in worker.go; Runtime and Network in agent.go), which *runtime.Runtime,
+// *podnet.Network and the agent itself satisfy. Time comes from one Clock: back-offs, image
+// retries, error retries and the periodic resync are timers of that clock, so the tests run the
+// workers and the reconcile loop against fakes and step a fake clock, without root or waiting.
 package agent

@@ -25,7 +25,7 @@ func (a *Agent) append(ctx context.Context, key work.Key, p events.Payload) erro
 			ref.UID = wp.UID()
 		}
 		meta.Actor = a.actor
-		ev, err := events.New(a.cfg.Clock(), meta, ref, a.cfg.Node, p)
+		ev, err := events.New(a.cfg.Clock.Now(), meta, ref, a.cfg.Node, p)
 		if err != nil {
 			a.mu.Unlock()
 			return err

@@ -6,11 +6,13 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/netip"
 	"reflect"
 	"sync"
 	"time"
 
 	"github.com/containerd/errdefs"
+	"golang.org/x/sync/singleflight"
 
 	"skiff.dev/events"
 	"skiff.dev/events/images"
@@ -20,10 +22,66 @@ import (
 
 func isNotFound(err error) bool { return errdefs.IsNotFound(err) }
 
+// podRuntime is what a worker does with its pod's sandbox and containers; *runtime.Runtime is
+// one. The errors are runtime's: errdefs classes (NotFound, AlreadyExists, FailedPrecondition)
+// that the worker tells apart.
+type podRuntime interface {
+	CreateSandbox(ctx context.Context, cfg runtime.PodSandboxConfig) (runtime.Sandbox, error)
+	GetSandbox(ctx context.Context, podUID string) (runtime.Sandbox, error)
+	RemoveSandbox(ctx context.Context, pod runtime.PodRef) error
+	CreateContainer(ctx context.Context, cfg runtime.ContainerConfig) (string, error)
+	StartContainer(ctx context.Context, id string) error
+	StopContainer(ctx context.Context, id string, grace time.Duration) (runtime.ContainerStatus, error)
+	RemoveContainer(ctx context.Context, id string) error
+	ContainerStatus(ctx context.Context, id string) (runtime.ContainerStatus, error)
+}
+
+// imageRuntime is the node's own image store, where a worker brings the images its containers
+// run; *runtime.Runtime is one.
+type imageRuntime interface {
+	HasImage(ctx context.Context, name string) (bool, error)
+	ImportImage(ctx context.Context, tarball io.Reader) ([]string, error)
+	PullImage(ctx context.Context, ref string) error
+}
+
+// imageStore is the cluster's image store, where `skiff image import` puts tarballs. Get fails
+// with events.ErrNotFound when no tarball holds the image.
+type imageStore interface {
+	Get(ctx context.Context, image string) (io.ReadCloser, error)
+}
+
+// podNetwork gives a pod's sandbox its IP and takes it back; *podnet.Network is one.
+type podNetwork interface {
+	Setup(ctx context.Context, podID, netnsPath string) (netip.Addr, error)
+	Teardown(ctx context.Context, podID, netnsPath string) error
+}
+
+// statusWriter appends what a worker reports about its pod (PodStatusReported, PodTerminated)
+// to this node's status subject; the agent is one (report.go).
+type statusWriter interface {
+	append(ctx context.Context, key work.Key, p events.Payload) error
+}
+
+// workerEnv is what every worker works with, shared by all of them.
+type workerEnv struct {
+	runtime podRuntime
+	images  imageRuntime
+	// store is nil when the cluster's image store is unavailable: images come from registries
+	// then.
+	store      imageStore
+	net        podNetwork
+	status     statusWriter
+	clock      Clock
+	backoff    Backoff
+	imageRetry time.Duration
+	// imports makes workers that want the same missing image share one fetch.
+	imports *singleflight.Group
+}
+
 // worker owns one pod: it alone creates, restarts, stops and removes the pod's sandbox and
 // containers, and reports the pod's status.
 type worker struct {
-	a   *Agent
+	env *workerEnv
 	uid string
 	key work.Key
 	log *slog.Logger
@@ -43,11 +101,15 @@ type worker struct {
 	reported *events.PodStatus
 }
 
-func newWorker(a *Agent, p *work.Pod) *worker {
+func newWorker(env *workerEnv, log *slog.Logger, p *work.Pod) *worker {
 	w := &worker{
-		a:        a,
-		uid:      p.UID(),
-		key:      work.Key{Namespace: p.Pod.Metadata.Namespace, Name: p.Pod.Metadata.Name},
+		env: env,
+		uid: p.UID(),
+		key: work.Key{Namespace: p.Pod.Metadata.Namespace, Name: p.Pod.Metadata.Name},
+		// The pod it is made for, not the zero one: run's first pass may come before the
+		// update that hands it the pod, and would sync a pod without containers (a sandbox
+		// for nothing, and a Pending status without container statuses).
+		desired:  *p,
 		wake:     make(chan struct{}, 1),
 		loops:    map[string]*crashLoop{},
 		last:     map[string]*events.ContainerStateTerminated{},
@@ -55,7 +117,7 @@ func newWorker(a *Agent, p *work.Pod) *worker {
 		final:    map[string]bool{},
 		reported: p.Reported,
 	}
-	w.log = a.log.With("pod", w.key.String(), "uid", w.uid)
+	w.log = log.With("pod", w.key.String(), "uid", w.uid)
 	// Resume from what this node last reported: restart counts and how runs ended survive an
 	// agent restart.
 	if p.Reported != nil {
@@ -92,28 +154,39 @@ func (w *worker) pod() work.Pod {
 
 // run syncs the pod until it has been stopped and released (and returns true), or ctx ends.
 func (w *worker) run(ctx context.Context) bool {
-	timer := time.NewTimer(time.Hour)
+	timer := w.env.clock.NewTimer(time.Hour)
 	defer timer.Stop()
+	wakeIn := func(d time.Duration) {
+		// Drained first: a fake clock's timer, unlike time.Timer since Go 1.23, keeps a firing
+		// nobody received, and would fire twice (or block the clock) after Reset.
+		if !timer.Stop() {
+			select {
+			case <-timer.C():
+			default:
+			}
+		}
+		timer.Reset(d)
+	}
 	for {
 		p := w.pod()
 		if p.StopRequested {
 			if err := w.stop(ctx, p); err != nil {
 				w.log.Error("stop pod", "err", err)
-				timer.Reset(time.Second)
+				wakeIn(time.Second)
 			} else {
 				return true
 			}
 		} else if next, err := w.sync(ctx, p); err != nil {
 			w.log.Warn("sync pod", "err", err)
-			timer.Reset(time.Second)
+			wakeIn(time.Second)
 		} else if !next.IsZero() {
-			timer.Reset(max(next.Sub(w.a.cfg.Clock()), 10*time.Millisecond))
+			wakeIn(max(next.Sub(w.env.clock.Now()), 10*time.Millisecond))
 		}
 		select {
 		case <-ctx.Done():
 			return false
 		case <-w.wake:
-		case <-timer.C:
+		case <-timer.C():
 		}
 	}
 }
@@ -121,10 +194,10 @@ func (w *worker) run(ctx context.Context) bool {
 // sync makes the pod's sandbox, network and containers match its spec, reports its status, and
 // returns when it wants to look again (a back-off ending), zero for "when something happens".
 func (w *worker) sync(ctx context.Context, p work.Pod) (time.Time, error) {
-	rt := w.a.cfg.Runtime
+	rt := w.env.runtime
 	ref := runtime.PodRef{UID: w.uid, Name: w.key.Name, Namespace: w.key.Namespace}
 	spec := &p.Pod.Spec
-	now := w.a.cfg.Clock()
+	now := w.env.clock.Now()
 	var next time.Time
 	wakeAt := func(t time.Time) {
 		if next.IsZero() || t.Before(next) {
@@ -155,7 +228,7 @@ func (w *worker) sync(ctx context.Context, p work.Pod) (time.Time, error) {
 	// The network needs setting up once per sandbox: checking it again on every pass costs a
 	// netns entry and host-local's files per pod each time anything about the pod changes.
 	if w.podIP == "" || w.netFor.ID != sb.ID || w.netFor.PID != sb.PID {
-		ip, err := w.a.net.Setup(ctx, w.uid, sb.NetNSPath())
+		ip, err := w.env.net.Setup(ctx, w.uid, sb.NetNSPath())
 		if err != nil {
 			return next, w.report(ctx, w.waitingAll(spec, ReasonNetworkNotReady, err.Error()), fmt.Errorf("pod network: %w", err))
 		}
@@ -179,7 +252,7 @@ func (w *worker) sync(ctx context.Context, p work.Pod) (time.Time, error) {
 
 // syncContainer brings one container to where the spec and restart policy want it.
 func (w *worker) syncContainer(ctx context.Context, p work.Pod, ref runtime.PodRef, c *events.Container, now time.Time) (observed, time.Time) {
-	rt := w.a.cfg.Runtime
+	rt := w.env.runtime
 	o := observed{name: c.Name, image: c.Image, restarts: w.restarts[c.Name], last: w.last[c.Name]}
 	id := runtime.ContainerID(w.uid, c.Name)
 	st, err := rt.ContainerStatus(ctx, id)
@@ -216,7 +289,7 @@ func (w *worker) syncContainer(ctx context.Context, p work.Pod, ref runtime.PodR
 		}
 		if loop.until.IsZero() || loop.finished != st.FinishedAt {
 			loop.finished = st.FinishedAt
-			w.a.cfg.Backoff.exited(loop, st.StartedAt, st.FinishedAt)
+			w.env.backoff.exited(loop, st.StartedAt, st.FinishedAt)
 		}
 		if now.Before(loop.until) {
 			o.waiting = ReasonCrashLoopBackOff
@@ -240,7 +313,7 @@ func (w *worker) syncContainer(ctx context.Context, p work.Pod, ref runtime.PodR
 	image := images.Normalize(c.Image)
 	if err := w.ensureImage(ctx, image); err != nil {
 		o.waiting, o.message = ReasonErrImageNotFound, err.Error()
-		return o, now.Add(w.a.cfg.ImageRetry)
+		return o, now.Add(w.env.imageRetry)
 	}
 	cfg, err := containerConfig(ref, c, image, o.restarts)
 	if err == nil {
@@ -272,12 +345,12 @@ func (w *worker) syncContainer(ctx context.Context, p work.Pod, ref runtime.PodR
 // content store turns all but one away ("ref … locked"), so the pods waited ImageRetry after
 // ImageRetry.
 func (w *worker) ensureImage(ctx context.Context, image string) error {
-	ok, err := w.a.cfg.Runtime.HasImage(ctx, image)
+	ok, err := w.env.images.HasImage(ctx, image)
 	if err != nil || ok {
 		return err
 	}
-	_, err, _ = w.a.imports.Do(image, func() (any, error) {
-		if ok, err := w.a.cfg.Runtime.HasImage(ctx, image); err != nil || ok {
+	_, err, _ = w.env.imports.Do(image, func() (any, error) {
+		if ok, err := w.env.images.HasImage(ctx, image); err != nil || ok {
 			return nil, err // another fetch just finished
 		}
 		return nil, w.fetchImage(ctx, image)
@@ -289,13 +362,13 @@ func (w *worker) ensureImage(ctx context.Context, image string) error {
 func (w *worker) fetchImage(ctx context.Context, image string) error {
 	// Bounds one pull attempt; the worker tries again after ImageRetry.
 	const pullTimeout = 60 * time.Second
-	rt := w.a.cfg.Runtime
+	rt := w.env.images
 	var err error
 	var notInStore string
 	var r io.ReadCloser
-	if w.a.images == nil {
+	if w.env.store == nil {
 		notInStore = "the cluster's image store is unavailable, so it cannot be imported from there (skiff image import FILE.tar)"
-	} else if r, err = images.Get(ctx, w.a.images, image); errors.Is(err, events.ErrNotFound) {
+	} else if r, err = w.env.store.Get(ctx, image); errors.Is(err, events.ErrNotFound) {
 		notInStore = "it was never imported into the cluster (skiff image import FILE.tar)"
 	} else if err != nil {
 		if ctx.Err() != nil {
@@ -367,7 +440,7 @@ func (w *worker) report(ctx context.Context, st events.PodStatus, cause error) e
 	if w.reported != nil && reflect.DeepEqual(*w.reported, st) {
 		return cause
 	}
-	if err := w.a.append(ctx, w.key, &events.PodStatusReported{UID: w.uid, Status: st}); err != nil {
+	if err := w.env.status.append(ctx, w.key, &events.PodStatusReported{UID: w.uid, Status: st}); err != nil {
 		return errors.Join(cause, fmt.Errorf("report status: %w", err))
 	}
 	w.reported = &st
@@ -383,16 +456,16 @@ func (w *worker) stop(ctx context.Context, p work.Pod) error {
 		return err
 	}
 	ref := runtime.PodRef{UID: w.uid, Name: w.key.Name, Namespace: w.key.Namespace}
-	if err := w.a.cfg.Runtime.RemoveSandbox(ctx, ref); err != nil && !isNotFound(err) {
+	if err := w.env.runtime.RemoveSandbox(ctx, ref); err != nil && !isNotFound(err) {
 		return fmt.Errorf("remove sandbox: %w", err)
 	}
-	return w.a.append(ctx, w.key, &events.PodTerminated{UID: w.uid})
+	return w.env.status.append(ctx, w.key, &events.PodTerminated{UID: w.uid})
 }
 
 // removeAll stops every container of the pod (in parallel, each with grace), removes them, and
 // releases the pod's IP. The sandbox stays.
 func (w *worker) removeAll(ctx context.Context, p work.Pod, grace time.Duration) error {
-	rt := w.a.cfg.Runtime
+	rt := w.env.runtime
 	var wg sync.WaitGroup
 	errs := make([]error, len(p.Pod.Spec.Containers))
 	for i, c := range p.Pod.Spec.Containers {
@@ -417,7 +490,7 @@ func (w *worker) removeAll(ctx context.Context, p work.Pod, grace time.Duration)
 	if sb, err := rt.GetSandbox(ctx, w.uid); err == nil && sb.State == runtime.StateRunning {
 		netns = sb.NetNSPath()
 	}
-	if err := w.a.net.Teardown(ctx, w.uid, netns); err != nil {
+	if err := w.env.net.Teardown(ctx, w.uid, netns); err != nil {
 		return fmt.Errorf("release pod network: %w", err)
 	}
 	w.podIP, w.netFor = "", runtime.Sandbox{}

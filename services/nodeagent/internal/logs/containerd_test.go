@@ -8,8 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go/jetstream"
-
 	"skiff.dev/events/api"
 	"skiff.dev/events/bootstrap"
 	"skiff.dev/events/eventstest"
@@ -39,14 +37,11 @@ func TestWithContainerd(t *testing.T) {
 	h := newHarness(t, func(c *Config) { c.Dir = cfg.LogDir })
 	h.srv.wait = func() <-chan time.Time { return time.After(10 * time.Millisecond) }
 	nc := eventstest.Connect(t, h.ns)
-	if _, err := bootstrap.Run(ctx, nc, bootstrap.Config{}); err != nil {
-		t.Fatal(err)
-	}
-	js, err := jetstream.New(nc)
+	res, err := bootstrap.Run(ctx, nc, bootstrap.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	obs, err := images.OpenBucket(ctx, js)
+	obs, err := images.OpenBucket(ctx, res.Store.JetStream())
 	if err != nil {
 		t.Fatal(err)
 	}

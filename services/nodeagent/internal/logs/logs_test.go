@@ -155,16 +155,15 @@ func (h *harness) poll() {
 	}
 }
 
-// waitStreams polls until n streams run, or fails after a deadline.
+// waitStreams waits until n streams run.
 func (h *harness) waitStreams(n int) {
 	h.t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for h.srv.Streams() != n {
-		if time.Now().After(deadline) {
-			h.t.Fatalf("%d streams run, want %d", h.srv.Streams(), n)
+	eventstest.EventuallyErr(h.t, 10*time.Second, fmt.Sprintf("%d streams run", n), func() error {
+		if got := h.srv.Streams(); got != n {
+			return fmt.Errorf("%d run", got)
 		}
-		time.Sleep(2 * time.Millisecond)
-	}
+		return nil
+	})
 }
 
 // client is a log client speaking the protocol by hand, on its own connection.

@@ -2,18 +2,12 @@ package podnet
 
 import (
 	"errors"
-	"flag"
 	"net/netip"
-	"os"
-	"path/filepath"
 	"testing"
 
-	"github.com/google/go-cmp/cmp"
-
 	"skiff.dev/events"
+	"skiff.dev/events/eventstest"
 )
-
-var update = flag.Bool("update", false, "rewrite testdata/*.golden from the current output")
 
 func TestRenderConfList(t *testing.T) {
 	tests := []struct {
@@ -40,19 +34,7 @@ func TestRenderConfList(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			golden := filepath.Join("testdata", tt.name+".golden")
-			if *update {
-				if err := os.WriteFile(golden, got, 0o644); err != nil {
-					t.Fatal(err)
-				}
-			}
-			want, err := os.ReadFile(golden)
-			if err != nil {
-				t.Fatalf("%v (run go test -run TestRenderConfList -update to create it)", err)
-			}
-			if diff := cmp.Diff(string(want), string(got)); diff != "" {
-				t.Errorf("conflist differs from %s (-want +got):\n%s", golden, diff)
-			}
+			eventstest.Golden(t, "testdata/"+tt.name+".golden", got)
 		})
 	}
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/vishvananda/netlink"
 
 	"skiff.dev/events"
+	"skiff.dev/events/eventstest"
 	"skiff.dev/services/nodeagent/internal/podnet/podnettest"
 )
 
@@ -241,7 +242,7 @@ func TestTeardownAfterNetnsGone(t *testing.T) {
 	if err := n.Teardown(ctx, "pod-never-set-up", ""); err != nil {
 		t.Errorf("Teardown of a pod without a network: %v", err)
 	}
-	podnettest.Eventually(t, 5*time.Second, noVeths)
+	eventstest.EventuallyErr(t, 5*time.Second, "no veth left", noVeths)
 }
 
 // Crash reconciliation as the agent does it: pods that no longer exist are found in
@@ -357,7 +358,7 @@ func TestFailedSetupLeavesNothing(t *testing.T) {
 	}); err != nil {
 		t.Error(err)
 	}
-	podnettest.Eventually(t, 5*time.Second, func() error {
+	eventstest.EventuallyErr(t, 5*time.Second, "only pod-a's veth left", func() error {
 		if v, err := veths(); err != nil || len(v) != 1 {
 			return fmt.Errorf("veths = %v, %v; want pod-a's only", v, err)
 		}
@@ -390,7 +391,7 @@ func TestSetupTeardownCyclesLeaveNothing(t *testing.T) {
 	if a := allocations(t, n); len(a) != 0 {
 		t.Errorf("Allocations after %d cycles = %v, want none", cycles, a)
 	}
-	podnettest.Eventually(t, 10*time.Second, noVeths)
+	eventstest.EventuallyErr(t, 10*time.Second, "no veth left", noVeths)
 	for _, dir := range []string{n.cfg.podRecordDir(), filepath.Join(libcni.CacheDir, "results")} {
 		entries, err := os.ReadDir(dir)
 		if err != nil && !errors.Is(err, fs.ErrNotExist) {
@@ -447,7 +448,7 @@ func TestConcurrentPods(t *testing.T) {
 	if a := allocations(t, n); len(a) != 0 {
 		t.Errorf("Allocations after Teardown = %v, want none", a)
 	}
-	podnettest.Eventually(t, 5*time.Second, noVeths)
+	eventstest.EventuallyErr(t, 5*time.Second, "no veth left", noVeths)
 }
 
 var equateNetip = cmpopts.EquateComparable(netip.Addr{}, netip.Prefix{})

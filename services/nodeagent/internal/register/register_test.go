@@ -22,15 +22,7 @@ import (
 func setup(t *testing.T) (*store.Store, *live.Projection, context.Context) {
 	t.Helper()
 	st, _, _ := eventstest.NewStore(t)
-	ctx, cancel := context.WithCancel(context.Background())
-	proj := live.New(state.New(), nil)
-	var wg sync.WaitGroup
-	wg.Go(func() { _ = proj.Run(ctx, st, []string{events.KindFilter(events.KindNode)}) })
-	t.Cleanup(func() { cancel(); wg.Wait() })
-	if err := proj.WaitSynced(ctx); err != nil {
-		t.Fatal(err)
-	}
-	return st, proj, ctx
+	return st, eventstest.Follow(t, st, events.KindFilter(events.KindNode)), t.Context()
 }
 
 func nodeHistory(t *testing.T, ctx context.Context, st *store.Store, name string) []string {

@@ -17,6 +17,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"skiff.dev/events/eventstest"
 	"skiff.dev/services/nodeagent/internal/runtime"
 	"skiff.dev/services/nodeagent/internal/runtime/runtimetest"
 )
@@ -86,33 +87,15 @@ func (e *env) runPod(t *testing.T, cfg runtime.ContainerConfig) (runtime.Sandbox
 	return sb, id
 }
 
-// eventually polls cond until it holds or the deadline passes; cond says
-// what it saw, for the failure message.
-func eventually(t *testing.T, timeout time.Duration, what string, cond func() (bool, string)) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		ok, saw := cond()
-		if ok {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within %v; last saw: %s", what, timeout, saw)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 func (e *env) waitState(t *testing.T, id string, want runtime.State, timeout time.Duration) runtime.ContainerStatus {
 	t.Helper()
 	var st runtime.ContainerStatus
-	eventually(t, timeout, fmt.Sprintf("container %s %s", id, want), func() (bool, string) {
+	eventstest.EventuallyErr(t, timeout, fmt.Sprintf("container %s %s", id, want), func() error {
 		var err error
-		st, err = e.rt.ContainerStatus(context.Background(), id)
-		if err != nil {
-			return false, err.Error()
+		if st, err = e.rt.ContainerStatus(context.Background(), id); err == nil && st.State != want {
+			err = fmt.Errorf("state %s", st.State)
 		}
-		return st.State == want, string(st.State)
+		return err
 	})
 	return st
 }
@@ -120,9 +103,11 @@ func (e *env) waitState(t *testing.T, id string, want runtime.State, timeout tim
 func waitLog(t *testing.T, path, want string, timeout time.Duration) string {
 	t.Helper()
 	var data []byte
-	eventually(t, timeout, fmt.Sprintf("log %s contains %q", path, want), func() (bool, string) {
-		data, _ = os.ReadFile(path)
-		return strings.Contains(string(data), want), string(data)
+	eventstest.EventuallyErr(t, timeout, fmt.Sprintf("log %s contains %q", path, want), func() error {
+		if data, _ = os.ReadFile(path); !strings.Contains(string(data), want) {
+			return fmt.Errorf("log: %s", data)
+		}
+		return nil
 	})
 	return string(data)
 }
@@ -242,12 +227,12 @@ func httpGetInPod(sb runtime.Sandbox, addr, path string) (string, error) {
 
 func waitHTTP(t *testing.T, sb runtime.Sandbox, path, want string) {
 	t.Helper()
-	eventually(t, 10*time.Second, "echo answers in the pod", func() (bool, string) {
+	eventstest.EventuallyErr(t, 10*time.Second, "echo answers in the pod", func() error {
 		body, err := httpGetInPod(sb, "127.0.0.1:8080", path)
-		if err != nil {
-			return false, err.Error()
+		if err == nil && body != want {
+			err = fmt.Errorf("answered %q", body)
 		}
-		return body == want, body
+		return err
 	})
 }
 

@@ -14,6 +14,7 @@ import (
 
 	"github.com/containerd/errdefs"
 
+	"skiff.dev/events/eventstest"
 	"skiff.dev/services/nodeagent/internal/runtime"
 	"skiff.dev/services/nodeagent/internal/runtime/runtimetest"
 )
@@ -47,10 +48,12 @@ func TestCommandArgsOverride(t *testing.T) {
 		st := e.waitState(t, id, runtime.StateRunning, 10*time.Second)
 		// Right after start the process may still be between runc's init
 		// and exec.
-		eventually(t, 5*time.Second, "argv is Entrypoint + Cmd", func() (bool, string) {
+		eventstest.EventuallyErr(t, 5*time.Second, "argv is Entrypoint + Cmd", func() error {
 			cmdline, _ := os.ReadFile(filepathProc(st.PID, "cmdline"))
-			got := strings.Split(strings.TrimRight(string(cmdline), "\x00"), "\x00")
-			return slices.Equal(got, []string{"/testbox", "sleep"}), fmt.Sprintf("%q", got)
+			if got := strings.Split(strings.TrimRight(string(cmdline), "\x00"), "\x00"); !slices.Equal(got, []string{"/testbox", "sleep"}) {
+				return fmt.Errorf("argv %q", got)
+			}
+			return nil
 		})
 	})
 }

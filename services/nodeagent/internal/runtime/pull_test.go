@@ -17,6 +17,7 @@ import (
 	"github.com/containerd/errdefs"
 	"github.com/containerd/platforms"
 
+	"skiff.dev/events/eventstest"
 	"skiff.dev/services/nodeagent/internal/runtime"
 	"skiff.dev/services/nodeagent/internal/runtime/runtimetest"
 )
@@ -174,25 +175,26 @@ http:
 		}
 	})
 
-	deadline := time.Now().Add(20 * time.Second)
-	for {
+	err = eventstest.Poll(20*time.Second, func() error {
 		select {
 		case <-exited:
 			t.Fatalf("docker-registry exited at start; log:\n%s", readLog())
 		default:
 		}
 		resp, err := http.Get("http://" + addr + "/v2/")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return addr
-			}
+		if err != nil {
+			return err
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("docker-registry did not serve http://%s/v2/ within 20s (last: %v); log:\n%s", addr, err, readLog())
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("status %s", resp.Status)
 		}
-		time.Sleep(20 * time.Millisecond)
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("docker-registry does not serve http://%s/v2/: %v; log:\n%s", addr, err, readLog())
 	}
+	return addr
 }
 
 // closedPort returns a loopback TCP port that was free a moment ago.

@@ -2,8 +2,8 @@ package runtime_test
 
 import (
 	"context"
+	"fmt"
 	"os"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -13,6 +13,7 @@ import (
 	"github.com/containerd/containerd/snapshots"
 	"github.com/containerd/errdefs"
 
+	"skiff.dev/events/eventstest"
 	"skiff.dev/services/nodeagent/internal/runtime"
 	"skiff.dev/services/nodeagent/internal/runtime/runtimetest"
 )
@@ -127,12 +128,12 @@ func waitLogGrows(t *testing.T, path string) {
 	if fi != nil {
 		size = fi.Size()
 	}
-	eventually(t, 5*time.Second, "log "+path+" grows", func() (bool, string) {
+	eventstest.EventuallyErr(t, 5*time.Second, "log "+path+" grows", func() error {
 		fi, err := os.Stat(path)
-		if err != nil {
-			return false, err.Error()
+		if err == nil && fi.Size() <= size {
+			err = fmt.Errorf("%d bytes", fi.Size())
 		}
-		return fi.Size() > size, strconv.FormatInt(fi.Size(), 10)
+		return err
 	})
 }
 
@@ -157,12 +158,12 @@ func TestLogRotation(t *testing.T) {
 	ctx := ctxT(t, time.Minute)
 
 	for round := 1; round <= 3; round++ {
-		eventually(t, 20*time.Second, "log outgrows the limit", func() (bool, string) {
+		eventstest.EventuallyErr(t, 20*time.Second, "log outgrows the limit", func() error {
 			fi, err := os.Stat(st.LogPath)
-			if err != nil {
-				return false, err.Error()
+			if err == nil && fi.Size() <= cfg.LogMaxBytes {
+				err = fmt.Errorf("%s has %d bytes", fi.Name(), fi.Size())
 			}
-			return fi.Size() > cfg.LogMaxBytes, fi.Name()
+			return err
 		})
 		if err := rt.RotateLogs(ctx); err != nil {
 			t.Fatal(err)
@@ -170,9 +171,11 @@ func TestLogRotation(t *testing.T) {
 		// The shim writes on into the truncated file from its start:
 		// the file must not begin with a hole (zero bytes) where the old
 		// content was.
-		eventually(t, 5*time.Second, "new lines after rotation", func() (bool, string) {
-			b, _ := os.ReadFile(st.LogPath)
-			return len(b) > 0 && strings.Contains(string(b), "tick "), string(b)
+		eventstest.EventuallyErr(t, 5*time.Second, "new lines after rotation", func() error {
+			if b, _ := os.ReadFile(st.LogPath); !strings.Contains(string(b), "tick ") {
+				return fmt.Errorf("log: %q", b)
+			}
+			return nil
 		})
 		b, _ := os.ReadFile(st.LogPath)
 		if b[0] == 0 || int64(len(b)) > cfg.LogMaxBytes {
@@ -232,9 +235,11 @@ func TestCreateDeleteCyclesLeakNothing(t *testing.T) {
 	if m := e.ctd.Mounts(); len(m) != baseMounts {
 		t.Errorf("mounts under the containerd dir: %d after, %d before: %v", len(m), baseMounts, m)
 	}
-	eventually(t, 10*time.Second, "no shim left", func() (bool, string) {
-		pids := e.ctd.ShimPIDs()
-		return len(pids) == 0, strings.Repeat("shim ", len(pids))
+	eventstest.EventuallyErr(t, 10*time.Second, "no shim left", func() error {
+		if pids := e.ctd.ShimPIDs(); len(pids) != 0 {
+			return fmt.Errorf("shims %v", pids)
+		}
+		return nil
 	})
 	if logs, _ := os.ReadDir(e.ctd.RuntimeConfig().LogDir); len(logs) != 0 {
 		t.Errorf("%d pod log directories left", len(logs))

@@ -29,15 +29,7 @@ type harness struct {
 func newHarness(t *testing.T) *harness {
 	t.Helper()
 	st, _, _ := eventstest.NewStore(t)
-	ctx, cancel := context.WithCancel(context.Background())
-	proj := live.New(state.New(), nil)
-	var wg sync.WaitGroup
-	wg.Go(func() { _ = proj.Run(ctx, st, nil) })
-	t.Cleanup(func() { cancel(); wg.Wait() })
-	if err := proj.WaitSynced(ctx); err != nil {
-		t.Fatal(err)
-	}
-	return &harness{t: t, ctx: ctx, log: st, proj: proj}
+	return &harness{t: t, ctx: t.Context(), log: st, proj: eventstest.Follow(t, st)}
 }
 
 // start runs the simulator until stop is called or the test ends, and waits until it is ready.
@@ -75,12 +67,7 @@ func (h *harness) start(count int) (stop func()) {
 // append writes ev conditional on the projection's view of its subject and waits for it.
 func (h *harness) append(ev *events.Event) {
 	h.t.Helper()
-	var seq uint64
-	h.proj.View(func(st *state.State) { seq = st.SubjectSeq(ev.Subject) })
-	if _, err := h.log.Append(h.ctx, ev, seq); err != nil {
-		h.t.Fatalf("append %s: %v", ev.Type, err)
-	}
-	if err := h.proj.WaitSeq(h.ctx, ev.Seq); err != nil {
+	if _, err := eventstest.Append(h.ctx, h.log, h.proj, ev); err != nil {
 		h.t.Fatal(err)
 	}
 }
@@ -110,21 +97,7 @@ func (h *harness) bind(name, node string) {
 
 func (h *harness) waitFor(what string, cond func(st *state.State) bool) {
 	h.t.Helper()
-	deadline := time.NewTimer(20 * time.Second)
-	defer deadline.Stop()
-	for {
-		ch := h.proj.Changed()
-		ok := false
-		h.proj.View(func(st *state.State) { ok = cond(st) })
-		if ok {
-			return
-		}
-		select {
-		case <-ch:
-		case <-deadline.C:
-			h.t.Fatalf("timed out waiting for %s", what)
-		}
-	}
+	eventstest.WaitState(h.t, h.proj, eventstest.Timeout, what, cond)
 }
 
 func (h *harness) history(subject string) []string {

@@ -3,10 +3,13 @@ package admission
 import (
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net/netip"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -86,12 +89,38 @@ const (
 	conflictWait = 5 * time.Second
 )
 
-func (a *Admission) meta(actor, traceparent string) events.Meta {
+func (a *Admission) meta(actor, traceparent, key string) events.Meta {
 	if actor == "" {
 		actor = a.actor
 	}
-	// One correlation id for every event of the request, so `skiff events log` can group them.
-	return events.Meta{Actor: actor, CorrelationID: events.NewID(), Traceparent: traceparent}
+	// One correlation id for every event of the request, so `skiff events log` can group them;
+	// the same for every copy of a resent command, whichever replica writes which event.
+	id := events.NewID()
+	if key != "" {
+		id = derivedID(key, "correlation")
+	}
+	return events.Meta{Actor: actor, CorrelationID: id, Traceparent: traceparent}
+}
+
+// derivedID is an event or correlation id that every replica computes alike from a command's
+// idempotency key and what the id is for.
+func derivedID(key string, parts ...string) string {
+	h := sha256.New()
+	h.Write([]byte(key))
+	for _, p := range parts {
+		h.Write([]byte{0})
+		h.Write([]byte(p))
+	}
+	return hex.EncodeToString(h.Sum(nil)[:16])
+}
+
+// eventID is the id of the event that the command with idempotency key writes on subject after
+// sequence expect. Two replicas carrying out copies of one command from the same state derive
+// the same id, so the second append finds the first's event as its own (store.Append checks the
+// subject's last event id on a conflict) and the log holds it once. A later write of the same
+// command to the same subject expects another sequence, so it gets another id.
+func eventID(key, subject string, expect uint64) string {
+	return derivedID(key, "event", subject, strconv.FormatUint(expect, 10))
 }
 
 // headReader tells the log's last sequence; *store.Store has it. See waitSynced.
@@ -151,6 +180,9 @@ type runOptions struct {
 	dryRun  bool
 	// failSuffix ends the summary of an all-or-nothing failure.
 	failSuffix string
+	// key is the command's idempotency key (api.ApplyRequest.IdempotencyKey ...); when set,
+	// event ids derive from it (eventID) instead of being random.
+	key string
 }
 
 // run decides with decide on the projection's state and writes the events in order. When a write
@@ -193,6 +225,9 @@ func (a *Admission) run(ctx context.Context, opts runOptions, decide func(*state
 		for i, s := range steps {
 			if s.ev == nil || len(s.fails) > 0 {
 				continue
+			}
+			if opts.key != "" {
+				s.ev.ID = eventID(opts.key, s.ev.Subject, s.expect)
 			}
 			seq, err := a.append(ctx, s.ev, s.expect)
 			if errors.Is(err, events.ErrConflict) {
@@ -284,7 +319,13 @@ func (a *Admission) writeFailed(steps []step, at int, written map[int]api.Result
 	if len(written) > 0 {
 		msg = "wrote " + describeWritten(steps, written) + "; then " + msg
 	}
-	if rest := describeUnwritten(steps, at, written); rest != "" {
+	from := at
+	if errors.Is(err, events.ErrUnavailable) {
+		// No answer from the log: that write may have landed, so it is not listed as unwritten
+		// (the error says its outcome is unknown; applying again is safe either way).
+		from = at + 1
+	}
+	if rest := describeUnwritten(steps, from, written); rest != "" {
 		msg += "; not written: " + rest
 	}
 	a.lg.Error("command failed half-way", "err", err)

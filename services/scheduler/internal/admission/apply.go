@@ -55,8 +55,8 @@ func (a *Admission) Apply(ctx context.Context, req *api.ApplyRequest) *api.Respo
 		a.allocMu.Lock()
 		defer a.allocMu.Unlock()
 	}
-	meta := a.meta(req.Actor, req.Traceparent)
-	resp, written := a.run(ctx, runOptions{dryRun: req.DryRun, failSuffix: "nothing was applied"}, func(st *state.State) []step {
+	meta := a.meta(req.Actor, req.Traceparent, req.IdempotencyKey)
+	resp, written := a.run(ctx, runOptions{dryRun: req.DryRun, failSuffix: "nothing was applied", key: req.IdempotencyKey}, func(st *state.State) []step {
 		p := applyPlan{a: a, st: st, meta: meta, now: a.clock(), items: items}
 		return p.steps(order)
 	})

@@ -38,11 +38,7 @@ func newCluster(t testing.TB) *cluster {
 // replica starts an admission with its own live projection; log may wrap the store.
 func (c *cluster) replica(cfg Config) *replica {
 	c.t.Helper()
-	p := live.New(state.New(), nil)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { defer close(done); _ = p.Run(ctx, c.store, nil) }()
-	c.t.Cleanup(func() { cancel(); <-done })
+	p := eventstest.Follow(c.t, c.store)
 	if cfg.Log == nil {
 		cfg.Log = c.store
 	}

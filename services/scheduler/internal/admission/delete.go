@@ -82,8 +82,8 @@ func (a *Admission) Delete(ctx context.Context, req *api.DeleteRequest) *api.Res
 			ordered = append(ordered, t)
 		}
 	}
-	meta := a.meta(req.Actor, req.Traceparent)
-	resp, _ := a.run(ctx, runOptions{partial: true}, func(st *state.State) []step {
+	meta := a.meta(req.Actor, req.Traceparent, req.IdempotencyKey)
+	resp, _ := a.run(ctx, runOptions{partial: true, key: req.IdempotencyKey}, func(st *state.State) []step {
 		now := a.clock()
 		gone := map[string]bool{} // kind/namespace/name deleted earlier in this request
 		out := make([]step, 0, len(ordered))

@@ -29,7 +29,9 @@
 // the new state, keeping the results of what it already wrote (an object it created in the first
 // attempt is unchanged in the second, and is still reported as created). It gives up after
 // maxAttempts with a Conflict error that says to retry. Any other failed append stops the command;
-// the answer names what was written and what was not.
+// the answer names what was written and what was not, except for a write the log did not
+// acknowledge (Unavailable), whose outcome is unknown; applying again is safe either way. A log at
+// its size limit refuses the write (store.ErrFull, FailedPrecondition): nothing of it was written.
 //
 // Delete is per object, as kubectl's is: a missing object is reported and the others are still
 // deleted. Namespaces are deleted last, and only when empty.

@@ -140,7 +140,7 @@ func TestApplyFailsHalfWay(t *testing.T) {
 		t.Fatal("apply succeeded")
 	}
 	wantMsg := `wrote Namespace "shop" (created), Deployment "web" (created); then writing Service "web" failed: ` +
-		`append ServiceApplied: nats: timeout: unavailable; not written: Service "web", Pod "web"`
+		`append ServiceApplied: nats: timeout: unavailable; not written: Pod "web"`
 	if resp.Error.Code != "Unavailable" || resp.Error.Message != wantMsg {
 		t.Errorf("error %s %q,\nwant Unavailable %q", resp.Error.Code, resp.Error.Message, wantMsg)
 	}

@@ -32,8 +32,8 @@ func (a *Admission) Scale(ctx context.Context, req *api.ScaleRequest) *api.Respo
 	if e := a.waitSynced(ctx); e != nil {
 		return errorResponse(e)
 	}
-	meta := a.meta(req.Actor, req.Traceparent)
-	resp, _ := a.run(ctx, runOptions{}, func(st *state.State) []step {
+	meta := a.meta(req.Actor, req.Traceparent, req.IdempotencyKey)
+	resp, _ := a.run(ctx, runOptions{key: req.IdempotencyKey}, func(st *state.State) []step {
 		label := objectLabel(KindDeployment, req.Name, "")
 		s := step{result: api.Result{Kind: KindDeployment, Namespace: ns, Name: req.Name, Action: "scaled"}}
 		d := st.Deployments[state.Key{Namespace: ns, Name: req.Name}]
@@ -71,8 +71,8 @@ func (a *Admission) Cordon(ctx context.Context, req *api.CordonRequest) *api.Res
 	if req.Cordon {
 		action, payload = "cordoned", &events.NodeCordoned{}
 	}
-	meta := a.meta(req.Actor, "")
-	resp, _ := a.run(ctx, runOptions{}, func(st *state.State) []step {
+	meta := a.meta(req.Actor, "", req.IdempotencyKey)
+	resp, _ := a.run(ctx, runOptions{key: req.IdempotencyKey}, func(st *state.State) []step {
 		s := step{result: api.Result{Kind: KindNode, Name: req.Node, Action: action}}
 		n := st.Nodes[req.Node]
 		if n == nil {

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"k8s.io/utils/clock"
 
 	"skiff.dev/events"
 	"skiff.dev/events/api"
@@ -37,7 +38,17 @@ type Config struct {
 	// RetryInterval is how often a standby tries to take the key when it has heard nothing;
 	// default TTL/3.
 	RetryInterval time.Duration
-	Logger        *slog.Logger
+	// Clock times renewals and the term's end; default the real clock. The key's TTL runs on
+	// the server's clock, so a fake one is for tests that step it past a deadline.
+	Clock  Clock
+	Logger *slog.Logger
+}
+
+// Clock is the election's time; clock.RealClock is the real one.
+type Clock interface {
+	Now() time.Time
+	NewTimer(d time.Duration) clock.Timer
+	NewTicker(d time.Duration) clock.Ticker
 }
 
 // Run campaigns for leadership as id until ctx ends, and calls onLead for every term won, with a
@@ -70,6 +81,9 @@ func Run(ctx context.Context, kv jetstream.KeyValue, id string, cfg Config, onLe
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Clock == nil {
+		cfg.Clock = clock.RealClock{}
 	}
 	c := &candidate{kv: kv, id: id, value: []byte(id), ttl: ttl, cfg: cfg, log: cfg.Logger.With("candidate", id)}
 	return c.run(ctx, onLead)
@@ -104,16 +118,16 @@ func (c *candidate) run(ctx context.Context, onLead func(context.Context)) error
 			}
 		}()
 	}
-	retry := time.NewTimer(0)
+	retry := c.cfg.Clock.NewTimer(0)
 	defer retry.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
-		case <-retry.C:
+		case <-retry.C():
 		case <-vacated:
 		}
-		sent := time.Now()
+		sent := c.cfg.Clock.Now()
 		rev, err := c.acquire(ctx)
 		if err == nil {
 			c.lead(ctx, rev, sent, onLead)
@@ -123,8 +137,20 @@ func (c *candidate) run(ctx context.Context, onLead func(context.Context)) error
 		} else if !errors.Is(err, jetstream.ErrKeyExists) && ctx.Err() == nil {
 			c.log.Warn("campaign failed", "err", err)
 		}
-		retry.Reset(c.cfg.RetryInterval)
+		reset(retry, c.cfg.RetryInterval)
 	}
+}
+
+// reset resets t to fire after d. It drains a firing nobody received first: a fake clock's
+// timer, unlike time.Timer since Go 1.23, would keep it and fire at once.
+func reset(t clock.Timer, d time.Duration) {
+	if !t.Stop() {
+		select {
+		case <-t.C():
+		default:
+		}
+	}
+	t.Reset(d)
 }
 
 // acquire takes the key if it is free, or if it already holds our id (we restarted, or our last
@@ -145,7 +171,7 @@ func (c *candidate) acquire(ctx context.Context) (uint64, error) {
 
 // lead runs one term: onLead on its own goroutine, renewals here, until the term ends.
 func (c *candidate) lead(ctx context.Context, rev uint64, renewed time.Time, onLead func(context.Context)) {
-	start := time.Now()
+	start := c.cfg.Clock.Now()
 	c.log.Info("became leader", "revision", rev)
 	termCtx, endTerm := context.WithCancel(ctx)
 	done := make(chan struct{})
@@ -156,15 +182,15 @@ func (c *candidate) lead(ctx context.Context, rev uint64, renewed time.Time, onL
 	end := func(why string, args ...any) {
 		endTerm()
 		<-done
-		c.log.Info("leadership ended", append([]any{"why", why, "term", time.Since(start).Round(time.Millisecond)}, args...)...)
+		c.log.Info("leadership ended", append([]any{"why", why, "term", c.cfg.Clock.Now().Sub(start).Round(time.Millisecond)}, args...)...)
 	}
 	// Past this point the server may have expired the key and handed it to someone else, so
 	// the term ends then even if no renewal has answered yet.
 	margin := c.ttl / 10
 	deadline := renewed.Add(c.ttl - margin)
-	expire := time.NewTimer(time.Until(deadline))
+	expire := c.cfg.Clock.NewTimer(deadline.Sub(c.cfg.Clock.Now()))
 	defer expire.Stop()
-	tick := time.NewTicker(c.cfg.RenewInterval)
+	tick := c.cfg.Clock.NewTicker(c.cfg.RenewInterval)
 	defer tick.Stop()
 	for {
 		select {
@@ -176,19 +202,19 @@ func (c *candidate) lead(ctx context.Context, rev uint64, renewed time.Time, onL
 			end("onLead returned")
 			c.resign(rev)
 			return
-		case <-expire.C:
+		case <-expire.C():
 			end("could not renew in time")
 			return
-		case <-tick.C:
+		case <-tick.C():
 		}
-		sent := time.Now()
-		rctx, cancel := context.WithDeadline(ctx, deadline)
+		sent := c.cfg.Clock.Now()
+		rctx, cancel := context.WithTimeout(ctx, deadline.Sub(sent))
 		next, err := c.kv.Update(rctx, Key, c.value, rev)
 		cancel()
 		switch {
 		case err == nil:
 			rev, deadline = next, sent.Add(c.ttl-margin)
-			expire.Reset(time.Until(deadline))
+			reset(expire, deadline.Sub(c.cfg.Clock.Now()))
 		case ctx.Err() != nil:
 			// Shutting down: the next select resigns.
 		case errors.Is(err, jetstream.ErrKeyRevisionMismatch), errors.Is(err, jetstream.ErrKeyNotFound):

@@ -3,9 +3,7 @@ package leader
 import (
 	"context"
 	"errors"
-	"log/slog"
 	"os"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -13,6 +11,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	clocktesting "k8s.io/utils/clock/testing"
 
 	"skiff.dev/events"
 	"skiff.dev/events/api"
@@ -103,10 +102,7 @@ func startCandidate(t *testing.T, srv *natsserver.Server, id string, e *election
 
 func startCandidateTTL(t *testing.T, srv *natsserver.Server, id string, e *election, ttl time.Duration) *testCandidate {
 	t.Helper()
-	nc, err := nats.Connect(srv.URL())
-	if err != nil {
-		t.Fatal(err)
-	}
+	nc := eventstest.Connect(t, srv)
 	js, err := jetstream.New(nc)
 	if err != nil {
 		t.Fatal(err)
@@ -119,21 +115,12 @@ func startCandidateTTL(t *testing.T, srv *natsserver.Server, id string, e *elect
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	c := &testCandidate{id: id, nc: nc, stop: cancel, done: make(chan error, 1), crash: nc.Close}
-	log := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	go func() { c.done <- Run(ctx, kv, id, Config{Logger: log}, e.onLead(id)) }()
+	go func() { c.done <- Run(ctx, kv, id, Config{Logger: eventstest.Logger(t)}, e.onLead(id)) }()
 	t.Cleanup(func() {
 		cancel()
 		<-c.done
-		nc.Close()
 	})
 	return c
-}
-
-type testWriter struct{ t *testing.T }
-
-func (w testWriter) Write(p []byte) (int, error) {
-	w.t.Log(strings.TrimSpace(string(p)))
-	return len(p), nil
 }
 
 func TestOneLeaderAmongTwo(t *testing.T) {
@@ -245,9 +232,8 @@ func TestLeaderStepsDownWhenKeyIsTaken(t *testing.T) {
 }
 
 func TestRunRefusesBucketWithoutTTL(t *testing.T) {
-	_, nc, _ := eventstest.NewStore(t)
-	js, _ := jetstream.New(nc)
-	kv, err := js.CreateKeyValue(context.Background(), jetstream.KeyValueConfig{Bucket: "no-ttl"})
+	st, _, _ := eventstest.NewStore(t)
+	kv, err := st.JetStream().CreateKeyValue(context.Background(), jetstream.KeyValueConfig{Bucket: "no-ttl"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -255,4 +241,75 @@ func TestRunRefusesBucketWithoutTTL(t *testing.T) {
 	if !errors.Is(err, events.ErrFailedPrecondition) {
 		t.Fatalf("Run on a bucket without TTL = %v, want ErrFailedPrecondition", err)
 	}
+}
+
+// lossyKV loses every update while lost is set, as when the servers cannot be reached.
+type lossyKV struct {
+	jetstream.KeyValue
+	lost atomic.Bool
+}
+
+func (k *lossyKV) Update(ctx context.Context, key string, value []byte, revision uint64) (uint64, error) {
+	if k.lost.Load() {
+		return 0, errors.New("injected: update lost")
+	}
+	return k.KeyValue.Update(ctx, key, value, revision)
+}
+
+// TestTermFollowsTheClock: the leader renews on its clock's ticks and ends its term when its
+// clock passes the deadline with no renewal through, whatever the real time: here a fake
+// clock is stepped while the key's TTL, a minute of real time, is far from expiring.
+func TestTermFollowsTheClock(t *testing.T) {
+	srv := eventstest.NewServer(t)
+	nc := eventstest.Connect(t, srv)
+	js, _ := jetstream.New(nc)
+	const ttl = time.Minute
+	real, err := js.CreateOrUpdateKeyValue(t.Context(), jetstream.KeyValueConfig{
+		Bucket: api.LeaderBucket, History: 1, TTL: ttl, LimitMarkerTTL: ttl, Storage: jetstream.FileStorage,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	kv := &lossyKV{KeyValue: real}
+	clk := clocktesting.NewFakeClock(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
+	e := newElection(t)
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- Run(ctx, kv, "a", Config{Clock: clk, RenewInterval: 20 * time.Second}, e.onLead("a")) }()
+	t.Cleanup(func() { cancel(); <-done })
+
+	revision := func() uint64 {
+		e, err := real.Get(t.Context(), Key)
+		if err != nil {
+			return 0
+		}
+		return e.Revision()
+	}
+	poll := func(what string, cond func() bool) {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		tick := time.NewTicker(time.Millisecond)
+		defer tick.Stop()
+		for !cond() {
+			if time.Now().After(deadline) {
+				t.Fatalf("timed out waiting for %s", what)
+			}
+			clk.Step(0) // fires what is due, such as the first campaign's timer
+			<-tick.C
+		}
+	}
+	poll("a leads", func() bool { return len(e.current()) == 1 })
+	first := revision()
+	clk.Step(20 * time.Second)
+	poll("a renewal on the clock's tick", func() bool { return revision() > first })
+
+	// Renewals are lost from now on: the term ends when the clock passes the deadline, TTL less
+	// a tenth after the last renewal sent.
+	kv.lost.Store(true)
+	clk.Step(20 * time.Second)
+	if len(e.current()) != 1 {
+		t.Fatal("the term ended before its deadline")
+	}
+	clk.Step(ttl)
+	poll("the term to end", func() bool { return len(e.current()) == 0 })
 }

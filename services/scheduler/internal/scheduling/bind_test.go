@@ -11,6 +11,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"skiff.dev/events"
+	"skiff.dev/events/eventstest"
 	"skiff.dev/events/state"
 	"skiff.dev/events/store"
 )
@@ -182,7 +183,7 @@ func TestTwoSchedulersRace(t *testing.T) {
 	}
 	for _, actor := range []string{"scheduler/a", "scheduler/b"} {
 		// Small batches and short gap scans interleave the two as much as possible.
-		c.startOn(c.newProjection(), Config{Actor: actor, BatchSize: 37, GapInterval: 2 * time.Millisecond})
+		c.startOn(eventstest.Follow(c.t, c.log), Config{Actor: actor, BatchSize: 37, GapInterval: 2 * time.Millisecond})
 	}
 	c.waitFor("all pods bound", allBound(pods))
 	counts := c.countByPod()

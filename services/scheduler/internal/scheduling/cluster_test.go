@@ -28,38 +28,16 @@ var testTime = time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
 func newTestCluster(t *testing.T) *testCluster {
 	t.Helper()
 	st, _, _ := eventstest.NewStore(t)
-	ctx, cancel := context.WithCancel(context.Background())
-	proj := live.New(state.New(), nil)
-	var wg sync.WaitGroup
-	wg.Go(func() { _ = proj.Run(ctx, st, nil) })
-	t.Cleanup(func() { cancel(); wg.Wait() })
-	if err := proj.WaitSynced(ctx); err != nil {
-		t.Fatal(err)
-	}
-	return &testCluster{t: t, log: st, proj: proj, ctx: ctx}
+	return &testCluster{t: t, log: st, proj: eventstest.Follow(t, st), ctx: t.Context()}
 }
 
 // append writes events (at most one per subject) conditional on the projection's view of their
-// subjects and waits until
-// the projection has applied them.
+// subjects and waits until the projection has applied them.
 func (c *testCluster) append(evs ...*events.Event) {
 	c.t.Helper()
-	var ws []store.Write
-	c.proj.View(func(st *state.State) {
-		for _, ev := range evs {
-			ws = append(ws, store.Write{Event: ev, Expect: st.SubjectSeq(ev.Subject)})
-		}
-	})
-	var last uint64
-	for i, err := range c.log.AppendAll(c.ctx, ws) {
-		if err != nil {
-			c.t.Fatalf("append %s: %v", ws[i].Event.Type, err)
-		}
-		last = max(last, ws[i].Event.Seq)
-	}
-	ctx, cancel := context.WithTimeout(c.ctx, 10*time.Second)
+	ctx, cancel := context.WithTimeout(c.ctx, eventstest.Timeout)
 	defer cancel()
-	if err := c.proj.WaitSeq(ctx, last); err != nil {
+	if _, err := eventstest.Append(ctx, c.log, c.proj, evs...); err != nil {
 		c.t.Fatal(err)
 	}
 }
@@ -143,24 +121,10 @@ func (c *testCluster) start(cfg Config) {
 	c.t.Cleanup(func() { cancel(); wg.Wait() })
 }
 
-// waitFor polls the projection, at every change, until cond holds or 20 s pass.
+// waitFor waits until cond holds for the projection's state.
 func (c *testCluster) waitFor(what string, cond func(st *state.State) bool) {
 	c.t.Helper()
-	deadline := time.NewTimer(20 * time.Second)
-	defer deadline.Stop()
-	for {
-		ch := c.proj.Changed()
-		ok := false
-		c.proj.View(func(st *state.State) { ok = cond(st) })
-		if ok {
-			return
-		}
-		select {
-		case <-ch:
-		case <-deadline.C:
-			c.t.Fatalf("timed out waiting for %s", what)
-		}
-	}
+	eventstest.WaitState(c.t, c.proj, eventstest.Timeout, what, cond)
 }
 
 // history returns the types of the events on subject, in order.
@@ -190,20 +154,6 @@ func allBound(n int) func(st *state.State) bool {
 }
 
 func podName(i int) string { return fmt.Sprintf("p-%04d", i) }
-
-// newProjection starts another projection of the same log, as another replica has.
-func (c *testCluster) newProjection() *live.Projection {
-	c.t.Helper()
-	proj := live.New(state.New(), nil)
-	ctx, cancel := context.WithCancel(c.ctx)
-	var wg sync.WaitGroup
-	wg.Go(func() { _ = proj.Run(ctx, c.log, nil) })
-	c.t.Cleanup(func() { cancel(); wg.Wait() })
-	if err := proj.WaitSynced(ctx); err != nil {
-		c.t.Fatal(err)
-	}
-	return proj
-}
 
 // startOn runs a scheduler on its own projection until the test ends.
 func (c *testCluster) startOn(proj *live.Projection, cfg Config) {

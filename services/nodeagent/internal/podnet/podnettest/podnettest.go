@@ -281,21 +281,3 @@ func AskPeer(ctx context.Context, n *Netns, to netip.AddrPort) (netip.Addr, erro
 	}
 	return netip.ParseAddr(strings.TrimSpace(line))
 }
-
-// Eventually polls cond until it returns nil or the deadline passes, and then fails tb with
-// cond's last error. It is for kernel state that changes asynchronously, such as a veth that
-// goes away after its namespace.
-func Eventually(tb testing.TB, timeout time.Duration, cond func() error) {
-	tb.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		err := cond()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			tb.Fatalf("not so after %v: %v", timeout, err)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}

@@ -6,9 +6,7 @@ package controllerstest
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -62,29 +60,13 @@ type Cluster struct {
 }
 
 // Timeout bounds every wait of a test.
-const Timeout = 20 * time.Second
+const Timeout = eventstest.Timeout
 
 // NewCluster starts a server, opens the log and runs a synced projection, all stopped at cleanup.
 func NewCluster(t testing.TB) *Cluster {
 	t.Helper()
 	st, nc, srv := eventstest.NewStore(t)
-	c := &Cluster{T: t, Store: st, NC: nc, Server: srv, Clock: NewClock(T0), Logger: TestLogger(t)}
-	c.Projection = live.New(state.New(), c.Logger.With("component", "projection"))
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		if err := c.Projection.Run(ctx, st, nil); err != nil {
-			t.Errorf("projection: %v", err)
-		}
-	}()
-	t.Cleanup(func() { cancel(); <-done })
-	wctx, wcancel := context.WithTimeout(ctx, Timeout)
-	defer wcancel()
-	if err := c.Projection.WaitSynced(wctx); err != nil {
-		t.Fatal(err)
-	}
-	return c
+	return &Cluster{T: t, Store: st, NC: nc, Server: srv, Projection: eventstest.Follow(t, st), Clock: NewClock(T0), Logger: eventstest.Logger(t)}
 }
 
 // Go runs fn (a controller's Run) until cleanup, and fails the test if it returns an error.
@@ -98,18 +80,6 @@ func (c *Cluster) Go(fn func(ctx context.Context) error) {
 		}
 	}()
 	c.T.Cleanup(func() { cancel(); <-done })
-}
-
-// TestLogger logs to t at debug level.
-func TestLogger(t testing.TB) *slog.Logger {
-	return slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
-}
-
-type testWriter struct{ t testing.TB }
-
-func (w testWriter) Write(p []byte) (int, error) {
-	w.t.Log(strings.TrimSpace(string(p)))
-	return len(p), nil
 }
 
 // Context is a context bounded by Timeout.
@@ -149,43 +119,13 @@ func (c *Cluster) TryAppend(ref events.ObjectRef, node string, p events.Payload)
 	if err != nil {
 		return 0, err
 	}
-	var expect uint64
-	c.Projection.View(func(s *state.State) { expect = s.SubjectSeq(ev.Subject) })
-	ctx := c.Context()
-	seq, err := c.Store.Append(ctx, ev, expect)
-	if err != nil {
-		return 0, fmt.Errorf("append %s to %s: %w", ev.Type, ev.Subject, err)
-	}
-	if err := c.Projection.WaitSeq(ctx, seq); err != nil {
-		return 0, err
-	}
-	return seq, nil
+	return eventstest.Append(c.Context(), c.Store, c.Projection, ev)
 }
 
 // Eventually waits until cond holds for the projection's state, checking after every event.
 func (c *Cluster) Eventually(what string, cond func(s *state.State) bool) {
 	c.T.Helper()
-	if err := c.WaitFor(cond); err != nil {
-		c.T.Fatalf("waiting for %s: %v", what, err)
-	}
-}
-
-// WaitFor waits until cond holds, or Timeout passes.
-func (c *Cluster) WaitFor(cond func(s *state.State) bool) error {
-	deadline := time.After(Timeout)
-	for {
-		ch := c.Projection.Changed()
-		ok := false
-		c.Projection.View(func(s *state.State) { ok = cond(s) })
-		if ok {
-			return nil
-		}
-		select {
-		case <-ch:
-		case <-deadline:
-			return fmt.Errorf("not within %v (projection at seq %d)", Timeout, c.Projection.Seq())
-		}
-	}
+	eventstest.WaitState(c.T, c.Projection, Timeout, what, cond)
 }
 
 // History reads the whole log.

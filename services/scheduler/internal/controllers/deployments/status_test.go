@@ -2,19 +2,13 @@ package deployments
 
 import (
 	"encoding/json"
-	"flag"
-	"os"
-	"path/filepath"
 	"testing"
 	"time"
 
-	"github.com/google/go-cmp/cmp"
-
 	"skiff.dev/events"
+	"skiff.dev/events/eventstest"
 	"skiff.dev/events/state"
 )
-
-var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
 
 // TestStatusGolden pins the JSON of DeploymentRolloutProgressed, the shape `skiff rollout status`
 // reads, for a rollout under way, one short of minimum availability, and a finished one.
@@ -41,19 +35,7 @@ func TestStatusGolden(t *testing.T) {
 				t.Fatal(err)
 			}
 			got = append(got, '\n')
-			path := filepath.Join("testdata", "status-"+tt.name+".json")
-			if *update {
-				if err := os.WriteFile(path, got, 0o644); err != nil {
-					t.Fatal(err)
-				}
-			}
-			want, err := os.ReadFile(path)
-			if err != nil {
-				t.Fatalf("%v (run with -update to create it)", err)
-			}
-			if diff := cmp.Diff(string(want), string(got)); diff != "" {
-				t.Errorf("%s (-want +got):\n%s", path, diff)
-			}
+			eventstest.Golden(t, "testdata/status-"+tt.name+".json", got)
 		})
 	}
 }

@@ -3,6 +3,7 @@ package nodelifecycle
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/netip"
 	"testing"
 	"time"
@@ -11,6 +12,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"skiff.dev/events"
+	"skiff.dev/events/eventstest"
 	"skiff.dev/events/state"
 	ct "skiff.dev/services/scheduler/internal/controllers/controllerstest"
 )
@@ -130,11 +132,7 @@ type leaseTest struct {
 }
 
 func newLeaseTest(t *testing.T, c *ct.Cluster) *leaseTest {
-	js, err := jetstream.New(c.NC)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kv, err := OpenLeaseBucket(c.Context(), js)
+	kv, err := OpenLeaseBucket(c.Context(), c.Store.JetStream())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -166,19 +164,11 @@ func (l *leaseTest) renew(node string) {
 
 func (l *leaseTest) waitSeen(node string, rev uint64) {
 	l.t.Helper()
-	deadline := time.Now().Add(ct.Timeout)
-	for {
+	eventstest.Eventually(l.t, ct.Timeout, fmt.Sprintf("the controller sees revision %d of %s's lease", rev, node), func() bool {
 		l.ctl.mu.Lock()
-		seen := l.ctl.renewals[node].revision >= rev
-		l.ctl.mu.Unlock()
-		if seen {
-			return
-		}
-		if time.Now().After(deadline) {
-			l.t.Fatalf("controller did not see revision %d of %s's lease", rev, node)
-		}
-		time.Sleep(time.Millisecond) // polling a condition with a deadline
-	}
+		defer l.ctl.mu.Unlock()
+		return l.ctl.renewals[node].revision >= rev
+	})
 }
 
 func (l *leaseTest) step(what string, want ...string) {

@@ -1,0 +1,37 @@
+package bootstrap
+
+import (
+	"context"
+	"fmt"
+	"testing"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// The failure that nats-server's race at an account's first JetStream use produces is tried
+// again; other failures are not.
+func TestRetryStoreRace(t *testing.T) {
+	race := fmt.Errorf("create stream SKIFF: %w", &jetstream.APIError{Code: 500, ErrorCode: 10049, Description: "error creating store for stream"})
+	for _, tc := range []struct {
+		name      string
+		errs      []error
+		wantCalls int
+		wantErr   bool
+	}{
+		{name: "race once", errs: []error{race, nil}, wantCalls: 2},
+		{name: "race always", errs: []error{race, race, race, race, race, race}, wantCalls: 5, wantErr: true},
+		{name: "other error", errs: []error{&jetstream.APIError{Code: 400, ErrorCode: 10058, Description: "stream name already in use"}}, wantCalls: 1, wantErr: true},
+		{name: "ok", errs: []error{nil}, wantCalls: 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			calls := 0
+			err := retryStoreRace(context.Background(), func() error {
+				calls++
+				return tc.errs[min(calls, len(tc.errs))-1]
+			})
+			if calls != tc.wantCalls || (err != nil) != tc.wantErr {
+				t.Errorf("%d calls, err %v; want %d calls, error %v", calls, err, tc.wantCalls, tc.wantErr)
+			}
+		})
+	}
+}
