@@ -79,6 +79,8 @@ func samples() map[string]struct {
 			Spec: events.ServiceSpec{Type: "ClusterIP", ClusterIP: "10.96.0.10", Selector: map[string]string{"app": "web"},
 				Ports: []events.ServicePort{{Name: "http", Protocol: "TCP", Port: 80, TargetPort: events.FromString("http")}}}}}},
 		"ServiceDeleted": {svcRef, "", &events.ServiceDeleted{}},
+		"LeaderElected":  {events.TermRef, "", &events.LeaderElected{Replica: "sched-a", Term: 3}},
+		"LeaderWrote":    {events.PassRef("deployments"), "", &events.LeaderWrote{Term: 3, Events: 12}},
 		"EndpointsUpdated": {events.ObjectRef{Kind: events.KindEndpoints, Namespace: "default", Name: "web"}, "", &events.EndpointsUpdated{Addresses: []events.EndpointAddress{
 			{IP: "10.88.1.5", NodeName: "n1", PodName: "web-abc", Ports: []events.EndpointPort{{Name: "http", Port: 8080, Protocol: "TCP"}}}}}},
 	}

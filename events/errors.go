@@ -16,10 +16,13 @@ var (
 	ErrUnavailable        = errors.New("unavailable")
 	// ErrPermissionDenied: the server refused the credentials or the action they attempted.
 	ErrPermissionDenied = errors.New("permission denied")
+	// ErrFenced: a leader's write was refused because a newer leader term has begun (see
+	// store.Fenced). Not a conflict: the writer is no longer the leader and must stop.
+	ErrFenced = errors.New("fenced by a newer leader term")
 )
 
 // Code names the class of err for the wire: one of "NotFound", "AlreadyExists", "Conflict",
-// "InvalidArgument", "FailedPrecondition", "Unavailable", "PermissionDenied" or "Internal".
+// "InvalidArgument", "FailedPrecondition", "Unavailable", "PermissionDenied", "Fenced" or "Internal".
 func Code(err error) string {
 	switch {
 	case err == nil:
@@ -38,6 +41,8 @@ func Code(err error) string {
 		return "Unavailable"
 	case errors.Is(err, ErrPermissionDenied):
 		return "PermissionDenied"
+	case errors.Is(err, ErrFenced):
+		return "Fenced"
 	}
 	return "Internal"
 }
@@ -59,6 +64,8 @@ func ClassOf(code string) error {
 		return ErrUnavailable
 	case "PermissionDenied":
 		return ErrPermissionDenied
+	case "Fenced":
+		return ErrFenced
 	}
 	return nil
 }

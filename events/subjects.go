@@ -22,6 +22,9 @@ const (
 	KindEndpoints  = "endpoints"
 	KindNamespace  = "namespace"
 	KindNode       = "node"
+	// KindLeader is the control loops' leadership: its terms (TermSubject) and the fences of
+	// their writes (PassSubject).
+	KindLeader = "leader"
 )
 
 // ObjectSubject is the subject of an object's own history.
@@ -59,6 +62,23 @@ func NodeWorkFilter(node string) string {
 // is no DNS label, so no node is called that.)
 func NodeRegistrationSubject(node string) string {
 	return SubjectRoot + "." + KindNode + "." + node
+}
+
+// TermSubject holds one LeaderElected per term of the control loops' leader
+// (skiff.ev.leader._.term): the subject whose last sequence every leader write is fenced on.
+const TermSubject = SubjectRoot + "." + KindLeader + "." + ClusterScope + ".term"
+
+// TermRef is the object LeaderElected is about: the leadership itself.
+var TermRef = ObjectRef{Kind: KindLeader, Name: "term"}
+
+// PassNamespace is the namespace token of the loops' fence subjects.
+const PassNamespace = "pass"
+
+// PassRef is the object LeaderWrote is about: one control loop of the leader, whose fence
+// events land on skiff.ev.leader.pass.<loop>. A subject per loop keeps one loop's batches apart
+// from another's, so a loop can tell whether its own last batch landed.
+func PassRef(loop string) ObjectRef {
+	return ObjectRef{Kind: KindLeader, Namespace: PassNamespace, Name: loop}
 }
 
 // KindFilter is the wildcard subject of all objects of a kind.

@@ -142,6 +142,29 @@ type (
 	}
 )
 
+// Leader events (skiff.ev.leader.…): the terms of the control loops' leader, and the fence that
+// opens each of its atomic batches. See docs/architecture.md, "Leader terms".
+type (
+	// LeaderElected starts a term. The replica that won the leader key appends it to TermSubject,
+	// conditional on the last sequence it read there, so two replicas never start a term from
+	// the same predecessor. Its stream sequence is the term's fence: a leader's writes land only
+	// while it is still the last event on TermSubject.
+	LeaderElected struct {
+		Replica string `json:"replica"`
+		// Term counts terms: the previous LeaderElected's Term plus one.
+		Term uint64 `json:"term"`
+	}
+	// LeaderWrote is the first event of every atomic batch a leader's control loop writes (on
+	// the loop's PassRef subject): the server took the batch because Term was still the newest
+	// term. The batch's Events events follow it directly in the log.
+	LeaderWrote struct {
+		Term   uint64 `json:"term"`
+		Events int    `json:"events"`
+	}
+)
+
+func (LeaderElected) EventType() string               { return "LeaderElected" }
+func (LeaderWrote) EventType() string                 { return "LeaderWrote" }
 func (NamespaceApplied) EventType() string            { return "NamespaceApplied" }
 func (NamespaceDeleted) EventType() string            { return "NamespaceDeleted" }
 func (NodeRegistered) EventType() string              { return "NodeRegistered" }
@@ -214,6 +237,8 @@ func init() {
 	register[ServiceApplied](KindService)
 	register[ServiceDeleted](KindService)
 	register[EndpointsUpdated](KindEndpoints)
+	register[LeaderElected](KindLeader)
+	register[LeaderWrote](KindLeader)
 }
 
 // KindOf returns the subject kind an event type belongs on, or "" for an unknown type.

@@ -47,6 +47,21 @@ func TestEventsLog(t *testing.T) {
 	}
 }
 
+// Leader terms and the fences of the leader's batches read as what they are.
+func TestEventsLogLeaderTerms(t *testing.T) {
+	c := newCluster(t)
+	c.append(0, "node/n1", nodeRef("n1"), "", &events.NodeRegistered{Address: "10.0.0.1", MilliCPU: 4000, Memory: 8 << 30, MaxPods: 110})
+	c.append(0, scheduler, events.TermRef, "", &events.LeaderElected{Replica: "s1", Term: 1})
+	c.append(time.Minute, scheduler, events.PassRef("nodelifecycle"), "", &events.LeaderWrote{Term: 1, Events: 1})
+	c.append(time.Minute, scheduler, nodeRef("n1"), "", &events.NodePodCIDRAssigned{PodCIDR: "10.88.1.0/24"})
+	c.append(2*time.Minute, "scheduler/s2", events.TermRef, "", &events.LeaderElected{Replica: "s2", Term: 2})
+	r := c.run("events", "log")
+	if r.code != 0 || r.stderr != "" {
+		t.Fatalf("exit %d, stderr %q", r.code, r.stderr)
+	}
+	eventstest.Golden(t, "testdata/events-log-leader.golden", r.stdout)
+}
+
 func TestEventsLogJSON(t *testing.T) {
 	c := newCluster(t)
 	c.scenario()

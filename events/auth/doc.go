@@ -25,7 +25,8 @@
 //   - admin (identity "admin"): everything. It creates and changes the stream SKIFF and the
 //     buckets (`skiff cluster bootstrap`); no program needs it at run time.
 //   - scheduler ("scheduler"): appends every kind of event except a node's status, runs the
-//     leader election in KV skiff-leader, deletes a gone node's lease, reads the whole log and
+//     leader election in KV skiff-leader and is the only one (admin aside) to write leader terms
+//     and their fences (skiff.ev.leader.>), deletes a gone node's lease, reads the whole log and
 //     the two buckets, serves skiff.cmd.> and skiff.q.get with any number of replies (query
 //     answers are chunked).
 //   - node X ("node:X"): modelled on Kubernetes' NodeRestriction admission. A node writes only

@@ -64,6 +64,9 @@ func Permissions(role Role, name string) (jwt.Permissions, error) {
 				events.SubjectRoot + ".pod.>", events.SubjectRoot + ".bind.>", events.SubjectRoot + ".deployment.>",
 				events.SubjectRoot + ".service.>", events.SubjectRoot + ".endpoints.>", events.SubjectRoot + ".namespace.>",
 				events.SubjectRoot + ".node.>",
+				// Leader terms and the fences of the leader's batches; no one else may write
+				// them, or anyone could end a term.
+				events.SubjectRoot + "." + events.KindLeader + ".>",
 				"$KV." + api.LeaderBucket + ".>",
 				// The node lifecycle controller deletes a gone node's lease.
 				"$KV." + api.LeaseBucket + ".>",

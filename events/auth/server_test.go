@@ -17,6 +17,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/nats-io/nkeys"
 
+	"skiff.dev/events"
 	"skiff.dev/events/api"
 	"skiff.dev/events/auth"
 	"skiff.dev/events/eventstest"
@@ -265,6 +266,7 @@ func TestRolesOnServer(t *testing.T) {
 		})
 		n.denied("publish another node's status", "skiff.ev.status.b.ns.p", publish(n, "skiff.ev.status.b.ns.p"))
 		n.denied("publish a binding", "skiff.ev.bind.a.ns.p", publish(n, "skiff.ev.bind.a.ns.p"))
+		n.denied("start a leader term", events.TermSubject, publish(n, events.TermSubject))
 		n.denied("publish what controllers say of it (uncordon itself, its pod CIDR)", "skiff.ev.node._.a", publish(n, "skiff.ev.node._.a"))
 		n.denied("read pods", "skiff.ev.pod.>", readOne(n, "skiff.ev.pod.>"))
 		n.denied("read another node's bindings", "skiff.ev.bind.b.>", readOne(n, "skiff.ev.bind.b.>"))
@@ -302,6 +304,8 @@ func TestRolesOnServer(t *testing.T) {
 		sc := s.connect(auth.RoleScheduler, "")
 		sc.ok("append a pod event", publish(sc, "skiff.ev.pod.ns.p"))
 		sc.ok("append a binding", publish(sc, "skiff.ev.bind.a.ns.p"))
+		sc.ok("start a leader term", publish(sc, events.TermSubject))
+		sc.ok("fence a leader's batch", publish(sc, "skiff.ev.leader.pass.scheduling"))
 		sc.ok("read the whole log", readOne(sc, ">"))
 		sc.ok("run the leader election", func(ctx context.Context) error {
 			kv, err := sc.js.KeyValue(ctx, api.LeaderBucket)
@@ -414,6 +418,7 @@ func TestRolesOnServer(t *testing.T) {
 			return err
 		})
 		u.denied("append an event", "skiff.ev.pod.ns.p", publish(u, "skiff.ev.pod.ns.p"))
+		u.denied("start a leader term", events.TermSubject, publish(u, events.TermSubject))
 		u.denied("serve commands", "skiff.cmd.>", func(ctx context.Context) error {
 			_, err := u.nc.Subscribe("skiff.cmd.>", func(*nats.Msg) {})
 			u.nc.Flush()

@@ -66,3 +66,36 @@ func TestBootstrap(t *testing.T) {
 		t.Fatalf("replicas 7: %v, want InvalidArgument", err)
 	}
 }
+
+// A log made before the leader's writes were fenced has no atomic batches; bootstrapping again
+// turns them on and keeps every event.
+func TestBootstrapAllowsAtomicBatchesOnAnOldStream(t *testing.T) {
+	srv := eventstest.NewServer(t)
+	nc := eventstest.Connect(t, srv)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	old, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "SKIFF", Subjects: []string{events.AllFilter}, Storage: jetstream.FileStorage})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := js.Publish(ctx, "skiff.ev.namespace._.team", []byte(`{}`)); err != nil {
+		t.Fatal(err)
+	}
+	if old.CachedInfo().Config.AllowAtomicPublish {
+		t.Fatal("the old stream allows atomic batches already")
+	}
+	if _, err := bootstrap.Run(ctx, nc, bootstrap.Config{}); err != nil {
+		t.Fatal(err)
+	}
+	info, err := old.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !info.Config.AllowAtomicPublish || info.State.Msgs != 1 {
+		t.Fatalf("after bootstrap: atomic batches %v, %d events; want true, 1", info.Config.AllowAtomicPublish, info.State.Msgs)
+	}
+}

@@ -82,6 +82,8 @@ type State struct {
 	Deployments map[Key]*Deployment
 	Services    map[Key]*Service
 	Endpoints   map[Key]*events.Endpoints
+	// Leader is the control loops' current term (zero before the first LeaderElected).
+	Leader Leader
 
 	// Indexes, kept by Apply.
 	subjectSeq  map[string]uint64
@@ -94,6 +96,16 @@ type State struct {
 	// from before it, folded after it (a reader with one consumer per kind sees the two kinds
 	// out of log order), must not bring the old endpoints back.
 	endpointsDeleted map[Key]uint64
+}
+
+// Leader is a term of the control loops' leader as the log tells it.
+type Leader struct {
+	Replica string
+	// Term counts terms; Seq is its LeaderElected's sequence, the fence of its writes.
+	Term uint64
+	Seq  uint64
+	// Since is when the term began (the event's time).
+	Since time.Time
 }
 
 // DefaultNamespace always exists, as in Kubernetes.
@@ -286,6 +298,10 @@ func (s *State) Apply(ev *events.Event) error {
 			Metadata:  events.ObjectMeta{Name: sub.Name, Namespace: sub.Namespace, CreationTimestamp: &t},
 			Addresses: p.Addresses,
 		}
+	case *events.LeaderElected:
+		s.Leader = Leader{Replica: p.Replica, Term: p.Term, Seq: ev.Seq, Since: t}
+	case *events.LeaderWrote:
+		// A fence: the events after it are what the leader wrote; it changes nothing itself.
 	default:
 		return precondition(ev, "no fold for payload %T", ev.Data)
 	}

@@ -194,6 +194,32 @@ func TestNodeLifecycle(t *testing.T) {
 	}
 }
 
+// A term is recorded; a fence event changes nothing but its subject's sequence.
+func TestLeaderTerms(t *testing.T) {
+	l := &log{t: t}
+	l.add(events.TermRef, "", &events.LeaderElected{Replica: "a", Term: 1})
+	l.add(events.PassRef("deployments"), "", &events.LeaderWrote{Term: 1, Events: 1})
+	l.add(events.ObjectRef{Kind: events.KindNamespace, Name: "team"}, "", &events.NamespaceApplied{Namespace: events.Namespace{Metadata: events.ObjectMeta{Name: "team"}}})
+	l.add(events.TermRef, "", &events.LeaderElected{Replica: "b", Term: 2})
+	st, errs := fold(t, l.evs)
+	if len(errs) != 0 {
+		t.Fatal(errs)
+	}
+	want := state.Leader{Replica: "b", Term: 2, Seq: 4, Since: t0.Add(3 * time.Second)}
+	if st.Leader != want {
+		t.Fatalf("leader = %+v, want %+v", st.Leader, want)
+	}
+	if got := st.SubjectSeq(events.TermSubject); got != 4 {
+		t.Fatalf("term subject at %d, want 4", got)
+	}
+	if got := st.SubjectSeq(events.ObjectSubject(events.KindLeader, events.PassNamespace, "deployments")); got != 2 {
+		t.Fatalf("fence subject at %d, want 2", got)
+	}
+	if len(st.Namespaces) != 2 {
+		t.Fatalf("namespaces = %d, want default and team", len(st.Namespaces))
+	}
+}
+
 func TestServicesAndEndpoints(t *testing.T) {
 	l := &log{t: t}
 	svc := events.ObjectRef{Kind: events.KindService, Namespace: "default", Name: "web"}

@@ -39,6 +39,13 @@ type Store struct {
 	stream jetstream.Stream
 	name   string
 	log    *slog.Logger
+	// batches lets one atomic batch of Fenced writers go at a time: a clustered stream refuses a
+	// batch while another's fence is being checked (both check the term subject).
+	batches chan struct{}
+}
+
+func newStore(js jetstream.JetStream, st jetstream.Stream, name string, log *slog.Logger) *Store {
+	return &Store{js: js, stream: st, name: name, log: log, batches: make(chan struct{}, 1)}
 }
 
 // BootstrapHint is what to do about a missing stream or bucket: only the bootstrap step (package
@@ -79,12 +86,14 @@ func Bootstrap(ctx context.Context, nc *nats.Conn, cfg Config) (*Store, error) {
 		DenyDelete:  true,
 		DenyPurge:   true,
 		AllowDirect: true,
+		// The leader's writes go in atomic batches opened by a fence (Fenced).
+		AllowAtomicPublish: true,
 	}
 	st, err := js.CreateOrUpdateStream(ctx, sc)
 	if err != nil {
 		return nil, fmt.Errorf("create stream %s: %w", cfg.Stream, translate(err))
 	}
-	return &Store{js: js, stream: st, name: cfg.Stream, log: cfg.Logger}, nil
+	return newStore(js, st, cfg.Stream, cfg.Logger), nil
 }
 
 // Attach opens an existing stream without creating or changing it: services and the CLI need
@@ -111,7 +120,7 @@ func Attach(ctx context.Context, nc *nats.Conn, cfg Config) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("stream %s: %w", stream, translate(err))
 	}
-	return &Store{js: js, stream: st, name: stream, log: cfg.Logger}, nil
+	return newStore(js, st, stream, cfg.Logger), nil
 }
 
 func orUnlimited(n int64) int64 {
@@ -293,6 +302,11 @@ func message(ev *events.Event, expect uint64) (*nats.Msg, error) {
 	if err != nil {
 		return nil, err
 	}
+	return encoded(ev, data, expect), nil
+}
+
+// encoded is the message of ev, whose encoding is data.
+func encoded(ev *events.Event, data []byte, expect uint64) *nats.Msg {
 	msg := nats.NewMsg(ev.Subject)
 	msg.Data = data
 	msg.Header.Set(jetstream.MsgIDHeader, ev.ID)
@@ -300,7 +314,7 @@ func message(ev *events.Event, expect uint64) (*nats.Msg, error) {
 	if ev.Traceparent != "" {
 		msg.Header.Set(TraceparentHeader, ev.Traceparent)
 	}
-	return msg, nil
+	return msg
 }
 
 // TraceparentHeader carries W3C trace context on log messages.

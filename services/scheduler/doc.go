@@ -12,7 +12,9 @@
 // # Replicas
 //
 // Any number of replicas may run. Each follows the whole log into its own projection and answers
-// commands and queries (NATS queue group). The control loops run only in the replica holding the
-// leader key; correctness never depends on that, because every write is conditional on the
-// sequence its writer saw.
+// commands and queries (NATS queue group); admission's writes are conditional on the sequence
+// their writer saw. The control loops run only in the replica holding the leader key, in a term
+// recorded in the log (LeaderElected), and their writes are fenced on it: the log takes them only
+// while no newer term exists (package leader), so a replica that lost the key without noticing
+// writes nothing, and steps down at its first refused write.
 package scheduler

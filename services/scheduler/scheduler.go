@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"k8s.io/utils/clock"
 
 	"skiff.dev/events"
@@ -22,6 +23,7 @@ import (
 	"skiff.dev/services/scheduler/internal/admission"
 	"skiff.dev/services/scheduler/internal/controllers"
 	"skiff.dev/services/scheduler/internal/controllers/nodelifecycle"
+	"skiff.dev/services/scheduler/internal/controllers/reconcile"
 	"skiff.dev/services/scheduler/internal/leader"
 	"skiff.dev/services/scheduler/internal/query"
 	"skiff.dev/services/scheduler/internal/scheduling"
@@ -51,6 +53,21 @@ type Config struct {
 	Logger *slog.Logger
 	// Ready, if set, is called once the replica answers commands and queries.
 	Ready func()
+
+	// hooks stand in, in tests, for what a real process suffers (a SIGSTOP).
+	hooks *hooks
+}
+
+// hooks wrap what a replica's leadership goes through, so a test can freeze one replica in
+// process: its leader key renewals and every write of its control loops.
+type hooks struct {
+	leaderKV func(jetstream.KeyValue) jetstream.KeyValue
+	log      func(loop string, l appender) appender
+}
+
+// appender is what every control loop writes through (reconcile.Log, scheduling.Appender).
+type appender interface {
+	AppendAll(ctx context.Context, ws []store.Write) []error
 }
 
 // Clock is the replica's time; clock.RealClock is the real one.
@@ -85,6 +102,9 @@ func Run(ctx context.Context, cfg Config) error {
 	actor := "scheduler/" + cfg.ID
 	st, err := store.Attach(ctx, cfg.Conn, store.Config{Stream: cfg.Stream, Logger: log})
 	if err != nil {
+		return fmt.Errorf("scheduler: %w", err)
+	}
+	if err := st.CheckFencing(); err != nil {
 		return fmt.Errorf("scheduler: %w", err)
 	}
 	proj := live.New(state.New(), log)
@@ -128,13 +148,11 @@ func Run(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return fmt.Errorf("scheduler: %w", err)
 	}
+	if cfg.hooks != nil && cfg.hooks.leaderKV != nil {
+		kv = cfg.hooks.leaderKV(kv)
+	}
 	err = leader.Run(ctx, kv, cfg.ID, leader.Config{Clock: cfg.Clock, Logger: log}, func(lctx context.Context) {
-		log.Info("leading: starting control loops")
-		if err := proj.WaitSynced(lctx); err != nil {
-			return
-		}
-		runLoops(lctx, cfg, st, proj, actor, log)
-		log.Info("control loops stopped")
+		lead(lctx, cfg, st, proj, actor, log)
 	})
 	select {
 	case e := <-runErr:
@@ -147,8 +165,40 @@ func Run(ctx context.Context, cfg Config) error {
 	return err
 }
 
-// runLoops runs the leader-only control loops until ctx ends.
-func runLoops(ctx context.Context, cfg Config, st *store.Store, proj *live.Projection, actor string, log *slog.Logger) {
+// lead runs one term: it records the term in the log, waits until the projection holds every
+// write of the terms before (none of theirs can land after this term's LeaderElected), and runs
+// the control loops, whose writes are fenced on the term, until the leader key is lost or a
+// newer term refuses a write.
+func lead(ctx context.Context, cfg Config, st *store.Store, proj *live.Projection, actor string, log *slog.Logger) {
+	log.Info("leading: starting control loops")
+	if err := proj.WaitSynced(ctx); err != nil {
+		return
+	}
+	tctx, term, err := leader.Begin(ctx, st, cfg.ID, events.Meta{Actor: actor}, cfg.Clock.Now())
+	if err != nil {
+		if ctx.Err() == nil {
+			log.Warn("could not begin a term; giving leadership up", "err", err)
+		}
+		return
+	}
+	log.Info("term began", "term", term.Number, "seq", term.Seq)
+	if err := proj.WaitSeq(tctx, term.Seq); err == nil {
+		runLoops(tctx, cfg, st, proj, term, actor, log)
+	}
+	term.End(log)
+	log.Info("control loops stopped", "term", term.Number)
+}
+
+// runLoops runs the leader-only control loops until ctx ends, each writing through its own
+// fenced writer of term.
+func runLoops(ctx context.Context, cfg Config, st *store.Store, proj *live.Projection, term *leader.Term, actor string, log *slog.Logger) {
+	logFor := func(loop string) appender {
+		var l appender = st.Fenced(term.Term, loop, term.Fence(actor, cfg.Clock.Now))
+		if cfg.hooks != nil && cfg.hooks.log != nil {
+			l = cfg.hooks.log(loop, l)
+		}
+		return l
+	}
 	var leases nodelifecycle.Leases
 	if kv, err := nodelifecycle.OpenLeaseBucket(ctx, st.JetStream()); err != nil {
 		log.Error("node lease bucket unavailable: node readiness is not tracked", "err", err)
@@ -160,11 +210,13 @@ func runLoops(ctx context.Context, cfg Config, st *store.Store, proj *live.Proje
 		podCIDRRange = cfg.PodCIDRRange.String()
 	}
 	loops := map[string]func(context.Context) error{
-		"scheduling": scheduling.New(scheduling.Config{Log: st, Projection: proj, Actor: actor, Clock: cfg.Clock.Now,
+		"scheduling": scheduling.New(scheduling.Config{Log: logFor("scheduling"), Projection: proj, Actor: actor, Clock: cfg.Clock.Now,
 			Logger: log.With("loop", "scheduling")}).Run,
 		"controllers": func(ctx context.Context) error {
-			return controllers.Run(ctx, controllers.Config{Log: st, Projection: proj, Leases: leases, Actor: actor,
-				Clock: cfg.Clock.Now, Logger: log, PodCIDRRange: podCIDRRange, LeaseTimeout: cfg.LeaseTimeout})
+			return controllers.Run(ctx, controllers.Config{
+				LogFor:     func(name string) reconcile.Log { return logFor(name) },
+				Projection: proj, Leases: leases, Actor: actor, Clock: cfg.Clock.Now, Logger: log,
+				PodCIDRRange: podCIDRRange, LeaseTimeout: cfg.LeaseTimeout})
 		},
 	}
 	var wg sync.WaitGroup

@@ -22,13 +22,13 @@ const deployment = `{"apiVersion":"apps/v1","kind":"Deployment","metadata":{"nam
  "spec":{"replicas":%d,"selector":{"matchLabels":{"app":"%[1]s"}},
   "template":{"metadata":{"labels":{"app":"%[1]s"}},"spec":{"containers":[{"name":"c","image":"skiff.dev/echo:v1"}]}}}}`
 
-func apply(t *testing.T, nc *nats.Conn, doc string) *api.Response {
+func apply(t testing.TB, nc *nats.Conn, doc string) *api.Response {
 	t.Helper()
 	return applyAs(t, nc, "test", "", doc)
 }
 
 // applyAs sends an apply as identity (the subject's last token), claiming actor in the request.
-func applyAs(t *testing.T, nc *nats.Conn, identity, actor, doc string) *api.Response {
+func applyAs(t testing.TB, nc *nats.Conn, identity, actor, doc string) *api.Response {
 	t.Helper()
 	var resp api.Response
 	req := api.ApplyRequest{Documents: []api.Document{{Source: "test", Object: json.RawMessage(doc)}}, Actor: actor}
@@ -54,7 +54,7 @@ func rows(t *testing.T, nc *nats.Conn, req api.GetRequest) ([][]string, error) {
 	return out, err
 }
 
-func registerNode(t *testing.T, st *store.Store, name string) {
+func registerNode(t testing.TB, st *store.Store, name string) {
 	t.Helper()
 	ev, err := events.New(time.Now(), events.Meta{Actor: "node/" + name}, events.ObjectRef{Kind: events.KindNode, Name: name}, "",
 		&events.NodeRegistered{Address: "10.0.0.1", MilliCPU: 4000, Memory: 8 << 30, MaxPods: 110})
@@ -66,17 +66,26 @@ func registerNode(t *testing.T, st *store.Store, name string) {
 	}
 }
 
-func start(t *testing.T, url, id string) context.CancelFunc {
+func start(t testing.TB, url, id string) context.CancelFunc {
 	t.Helper()
 	nc, err := nats.Connect(url)
 	if err != nil {
 		t.Fatal(err)
 	}
+	return startConfig(t, scheduler.Config{Conn: nc, ID: id})
+}
+
+// startConfig runs a replica with cfg until the test ends or the returned stop is called, which
+// closes cfg.Conn.
+func startConfig(t testing.TB, cfg scheduler.Config) context.CancelFunc {
+	t.Helper()
+	nc, id := cfg.Conn, cfg.ID
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	ready := make(chan struct{})
+	cfg.Ready = func() { close(ready) }
 	go func() {
-		done <- scheduler.Run(ctx, scheduler.Config{Conn: nc, ID: id, Ready: func() { close(ready) }})
+		done <- scheduler.Run(ctx, cfg)
 	}()
 	select {
 	case <-ready:

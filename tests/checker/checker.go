@@ -23,6 +23,7 @@ const (
 	OneRunning  Invariant = "one running copy"
 	Conditional Invariant = "conditional sequence"
 	Lifecycle   Invariant = "pod lifecycle"
+	Terms       Invariant = "leader terms"
 )
 
 // PoisonType is the key of Report.Counts under which messages that do not decode are counted.
@@ -169,7 +170,8 @@ type message struct {
 	hasExpect bool
 	badExpect string // a header that is not a number
 	// expectSubject is Nats-Expected-Last-Subject-Sequence-Subject: the condition was on
-	// another subject's sequence, which no Skiff writer does.
+	// another subject's sequence, which only a leader's fence (LeaderWrote, on the term
+	// subject) may be.
 	expectSubject string
 	ev            *events.Event
 	err           error
@@ -278,8 +280,11 @@ type checker struct {
 	// last is each subject's last sequence, for the conditional appends.
 	last   map[string]uint64
 	msgIDs map[string]uint64
-	prev   uint64 // last sequence read
-	pods   *pods
+	// terms maps each LeaderElected's sequence to its term number; term is the last number.
+	terms map[uint64]uint64
+	term  uint64
+	prev  uint64 // last sequence read
+	pods  *pods
 }
 
 func newChecker(head uint64) *checker {
@@ -287,7 +292,7 @@ func newChecker(head uint64) *checker {
 		Head: head, Counts: map[string]int{}, Pods: map[string]*Pod{}, Bound: map[string]string{},
 		Running: map[string][]string{}, Live: map[string]string{}, ids: map[string]uint64{},
 	}
-	c := &checker{r: r, last: map[string]uint64{}, msgIDs: map[string]uint64{}}
+	c := &checker{r: r, last: map[string]uint64{}, msgIDs: map[string]uint64{}, terms: map[uint64]uint64{}}
 	c.pods = newPods(r)
 	return c
 }
@@ -305,15 +310,20 @@ func (c *checker) message(m *message) {
 	}
 	c.prev = max(c.prev, m.seq)
 
-	// The condition the writer put on the append, replayed.
+	// The condition the writer put on the append, replayed. A leader's fence is conditional on
+	// the term subject: its term was the newest when the batch it opens was stored.
 	prev := c.last[m.subject]
 	c.last[m.subject] = m.seq
+	fence := m.expectSubject == events.TermSubject && m.ev != nil && m.ev.Type == "LeaderWrote"
 	switch {
 	case m.badExpect != "":
 		r.violate(Conditional, "seq %d on %s carries expected last subject sequence %q, which is not a number", m.seq, m.subject, m.badExpect)
-	case m.expectSubject != "":
+	case m.expectSubject != "" && !fence:
 		r.violate(Conditional, "seq %d on %s was appended on condition of the last sequence of %s, not its own subject's", m.seq, m.subject, m.expectSubject)
-	case m.hasExpect && m.expect != prev:
+	case fence && m.expect != c.last[events.TermSubject]:
+		r.violate(Conditional, "seq %d LeaderWrote on %s fenced on the term at %d, but the newest term was at %d: a stale leader's batch was stored",
+			m.seq, m.subject, m.expect, c.last[events.TermSubject])
+	case !fence && m.hasExpect && m.expect != prev:
 		r.violate(Conditional, "seq %d on %s was appended on condition that the subject's last sequence was %d, but it was %d", m.seq, m.subject, m.expect, prev)
 	}
 	if m.msgID != "" {
@@ -357,7 +367,24 @@ func (c *checker) message(m *message) {
 			r.ids[ev.ID] = m.seq
 		}
 	}
+	c.leader(m, ev)
 	c.pods.event(ev, sub)
+}
+
+// leader checks the terms: each LeaderElected counts one up from the one before, and a fence
+// names the term whose LeaderElected it was conditional on.
+func (c *checker) leader(m *message, ev *events.Event) {
+	switch p := ev.Data.(type) {
+	case *events.LeaderElected:
+		if p.Term != c.term+1 {
+			c.r.violate(Terms, "seq %d LeaderElected begins term %d after term %d", m.seq, p.Term, c.term)
+		}
+		c.terms[m.seq], c.term = p.Term, p.Term
+	case *events.LeaderWrote:
+		if t, ok := c.terms[m.expect]; !ok || t != p.Term {
+			c.r.violate(Terms, "seq %d LeaderWrote says term %d, but its condition names seq %d, which is no LeaderElected of that term", m.seq, p.Term, m.expect)
+		}
+	}
 }
 
 func (c *checker) finish() {

@@ -214,6 +214,30 @@ func TestCheck(t *testing.T) {
 			},
 		},
 		{
+			name: "good: terms, and a leader's writes fenced on its term",
+			write: func(l *logw) {
+				first := l.term("a", 1)
+				l.fenced(first, l.event(podRef("a", "u-a"), "", &events.PodCreated{Pod: pod("a", "u-a", "")}))
+				second := l.term("b", 2)
+				l.fenced(second, l.event(podRef("b", "u-b"), "", &events.PodCreated{Pod: pod("b", "u-b", "")}))
+			},
+		},
+		{
+			name: "a term that skips a number, a fence that names another term",
+			write: func(l *logw) {
+				l.term("a", 1)
+				second := l.term("b", 3)
+				ev := l.event(events.PassRef("scheduling"), "", &events.LeaderWrote{Term: 1, Events: 0})
+				data, _ := ev.Marshal()
+				l.publish(ev.Subject, data, nats.Header{jetstream.MsgIDHeader: {ev.ID},
+					jetstream.ExpectedLastSubjSeqHeader: {fmt.Sprint(second.Seq)}, jetstream.ExpectedLastSubjSeqSubjHeader: {events.TermSubject}})
+			},
+			want: []string{
+				"leader terms: seq 2 LeaderElected begins term 3 after term 1",
+				"leader terms: seq 3 LeaderWrote says term 1, but its condition names seq 2, which is no LeaderElected of that term",
+			},
+		},
+		{
 			name: "poison is listed, not a violation",
 			write: func(l *logw) {
 				l.create("a", "u-a")

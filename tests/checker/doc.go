@@ -47,7 +47,9 @@
 //     ones. Every decodable event must carry the header (every writer appends through
 //     store.Append, which always does: an event without it is a writer that skipped the
 //     concurrency control), conditioned on its own subject (not on another one through
-//     Nats-Expected-Last-Subject-Sequence-Subject), with a Nats-Msg-Id equal to its envelope
+//     Nats-Expected-Last-Subject-Sequence-Subject; the one exception is a leader's fence,
+//     LeaderWrote, conditioned on the term subject: replayed, its term must have been the
+//     newest, so no batch of a stale leader was stored), with a Nats-Msg-Id equal to its envelope
 //     id (else a retry after a lost ack is not deduplicated); no Nats-Msg-Id and no event id
 //     may appear twice. Stream sequences must increase by one from 1 to the head: a gap means
 //     events were lost (retention, or a bug). Poison need carry none of these headers (an
@@ -63,6 +65,9 @@
 //     reports (a late report, the PodTerminated of an evicted pod) may follow; anything else
 //     about the UID is a violation. Events about a UID the log never created, or on the subject
 //     of another pod name, are violations too.
+//
+//     Leader terms ("leader terms"): each LeaderElected counts one up from the term before it,
+//     and each LeaderWrote names the term of the LeaderElected its condition points at.
 //
 //  4. Poison. Every message either decodes (envelope and payload, within
 //     events.MaxEventBytes, a type of its subject's kind, a subject of the right shape) or is

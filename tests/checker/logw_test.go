@@ -149,3 +149,34 @@ func (l *logw) remove(name, uid, node string) {
 	l.terminated(name, uid, node)
 	l.deleted(name, uid)
 }
+
+// term begins term n for replica, as a leader does.
+func (l *logw) term(replica string, n uint64) store.Term {
+	l.t.Helper()
+	l.append(events.TermRef, "", &events.LeaderElected{Replica: replica, Term: n})
+	t, err := l.st.LastTerm(context.Background())
+	if err != nil {
+		l.t.Fatal(err)
+	}
+	return t
+}
+
+// fenced writes evs as one batch of a leader's loop in term t, each conditional on its
+// subject's last sequence.
+func (l *logw) fenced(t store.Term, evs ...*events.Event) {
+	l.t.Helper()
+	ctx := context.Background()
+	ws := make([]store.Write, len(evs))
+	for i, ev := range evs {
+		expect, err := l.st.LastSeq(ctx, ev.Subject)
+		if err != nil {
+			l.t.Fatal(err)
+		}
+		ws[i] = store.Write{Event: ev, Expect: expect}
+	}
+	for _, err := range l.st.Fenced(t, "scheduling", store.FenceConfig{Actor: "scheduler/test"}).AppendAll(ctx, ws) {
+		if err != nil {
+			l.t.Fatal(err)
+		}
+	}
+}

@@ -198,12 +198,23 @@ func TestPermissions(t *testing.T) {
 		appendAllowed(t, sched, podBound(t, "a", "p1"))
 		appendAllowed(t, sched, podBound(t, "b", "p2"))
 		appendRefused(t, sched, statusReported(t, "a", "p1"))
+		// It starts leader terms, and its fenced batches land on the replicated stream.
+		appendAllowed(t, sched, newEvent(t, "", events.TermRef, &events.LeaderElected{Replica: "natscluster", Term: 1}))
+		term, err := sched.st.LastTerm(ctx)
+		if err != nil || term.Number != 1 {
+			t.Fatalf("last term = %+v, %v", term, err)
+		}
+		fenced := sched.st.Fenced(term, "natscluster", store.FenceConfig{Actor: "scheduler/natscluster"})
+		if err := errors.Join(fenced.AppendAll(ctx, []store.Write{{Event: podCreated(t, "p-fenced")}})...); err != nil {
+			t.Fatalf("fenced batch: %v", err)
+		}
 		sched.refused(t, "$JS.API.STREAM.UPDATE.SKIFF", streamUpdate(sched))
 	})
 	t.Run("node", func(t *testing.T) {
 		appendAllowed(t, nodeA, statusReported(t, "a", "p1"))
 		appendRefused(t, nodeA, statusReported(t, "b", "p2"))
 		appendRefused(t, nodeA, podBound(t, "a", "p3"))
+		appendRefused(t, nodeA, newEvent(t, "", events.TermRef, &events.LeaderElected{Replica: "node-a", Term: 9}))
 		// Its own registration, yes; what controllers and admission say of it (cordon, pod
 		// CIDR, readiness, on skiff.ev.node._.a), no: it cannot uncordon itself.
 		nodeRef := events.ObjectRef{Kind: events.KindNode, Name: "a"}
@@ -222,6 +233,7 @@ func TestPermissions(t *testing.T) {
 		alice.refused(t, "$JS.API.STREAM.UPDATE.SKIFF", streamUpdate(alice))
 		must(t, "alice imports an image", imagePut(alice))
 		appendRefused(t, alice, podCreated(t, "p9"))
+		appendRefused(t, alice, newEvent(t, "", events.TermRef, &events.LeaderElected{Replica: "alice", Term: 9}))
 	})
 	t.Run("admin", func(t *testing.T) {
 		must(t, "admin updates the stream", streamUpdate(admin))

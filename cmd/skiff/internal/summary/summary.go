@@ -79,6 +79,10 @@ func of(ev *events.Event) string {
 		return join(kv("clusterIP", p.Service.Spec.ClusterIP), servicePorts(p.Service.Spec.Ports), kv("selector", table.FormatLabels(p.Service.Spec.Selector)))
 	case *events.EndpointsUpdated:
 		return endpoints(p.Addresses)
+	case *events.LeaderElected:
+		return fmt.Sprintf("term=%d replica=%s", p.Term, p.Replica)
+	case *events.LeaderWrote:
+		return fmt.Sprintf("term=%d events=%d", p.Term, p.Events)
 	}
 	return ""
 }

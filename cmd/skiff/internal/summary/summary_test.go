@@ -58,6 +58,8 @@ func TestOf(t *testing.T) {
 			Ports: []events.ServicePort{{Port: 80, TargetPort: tp}, {Port: 53, Protocol: "UDP", TargetPort: events.FromInt(53)}}}}}, "clusterIP=10.96.0.10 ports=80/TCP->http,53/UDP selector=app=web"},
 		{"endpoints", "", &events.EndpointsUpdated{Addresses: []events.EndpointAddress{{IP: "10.88.2.3"}, {IP: "10.88.1.5"}}}, "2 addresses: 10.88.1.5,10.88.2.3"},
 		{"no endpoints", "", &events.EndpointsUpdated{}, "no ready addresses"},
+		{"term", "", &events.LeaderElected{Replica: "sched-a", Term: 3}, "term=3 replica=sched-a"},
+		{"fence", "", &events.LeaderWrote{Term: 3, Events: 12}, "term=3 events=12"},
 		{"long messages are cut", "", &events.PodUnschedulable{Message: strings.Repeat("x", 300)}, strings.Repeat("x", 157) + "..."},
 	}
 	for _, tt := range tests {

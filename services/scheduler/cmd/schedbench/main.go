@@ -12,8 +12,9 @@
 // With --server (or --config), it runs against that cluster instead: each run deletes the stream
 // and the lease bucket and bootstraps them again with --replicas, so the creds must be admin's
 // (only the bootstrap step creates the log); the simulated nodes connect with the same settings.
-// -compare-embedded runs the embedded baseline before each cluster run, on the same machine in
-// the same invocation:
+// The scheduler writes as the leader does, fenced on a term it begins (store.Fenced); -unfenced
+// writes plain conditional appends, for comparison. -compare-embedded runs the embedded baseline
+// before each cluster run, on the same machine in the same invocation:
 //
 //	schedbench --config DIR/config/admin.yaml --replicas 3 -compare-embedded -runs 5
 package main
@@ -47,6 +48,7 @@ import (
 	"skiff.dev/events/natsserver"
 	"skiff.dev/events/state"
 	"skiff.dev/events/store"
+	"skiff.dev/services/scheduler/internal/leader"
 	"skiff.dev/services/scheduler/internal/scheduling"
 )
 
@@ -54,7 +56,7 @@ type options struct {
 	nodes, podsPerNode, ownerSize, runs int
 	batch, inflight, percent, writers   int
 	sim, cpuProfile, dir                string
-	verbose                             bool
+	verbose, unfenced                   bool
 
 	// cluster: the NATS cluster to run against; empty Server and Config: an embedded server.
 	cluster         client.Options
@@ -79,6 +81,7 @@ func main() {
 	flag.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the scheduling phase of the first run")
 	flag.StringVar(&o.dir, "dir", "", "directory for the server's data (default: a temporary one)")
 	flag.BoolVar(&o.verbose, "v", false, "log scheduler and server warnings")
+	flag.BoolVar(&o.unfenced, "unfenced", false, "write plain conditional appends, not batches fenced on a leader term (as before fencing)")
 	o.cluster.Flags(flag.CommandLine)
 	flag.IntVar(&o.replicas, "replicas", 3, "with --server/--config: replicas of the stream and buckets each run bootstraps")
 	flag.BoolVar(&o.compareEmbedded, "compare-embedded", false, "with --server/--config: run the embedded baseline before each cluster run")
@@ -261,9 +264,18 @@ func once(o options, remote bool, dir string, profile bool) (runResult, error) {
 		}
 		defer pprof.StopCPUProfile()
 	}
+	// As the leader does: a term, and the scheduling loop's writes fenced on it.
+	var appender scheduling.Appender = log
+	if !o.unfenced {
+		_, term, err := leader.Begin(ctx, log, "bench", events.Meta{Actor: "scheduler/bench"}, time.Now())
+		if err != nil {
+			return runResult{}, err
+		}
+		appender = log.Fenced(term.Term, "scheduling", term.Fence("scheduler/bench", nil))
+	}
 	start := time.Now()
 	sched := scheduling.New(scheduling.Config{
-		Log: log, Projection: proj, Actor: "scheduler/bench", Logger: logger,
+		Log: appender, Projection: proj, Actor: "scheduler/bench", Logger: logger,
 		BatchSize: o.batch, MaxInFlight: o.inflight, Writers: o.writers, PercentageOfNodesToScore: o.percent,
 	})
 	wg.Go(func() { _ = sched.Run(ctx) })

@@ -19,6 +19,10 @@ import (
 type Config struct {
 	// Log is where decisions are appended; *store.Store implements it.
 	Log reconcile.Log
+	// LogFor, if set, gives each controller a log of its own (by name: "deployments",
+	// "podlifecycle", "endpoints", "nodelifecycle") instead of Log: the leader's store.Fenced
+	// writer per loop.
+	LogFor func(controller string) reconcile.Log
 	// Projection is the replica's live projection of the whole log.
 	Projection *live.Projection
 	// Leases is the node lease bucket (nodelifecycle.OpenLeaseBucket).
@@ -43,6 +47,13 @@ type Config struct {
 	Resync time.Duration
 }
 
+func (c *Config) log(controller string) reconcile.Log {
+	if c.LogFor != nil {
+		return c.LogFor(controller)
+	}
+	return c.Log
+}
+
 // Run runs every controller until ctx ends, and returns nil then. If one controller fails (only
 // a bad configuration makes one fail), Run stops the others and returns its error.
 func Run(ctx context.Context, cfg Config) error {
@@ -50,17 +61,17 @@ func Run(ctx context.Context, cfg Config) error {
 	defer cancel()
 	runs := []func(context.Context) error{
 		deployments.New(deployments.Config{
-			Log: cfg.Log, Projection: cfg.Projection, Clock: cfg.Clock, Actor: cfg.Actor, Logger: cfg.Logger,
+			Log: cfg.log("deployments"), Projection: cfg.Projection, Clock: cfg.Clock, Actor: cfg.Actor, Logger: cfg.Logger,
 		}).Run,
 		podlifecycle.New(podlifecycle.Config{
-			Log: cfg.Log, Projection: cfg.Projection, Clock: cfg.Clock, Actor: cfg.Actor, Logger: cfg.Logger,
+			Log: cfg.log("podlifecycle"), Projection: cfg.Projection, Clock: cfg.Clock, Actor: cfg.Actor, Logger: cfg.Logger,
 			EvictionTimeout: cfg.EvictionTimeout, DrainTimeout: cfg.DrainTimeout, Resync: cfg.Resync,
 		}).Run,
 		endpoints.New(endpoints.Config{
-			Log: cfg.Log, Projection: cfg.Projection, Clock: cfg.Clock, Actor: cfg.Actor, Logger: cfg.Logger,
+			Log: cfg.log("endpoints"), Projection: cfg.Projection, Clock: cfg.Clock, Actor: cfg.Actor, Logger: cfg.Logger,
 		}).Run,
 		nodelifecycle.New(nodelifecycle.Config{
-			Log: cfg.Log, Projection: cfg.Projection, Leases: cfg.Leases, Clock: cfg.Clock, Actor: cfg.Actor, Logger: cfg.Logger,
+			Log: cfg.log("nodelifecycle"), Projection: cfg.Projection, Leases: cfg.Leases, Clock: cfg.Clock, Actor: cfg.Actor, Logger: cfg.Logger,
 			PodCIDRRange: cfg.PodCIDRRange, LeaseTimeout: cfg.LeaseTimeout, Resync: cfg.Resync,
 		}).Run,
 	}

@@ -16,6 +16,7 @@
 // is expressed as a condition on the state (the pod lifecycle controller stops a pod only once no
 // Endpoints lists it; Recreate creates new pods only once the old ones are gone).
 //
-// Correctness does not depend on leadership: a controller that runs while another leader's does
-// (a takeover) only causes conflicts, or surplus pods that the next pass removes.
+// Each controller writes through a log of its own, the leader term's store.Fenced writer for it
+// (Config.LogFor): a controller still running in a replica that is no longer the leader cannot
+// write, since the log refuses the batches of any term but the newest.
 package controllers

@@ -26,6 +26,13 @@
 // the pod subject lets one PodScheduled in (and the fold rejects a second), the bind subject one
 // PodBound.
 //
+// # Leadership
+//
+// The scheduler runs in the leader only, and writes through the leader term's store.Fenced log:
+// each AppendAll is an atomic batch the log refuses whole once a newer term began. Such writes
+// fail with events.ErrFenced, which the loop drops quietly (no back-off, no retry): the term's
+// context ends with them, and the next leader decides those pods from the log.
+//
 // # Ordering and concurrency
 //
 // One loop goroutine owns all bookkeeping; one writer goroutine turns batches into events and

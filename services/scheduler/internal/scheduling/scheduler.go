@@ -218,9 +218,9 @@ type result struct {
 	expect uint64
 }
 
-// Run schedules until ctx ends, then returns nil. Call it only while this replica leads; two
-// running at once are safe (every write is conditional) but waste work on conflicts. It waits
-// for the projection to be synced before deciding anything.
+// Run schedules until ctx ends, then returns nil. Call it only while this replica leads, with a
+// Log that fences its writes on the leader's term (store.Fenced): then a stale leader's
+// decisions never land. It waits for the projection to be synced before deciding anything.
 func (s *Scheduler) Run(ctx context.Context) error {
 	if err := s.cfg.Projection.WaitSynced(ctx); err != nil {
 		return nil
@@ -513,6 +513,11 @@ func (s *Scheduler) handle(rs []result) {
 		case scheduleFailed:
 			delete(s.assumed, r.key)
 			delete(s.binding, r.key)
+			if errors.Is(r.err, events.ErrFenced) {
+				// A newer leader term refused it: this replica no longer leads, and its
+				// context ends (the leader's term does that).
+				continue
+			}
 			if errors.Is(r.err, events.ErrConflict) {
 				// Someone else wrote to the pod since we looked: its new state decides, once
 				// the projection shows it.
@@ -524,9 +529,10 @@ func (s *Scheduler) handle(rs []result) {
 			}
 		case bindDone:
 			delete(s.binding, r.key)
-			if r.err != nil && !errors.Is(r.err, events.ErrConflict) {
+			if r.err != nil && !errors.Is(r.err, events.ErrConflict) && !errors.Is(r.err, events.ErrFenced) {
 				// A conflict means another PodBound got in (a peer finishing the gap): nothing
-				// to do. Anything else: try again at the next pass.
+				// to do; a fenced one is the next leader's to finish. Anything else: try again
+				// at the next pass.
 				s.rebind[r.key] = r.uid
 				s.log.Warn("write PodBound; retrying", "pod", r.key, "err", r.err)
 			}
@@ -534,7 +540,7 @@ func (s *Scheduler) handle(rs []result) {
 			if e := s.backoff.entries[r.key]; e != nil {
 				e.message = ""
 			}
-			if !errors.Is(r.err, events.ErrConflict) {
+			if !errors.Is(r.err, events.ErrConflict) && !errors.Is(r.err, events.ErrFenced) {
 				s.log.Warn("write PodUnschedulable", "pod", r.key, "err", r.err)
 			}
 		}

@@ -29,7 +29,10 @@
 //
 // # Leadership
 //
-// Two controllers running at once (a leader change) can create surplus pods, since new pod
-// names never conflict; the next pass of the surviving leader scales the surplus down. Nothing
-// else depends on being the only writer.
+// The controller runs in the leader only and writes through the leader term's store.Fenced log
+// (package leader): once a newer term has begun, the log refuses its passes whole. So a leader
+// that went stale (stopped past its key's TTL, then resumed) cannot create surplus pods from its
+// old count, although new pod names never conflict: its PodCreated events are refused with the
+// rest of the pass, counted as Result.Fenced, and the loop stops. The new leader decides from a
+// projection that holds every write of the old term (it waits for its own LeaderElected).
 package deployments

@@ -10,6 +10,12 @@
 // When a write is rejected as a conflict, the loop waits for the projection to move and decides
 // again; it never retries the stale decision.
 //
+// # Leadership
+//
+// A leader's loops write through a store.Fenced log: each Flush goes out as atomic batches that
+// the log refuses whole once a newer leader term has begun. Such writes are counted as
+// Result.Fenced, neither conflicts nor errors, and the loop stops: the replica no longer leads.
+//
 // # Coalescing
 //
 // Changes are not queued: the loop notes that the projection moved (Projection.Changed) and the

@@ -32,6 +32,9 @@ type Result struct {
 	// Conflicts counts appends rejected because their subject had moved on. The loop decides
 	// again once the projection has moved.
 	Conflicts int
+	// Fenced counts appends rejected because a newer leader term began (events.ErrFenced):
+	// this replica no longer leads, and the loop stops.
+	Fenced int
 	// RequeueAt, if set, asks for another pass at that time on the controller's clock even if
 	// the state does not change (a lease that runs out, an eviction that falls due).
 	RequeueAt time.Time
@@ -115,6 +118,11 @@ func (l *Loop) Run(ctx context.Context) error {
 		if res.Written > 0 || res.Conflicts > 0 {
 			log.Debug("pass", "written", res.Written, "conflicts", res.Conflicts, "seq", res.Seq)
 		}
+		if res.Fenced > 0 {
+			// A newer term refused the pass: whatever this replica decides now is stale.
+			log.Info("controller stopped: a newer leader term refused its writes", "loop", l.cfg.Name, "fenced", res.Fenced)
+			return nil
+		}
 		if res.Seq > 0 {
 			if p.WaitSeq(ctx, res.Seq) != nil {
 				return nil
@@ -189,11 +197,13 @@ func (b *Batch) Len() int { return len(b.writes) }
 func (b *Batch) Writes() []store.Write { return b.writes }
 
 // chunk bounds the appends in flight: JetStream stalls an async publisher with more than a few
-// thousand outstanding.
-const chunk = 1000
+// thousand outstanding. It is also one fenced atomic batch: a fence and chunk writes.
+const chunk = store.MaxBatch - 1
 
-// Flush appends the batch and reports the outcome. Conflicts are counted in the result, not
-// returned; any other failure is returned (joined), with the result still counting what landed.
+// Flush appends the batch and reports the outcome. Conflicts and writes refused by a newer
+// leader term (Fenced) are counted in the result, not returned; any other failure is returned
+// (joined), with the result still counting what landed. Through a store.Fenced log the chunks
+// are atomic batches, each one fence and chunk writes (the server's limit is MaxBatch messages).
 //
 // Writes go out in subject order, so what a pass writes lands in the same order whatever order
 // it decided in (passes range over maps); writes of one batch are independent of each other.
@@ -208,6 +218,8 @@ func (b *Batch) Flush(ctx context.Context, log Log) (Result, error) {
 			case err == nil:
 				res.Written++
 				res.Seq = max(res.Seq, ws[i].Event.Seq)
+			case errors.Is(err, events.ErrFenced):
+				res.Fenced++
 			case errors.Is(err, events.ErrConflict):
 				res.Conflicts++
 			default:
@@ -216,7 +228,7 @@ func (b *Batch) Flush(ctx context.Context, log Log) (Result, error) {
 		}
 	}
 	if errs != nil {
-		return res, fmt.Errorf("append %d events (%d landed, %d conflicts): %w", len(b.writes), res.Written, res.Conflicts, errs)
+		return res, fmt.Errorf("append %d events (%d landed, %d conflicts, %d fenced): %w", len(b.writes), res.Written, res.Conflicts, res.Fenced, errs)
 	}
 	return res, nil
 }

@@ -264,3 +264,66 @@ func TestBatch(t *testing.T) {
 		t.Errorf("Flush with a bad payload = %v, want ErrInvalidArgument", err)
 	}
 }
+
+// startTerm records a leader term in c's log, as the leader does when it wins.
+func startTerm(t *testing.T, c *ct.Cluster, replica string) store.Term {
+	t.Helper()
+	prev, err := c.Store.LastTerm(c.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev, err := events.New(ct.T0, events.Meta{Actor: "scheduler/" + replica}, events.TermRef, "", &events.LeaderElected{Replica: replica, Term: prev.Number + 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Store.Append(c.Context(), ev, prev.Seq); err != nil {
+		t.Fatal(err)
+	}
+	term, err := c.Store.LastTerm(c.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return term
+}
+
+// Through a fenced log a pass's writes land while its term is the newest; once a newer term
+// began, they are counted as Fenced (not conflicts, not errors), and the loop stops.
+func TestFencedPasses(t *testing.T) {
+	c := ct.NewCluster(t)
+	old := startTerm(t, c, "a")
+	log := c.Store.Fenced(old, "test", store.FenceConfig{Actor: "scheduler/a"})
+	ns := func(name string) *reconcile.Batch {
+		b := reconcile.NewBatch(ct.T0, events.Meta{Actor: "scheduler/a"})
+		b.Add(events.ObjectRef{Kind: events.KindNamespace, Name: name}, "",
+			&events.NamespaceApplied{Namespace: events.Namespace{Metadata: events.ObjectMeta{Name: name}}}, 0)
+		return b
+	}
+	res, err := ns("first").Flush(c.Context(), log)
+	if err != nil || res.Written != 1 || res.Fenced != 0 {
+		t.Fatalf("Flush in the current term = %+v, %v", res, err)
+	}
+	startTerm(t, c, "b")
+
+	var passes atomic.Int32
+	loop := reconcile.NewLoop(reconcile.Config{Projection: c.Projection, Name: "test"}, func(ctx context.Context) (reconcile.Result, error) {
+		passes.Add(1)
+		res, err := ns(fmt.Sprintf("stale%d", passes.Load())).Flush(ctx, log)
+		if err != nil || res.Fenced != 1 || res.Conflicts != 0 || res.Written != 0 {
+			t.Errorf("Flush after a newer term = %+v, %v; want 1 fenced", res, err)
+		}
+		return res, err
+	})
+	done := make(chan error, 1)
+	go func() { done <- loop.Run(context.Background()) }()
+	select {
+	case err := <-done:
+		if err != nil || passes.Load() != 1 {
+			t.Fatalf("loop returned %v after %d passes; want nil after one", err, passes.Load())
+		}
+	case <-time.After(ct.Timeout):
+		t.Fatal("the loop kept running after its writes were fenced")
+	}
+	if evs, _ := c.Store.History(c.Context(), events.KindFilter(events.KindNamespace)); len(evs) != 1 {
+		t.Fatalf("%d namespace events, want only the first", len(evs))
+	}
+}
