@@ -76,6 +76,12 @@ func firstErrorLine(out string) string {
 	return l
 }
 
+// lastLines is the last n lines of s.
+func lastLines(s string, n int) string {
+	l := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	return strings.Join(l[max(0, len(l)-n):], "\n")
+}
+
 // streamLeader is the VM whose NATS server leads the log's stream.
 func streamLeader(ctx context.Context, t *testing.T, c *datacenter.Cluster) *datacenter.VM {
 	t.Helper()
@@ -135,7 +141,16 @@ func TestNATSServerLost(t *testing.T) {
 	first := streamLeader(ctx, t, c)
 	killed := c.Signal(first, datacenter.NATS, syscall.SIGKILL)
 	t.Logf("killed the NATS server of %s, the stream's leader, during the rollout", first.Name)
-	t.Logf("RECOVERY: 3 more namespaces created %v after the kill", waitAcked("one server down", 3).Round(time.Millisecond))
+	stall := waitAcked("one server down", 3)
+	t.Logf("RECOVERY: 3 more namespaces created %v after the kill", stall.Round(time.Millisecond))
+	if stall > 10*time.Second {
+		for _, vm := range c.VMs {
+			if p := c.Task(vm, datacenter.Scheduler); p != nil {
+				t.Logf("writes stalled %v; the scheduler on %s:\n%s", stall.Round(time.Millisecond), vm.Name, lastLines(p.Log(), 30))
+			}
+		}
+		t.Logf("the writer's failures: %v", w.failures)
+	}
 	c.Restart(first, datacenter.NATS)
 	waitConverged(ctx, t, c, "web", replicas, "v2")
 	t.Logf("rollout of v2 complete %v after the kill", time.Since(killed).Round(time.Millisecond))
