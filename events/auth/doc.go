@@ -27,8 +27,10 @@
 //   - scheduler ("scheduler"): appends every kind of event except a node's status, runs the
 //     leader election in KV skiff-leader and is the only one (admin aside) to write leader terms
 //     and their fences (skiff.ev.leader.>), deletes a gone node's lease, reads the whole log and
-//     the two buckets, serves skiff.cmd.> and skiff.q.get with any number of replies (query
-//     answers are chunked).
+//     the two buckets, serves skiff.cmd.> and skiff.q.get, and publishes to _INBOX.> for the
+//     answers (an acknowledgement, then chunks). Not through a response permission: the
+//     server keeps that with the connection the request came in on, and an answer sent after
+//     the replica reconnected to another server (its own lost mid-command) was refused.
 //   - node X ("node:X"): modelled on Kubernetes' NodeRestriction admission. A node writes only
 //     what is about itself: its status events (skiff.ev.status.X.>), its registration
 //     (skiff.ev.node.X) and its lease (key X of skiff-leases); never skiff.ev.node._.X, where

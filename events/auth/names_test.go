@@ -90,10 +90,9 @@ func TestPermissions(t *testing.T) {
 		{role: RoleScheduler, want: jwt.Permissions{
 			Pub: jwt.Permission{Allow: cat(
 				[]string{"skiff.ev.pod.>", "skiff.ev.bind.>", "skiff.ev.deployment.>", "skiff.ev.service.>", "skiff.ev.endpoints.>",
-					"skiff.ev.namespace.>", "skiff.ev.node.>", "skiff.ev.leader.>", "$KV.skiff-leader.>", "$KV.skiff-leases.>", "$JS.API.INFO"},
+					"skiff.ev.namespace.>", "skiff.ev.node.>", "skiff.ev.leader.>", "$KV.skiff-leader.>", "$KV.skiff-leases.>", "_INBOX.>", "$JS.API.INFO"},
 				jsRead("SKIFF"), jsRead("KV_skiff-leader"), jsRead("KV_skiff-leases"))},
-			Sub:  jwt.Permission{Allow: jwt.StringList{"_INBOX.scheduler.>", "skiff.cmd.>", "skiff.q.get"}},
-			Resp: &jwt.ResponsePermission{MaxMsgs: -1, Expires: responseTTL},
+			Sub: jwt.Permission{Allow: jwt.StringList{"_INBOX.scheduler.>", "skiff.cmd.>", "skiff.q.get"}},
 		}},
 		{role: RoleNode, name: "a", want: jwt.Permissions{
 			Pub: jwt.Permission{Allow: cat([]string{

@@ -70,12 +70,15 @@ func Permissions(role Role, name string) (jwt.Permissions, error) {
 				"$KV." + api.LeaderBucket + ".>",
 				// The node lifecycle controller deletes a gone node's lease.
 				"$KV." + api.LeaseBucket + ".>",
+				// Answers to commands and queries. A response permission would not do: the
+				// server keeps it with the connection the request came in on, so an answer
+				// sent after the replica reconnected to another server (its server lost
+				// mid-command) was refused and the client waited out its timeout.
+				"_INBOX.>",
 			},
 			jsRead(streamLog), jsRead(streamLeader), jsRead(streamLeases),
 		)
 		p.Sub.Allow = jwt.StringList{inbox, "skiff.cmd.>", api.SubjectGet}
-		// Query answers are chunked: one request, many replies.
-		p.Resp = &jwt.ResponsePermission{MaxMsgs: -1, Expires: responseTTL}
 	case RoleNode:
 		ev := events.SubjectRoot
 		create := "$JS.API.CONSUMER.CREATE." + streamLog + ".*."
