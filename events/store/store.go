@@ -354,23 +354,59 @@ func translate(err error) error {
 // LastSeq returns the sequence of the last event on subject (which may be a wildcard), or 0 if
 // there is none.
 func (s *Store) LastSeq(ctx context.Context, subject string) (uint64, error) {
-	m, err := s.stream.GetLastMsgForSubject(ctx, subject)
-	if errors.Is(err, jetstream.ErrMsgNotFound) {
-		return 0, nil
-	}
+	var seq uint64
+	err := retrying(ctx, func(ctx context.Context) error {
+		m, err := s.stream.GetLastMsgForSubject(ctx, subject)
+		switch {
+		case errors.Is(err, jetstream.ErrMsgNotFound):
+			seq = 0
+			return nil
+		case err != nil:
+			return translate(err)
+		}
+		seq = m.Sequence
+		return nil
+	})
 	if err != nil {
-		return 0, fmt.Errorf("last sequence of %s: %w", subject, translate(err))
+		return 0, fmt.Errorf("last sequence of %s: %w", subject, err)
 	}
-	return m.Sequence, nil
+	return seq, nil
+}
+
+// retrying runs a read of the stream until it succeeds, fails other than Unavailable, or ctx
+// ends, each try bounded by AttemptTimeout: an answer lost with a stream leader that died is not
+// worth waiting out the caller's deadline for (a command's head check waited 20 s for one).
+func retrying(ctx context.Context, read func(context.Context) error) error {
+	for attempt := 1; ; attempt++ {
+		actx, cancel := context.WithTimeout(ctx, AttemptTimeout)
+		err := read(actx)
+		cancel()
+		if err == nil || !errors.Is(err, events.ErrUnavailable) || ctx.Err() != nil {
+			return err
+		}
+		select {
+		case <-time.After(retryWait(attempt)):
+		case <-ctx.Done():
+			return err
+		}
+	}
 }
 
 // Head returns the stream's last sequence.
 func (s *Store) Head(ctx context.Context) (uint64, error) {
-	info, err := s.stream.Info(ctx)
+	var head uint64
+	err := retrying(ctx, func(ctx context.Context) error {
+		info, err := s.stream.Info(ctx)
+		if err != nil {
+			return translate(err)
+		}
+		head = info.State.LastSeq
+		return nil
+	})
 	if err != nil {
-		return 0, fmt.Errorf("stream %s info: %w", s.name, translate(err))
+		return 0, fmt.Errorf("stream %s info: %w", s.name, err)
 	}
-	return info.State.LastSeq, nil
+	return head, nil
 }
 
 // Get returns the event at seq.
