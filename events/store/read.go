@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync/atomic"
+	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -62,6 +64,13 @@ func (s *Store) Read(ctx context.Context, opts ReadOptions, fn func(*events.Even
 
 // Follow delivers events matching Filters from From on, in order, until ctx is done, and then
 // returns ctx's error. See FollowOptions.CaughtUp.
+//
+// A consumer can stall without an error: seen when the server that held it was killed while a
+// stream leader was being elected (every agent and the scheduler stopped receiving, for good).
+// So a watchdog compares, whenever nothing was delivered for StallCheck, what was delivered with
+// the log's last sequence on the filters; when the log is ahead twice in a row, or the consumer
+// fails as unavailable, Follow starts a new consumer after the last event it delivered. Nothing
+// is delivered twice or skipped.
 func (s *Store) Follow(ctx context.Context, opts FollowOptions, fn func(*events.Event)) error {
 	head, err := s.headOf(ctx, opts.Filters)
 	if err != nil {
@@ -77,15 +86,72 @@ func (s *Store) Follow(ctx context.Context, opts FollowOptions, fn func(*events.
 	if head == 0 || head < opts.From {
 		markCaughtUp()
 	}
-	return s.consume(ctx, opts.Filters, opts.From, opts.OnPoison, false, func(ev *events.Event) (bool, error) {
-		if ev.Data != nil {
-			fn(ev)
+	from := max(opts.From, 1)
+	var last atomic.Uint64 // the last sequence delivered (or skipped as poison)
+	last.Store(from - 1)
+	for attempt := 1; ; attempt++ {
+		cctx, cancel := context.WithCancel(ctx)
+		var stalled atomic.Bool
+		go s.watch(cctx, opts.Filters, &last, func() { stalled.Store(true); cancel() })
+		err := s.consume(cctx, opts.Filters, last.Load()+1, opts.OnPoison, false, func(ev *events.Event) (bool, error) {
+			if ev.Data != nil {
+				fn(ev)
+			}
+			last.Store(ev.Seq)
+			if !caughtUp && ev.Seq >= head {
+				markCaughtUp()
+			}
+			return false, nil
+		})
+		cancel()
+		if ctx.Err() != nil {
+			return ctx.Err()
 		}
-		if !caughtUp && ev.Seq >= head {
-			markCaughtUp()
+		if !stalled.Load() && !errors.Is(err, events.ErrUnavailable) {
+			return err
 		}
-		return false, nil
-	})
+		s.log.Warn("following the log again", "filters", opts.Filters, "after", last.Load(), "stalled", stalled.Load(), "err", err)
+		select {
+		case <-time.After(retryWait(attempt)):
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// StallCheck is how long a follower goes without a delivery before it asks whether the log has
+// moved on without it.
+var StallCheck = 5 * time.Second
+
+// watch calls stalled when, twice in a row, StallCheck passed without a delivery while the log
+// holds events on filters past the last one delivered.
+func (s *Store) watch(ctx context.Context, filters []string, last *atomic.Uint64, stalled func()) {
+	t := time.NewTicker(StallCheck)
+	defer t.Stop()
+	seen, behind := last.Load(), 0
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		now := last.Load()
+		if now != seen {
+			seen, behind = now, 0
+			continue
+		}
+		hctx, cancel := context.WithTimeout(ctx, AttemptTimeout)
+		head, err := s.headOf(hctx, filters)
+		cancel()
+		if err != nil || head <= now {
+			behind = 0
+			continue
+		}
+		if behind++; behind >= 2 {
+			stalled()
+			return
+		}
+	}
 }
 
 // headOf is the last sequence among filters (the whole log when there are none).

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -312,5 +313,42 @@ func TestAppendAllManyWrites(t *testing.T) {
 	head, err := st.Head(context.Background())
 	if err != nil || head != n {
 		t.Fatalf("head = %d, %v; want %d", head, err, n)
+	}
+}
+
+// The watchdog calls a follower stalled only when the log has moved past what it delivered for
+// two checks in a row, never while it keeps up.
+func TestFollowWatchdogSeesAStall(t *testing.T) {
+	st, _, _ := eventstest.NewStore(t)
+	ctx := context.Background()
+	old := store.StallCheck
+	store.StallCheck = 20 * time.Millisecond
+	t.Cleanup(func() { store.StallCheck = old })
+	for i := range 3 {
+		if _, err := st.Append(ctx, nsEvent(t, fmt.Sprintf("ns%d", i), "1"), 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	filters := []string{events.KindFilter(events.KindNamespace)}
+
+	// Caught up: no stall however long it watches.
+	var last atomic.Uint64
+	last.Store(3)
+	wctx, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
+	called := false
+	st.Watch(wctx, filters, &last, func() { called = true })
+	cancel()
+	if called {
+		t.Fatal("a follower that delivered everything was called stalled")
+	}
+
+	// Behind and not moving: stalled.
+	last.Store(1)
+	stalled := make(chan struct{})
+	go st.Watch(ctx, filters, &last, func() { close(stalled) })
+	select {
+	case <-stalled:
+	case <-time.After(10 * time.Second):
+		t.Fatal("a follower two events behind that delivered nothing was never called stalled")
 	}
 }
