@@ -332,7 +332,11 @@ func (f *Fenced) send(ctx context.Context, b *batch, pending []int) outcome {
 			return outcome{kind: failed, err: translate(err)}
 		}
 	}
-	reply, err := nc.RequestMsgWithContext(ctx, last)
+	// Bounded: an answer lost with a stream leader that died is never coming, and a loop that
+	// waited for it stopped for good (the chaos suite's NATS server loss found it).
+	rctx, cancel := context.WithTimeout(ctx, AsyncAckTimeout)
+	reply, err := nc.RequestMsgWithContext(rctx, last)
+	cancel()
 	if err != nil {
 		return f.unanswered(ctx, b, pending, fence, translate(err))
 	}

@@ -386,3 +386,31 @@ func after(ev *events.Event, since time.Time) string {
 	}
 	return ev.Time.Sub(since).Round(time.Millisecond).String()
 }
+
+// up starts the datacenter and, should the test fail, logs every Skiff service's warnings and
+// errors (the tails the datacenter prints are often all routine lines).
+func up(t *testing.T, opts datacenter.Options) *datacenter.Cluster {
+	t.Helper()
+	c := datacenter.Up(t, opts)
+	t.Cleanup(func() {
+		if !t.Failed() {
+			return
+		}
+		for _, vm := range c.VMs {
+			for _, name := range []string{datacenter.Scheduler, datacenter.NodeAgent, datacenter.NetProxy} {
+				p := c.Task(vm, name)
+				if p == nil {
+					continue
+				}
+				var keep []string
+				for _, l := range strings.Split(p.Log(), "\n") {
+					if strings.Contains(l, "level=WARN") || strings.Contains(l, "level=ERROR") || strings.Contains(l, "leader") || strings.Contains(l, "term") {
+						keep = append(keep, l)
+					}
+				}
+				t.Logf("%s %s: warnings and errors:\n%s", vm.Name, name, strings.Join(keep[max(0, len(keep)-60):], "\n"))
+			}
+		}
+	})
+	return c
+}

@@ -20,7 +20,7 @@ import (
 // bound twice; every node runs exactly the containers and holds exactly the addresses of the
 // pods the log places there (checkNodes); the log passes the checker.
 func TestLeaderKilledDuringRollout(t *testing.T) {
-	c := datacenter.Up(t, datacenter.Options{Args: map[string][]string{"skiff-bootstrap/bootstrap": {"--leader-ttl=3s"}}})
+	c := up(t, datacenter.Options{Args: map[string][]string{"skiff-bootstrap/bootstrap": {"--leader-ttl=3s"}}})
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	const replicas = 30

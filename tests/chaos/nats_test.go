@@ -115,7 +115,7 @@ func streamLeader(ctx context.Context, t *testing.T, c *datacenter.Cluster) *dat
 // said it created is missing from the log; with two down a write fails with a clear error
 // within its timeout, and writes resume once a second server is back; the rollout completes.
 func TestNATSServerLost(t *testing.T) {
-	c := datacenter.Up(t, datacenter.Options{})
+	c := up(t, datacenter.Options{})
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	const replicas = 30

@@ -58,7 +58,7 @@ func adopted(ctx context.Context, t *testing.T, c *datacenter.Cluster, app, node
 // Invariant: all 20 pods run; those that ran on vm1 before the kill keep their containers (same
 // IDs, no restart); every node runs exactly the log's pods; the log passes the checker.
 func TestAgentKilledWhilePodsStart(t *testing.T) {
-	c := datacenter.Up(t, datacenter.Options{})
+	c := up(t, datacenter.Options{})
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
 	const replicas = 20
@@ -90,7 +90,7 @@ func TestAgentKilledWhilePodsStart(t *testing.T) {
 // containers; the agent goes on with the new containerd: the scale-up's pods start on vm2 too;
 // every node runs exactly the log's pods.
 func TestContainerdRestarted(t *testing.T) {
-	c := datacenter.Up(t, datacenter.Options{})
+	c := up(t, datacenter.Options{})
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
 	vm := c.VMs[1]
@@ -127,7 +127,7 @@ func TestContainerdRestarted(t *testing.T) {
 // ClusterIP and port, each with exactly the ready endpoints the log lists, or in the
 // no-endpoints set; a Service's ClusterIP answers from vm3.
 func TestNetProxyKilledDuringServiceChanges(t *testing.T) {
-	c := datacenter.Up(t, datacenter.Options{})
+	c := up(t, datacenter.Options{})
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
 	vm := c.VMs[2]

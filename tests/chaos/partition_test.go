@@ -36,7 +36,7 @@ func unreachableFor(seconds int) string {
 // stopped, and the cluster converges to exactly 6 pods, every node running exactly the pods the
 // log places there.
 func TestNodePartitioned(t *testing.T) {
-	c := datacenter.Up(t, datacenter.Options{Args: map[string][]string{
+	c := up(t, datacenter.Options{Args: map[string][]string{
 		"skiff-scheduler/scheduler": {"--lease-timeout=25s"},
 		"skiff-node/nodeagent":      {"--lease-interval=2s"},
 	}})

@@ -20,7 +20,7 @@ import (
 // completes, the Service answers from every VM, no process exited; `skiff events log` marks
 // each poison where it sits; the checker finds exactly these as poison and nothing else wrong.
 func TestPoisonDuringRollout(t *testing.T) {
-	c := datacenter.Up(t, datacenter.Options{})
+	c := up(t, datacenter.Options{})
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
 	apply(ctx, t, c, deployment("web", 12, "v1"))
