@@ -159,10 +159,21 @@ func isStoreRace(err error) bool {
 	return errors.As(err, &apiErr) && apiErr.ErrorCode == errCodeStreamCreate && strings.Contains(apiErr.Description, "error creating store")
 }
 
-// retryStoreRace runs create, again while it fails with isStoreRace, a few times.
+// isForming reports whether err is JetStream answering 503 (such as "not enough JetStream
+// servers for the replicas asked for"): right after the servers agree on a meta leader, the
+// other servers' JetStream may not be known to it yet, and a bootstrap then failed a few times in
+// a hundred (the chaos suite's start-ups). With servers really missing it goes on failing, and
+// the error says so once the retries are over.
+func isForming(err error) bool {
+	var apiErr *jetstream.APIError
+	return errors.As(err, &apiErr) && apiErr.Code == 503
+}
+
+// retryStoreRace runs create, again while it fails with isStoreRace (a few times) or isForming
+// (for about 10 s).
 func retryStoreRace(ctx context.Context, create func() error) error {
 	err := create()
-	for try := 1; try < 5 && isStoreRace(err); try++ {
+	for try := 1; try < 5 && isStoreRace(err) || try < 15 && isForming(err); try++ {
 		select {
 		case <-time.After(time.Duration(try) * 100 * time.Millisecond):
 		case <-ctx.Done():

@@ -12,6 +12,7 @@ import (
 // again; other failures are not.
 func TestRetryStoreRace(t *testing.T) {
 	race := fmt.Errorf("create stream SKIFF: %w", &jetstream.APIError{Code: 500, ErrorCode: 10049, Description: "error creating store for stream"})
+	forming := &jetstream.APIError{Code: 503, ErrorCode: 10039, Description: "JetStream not enabled for account: not enough JetStream servers for the replicas asked for"}
 	for _, tc := range []struct {
 		name      string
 		errs      []error
@@ -22,6 +23,7 @@ func TestRetryStoreRace(t *testing.T) {
 		{name: "race always", errs: []error{race, race, race, race, race, race}, wantCalls: 5, wantErr: true},
 		{name: "other error", errs: []error{&jetstream.APIError{Code: 400, ErrorCode: 10058, Description: "stream name already in use"}}, wantCalls: 1, wantErr: true},
 		{name: "ok", errs: []error{nil}, wantCalls: 1},
+		{name: "cluster forming", errs: []error{forming, forming, forming, nil}, wantCalls: 4},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			calls := 0
