@@ -110,6 +110,19 @@ func (r *Runtime) CreateSandbox(ctx context.Context, cfg PodSandboxConfig) (Sand
 		return Sandbox{}, fmt.Errorf("create sandbox container of pod %s: %w", cfg.Pod, err)
 	}
 	task, err := c.NewTask(ctx, cio.NullIO)
+	if errdefs.IsAlreadyExists(err) {
+		// A task outlived the container record of an earlier sandbox with this ID (an agent
+		// killed while it removed one): containerd knows it by the ID, so the new container
+		// finds it. It is not ours to keep; kill it and start afresh, or every retry fails
+		// with "already exists" (seen in the chaos suite's agent kills).
+		if old, terr := c.Task(ctx, nil); terr == nil {
+			r.log.Warn("removing a task left by an earlier sandbox of the pod", "pod", cfg.Pod.String(), "id", id)
+			if _, derr := old.Delete(context.WithoutCancel(ctx), containerd.WithProcessKill); derr != nil && !errdefs.IsNotFound(derr) {
+				r.log.Warn("remove the task left by an earlier sandbox", "id", id, "err", derr)
+			}
+		}
+		task, err = c.NewTask(ctx, cio.NullIO)
+	}
 	if err == nil {
 		if err = task.Start(ctx); err != nil {
 			task.Delete(context.WithoutCancel(ctx), containerd.WithProcessKill)

@@ -80,3 +80,32 @@ func TestCreateSandboxReplacesOneLeftNotRunning(t *testing.T) {
 		})
 	}
 }
+
+// A task that outlived its container record (an agent killed while it removed a sandbox) made
+// every later CreateSandbox of the pod fail with "task …: already exists": the new sandbox
+// replaces it.
+func TestCreateSandboxReplacesATaskLeftWithoutItsContainer(t *testing.T) {
+	e := newEnv(t)
+	client := e.ctd.Client(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	nsctx := namespaces.WithNamespace(ctx, e.ctd.RuntimeConfig().Namespace)
+
+	pod := newPod(t, "orphan-task")
+	first, err := e.rt.CreateSandbox(ctx, runtime.PodSandboxConfig{Pod: pod})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = e.rt.RemoveSandbox(context.Background(), pod) })
+	// The container's record goes, its running task stays (the client's Delete would refuse).
+	if err := client.ContainerService().Delete(nsctx, first.ID); err != nil {
+		t.Fatal(err)
+	}
+	again, err := e.rt.CreateSandbox(ctx, runtime.PodSandboxConfig{Pod: pod})
+	if err != nil {
+		t.Fatalf("create the sandbox again over a task left without its container: %v", err)
+	}
+	if again.ID != first.ID || again.State != runtime.StateRunning || again.PID == 0 || again.PID == first.PID {
+		t.Errorf("recreated sandbox %+v (first %+v): want the same ID, running, a new pause process", again, first)
+	}
+}
