@@ -287,8 +287,13 @@ func checkLog(ctx context.Context, t *testing.T, c *datacenter.Cluster) *checker
 // checkLogAllowing is checkLog where exactly the poison at sequences poison is expected.
 func checkLogAllowing(ctx context.Context, t *testing.T, c *datacenter.Cluster, poison []uint64) *checker.Report {
 	t.Helper()
-	r, err := checker.Check(ctx, c.Store)
-	if err != nil {
+	// Right after a heal the stream may answer 503 for a moment (a server rejoining): read again.
+	var r *checker.Report
+	var err error
+	if !cluster.PollContext(ctx, func() bool {
+		r, err = checker.Check(ctx, c.Store)
+		return err == nil
+	}) {
 		t.Fatalf("checker: %v", err)
 	}
 	if err := r.Err(); err != nil {
