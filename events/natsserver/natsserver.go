@@ -82,7 +82,7 @@ func Start(cfg Config) (*Server, error) {
 
 // StartOptions starts a server from options the caller made (operator mode with an in-memory
 // account resolver, a cluster's nats.conf read by server.ProcessConfigFile) and waits until it
-// accepts connections. logger, if set, receives the server's log.
+// accepts connections (readyWithin at most). logger, if set, receives the server's log.
 func StartOptions(opts *server.Options, logger *slog.Logger) (*Server, error) {
 	host, port := opts.Host, opts.Port
 	s, err := server.NewServer(opts)
@@ -93,9 +93,9 @@ func StartOptions(opts *server.Options, logger *slog.Logger) (*Server, error) {
 		s.SetLoggerV2(&slogAdapter{logger}, false, false, false)
 	}
 	go s.Start()
-	if !s.ReadyForConnections(10 * time.Second) {
+	if !s.ReadyForConnections(readyWithin) {
 		s.Shutdown()
-		return nil, fmt.Errorf("nats server on %s:%d did not become ready within 10s", host, port)
+		return nil, fmt.Errorf("nats server on %s:%d did not become ready within %v", host, port, readyWithin)
 	}
 	return &Server{s}, nil
 }
@@ -117,3 +117,7 @@ func (a *slogAdapter) Fatalf(format string, v ...any)  { a.l.Error(fmt.Sprintf(f
 func (a *slogAdapter) Errorf(format string, v ...any)  { a.l.Error(fmt.Sprintf(format, v...)) }
 func (a *slogAdapter) Debugf(format string, v ...any)  { a.l.Debug(fmt.Sprintf(format, v...)) }
 func (a *slogAdapter) Tracef(format string, v ...any)  {}
+
+// readyWithin bounds the wait for a starting server: 10 s was exceeded by a clustered server
+// (TLS, JetStream) under the race detector on a busy 2-core machine.
+const readyWithin = 30 * time.Second
