@@ -115,13 +115,21 @@ func (r *Runtime) CreateSandbox(ctx context.Context, cfg PodSandboxConfig) (Sand
 		// killed while it removed one): containerd knows it by the ID, so the new container
 		// finds it. It is not ours to keep; kill it and start afresh, or every retry fails
 		// with "already exists" (seen in the chaos suite's agent kills).
+		leftover := "not found by its ID"
 		if old, terr := c.Task(ctx, nil); terr == nil {
-			r.log.Warn("removing a task left by an earlier sandbox of the pod", "pod", cfg.Pod.String(), "id", id)
+			st, _ := old.Status(ctx)
+			r.log.Warn("removing a task left by an earlier sandbox of the pod", "pod", cfg.Pod.String(), "id", id, "status", st.Status)
+			leftover = fmt.Sprintf("found %s, removed", st.Status)
 			if _, derr := old.Delete(context.WithoutCancel(ctx), containerd.WithProcessKill); derr != nil && !errdefs.IsNotFound(derr) {
-				r.log.Warn("remove the task left by an earlier sandbox", "id", id, "err", derr)
+				leftover = fmt.Sprintf("found %s, not removed: %v", st.Status, derr)
 			}
+		} else {
+			leftover = fmt.Sprintf("not loadable: %v", terr)
 		}
 		task, err = c.NewTask(ctx, cio.NullIO)
+		if err != nil {
+			err = fmt.Errorf("%w (the task left by an earlier sandbox: %s)", err, leftover)
+		}
 	}
 	if err == nil {
 		if err = task.Start(ctx); err != nil {
