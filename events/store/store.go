@@ -159,39 +159,33 @@ func (s *Store) Append(ctx context.Context, ev *events.Event, expect uint64) (ui
 	// message again every AttemptTimeout. That is safe: the event id deduplicates, and a copy
 	// that landed is recognised below.
 	start := time.Now()
-	for attempt := 1; ; attempt++ {
-		actx, cancel := context.WithTimeout(ctx, AttemptTimeout)
+	tries, err := retrying(ctx, func(actx context.Context) error {
 		ack, err := s.js.PublishMsg(actx, msg)
-		cancel()
-		if err == nil {
-			ev.Seq = ack.Sequence
-			return ack.Sequence, nil
-		}
-		err = translate(err)
-		if errors.Is(err, events.ErrUnavailable) {
-			err = s.refused(ev.Subject, err)
-		}
-		if errors.Is(err, events.ErrUnavailable) && ctx.Err() == nil {
-			select {
-			case <-time.After(retryWait(attempt)):
-				continue
-			case <-ctx.Done():
+		if err != nil {
+			if err = translate(err); errors.Is(err, events.ErrUnavailable) {
+				err = s.refused(ev.Subject, err)
 			}
+			return err
 		}
-		if errors.Is(err, events.ErrConflict) {
-			// The server checks the expected sequence before deduplicating, so a retry of an
-			// append whose ack was lost looks like a conflict: it is one only if the event on the
-			// subject is not ours.
-			if seq, ok := s.landed(ctx, ev); ok {
-				ev.Seq = seq
-				return seq, nil
-			}
-		}
-		if errors.Is(err, events.ErrUnavailable) {
-			err = noAck(err, time.Since(start), attempt)
-		}
-		return 0, fmt.Errorf("append %s to %s: %w", ev.Type, ev.Subject, s.explainFull(ctx, err))
+		ev.Seq = ack.Sequence
+		return nil
+	})
+	if err == nil {
+		return ev.Seq, nil
 	}
+	if errors.Is(err, events.ErrConflict) {
+		// The server checks the expected sequence before deduplicating, so a retry of an
+		// append whose ack was lost looks like a conflict: it is one only if the event on the
+		// subject is not ours.
+		if seq, ok := s.landed(ctx, ev); ok {
+			ev.Seq = seq
+			return seq, nil
+		}
+	}
+	if errors.Is(err, events.ErrUnavailable) {
+		err = noAck(err, time.Since(start), tries)
+	}
+	return 0, fmt.Errorf("append %s to %s: %w", ev.Type, ev.Subject, s.explainFull(ctx, err))
 }
 
 // AttemptTimeout bounds one try of an append: a stream that lost its leader elects another
@@ -359,7 +353,7 @@ func translate(err error) error {
 // there is none.
 func (s *Store) LastSeq(ctx context.Context, subject string) (uint64, error) {
 	var seq uint64
-	err := retrying(ctx, func(ctx context.Context) error {
+	_, err := retrying(ctx, func(ctx context.Context) error {
 		m, err := s.stream.GetLastMsgForSubject(ctx, subject)
 		switch {
 		case errors.Is(err, jetstream.ErrMsgNotFound):
@@ -377,21 +371,22 @@ func (s *Store) LastSeq(ctx context.Context, subject string) (uint64, error) {
 	return seq, nil
 }
 
-// retrying runs a read of the stream until it succeeds, fails other than Unavailable, or ctx
-// ends, each try bounded by AttemptTimeout: an answer lost with a stream leader that died is not
-// worth waiting out the caller's deadline for (a command's head check waited 20 s for one).
-func retrying(ctx context.Context, read func(context.Context) error) error {
+// retrying runs try (an append, or a read of the stream) until it succeeds, fails other than
+// Unavailable, or ctx ends, each try bounded by AttemptTimeout, and says how many tries it took:
+// an answer lost with a stream leader that died is not worth waiting out the caller's deadline
+// for (a command's head check waited 20 s for one).
+func retrying(ctx context.Context, try func(context.Context) error) (tries int, err error) {
 	for attempt := 1; ; attempt++ {
 		actx, cancel := context.WithTimeout(ctx, AttemptTimeout)
-		err := read(actx)
+		err := try(actx)
 		cancel()
 		if err == nil || !errors.Is(err, events.ErrUnavailable) || ctx.Err() != nil {
-			return err
+			return attempt, err
 		}
 		select {
 		case <-time.After(retryWait(attempt)):
 		case <-ctx.Done():
-			return err
+			return attempt, err
 		}
 	}
 }
@@ -399,7 +394,7 @@ func retrying(ctx context.Context, read func(context.Context) error) error {
 // Head returns the stream's last sequence.
 func (s *Store) Head(ctx context.Context) (uint64, error) {
 	var head uint64
-	err := retrying(ctx, func(ctx context.Context) error {
+	_, err := retrying(ctx, func(ctx context.Context) error {
 		info, err := s.stream.Info(ctx)
 		if err != nil {
 			return translate(err)
