@@ -90,7 +90,7 @@ func (c *cluster) env(stdin *strings.Reader, out, errw interface{ Write([]byte) 
 
 // background runs the CLI until stop is called, for commands that follow the log.
 type background struct {
-	out, err syncBuffer
+	out, err eventstest.Buffer
 	cancel   context.CancelFunc
 	done     chan int
 }
@@ -149,23 +149,6 @@ func (b *background) waitFor(t testing.TB, want string) {
 	if err != nil {
 		t.Fatalf("stdout never contained %q; stdout:\n%s\nstderr:\n%s", want, b.out.String(), b.err.String())
 	}
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // fakeScheduler stands in for the scheduler's request handlers, which live in another module's

@@ -111,23 +111,6 @@ func (l frozenLog) AppendAll(ctx context.Context, ws []store.Write) []error {
 	return errs
 }
 
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // lastTerm polls the log's newest term.
 func lastTerm(t *testing.T, st *store.Store) store.Term {
 	t.Helper()
@@ -163,7 +146,7 @@ func TestStaleLeaderIsFenced(t *testing.T) {
 	st, nc, srv := eventstest.NewStoreConfig(t, bootstrap.Config{LeaderTTL: time.Second})
 	renewals, writes := newGate(), newGate()
 	held := &heldWrites{loops: map[string]int{}}
-	var aLog syncBuffer
+	var aLog eventstest.Buffer
 	aConn, err := nats.Connect(srv.URL())
 	if err != nil {
 		t.Fatal(err)

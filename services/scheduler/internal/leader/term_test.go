@@ -1,13 +1,11 @@
 package leader
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -17,24 +15,6 @@ import (
 )
 
 var t0 = time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)
-
-// lockedBuffer collects log output from several goroutines.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 func nsWrites(t *testing.T, prefix string, n int) []store.Write {
 	t.Helper()
@@ -89,13 +69,13 @@ func TestTermsAreFenced(t *testing.T) {
 	if n, newer := a.Rejected(); n != 3 || newer != b.Term {
 		t.Fatalf("Rejected = %d, %+v; want 3, %+v", n, newer, b.Term)
 	}
-	var out lockedBuffer
+	var out eventstest.Buffer
 	a.End(slog.New(slog.NewTextHandler(&out, nil)))
 	if want := "lost leadership: 3 writes rejected by a newer term (term 1, now 2)"; !strings.Contains(out.String(), want) || !strings.Contains(out.String(), "level=WARN") {
 		t.Fatalf("End logged %q, want a warning with %q", out.String(), want)
 	}
 	// A term that ends without a refused write says nothing of the kind.
-	out = lockedBuffer{}
+	out = eventstest.Buffer{}
 	b.End(slog.New(slog.NewTextHandler(&out, nil)))
 	if out.String() != "" {
 		t.Fatalf("End of an unfenced term logged %q", out.String())
