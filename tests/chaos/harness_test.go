@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net"
 	"os"
 	"slices"
 	"sort"
@@ -239,8 +238,8 @@ func runningTasks(ctx context.Context, vm *datacenter.VM) (int, error) {
 		return 0, err
 	}
 	n := 0
-	for _, line := range strings.Split(out, "\n")[1:] {
-		if f := strings.Fields(line); len(f) == 3 && f[2] == "RUNNING" {
+	for _, task := range cluster.ParseTasks(out) {
+		if task.Status == "RUNNING" {
 			n++
 		}
 	}
@@ -249,13 +248,7 @@ func runningTasks(ctx context.Context, vm *datacenter.VM) (int, error) {
 
 // ipAllocations are the pod addresses host-local holds on vm, sorted.
 func ipAllocations(vm *datacenter.VM) []string {
-	entries, _ := os.ReadDir(vm.Path("/var/lib/skiff/podnet/ipam/skiff"))
-	var out []string
-	for _, e := range entries {
-		if net.ParseIP(e.Name()) != nil {
-			out = append(out, e.Name())
-		}
-	}
+	out := cluster.IPAllocationsIn(vm.Path("/var/lib/skiff"))
 	sort.Strings(out)
 	return out
 }

@@ -186,11 +186,11 @@ func (c *Cluster) Tasks(node string) ([]Task, error) {
 	if err != nil {
 		return nil, err
 	}
-	return parseTasks(out), nil
+	return ParseTasks(out), nil
 }
 
-// parseTasks reads `ctr tasks ls`: a header, then TASK PID STATUS per line.
-func parseTasks(out string) []Task {
+// ParseTasks reads `ctr tasks ls`: a header, then TASK PID STATUS per line.
+func ParseTasks(out string) []Task {
 	var tasks []Task
 	for i, line := range strings.Split(out, "\n") {
 		f := strings.Fields(line)

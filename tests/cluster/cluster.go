@@ -737,8 +737,11 @@ func PollContext(ctx context.Context, cond func() bool) bool {
 }
 
 // IPAllocations are the addresses host-local holds on the node (one file per address).
-func (n *Node) IPAllocations() []string {
-	entries, _ := os.ReadDir(filepath.Join(n.StateDir, "podnet", "ipam", "skiff"))
+func (n *Node) IPAllocations() []string { return IPAllocationsIn(n.StateDir) }
+
+// IPAllocationsIn are the addresses host-local holds for an agent whose --state-dir is stateDir.
+func IPAllocationsIn(stateDir string) []string {
+	entries, _ := os.ReadDir(filepath.Join(stateDir, "podnet", "ipam", "skiff"))
 	var out []string
 	for _, e := range entries {
 		if net.ParseIP(e.Name()) != nil {

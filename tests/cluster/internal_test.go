@@ -17,7 +17,7 @@ garbage line
 		{ID: "0e57027002110723794d1d96601e65cd", PID: 41523, Status: "RUNNING"},
 		{ID: "13542f017a3cb1f933f52f2c15cd5346", PID: 41587, Status: "STOPPED"},
 	}
-	if diff := cmp.Diff(want, parseTasks(out)); diff != "" {
+	if diff := cmp.Diff(want, ParseTasks(out)); diff != "" {
 		t.Errorf("(-want +got):\n%s", diff)
 	}
 }
