@@ -2,8 +2,6 @@ package chaos
 
 import (
 	"context"
-	"strconv"
-	"strings"
 	"testing"
 	"time"
 
@@ -57,16 +55,8 @@ func TestPoisonDuringRollout(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for i, seq := range seqs {
-		marked := false
-		for _, line := range strings.Split(out, "\n") {
-			if f := strings.Fields(line); len(f) > 0 && f[0] == strconv.FormatUint(seq, 10) {
-				marked = strings.Contains(line, "does not decode")
-			}
-		}
-		if !marked {
-			t.Errorf("poison %q (seq %d) is not marked in skiff events log", poison[i].Why, seq)
-		}
+	for _, why := range cluster.UnmarkedPoison(out, seqs) {
+		t.Errorf("poison not marked: %s", why)
 	}
 	for _, vm := range c.VMs {
 		for _, name := range []string{datacenter.Scheduler, datacenter.NodeAgent, datacenter.NetProxy} {

@@ -1,6 +1,8 @@
 package cluster
 
 import (
+	"fmt"
+	"strconv"
 	"strings"
 
 	"skiff.dev/events"
@@ -23,4 +25,26 @@ func Poison() []PoisonMessage {
 		{"oversized", events.ObjectSubject(events.KindPod, "default", "huge"), big},
 		{"type of another kind", events.ObjectSubject(events.KindPod, "default", "wrong"), `{"type":"ServiceApplied","v":1,"payload":{"service":{}}}`},
 	}
+}
+
+// UnmarkedPoison returns, for each sequence in seqs, a sentence when `skiff events log`'s
+// output log does not mark the event there as poison ("does not decode"): missing, or listed
+// as if it were an event.
+func UnmarkedPoison(log string, seqs []uint64) []string {
+	var out []string
+	for _, seq := range seqs {
+		line := ""
+		for _, l := range strings.Split(log, "\n") {
+			if f := strings.Fields(l); len(f) > 0 && f[0] == strconv.FormatUint(seq, 10) {
+				line = l
+			}
+		}
+		switch {
+		case line == "":
+			out = append(out, fmt.Sprintf("seq %d is not in skiff events log", seq))
+		case !strings.Contains(line, "does not decode"):
+			out = append(out, fmt.Sprintf("seq %d is listed as if it were an event: %s", seq, line))
+		}
+	}
+	return out
 }

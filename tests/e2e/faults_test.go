@@ -4,7 +4,6 @@ import (
 	"context"
 	"math/rand/v2"
 	"net/http"
-	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -145,19 +144,8 @@ spec:
 	if err != nil {
 		t.Fatal(err)
 	}
-	for i, seq := range seqs {
-		found := false
-		for _, line := range strings.Split(out, "\n") {
-			if f := strings.Fields(line); len(f) > 0 && f[0] == strconv.FormatUint(seq, 10) {
-				found = strings.Contains(line, "does not decode")
-				if !found {
-					t.Errorf("poison %d (seq %d on %s) is listed as if it were an event: %s", i, seq, poison[i].Subject, line)
-				}
-			}
-		}
-		if !found {
-			t.Errorf("poison %d (seq %d on %s) is not marked in skiff events log", i, seq, poison[i].Subject)
-		}
+	for _, why := range cluster.UnmarkedPoison(out, seqs) {
+		t.Errorf("poison not marked: %s", why)
 	}
 	for _, p := range []string{c.Node("node1").AgentLog(), c.Node("node1").NetProxyLog()} {
 		if strings.Contains(p, "panic") {
