@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"skiff.dev/events"
 )
 
 // The failure that nats-server's race at an account's first JetStream use produces is tried
@@ -35,5 +36,14 @@ func TestRetryStoreRace(t *testing.T) {
 				t.Errorf("%d calls, err %v; want %d calls, error %v", calls, err, tc.wantCalls, tc.wantErr)
 			}
 		})
+	}
+}
+
+// A 503 that went through the store's error translation is still seen as a cluster forming.
+func TestFormingSurvivesTranslation(t *testing.T) {
+	err := fmt.Errorf("create stream SKIFF: %w", fmt.Errorf("%w: %w", events.ErrUnavailable,
+		&jetstream.APIError{Code: 503, ErrorCode: 10039, Description: "JetStream not enabled for account"}))
+	if !isForming(err) {
+		t.Fatalf("isForming(%v) = false, want true", err)
 	}
 }

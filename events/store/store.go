@@ -331,7 +331,8 @@ func translate(err error) error {
 	case errors.As(err, &apiErr) && apiErr.Code == 503:
 		// "JetStream system temporarily unavailable" and its kin: a server rejoining after a
 		// partition, a stream without a leader for a moment. Readers and writers try again.
-		return fmt.Errorf("%w: %v", events.ErrUnavailable, err)
+		// The JetStream error stays in the chain: bootstrap tells a cluster still forming by it.
+		return fmt.Errorf("%w: %w", events.ErrUnavailable, err)
 	case errors.As(err, &apiErr) && apiErr.ErrorCode == errCodeDuplicateInProcess:
 		// An earlier copy of this append (same event id) is still being replicated: the stream
 		// has no quorum right now. Whether that copy lands is known later; try again then.
