@@ -36,16 +36,26 @@ func (t Term) String() string {
 
 // LastTerm returns the newest term the log records, or the zero Term if there is none.
 //
-// Errors: events.ErrUnavailable when the server does not answer.
+// Errors: events.ErrUnavailable when the server does not answer before ctx ends (a stream
+// without a leader yet, as on a cluster still forming, is asked again until then).
 func (s *Store) LastTerm(ctx context.Context) (Term, error) {
-	m, err := s.stream.GetLastMsgForSubject(ctx, events.TermSubject)
-	if errors.Is(err, jetstream.ErrMsgNotFound) {
-		return Term{}, nil
-	}
+	var term Term
+	_, err := retrying(ctx, func(ctx context.Context) error {
+		m, err := s.stream.GetLastMsgForSubject(ctx, events.TermSubject)
+		switch {
+		case errors.Is(err, jetstream.ErrMsgNotFound):
+			term = Term{}
+		case err != nil:
+			return translate(err)
+		default:
+			term = termOf(m)
+		}
+		return nil
+	})
 	if err != nil {
-		return Term{}, fmt.Errorf("last leader term: %w", translate(err))
+		return Term{}, fmt.Errorf("last leader term: %w", err)
 	}
-	return termOf(m), nil
+	return term, nil
 }
 
 // termOf reads a term from its LeaderElected message; one that does not decode is still a term
