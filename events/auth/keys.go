@@ -47,6 +47,11 @@ type Keys struct {
 
 	// Now is the clock for expiry times; nil means time.Now.
 	Now func() time.Time
+
+	// issuedAt and signed are the iat and the revocations of the newest SKIFF account JWT these
+	// keys know: the one LoadKeys read, or the last AccountJWT signed.
+	issuedAt int64
+	signed   jwt.RevocationList
 }
 
 // NewKeys makes fresh operator, account and system keys.
@@ -120,6 +125,7 @@ func LoadKeys(dir string) (*Keys, error) {
 				path, ac.Subject, AccountSeedFile, mustPublic(k.Account))
 		}
 		maps.Copy(k.Revocations, ac.Revocations)
+		k.issuedAt, k.signed = ac.IssuedAt, ac.Revocations
 	}
 	return k, nil
 }
@@ -240,10 +246,20 @@ func (k *Keys) AccountJWT() (string, error) {
 	if len(k.Revocations) > 0 {
 		ac.Revocations = maps.Clone(k.Revocations)
 	}
+	// The servers' resolvers order versions of an account JWT by iat, in whole seconds, and take
+	// an equal one as newer: two different versions signed in one second could swap back when
+	// the servers sync, undoing a revocation. So a version that changes the revocations waits
+	// for the next second (iat is the clock at signing).
+	if !maps.Equal(k.Revocations, k.signed) {
+		if wait := time.Until(time.Unix(k.issuedAt+1, 0)); wait > 0 {
+			time.Sleep(wait)
+		}
+	}
 	token, err := ac.Encode(k.Operator)
 	if err != nil {
 		return "", fmt.Errorf("sign account JWT: %w", err)
 	}
+	k.issuedAt, k.signed = ac.IssuedAt, maps.Clone(k.Revocations)
 	return token, nil
 }
 

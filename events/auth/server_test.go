@@ -626,6 +626,28 @@ func TestKeysSaveLoad(t *testing.T) {
 	if len(ac.Revocations) != 2 || !ac.Limits.IsJSEnabled() {
 		t.Errorf("account revocations %v, JetStream %v; want 2 and enabled", ac.Revocations, ac.Limits.IsJSEnabled())
 	}
+	// Each version is issued in a later second than the one before it, the saved one included:
+	// servers take an equal iat as newer, so two versions of one second could swap back.
+	saved, err := os.ReadFile(filepath.Join(dir, auth.AccountJWTFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	prev, err := jwt.DecodeAccountClaims(strings.TrimSpace(string(saved)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ac.IssuedAt <= prev.IssuedAt {
+		t.Errorf("the revocation's account JWT was issued at %d, the saved one at %d: want later", ac.IssuedAt, prev.IssuedAt)
+	}
+	u3, _ := nkeys.CreateUser()
+	p3, _ := u3.PublicKey()
+	again, err := loaded.Revoke(p3, time.Unix(300, 0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if next, err := jwt.DecodeAccountClaims(again); err != nil || next.IssuedAt <= ac.IssuedAt {
+		t.Errorf("the next revocation's account JWT: %v, issued at %d after %d; want later", err, next.IssuedAt, ac.IssuedAt)
+	}
 	if _, err := auth.LoadKeys(t.TempDir()); err == nil || !strings.Contains(err.Error(), "skiff cluster init") {
 		t.Errorf("LoadKeys(empty dir) = %v", err)
 	}
