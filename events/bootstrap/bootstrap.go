@@ -162,11 +162,13 @@ func isStoreRace(err error) bool {
 // isForming reports whether err is JetStream answering 503 (such as "not enough JetStream
 // servers for the replicas asked for"): right after the servers agree on a meta leader, the
 // other servers' JetStream may not be known to it yet, and a bootstrap then failed a few times in
-// a hundred (the chaos suite's start-ups). With servers really missing it goes on failing, and
-// the error says so once the retries are over.
+// a hundred (the chaos suite's start-ups). Or no one answering on the JetStream API yet: a
+// server that has just started registers the account's JetStream after its first client
+// connects, and a `skiff up` failed once in make test with "no responders". With servers
+// really missing it goes on failing, and the error says so once the retries are over.
 func isForming(err error) bool {
 	var apiErr *jetstream.APIError
-	return errors.As(err, &apiErr) && apiErr.Code == 503
+	return errors.As(err, &apiErr) && apiErr.Code == 503 || errors.Is(err, nats.ErrNoResponders)
 }
 
 // retryStoreRace runs create, again while it fails with isStoreRace (a few times) or isForming

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"testing"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"skiff.dev/events"
 )
@@ -14,6 +15,7 @@ import (
 func TestRetryStoreRace(t *testing.T) {
 	race := fmt.Errorf("create stream SKIFF: %w", &jetstream.APIError{Code: 500, ErrorCode: 10049, Description: "error creating store for stream"})
 	forming := &jetstream.APIError{Code: 503, ErrorCode: 10039, Description: "JetStream not enabled for account: not enough JetStream servers for the replicas asked for"}
+	noResponders := fmt.Errorf("create stream SKIFF: %w", fmt.Errorf("%w: %w", events.ErrUnavailable, nats.ErrNoResponders))
 	for _, tc := range []struct {
 		name      string
 		errs      []error
@@ -25,6 +27,7 @@ func TestRetryStoreRace(t *testing.T) {
 		{name: "other error", errs: []error{&jetstream.APIError{Code: 400, ErrorCode: 10058, Description: "stream name already in use"}}, wantCalls: 1, wantErr: true},
 		{name: "ok", errs: []error{nil}, wantCalls: 1},
 		{name: "cluster forming", errs: []error{forming, forming, forming, nil}, wantCalls: 4},
+		{name: "account registering", errs: []error{noResponders, noResponders, nil}, wantCalls: 3},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			calls := 0

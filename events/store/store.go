@@ -341,8 +341,12 @@ func translate(err error) error {
 		return fmt.Errorf("%w: %v (the server refused it to this identity)", events.ErrPermissionDenied, err)
 	case errors.Is(err, jetstream.ErrMsgNotFound), errors.Is(err, jetstream.ErrStreamNotFound):
 		return fmt.Errorf("%w: %v", events.ErrNotFound, err)
+	case errors.Is(err, nats.ErrNoResponders):
+		// Nothing listens on the JetStream API: a server still registering the account, or no
+		// JetStream at all. It stays in the chain: bootstrap waits a moment for the first.
+		return fmt.Errorf("%w: %w", events.ErrUnavailable, err)
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, nats.ErrTimeout),
-		errors.Is(err, jetstream.ErrNoStreamResponse), errors.Is(err, nats.ErrNoResponders),
+		errors.Is(err, jetstream.ErrNoStreamResponse),
 		errors.Is(err, jetstream.ErrAsyncPublishTimeout),
 		errors.Is(err, nats.ErrConnectionClosed), errors.Is(err, jetstream.ErrJetStreamNotEnabled):
 		return fmt.Errorf("%w: %v", events.ErrUnavailable, err)

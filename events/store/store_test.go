@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 
 	"skiff.dev/events"
@@ -275,6 +276,19 @@ func TestAppendWithoutServerIsUnavailable(t *testing.T) {
 	// It kept trying until the context ended, and says what the log needs.
 	if !strings.Contains(err.Error(), "tries: the log needs a majority of its servers up") || strings.Contains(err.Error(), " 1 tries") {
 		t.Errorf("append with the server gone: %v, want several attempts and what the log needs", err)
+	}
+}
+
+// A server where nothing answers on the JetStream API fails Bootstrap as Unavailable, with the
+// cause in the chain: bootstrap waits a moment on it for a server still registering the account.
+func TestBootstrapWithoutJetStreamKeepsNoResponders(t *testing.T) {
+	srv := eventstest.NewServerOptions(t, &server.Options{Host: "127.0.0.1", Port: -1})
+	nc := eventstest.Connect(t, srv)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_, err := store.Bootstrap(ctx, nc, store.Config{})
+	if !errors.Is(err, events.ErrUnavailable) || !errors.Is(err, nats.ErrNoResponders) {
+		t.Fatalf("bootstrap without JetStream: %v, want Unavailable wrapping no responders", err)
 	}
 }
 
