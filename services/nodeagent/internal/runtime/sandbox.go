@@ -5,11 +5,14 @@ import (
 	"fmt"
 	"os"
 	"path"
+	"syscall"
 	"time"
 
 	containerd "github.com/containerd/containerd"
+	tasks "github.com/containerd/containerd/api/services/tasks/v1"
 	"github.com/containerd/containerd/cio"
 	"github.com/containerd/containerd/contrib/seccomp"
+	ctrdErrdefs "github.com/containerd/containerd/errdefs"
 	"github.com/containerd/containerd/oci"
 	"github.com/containerd/errdefs"
 )
@@ -124,7 +127,13 @@ func (r *Runtime) CreateSandbox(ctx context.Context, cfg PodSandboxConfig) (Sand
 				leftover = fmt.Sprintf("found %s, not removed: %v", st.Status, derr)
 			}
 		} else {
-			leftover = fmt.Sprintf("not loadable: %v", terr)
+			// Loading asks the task its state, which a shim half made or half gone cannot
+			// answer; the task service still finds it by ID to kill and delete.
+			leftover = fmt.Sprintf("not loadable (%v), removed by its ID", terr)
+			r.log.Warn("removing a task left by an earlier sandbox of the pod, by its ID", "pod", cfg.Pod.String(), "id", id, "err", terr)
+			if derr := r.removeTask(context.WithoutCancel(ctx), id); derr != nil {
+				leftover = fmt.Sprintf("not loadable (%v), not removed by its ID: %v", terr, derr)
+			}
 		}
 		task, err = c.NewTask(ctx, cio.NullIO)
 		if err != nil {
@@ -144,6 +153,24 @@ func (r *Runtime) CreateSandbox(ctx context.Context, cfg PodSandboxConfig) (Sand
 	}
 	r.log.Debug("sandbox started", "pod", cfg.Pod.String(), "id", id, "pid", task.Pid())
 	return Sandbox{ID: id, Pod: cfg.Pod, State: StateRunning, PID: task.Pid(), CreatedAt: time.Now()}, nil
+}
+
+// removeTask kills and deletes the task with the given ID through the task service, which
+// finds it by ID without asking its state first (as Container.Task does).
+func (r *Runtime) removeTask(ctx context.Context, id string) error {
+	ts := r.client.TaskService()
+	if _, err := ts.Kill(ctx, &tasks.KillRequest{ContainerID: id, Signal: uint32(syscall.SIGKILL), All: true}); err != nil && !isGone(ctrdErrdefs.FromGRPC(err)) {
+		return fmt.Errorf("kill task %s: %w", id, ctrdErrdefs.FromGRPC(err))
+	}
+	var err error
+	for try := range 20 {
+		if _, err = ts.Delete(ctx, &tasks.DeleteTaskRequest{ContainerID: id}); err == nil || isGone(ctrdErrdefs.FromGRPC(err)) {
+			return nil
+		}
+		// The kill takes a moment to end the process: runc will not delete a running one.
+		time.Sleep(time.Duration(try+1) * 10 * time.Millisecond)
+	}
+	return fmt.Errorf("delete task %s: %w", id, ctrdErrdefs.FromGRPC(err))
 }
 
 // GetSandbox returns the sandbox of the pod with the given UID, or an

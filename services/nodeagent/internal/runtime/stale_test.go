@@ -2,12 +2,17 @@ package runtime_test
 
 import (
 	"context"
+	"errors"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/containerd/containerd"
+	tasks "github.com/containerd/containerd/api/services/tasks/v1"
 	"github.com/containerd/containerd/cio"
+	ctrdErrdefs "github.com/containerd/containerd/errdefs"
 	"github.com/containerd/containerd/namespaces"
+	"github.com/containerd/errdefs"
 
 	"skiff.dev/services/nodeagent/internal/runtime"
 )
@@ -107,5 +112,33 @@ func TestCreateSandboxReplacesATaskLeftWithoutItsContainer(t *testing.T) {
 	}
 	if again.ID != first.ID || again.State != runtime.StateRunning || again.PID == 0 || again.PID == first.PID {
 		t.Errorf("recreated sandbox %+v (first %+v): want the same ID, running, a new pause process", again, first)
+	}
+}
+
+// A task CreateSandbox cannot load finds its way out by ID: the task service kills and deletes
+// a running one, and a second removal finds nothing and is not an error.
+func TestRemoveTaskByID(t *testing.T) {
+	e := newEnv(t)
+	client := e.ctd.Client(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	nsctx := namespaces.WithNamespace(ctx, e.ctd.RuntimeConfig().Namespace)
+
+	pod := newPod(t, "task-by-id")
+	sb, err := e.rt.CreateSandbox(ctx, runtime.PodSandboxConfig{Pod: pod})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = e.rt.RemoveSandbox(context.Background(), pod) })
+	for range 2 {
+		if err := e.rt.RemoveTask(ctx, sb.ID); err != nil {
+			t.Fatalf("remove the running task of %s by its ID: %v", sb.ID, err)
+		}
+	}
+	if _, err := client.TaskService().Get(nsctx, &tasks.GetRequest{ContainerID: sb.ID}); !errdefs.IsNotFound(ctrdErrdefs.FromGRPC(err)) {
+		t.Fatalf("task of %s after its removal: %v, want not found", sb.ID, err)
+	}
+	if err := syscall.Kill(int(sb.PID), 0); !errors.Is(err, syscall.ESRCH) {
+		t.Errorf("pause process %d after the removal: %v, want gone", sb.PID, err)
 	}
 }

@@ -1,0 +1,9 @@
+package runtime
+
+import "context"
+
+// RemoveTask exposes the removal of a task by its ID, the last resort of CreateSandbox, to the
+// tests.
+func (r *Runtime) RemoveTask(ctx context.Context, id string) error {
+	return r.removeTask(r.ns(ctx), id)
+}
