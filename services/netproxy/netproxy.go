@@ -52,11 +52,13 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	defer syncer.Close()
 
+	// The follower ends with ctx, so it is cancelled before it is waited for (defers run last
+	// first): the proxier returning an error must not wait for the caller to end ctx.
+	var wg sync.WaitGroup
+	defer wg.Wait()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	proj := live.New(state.New(), cfg.Logger)
-	var wg sync.WaitGroup
-	defer wg.Wait()
 	followErr := make(chan error, 1)
 	wg.Add(1)
 	go func() {

@@ -6,6 +6,7 @@ package nodeagent
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"fmt"
 	"log/slog"
@@ -14,6 +15,7 @@ import (
 	"os"
 	"path/filepath"
 	goruntime "runtime"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"sync"
@@ -76,6 +78,11 @@ type Config struct {
 	Logger         *slog.Logger
 	// Ready, if set, is called once the agent runs its pods (or the simulated nodes are up).
 	Ready func()
+	// StopTimeout is how long Run may take to return once it stops (its context ended or the
+	// node follower failed); default 30 s. Past it, the goroutines are logged and Stuck, if
+	// set, is called (the standalone agent exits).
+	StopTimeout time.Duration
+	Stuck       func()
 }
 
 // DefaultClusterCIDR is the cluster's pod range unless configured otherwise.
@@ -93,6 +100,9 @@ func DefaultNodeName() string {
 func (c *Config) defaults() error {
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.StopTimeout == 0 {
+		c.StopTimeout = 30 * time.Second
 	}
 	if c.Node == "" {
 		if c.Node = DefaultNodeName(); c.Node == "" {
@@ -151,23 +161,41 @@ func Run(ctx context.Context, cfg Config) error {
 			}})
 	}
 
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
+	// The goroutines below end with ctx, so it is cancelled before they are waited for (defers
+	// run last first): an error returned on the way must not wait for the caller to end ctx.
+	// stopped closes last, once all of them have ended.
+	stopped := make(chan struct{})
+	defer close(stopped)
 	var wg sync.WaitGroup
 	defer wg.Wait()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go watchStop(ctx, stopped, cfg.StopTimeout, cfg.Stuck, log)
 
 	// The node subjects: this node's registration and pod CIDR, and other nodes' for routes.
+	// Without them the agent cannot tell its pod CIDR or route to other nodes: it stops, with
+	// the error, for its supervisor to start it again.
 	nodes := live.New(state.New(), log)
+	nodesErr := make(chan error, 1)
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		if err := nodes.Run(ctx, st, []string{events.KindFilter(events.KindNode)}); err != nil {
-			log.Error("follow node subjects", "err", err)
+		if err := nodes.Run(ctx, st, []string{events.KindFilter(events.KindNode)}); err != nil && ctx.Err() == nil {
+			nodesErr <- fmt.Errorf("follow node subjects: %w", err)
 			cancel()
 		}
 	}()
+	// failed prefers the node follower's error to what its cancellation caused.
+	failed := func(err error) error {
+		select {
+		case ferr := <-nodesErr:
+			return ferr
+		default:
+			return err
+		}
+	}
 	if err := nodes.WaitSynced(ctx); err != nil {
-		return err
+		return failed(err)
 	}
 	info := register.NodeInfo{Name: cfg.Node, Labels: cfg.Labels, Taints: cfg.Taints, Address: cfg.Address,
 		MilliCPU: cfg.MilliCPU, Memory: cfg.Memory, MaxPods: cfg.MaxPods}
@@ -176,11 +204,11 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	info.Labels["kubernetes.io/hostname"] = cfg.Node
 	if err := register.Register(ctx, st, nodes, info, ""); err != nil {
-		return fmt.Errorf("register node %s: %w", cfg.Node, err)
+		return failed(fmt.Errorf("register node %s: %w", cfg.Node, err))
 	}
 	kv, err := register.LeaseBucket(ctx, st.JetStream())
 	if err != nil {
-		return err
+		return failed(err)
 	}
 	wg.Add(1)
 	go func() {
@@ -203,7 +231,7 @@ func Run(ctx context.Context, cfg Config) error {
 		RuncRoot: cfg.RuncRoot,
 	})
 	if err != nil {
-		return fmt.Errorf("containerd: %w", err)
+		return failed(fmt.Errorf("containerd: %w", err))
 	}
 	defer rt.Close()
 	wg.Add(1)
@@ -231,7 +259,30 @@ func Run(ctx context.Context, cfg Config) error {
 			}
 		}()
 	}
-	return a.Run(ctx)
+	return failed(a.Run(ctx))
+}
+
+// watchStop reports an agent that has not stopped within timeout of ctx ending, with every
+// goroutine's stack (what it waits for), and calls stuck if set. A node whose agent neither
+// runs nor exits holds its pods without renewing its lease: its supervisor should restart it.
+func watchStop(ctx context.Context, stopped <-chan struct{}, timeout time.Duration, stuck func(), log *slog.Logger) {
+	select {
+	case <-stopped:
+		return
+	case <-ctx.Done():
+	}
+	t := time.NewTimer(timeout)
+	defer t.Stop()
+	select {
+	case <-stopped:
+	case <-t.C:
+		var stacks bytes.Buffer
+		_ = pprof.Lookup("goroutine").WriteTo(&stacks, 1)
+		log.Error("node agent has not stopped", "after", timeout, "goroutines", stacks.String())
+		if stuck != nil {
+			stuck()
+		}
+	}
 }
 
 // defaultAddress is the IPv4 address of the interface the default route leaves through, found

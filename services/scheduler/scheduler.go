@@ -108,11 +108,12 @@ func Run(ctx context.Context, cfg Config) error {
 		return fmt.Errorf("scheduler: %w", err)
 	}
 	proj := live.New(state.New(), log)
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-
+	// The goroutines end with ctx, so it is cancelled before they are waited for (defers run
+	// last first): an error returned on the way must not wait for the caller to end ctx.
 	var wg sync.WaitGroup
 	defer wg.Wait()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
 	runErr := make(chan error, 1)
 	wg.Add(1)
 	go func() {

@@ -8,6 +8,7 @@ import (
 	"flag"
 	"fmt"
 	"net/netip"
+	"os"
 	"strings"
 	"time"
 
@@ -89,6 +90,7 @@ func run(args []string) error {
 	}
 	return client.Serve(conn, "skiff-nodeagent", cfg.Logger, func(ctx context.Context, nc *nats.Conn) error {
 		cfg.Conn = nc
+		cfg.Stuck = func() { os.Exit(1) }
 		return nodeagent.Run(ctx, cfg)
 	})
 }

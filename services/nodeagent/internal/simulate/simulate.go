@@ -94,10 +94,12 @@ func Run(ctx context.Context, cfg Config) error {
 		return fmt.Errorf("simulate: need a store and a positive node count (got %d): %w", cfg.Count, events.ErrInvalidArgument)
 	}
 	log := cfg.Logger
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
+	// The goroutines end with ctx, so it is cancelled before they are waited for (defers run
+	// last first): an error returned on the way must not wait for the caller to end ctx.
 	var wg sync.WaitGroup
 	defer wg.Wait()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
 
 	// The nodes' own subjects, for idempotent registration and for pod CIDRs.
 	nodes := live.New(state.New(), log)
