@@ -14,7 +14,13 @@ mkdir -p "$DATA"
 # This script's own commands use this cluster's config whatever is installed.
 export SKIFF_CONFIG=$(realpath "$DATA")/auth/config/user.yaml
 
-running() { [ -f "$PIDFILE" ] && kill -0 "$(cat "$PIDFILE")" 2>/dev/null; }
+# A process killed a moment ago may still be a zombie, which kill -0 finds: it is not running.
+running() {
+  [ -f "$PIDFILE" ] || return 1
+  local state
+  state=$(ps -o stat= -p "$(cat "$PIDFILE")" 2>/dev/null) || return 1
+  [ -n "$state" ] && [ "${state#Z}" = "$state" ]
+}
 
 if [ "${1:-}" = purge ]; then
   # Everything the demo made goes: its pods (deleted through the cluster, so the agent stops them
@@ -41,8 +47,8 @@ if [ "${1:-}" = down ]; then
   if running; then
     pid=$(cat "$PIDFILE")
     kill -TERM "$pid"
-    for _ in $(seq 1 300); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-    if kill -0 "$pid" 2>/dev/null; then echo "skiff up (pid $pid) did not stop within 30s" >&2; exit 1; fi
+    for _ in $(seq 1 300); do running || break; sleep 0.1; done
+    if running; then echo "skiff up (pid $pid) did not stop within 30s" >&2; exit 1; fi
     echo "stopped skiff up (pid $pid); the log stays in $DATA"
   else
     echo "skiff up is not running"
