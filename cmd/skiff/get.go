@@ -90,6 +90,9 @@ func (a *app) get(ctx context.Context, res table.Resource, name string, o getOpt
 	}
 	out := &watchOutput{format: o.output}
 	switch {
+	case n == 0 && name == "" && !o.watch && (o.output == printer.JSON || o.output == printer.YAML):
+		// An empty List, as kubectl prints: scripts read .items whatever the count.
+		err = printer.WriteList(a.Stdout, o.output, nil)
 	case n == 0:
 		a.noResources(res, req)
 		if o.output == "" || o.output == "wide" {

@@ -42,6 +42,8 @@ func TestGet(t *testing.T) {
 			wantStderr: "No resources found in empty namespace.\n"},
 		{name: "empty cluster-wide", args: []string{"get", "deploy", "-A", "-l", "app=none"},
 			wantStderr: "No resources found\n"},
+		{name: "empty as json is an empty list", args: []string{"get", "deploy", "-n", "empty", "-o", "json"}, golden: "get-empty.json"},
+		{name: "empty as yaml is an empty list", args: []string{"get", "pods", "-A", "-l", "app=none", "-o", "yaml"}, golden: "get-empty.yaml"},
 		{name: "named pod that does not exist", args: []string{"get", "pods", "nope"},
 			wantStderr: "Error from server (NotFound): pods \"nope\" not found\n", wantCode: 1},
 		{name: "named deployment that does not exist", args: []string{"get", "deploy", "nope", "-o", "yaml"},
