@@ -26,7 +26,7 @@ func unreachableFor(seconds int) string {
 // TestNodePartitioned: vm3 is cut off the network (every packet on its LAN interface dropped in
 // its namespace) while a Deployment of 6 pods runs there and on the two other VMs, then healed.
 // Leases: renewed every 2 s, a node NotReady after 25 s without one; the pods tolerate an
-// unreachable node for 4 s. (The lease timeout must outlast a client's detection of a dead
+// unreachable node for 15 s. (The lease timeout must outlast a client's detection of a dead
 // server, about 20 s with events/client's pings: an agent connected to vm3's NATS server is cut
 // off from its lease bucket until it has moved to another server. With 6 s, vm2 was marked
 // NotReady and its pods evicted too.)
@@ -43,7 +43,8 @@ func TestNodePartitioned(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
 	const replicas = 6
-	const toleration = 4 * time.Second
+	// Long enough that no replacement joins the endpoints while requests are checked below.
+	const toleration = 15 * time.Second
 	apply(ctx, t, c, deploymentWith("web", replicas, "v1", unreachableFor(int(toleration/time.Second))))
 	waitConverged(ctx, t, c, "web", replicas, "v1")
 	before, err := pods(ctx, c)
@@ -152,7 +153,11 @@ func TestNodePartitioned(t *testing.T) {
 	if end := notReady.Time.Add(toleration); end.Before(deadline) {
 		deadline = end
 	}
-	t.Logf("requests for %v, until the toleration of the cut-off pods runs out", time.Until(deadline).Round(time.Millisecond))
+	window := time.Until(deadline)
+	t.Logf("requests for %v, until the toleration of the cut-off pods runs out", window.Round(time.Millisecond))
+	if window < time.Second {
+		t.Errorf("only %v left to check requests before replacements may join (the endpoints took %s to drop the cut-off pods)", window, after(routedAway, notReady.Time))
+	}
 	for time.Now().Before(deadline) {
 		if err := ask(); err != nil {
 			failed++
@@ -162,17 +167,30 @@ func TestNodePartitioned(t *testing.T) {
 	t.Logf("ClusterIP %s from vm1 while %s is cut off: %v; %d requests failed before vm1's proxy had applied the change %v, %d after",
 		vip, cut.Name, answered, len(early), early, failed)
 
-	replaced := waitConverged(ctx, t, c, "web", replicas, "v1")
-	t.Logf("RECOVERY: 6 pods ready on the other nodes %v after the partition", replaced.Sub(partitioned).Round(time.Millisecond))
-	now, err := pods(ctx, c)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, p := range now {
-		if p.Metadata.Labels["app"] == "web" && p.Spec.NodeName == cut.Name {
-			t.Errorf("pod %s is on the partitioned node %s", p.Metadata.Name, cut.Name)
+	// Once the toleration runs out the cut-off pods are evicted and replaced on the other nodes.
+	var why string
+	if !cluster.PollContext(ctx, func() bool {
+		now, err := pods(ctx, c)
+		if err != nil {
+			why = err.Error()
+			return false
 		}
+		var ok bool
+		if ok, why = converged(now, "web", replicas, "v1"); !ok {
+			return false
+		}
+		for _, p := range now {
+			if p.Metadata.Labels["app"] == "web" && p.Spec.NodeName == cut.Name {
+				why = fmt.Sprintf("pod %s is still on the partitioned node %s", p.Metadata.Name, cut.Name)
+				return false
+			}
+		}
+		return true
+	}) {
+		t.Fatalf("the cut-off pods were not replaced: %s", why)
 	}
+	t.Logf("RECOVERY: 6 pods ready on the other nodes %v after the partition (%v after NotReady, which the pods tolerate for %v)",
+		time.Since(partitioned).Round(time.Millisecond), time.Since(notReady.Time).Round(time.Millisecond), toleration)
 
 	c.Heal(cut)
 	healed := time.Now()
