@@ -33,6 +33,9 @@ type Projection struct {
 	mu    sync.RWMutex
 	st    *state.State
 	hooks []func(*state.State, *events.Event)
+	// watches collect the changes for controllers that work on what changed (see Watch);
+	// guarded by mu.
+	watches map[*Changes]struct{}
 
 	synced     chan struct{}
 	syncedOnce sync.Once
@@ -235,12 +238,100 @@ func (p *Projection) Apply(ev *events.Event) {
 }
 
 func (p *Projection) applyLocked(ev *events.Event) {
+	var pod *state.Pod
+	if len(p.watches) > 0 && ev.Object.Kind == events.KindPod {
+		// Looked up before the event applies, so a deleted pod's owner and labels are known.
+		pod = p.st.Pods[state.Key{Namespace: ev.Object.Namespace, Name: ev.Object.Name}]
+	}
 	if err := p.st.Apply(ev); err != nil {
 		p.log.Warn("event does not apply", "seq", ev.Seq, "subject", ev.Subject, "err", err)
 	}
 	for _, h := range p.hooks {
 		h(p.st, ev)
 	}
+	if len(p.watches) > 0 {
+		if pod == nil && ev.Object.Kind == events.KindPod {
+			pod = p.st.Pods[state.Key{Namespace: ev.Object.Namespace, Name: ev.Object.Name}]
+		}
+		for w := range p.watches {
+			w.add(Change{Event: ev, Pod: pod})
+		}
+	}
+}
+
+// Change is one applied event, as a Watch collects it.
+type Change struct {
+	Event *events.Event
+	// Pod is the pod a pod event is about, as the state knew it just before the event (or just
+	// after, for the event that created it); nil for other kinds and unknown pods. Only its
+	// fields that never change after creation (metadata, owner, spec) may be read outside View.
+	Pod *state.Pod
+}
+
+// MaxChanges is how many changes a Watch holds between two Takes; past it, it forgets them and
+// Take asks for a full pass instead.
+const MaxChanges = 1 << 20
+
+// Changes collects the events a projection applies, for a controller that works on what changed
+// instead of rescanning the whole state: Take returns what was applied since the last Take.
+// Take before looking at the state: every change Take returned is in the state View shows after
+// it, and a change applied in between comes again at the next Take.
+type Changes struct {
+	mu      sync.Mutex
+	changes []Change
+	all     bool
+}
+
+// Watch starts collecting changes; the first Take asks for a full pass. Stop it with Unwatch.
+func (p *Projection) Watch() *Changes {
+	c := &Changes{all: true}
+	p.mu.Lock()
+	if p.watches == nil {
+		p.watches = map[*Changes]struct{}{}
+	}
+	p.watches[c] = struct{}{}
+	p.mu.Unlock()
+	return c
+}
+
+// Unwatch stops c collecting changes.
+func (p *Projection) Unwatch(c *Changes) {
+	p.mu.Lock()
+	delete(p.watches, c)
+	p.mu.Unlock()
+}
+
+func (c *Changes) add(ch Change) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.all {
+		return
+	}
+	if len(c.changes) >= MaxChanges {
+		c.changes, c.all = nil, true
+		return
+	}
+	c.changes = append(c.changes, ch)
+}
+
+// Take returns the changes collected since the last Take, or all true when the caller must look
+// at the whole state instead (the first Take, after too many changes, or after Redo).
+func (c *Changes) Take() (changes []Change, all bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	changes, all = c.changes, c.all
+	c.changes, c.all = nil, false
+	if all {
+		changes = nil
+	}
+	return changes, all
+}
+
+// Redo asks for a full pass at the next Take: for a pass that could not finish what it took.
+func (c *Changes) Redo() {
+	c.mu.Lock()
+	c.changes, c.all = nil, true
+	c.mu.Unlock()
 }
 
 func (p *Projection) broadcast() {

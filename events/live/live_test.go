@@ -187,3 +187,46 @@ func TestBurstFoldsInBatches(t *testing.T) {
 		t.Errorf("%d namespaces folded, want %d", got-before, n)
 	}
 }
+
+// A Watch asks for everything first, then hands each change once, with the pod a pod event is
+// about even when the event deleted it; after Redo it asks for everything again.
+func TestWatchCollectsChanges(t *testing.T) {
+	p := live.New(state.New(), nil)
+	w := p.Watch()
+	defer p.Unwatch(w)
+	if changes, all := w.Take(); !all || len(changes) != 0 {
+		t.Fatalf("first Take: %d changes, all %v; want all", len(changes), all)
+	}
+	ref := events.ObjectRef{Kind: events.KindPod, Namespace: "default", Name: "p", UID: "u1"}
+	owner := []events.OwnerReference{{Kind: "Deployment", Name: "web", UID: "d1", Controller: true}}
+	seq := uint64(0)
+	apply := func(pl events.Payload) {
+		t.Helper()
+		ev, err := events.New(time.Unix(1_800_000_000, 0), events.Meta{Actor: "test"}, ref, "", pl)
+		if err != nil {
+			t.Fatal(err)
+		}
+		seq++
+		ev.Seq = seq
+		p.Apply(ev)
+	}
+	apply(&events.PodCreated{Pod: events.Pod{Metadata: events.ObjectMeta{Name: "p", Namespace: "default", UID: "u1", OwnerReferences: owner},
+		Spec: events.PodSpec{Containers: []events.Container{{Name: "c", Image: "i"}}}}})
+	apply(&events.PodDeleted{UID: "u1"})
+	changes, all := w.Take()
+	if all || len(changes) != 2 {
+		t.Fatalf("Take: %d changes, all %v; want 2", len(changes), all)
+	}
+	for i, ch := range changes {
+		if ch.Event.Seq != uint64(i+1) || ch.Pod == nil || ch.Pod.OwnerUID != "d1" {
+			t.Errorf("change %d: seq %d, pod %+v; want the pod owned by d1", i, ch.Event.Seq, ch.Pod)
+		}
+	}
+	if changes, all := w.Take(); all || len(changes) != 0 {
+		t.Errorf("Take with nothing new: %d changes, all %v", len(changes), all)
+	}
+	w.Redo()
+	if _, all := w.Take(); !all {
+		t.Error("Take after Redo: want all")
+	}
+}

@@ -35,13 +35,24 @@ type Controller struct {
 	cfg  Config
 	loop *reconcile.Loop
 
+	mu sync.Mutex
+	// changes, while Run runs, collects what the fold applied since the last pass, so a pass
+	// looks only at the Deployments that changed or whose pods did. Nil (Sync called alone):
+	// every pass looks at everything.
+	changes *live.Changes
 	// hashes remembers each Deployment's template hash between passes: hashing encodes the
-	// template, the dearest part of a quiet pass. Keyed by the state's object, which the fold
-	// replaces on every DeploymentApplied (and only that changes a template), so an entry can
-	// never be stale; the key is never dereferenced outside View. Rebuilt each pass, so deleted
-	// Deployments drop out.
-	mu     sync.Mutex
-	hashes map[*state.Deployment]string
+	// template, the dearest part of a pass. An entry is for the state's object it was computed
+	// from, which the fold replaces on every DeploymentApplied (and only that changes a
+	// template), so it can never be stale; the object is never dereferenced outside View.
+	hashes map[state.Key]hashed
+	// synced counts the Deployments synced, for tests that check a pass touches only what
+	// changed.
+	synced int
+}
+
+type hashed struct {
+	d    *state.Deployment
+	hash string
 }
 
 // New returns a controller; Run starts it.
@@ -56,7 +67,7 @@ func New(cfg Config) *Controller {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	cfg.Logger = cfg.Logger.With("controller", "deployments")
-	c := &Controller{cfg: cfg}
+	c := &Controller{cfg: cfg, hashes: map[state.Key]hashed{}}
 	c.loop = reconcile.NewLoop(reconcile.Config{
 		Name: "deployments", Projection: cfg.Projection, Clock: cfg.Clock, Logger: cfg.Logger,
 	}, c.Sync)
@@ -64,42 +75,157 @@ func New(cfg Config) *Controller {
 }
 
 // Run waits for the projection to catch up, then reconciles until ctx ends; it returns nil then.
-func (c *Controller) Run(ctx context.Context) error { return c.loop.Run(ctx) }
+// Each pass after the first looks only at what changed.
+func (c *Controller) Run(ctx context.Context) error {
+	changes := c.cfg.Projection.Watch()
+	defer c.cfg.Projection.Unwatch(changes)
+	c.mu.Lock()
+	c.changes = changes
+	c.mu.Unlock()
+	defer func() {
+		c.mu.Lock()
+		c.changes = nil
+		c.mu.Unlock()
+	}()
+	return c.loop.Run(ctx)
+}
 
-// Sync is one pass over every Deployment: it decides from one view of the state and appends the
-// decisions. Run calls it; tests call it directly to take one step at a time.
+// Sync is one pass: it decides from one view of the state and appends the decisions. Under Run
+// it looks at the Deployments that changed since the last pass, or whose pods did, and at pods
+// whose owner is gone; otherwise (and on Run's first pass) at every Deployment and pod. Tests
+// call it directly to take one step at a time.
 func (c *Controller) Sync(ctx context.Context) (reconcile.Result, error) {
 	now := c.cfg.Clock()
 	b := reconcile.NewBatch(now, events.Meta{Actor: c.cfg.Actor})
 	c.mu.Lock()
+	changes, all := []live.Change(nil), true
+	if c.changes != nil {
+		changes, all = c.changes.Take()
+	}
 	c.cfg.Projection.View(func(s *state.State) {
-		owners := make(map[string]bool, len(s.Deployments))
-		hashes := make(map[*state.Deployment]string, len(s.Deployments))
-		for key, d := range s.Deployments {
-			owners[d.Metadata.UID] = true
-			h, ok := c.hashes[d]
-			if !ok {
-				h = TemplateHash(d.Spec.Template)
-			}
-			hashes[d] = h
-			c.syncDeployment(s, key, d, h, now, b)
+		if all {
+			c.syncAll(s, now, b)
+			return
 		}
-		c.hashes = hashes
-		collectGarbage(s, owners, b)
+		c.syncChanged(s, changes, now, b)
 	})
+	watched := c.changes
 	c.mu.Unlock()
-	return b.Flush(ctx, c.cfg.Log)
+	res, err := b.Flush(ctx, c.cfg.Log)
+	if (err != nil || res.Conflicts > 0) && watched != nil {
+		// What did not land is decided again, from everything: the changes that led to it are
+		// gone from the watch.
+		watched.Redo()
+	}
+	return res, err
+}
+
+// syncAll syncs every Deployment and collects the pods of every Deployment that is gone.
+func (c *Controller) syncAll(s *state.State, now time.Time, b *reconcile.Batch) {
+	owners := make(map[string]bool, len(s.Deployments))
+	for key, d := range s.Deployments {
+		owners[d.Metadata.UID] = true
+		c.syncDeployment(s, key, d, c.hash(key, d), now, b)
+	}
+	for key := range c.hashes {
+		if _, ok := s.Deployments[key]; !ok {
+			delete(c.hashes, key)
+		}
+	}
+	collectGarbage(s, owners, b)
+}
+
+// syncChanged syncs the Deployments the changes touch: those applied or deleted, the owners of
+// pods that changed, every Deployment of a namespace that changed; and it collects the pods of
+// Deployments that are gone.
+func (c *Controller) syncChanged(s *state.State, changes []live.Change, now time.Time, b *reconcile.Batch) {
+	dirty := map[state.Key]bool{}
+	gcAll := false
+	for _, ch := range changes {
+		ev := ch.Event
+		switch ev.Object.Kind {
+		case events.KindDeployment:
+			key := state.Key{Namespace: ev.Object.Namespace, Name: ev.Object.Name}
+			dirty[key] = true
+			if _, deleted := ev.Data.(*events.DeploymentDeleted); deleted {
+				delete(c.hashes, key)
+				if ev.Object.UID == "" {
+					gcAll = true // an event written without the UID: look at every pod
+				}
+				for _, p := range s.PodsOwnedBy(ev.Object.UID) {
+					collect(s, p, b)
+				}
+			}
+		case events.KindPod:
+			p := ch.Pod
+			if p == nil || !ownedByDeployment(p) {
+				continue
+			}
+			key := state.Key{Namespace: p.Metadata.Namespace, Name: ownerName(p)}
+			if d := s.Deployments[key]; d != nil && d.Metadata.UID == p.OwnerUID {
+				dirty[key] = true
+			} else if now := s.Pods[p.Key()]; now != nil {
+				// Its Deployment is gone (or was replaced by one of the same name).
+				collect(s, now, b)
+			}
+		case events.KindNamespace:
+			for key := range s.Deployments {
+				if key.Namespace == ev.Object.Name {
+					dirty[key] = true
+				}
+			}
+		}
+	}
+	for key := range dirty {
+		if d := s.Deployments[key]; d != nil {
+			c.syncDeployment(s, key, d, c.hash(key, d), now, b)
+		}
+	}
+	if gcAll {
+		owners := make(map[string]bool, len(s.Deployments))
+		for _, d := range s.Deployments {
+			owners[d.Metadata.UID] = true
+		}
+		collectGarbage(s, owners, b)
+	}
+}
+
+// hash is d's template hash, computed once per version of d.
+func (c *Controller) hash(key state.Key, d *state.Deployment) string {
+	if h, ok := c.hashes[key]; ok && h.d == d {
+		return h.hash
+	}
+	h := TemplateHash(d.Spec.Template)
+	c.hashes[key] = hashed{d: d, hash: h}
+	return h
 }
 
 // collectGarbage asks to delete the pods of Deployments that are gone (DeploymentDeleted), as
 // Kubernetes' garbage collector does for dependents of a deleted owner.
 func collectGarbage(s *state.State, owners map[string]bool, b *reconcile.Batch) {
 	for _, p := range s.Pods {
-		if p.OwnerUID == "" || owners[p.OwnerUID] || p.Deleting() || !ownedByDeployment(p) {
+		if p.OwnerUID == "" || owners[p.OwnerUID] || !ownedByDeployment(p) {
 			continue
 		}
+		collect(s, p, b)
+	}
+}
+
+// collect asks to delete a pod whose Deployment is gone, unless that is asked already.
+func collect(s *state.State, p *state.Pod, b *reconcile.Batch) {
+	if !p.Deleting() {
 		requestDeletion(s, p, b)
 	}
+}
+
+// ownerName is the name of the pod's controlling owner.
+func ownerName(p *state.Pod) string {
+	for _, o := range p.Metadata.OwnerReferences {
+		if o.Controller {
+			return o.Name
+		}
+	}
+	return ""
 }
 
 func ownedByDeployment(p *state.Pod) bool {
@@ -205,6 +331,7 @@ func restarts(p *state.Pod) int32 {
 }
 
 func (c *Controller) syncDeployment(s *state.State, key state.Key, d *state.Deployment, hash string, now time.Time, b *reconcile.Batch) {
+	c.synced++
 	if d.Metadata.UID == "" {
 		c.cfg.Logger.Warn("deployment has no uid; cannot own pods", "deployment", key)
 		return
