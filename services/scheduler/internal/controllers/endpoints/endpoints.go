@@ -4,8 +4,10 @@ import (
 	"cmp"
 	"context"
 	"log/slog"
+	"maps"
 	"net/netip"
 	"slices"
+	"sync"
 	"time"
 
 	"skiff.dev/events"
@@ -29,6 +31,19 @@ type Config struct {
 type Controller struct {
 	cfg  Config
 	loop *reconcile.Loop
+
+	mu sync.Mutex
+	// changes, while Run runs, collects what the fold applied since the last pass (see
+	// live.Watch); nil: every pass looks at everything.
+	changes *live.Changes
+	// members are, per selecting Service, the pods its selector matches in its namespace
+	// (endpoints or not), and selects the Services by one pair of their selectors: kept from
+	// one full pass to the next, so that a pod's change finds its Services and a Service's
+	// endpoints are computed from its own pods, never from every pod.
+	members map[state.Key]map[state.Key]bool
+	selects map[labelKey][]state.Key
+	// synced counts the Services whose endpoints a pass computed, for tests.
+	synced int
 }
 
 // New returns a controller; Run starts it.
@@ -51,77 +66,170 @@ func New(cfg Config) *Controller {
 }
 
 // Run waits for the projection to catch up, then reconciles until ctx ends; it returns nil then.
-func (c *Controller) Run(ctx context.Context) error { return c.loop.Run(ctx) }
+// Each pass after the first looks only at the Services that changed or whose pods (or their
+// nodes) did.
+func (c *Controller) Run(ctx context.Context) error {
+	changes := c.cfg.Projection.Watch()
+	defer c.cfg.Projection.Unwatch(changes)
+	c.mu.Lock()
+	c.changes = changes
+	c.mu.Unlock()
+	defer func() {
+		c.mu.Lock()
+		c.changes = nil
+		c.mu.Unlock()
+	}()
+	return c.loop.Run(ctx)
+}
 
-// Sync is one pass over every Service. Run calls it; tests call it to take one step.
+// Sync is one pass. Under Run it looks at what changed since the last pass; otherwise (and on
+// Run's first pass, or after a Service or namespace changed) at every Service. Tests call it to
+// take one step.
 func (c *Controller) Sync(ctx context.Context) (reconcile.Result, error) {
 	b := reconcile.NewBatch(c.cfg.Clock(), events.Meta{Actor: c.cfg.Actor})
+	c.mu.Lock()
+	changes, all := []live.Change(nil), true
+	if c.changes != nil {
+		changes, all = c.changes.Take()
+	}
 	c.cfg.Projection.View(func(s *state.State) {
-		idx := indexPods(s)
-		for key, svc := range s.Services {
-			if len(svc.Spec.Selector) == 0 {
-				continue
+		if !all {
+			all = needsAll(changes)
+		}
+		if all {
+			c.index(s)
+			for key := range c.members {
+				c.syncService(s, key, b)
 			}
-			if _, ok := s.Namespaces[key.Namespace]; !ok {
-				continue // going away with its namespace
-			}
-			addrs := Compute(&svc.Service, idx.candidates(key.Namespace, svc.Spec.Selector), s.Nodes)
-			if cur := s.Endpoints[key]; cur != nil && Equal(cur.Addresses, addrs) {
-				continue
-			}
-			ref := events.ObjectRef{Kind: events.KindEndpoints, Namespace: key.Namespace, Name: key.Name, UID: svc.Metadata.UID}
-			subject := events.ObjectSubject(events.KindEndpoints, key.Namespace, key.Name)
-			b.Add(ref, "", &events.EndpointsUpdated{Addresses: addrs}, s.SubjectSeq(subject))
+			return
+		}
+		for key := range c.touched(s, changes) {
+			c.syncService(s, key, b)
 		}
 	})
-	return b.Flush(ctx, c.cfg.Log)
+	watched := c.changes
+	c.mu.Unlock()
+	res, err := b.Flush(ctx, c.cfg.Log)
+	if (err != nil || res.Conflicts > 0) && watched != nil {
+		watched.Redo() // decide what did not land again, from everything
+	}
+	return res, err
 }
 
-// podIndex finds the pods a selector may match without scanning every pod for every Service:
-// pods by namespace and one label pair.
-type podIndex map[labelKey][]*state.Pod
+// needsAll reports whether changes include one that may change which pods a Service selects
+// (a Service or a namespace): those are rare, and the next pass rebuilds the members.
+func needsAll(changes []live.Change) bool {
+	for _, ch := range changes {
+		if k := ch.Event.Object.Kind; k == events.KindService || k == events.KindNamespace {
+			return true
+		}
+	}
+	return false
+}
 
-type labelKey struct{ namespace, key, value string }
-
-// indexPods indexes the pods that may be endpoints by the label keys that selectors use.
-func indexPods(s *state.State) podIndex {
-	type nsKey struct{ namespace, key string }
-	used := map[nsKey]bool{}
+// index rebuilds members and selects from every Service and pod.
+func (c *Controller) index(s *state.State) {
+	c.members = map[state.Key]map[state.Key]bool{}
+	c.selects = map[labelKey][]state.Key{}
 	for key, svc := range s.Services {
-		for k := range svc.Spec.Selector {
-			used[nsKey{key.Namespace, k}] = true
+		if len(svc.Spec.Selector) == 0 {
+			continue
 		}
+		c.members[key] = map[state.Key]bool{}
+		// One pair of the selector finds every pod it can match: the first in key order.
+		k := slices.Min(slices.Collect(maps.Keys(svc.Spec.Selector)))
+		lk := labelKey{key.Namespace, k, svc.Spec.Selector[k]}
+		c.selects[lk] = append(c.selects[lk], key)
 	}
-	idx := podIndex{}
-	if len(used) == 0 {
-		return idx
+	for pk, p := range s.Pods {
+		c.place(s, pk, p)
 	}
-	for _, p := range s.Pods {
-		if !p.Ready() || p.Deleting() {
-			continue // never an endpoint
-		}
-		for k, v := range p.Metadata.Labels {
-			if used[nsKey{p.Metadata.Namespace, k}] {
-				lk := labelKey{p.Metadata.Namespace, k, v}
-				idx[lk] = append(idx[lk], p)
+}
+
+// place puts pod pk (p, or gone if nil) into the members of the Services that select it and
+// out of the others it was in; it returns those Services.
+func (c *Controller) place(s *state.State, pk state.Key, p *state.Pod) []state.Key {
+	var out []state.Key
+	if p == nil {
+		return out
+	}
+	for k, v := range p.Metadata.Labels {
+		for _, key := range c.selects[labelKey{pk.Namespace, k, v}] {
+			svc := s.Services[key]
+			if svc != nil && state.MatchLabels(svc.Spec.Selector, p.Metadata.Labels) {
+				c.members[key][pk] = true
+				out = append(out, key)
 			}
 		}
 	}
-	return idx
+	return out
 }
 
-// candidates are the pods of namespace that carry the selector's rarest label pair.
-func (idx podIndex) candidates(namespace string, selector map[string]string) []*state.Pod {
-	var best []*state.Pod
-	first := true
-	for k, v := range selector {
-		ps := idx[labelKey{namespace, k, v}]
-		if first || len(ps) < len(best) {
-			best, first = ps, false
+// touched returns the Services whose endpoints changes may have changed: those selecting a pod
+// that changed (or ran on a node that changed), and those whose Endpoints changed.
+func (c *Controller) touched(s *state.State, changes []live.Change) map[state.Key]bool {
+	dirty := map[state.Key]bool{}
+	pod := func(pk state.Key, known *state.Pod) {
+		now := s.Pods[pk]
+		if now == nil {
+			// Deleted: it leaves the Services that selected it (its labels never changed).
+			now = known
+			for _, key := range c.place(s, pk, now) {
+				delete(c.members[key], pk)
+				dirty[key] = true
+			}
+			return
+		}
+		for _, key := range c.place(s, pk, now) {
+			dirty[key] = true
 		}
 	}
-	return best
+	for _, ch := range changes {
+		ev := ch.Event
+		switch ev.Object.Kind {
+		case events.KindPod:
+			pod(state.Key{Namespace: ev.Object.Namespace, Name: ev.Object.Name}, ch.Pod)
+		case events.KindNode:
+			for pk, p := range s.PodsOnNode(ev.Object.Name) {
+				pod(pk, p)
+			}
+		case events.KindEndpoints:
+			key := state.Key{Namespace: ev.Object.Namespace, Name: ev.Object.Name}
+			if _, ok := c.members[key]; ok {
+				dirty[key] = true
+			}
+		}
+	}
+	return dirty
 }
+
+// syncService writes the Service's endpoints if they are not what its pods make them.
+func (c *Controller) syncService(s *state.State, key state.Key, b *reconcile.Batch) {
+	svc := s.Services[key]
+	if svc == nil || len(svc.Spec.Selector) == 0 {
+		return
+	}
+	if _, ok := s.Namespaces[key.Namespace]; !ok {
+		return // going away with its namespace
+	}
+	c.synced++
+	pods := make([]*state.Pod, 0, len(c.members[key]))
+	for pk := range c.members[key] {
+		if p := s.Pods[pk]; p != nil {
+			pods = append(pods, p)
+		}
+	}
+	addrs := Compute(&svc.Service, pods, s.Nodes)
+	if cur := s.Endpoints[key]; cur != nil && Equal(cur.Addresses, addrs) {
+		return
+	}
+	ref := events.ObjectRef{Kind: events.KindEndpoints, Namespace: key.Namespace, Name: key.Name, UID: svc.Metadata.UID}
+	subject := events.ObjectSubject(events.KindEndpoints, key.Namespace, key.Name)
+	b.Add(ref, "", &events.EndpointsUpdated{Addresses: addrs}, s.SubjectSeq(subject))
+}
+
+// labelKey is one label pair in a namespace.
+type labelKey struct{ namespace, key, value string }
 
 // Compute is the endpoints of svc among pods (any pods; Compute filters them) whose nodes are in
 // nodes. See the package doc for the rules. The result is sorted and never nil.
