@@ -95,17 +95,52 @@ func (p *proc) peakRSS() (int64, error) {
 	return 0, fmt.Errorf("no VmHWM in /proc/%d/status", p.pid())
 }
 
-// tail is the last n lines of the file at path, indented, or why it could not be read.
+// tail is the last n lines of the file at path, indented, with runs of lines that differ only
+// in their time= field folded into one (a log flooded by one message still shows what came
+// before), or why it could not be read.
 func tail(path string, n int) string {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return "    (" + err.Error() + ")"
 	}
-	lines := strings.Split(strings.TrimRight(string(data), "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
+	type run struct {
+		line  string
+		count int
 	}
-	return "    " + strings.Join(lines, "\n    ")
+	var runs []run
+	for line := range strings.Lines(string(data)) {
+		line = strings.TrimRight(line, "\n")
+		if k := len(runs) - 1; k >= 0 && withoutTime(runs[k].line) == withoutTime(line) {
+			runs[k].line = line
+			runs[k].count++
+			continue
+		}
+		runs = append(runs, run{line, 1})
+	}
+	if len(runs) == 0 {
+		return "    (empty)"
+	}
+	runs = runs[max(len(runs)-n, 0):]
+	var b strings.Builder
+	for i, r := range runs {
+		if i > 0 {
+			b.WriteByte('\n')
+		}
+		b.WriteString("    " + r.line)
+		if r.count > 1 {
+			fmt.Fprintf(&b, "  (×%d, the last shown)", r.count)
+		}
+	}
+	return b.String()
+}
+
+// withoutTime is a slog text line without its leading time= field.
+func withoutTime(line string) string {
+	if rest, ok := strings.CutPrefix(line, "time="); ok {
+		_, after, _ := strings.Cut(rest, " ")
+		return after
+	}
+	return line
 }
 
 // errNotYet tells poll to try again.

@@ -80,7 +80,7 @@ func TestWatch(t *testing.T) {
 }
 
 // TestTail checks that the pods bound after the 99 % mark are listed, the last bound first.
-func TestTail(t *testing.T) {
+func TestWatchTail(t *testing.T) {
 	w := newWatch("default", "web", 200, func() time.Time { return at(1) })
 	w.handle(ev(0, &events.DeploymentApplied{Deployment: events.Deployment{Metadata: events.ObjectMeta{Name: "web"}}}))
 	for i := range 200 {
