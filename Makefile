@@ -7,7 +7,7 @@ BIN := bin
 DATA ?= .data
 TEST_FLAGS ?= -count=1 -timeout 25m
 
-.PHONY: all deps build images test test-short bench fuzz chaos demo down purge clean vet
+.PHONY: all deps build images test test-short bench bench-apply fuzz chaos demo down purge clean vet
 
 all: build
 
@@ -53,6 +53,13 @@ chaos: deps build
 
 bench: build
 	cd events/state && $(GO) test -run '^$$' -bench Replay -benchtime 1x -count 5
+
+# Issue 9: `skiff apply` of one Deployment of 30,000 replicas onto 1,000 simulated nodes until
+# the last PodBound, with skiff up and the node agent as real processes; 3 runs and medians.
+# Other sizes: make bench-apply APPLYBENCH_FLAGS='-nodes 100 -replicas 3000 -runs 1'
+APPLYBENCH_FLAGS ?=
+bench-apply: build
+	cd tests && $(GO) run ./cmd/applybench -bin ../$(BIN) $(APPLYBENCH_FLAGS)
 
 demo: deps build
 	@scripts/demo.sh

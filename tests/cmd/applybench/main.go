@@ -1,0 +1,508 @@
+// Command applybench measures what a user feels when applying one large Deployment (issue 9):
+// from `skiff apply` of a Deployment of -replicas pods to the last PodBound, with the whole stack
+// as real processes, the binaries `make build` puts in bin/:
+//
+//	make build && cd tests && go run ./cmd/applybench                 # 1,000 nodes, 30,000 pods, 3 runs
+//	go run ./cmd/applybench -nodes 100 -replicas 3000 -runs 1         # a quick one
+//
+// Each run starts from nothing: a fresh data dir, `skiff up --control-plane-only` (embedded NATS
+// and the scheduler in one process, on a free loopback port, plain text), `skiff-nodeagent
+// --simulate NODES` with admin's creds (one process, one connection for all simulated nodes:
+// only admin may write every node's subjects), waits until every node is Ready, then execs
+// `skiff apply -f` (as the CLI user) and follows the log as admin from the head before the
+// apply, until every pod of the Deployment is bound or -timeout passes.
+//
+// Times are the log's own (each event's time, written by admission and the scheduler's loops on
+// this machine's clock): DeploymentApplied → the last PodBound (the headline), the deployments
+// controller's phase (first → last PodCreated), and when 50 %, 99 % and 100 % of the pods were
+// bound, so a tail shows as the gap between p99 and 100 %. Besides: this process's wall time
+// from exec of `skiff apply` to seeing the last PodBound, the `skiff apply` process's own time,
+// `skiff get pods -A` once all are bound (exec to exit, output drained), and skiff up's peak RSS
+// (VmHWM: NATS and the scheduler together). It prints one table row per run and the medians.
+//
+// Everything started is stopped by its PID (SIGTERM, then SIGKILL), and the data dir removed,
+// also when a run fails; the processes' logs stay in a directory it names.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"skiff.dev/events/client"
+	"skiff.dev/events/store"
+)
+
+type options struct {
+	bin                  string
+	runs, nodes          int
+	replicas             int
+	timeout, setup, stop time.Duration
+}
+
+func main() {
+	var o options
+	flag.StringVar(&o.bin, "bin", "", "directory holding skiff and skiff-nodeagent (default: bin/ of the checkout, beside the tests module)")
+	flag.IntVar(&o.runs, "runs", 3, "runs, each on a fresh cluster")
+	flag.IntVar(&o.nodes, "nodes", 1000, "simulated nodes")
+	flag.IntVar(&o.replicas, "replicas", 30000, "replicas of the Deployment")
+	flag.DurationVar(&o.timeout, "timeout", 10*time.Minute, "how long a run may take from exec of skiff apply to the last PodBound")
+	flag.DurationVar(&o.setup, "setup-timeout", 5*time.Minute, "how long starting the control plane, and then the nodes, may each take")
+	flag.DurationVar(&o.stop, "stop-timeout", 45*time.Second, "how long a process may take to exit after SIGTERM before it gets SIGKILL")
+	flag.Parse()
+	ctx, cancel := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer cancel()
+	if err := bench(ctx, o); err != nil {
+		fmt.Fprintln(os.Stderr, "applybench:", err)
+		os.Exit(1)
+	}
+}
+
+// The Deployment every run applies.
+const (
+	namespace  = "default"
+	deployment = "applybench"
+)
+
+func bench(ctx context.Context, o options) error {
+	if o.runs < 1 || o.nodes < 1 || o.replicas < 1 {
+		return errors.New("-runs, -nodes and -replicas must be at least 1")
+	}
+	bin, err := binDir(o.bin)
+	if err != nil {
+		return err
+	}
+	for _, b := range []string{"skiff", "skiff-nodeagent"} {
+		if _, err := os.Stat(filepath.Join(bin, b)); err != nil {
+			return fmt.Errorf("%w (run make build, or point -bin at the binaries)", err)
+		}
+	}
+	logDir, err := os.MkdirTemp("", "applybench-logs-")
+	if err != nil {
+		return err
+	}
+	fmt.Printf("applybench: %d nodes, Deployment of %d replicas, %d run(s); binaries %s; logs %s\n", o.nodes, o.replicas, o.runs, bin, logDir)
+	fmt.Printf("machine: %d CPUs, %s/%s, load average at start %s\n", runtime.NumCPU(), runtime.GOOS, runtime.GOARCH, loadavg())
+	fmt.Println()
+	fmt.Println(header)
+	var rs []result
+	var failed []string
+	for i := 1; i <= o.runs && ctx.Err() == nil; i++ {
+		r, err := runOnce(ctx, o, bin, logDir, i)
+		if err != nil {
+			fmt.Printf("| %d | FAILED: %v |\n", i, firstLine(err))
+			fmt.Fprintf(os.Stderr, "run %d failed: %v\n", i, err)
+			failed = append(failed, strconv.Itoa(i))
+			continue
+		}
+		rs = append(rs, r)
+		fmt.Println(r.row(strconv.Itoa(i)))
+	}
+	if len(rs) > 0 {
+		fmt.Println(medians(rs).row(fmt.Sprintf("median of %d", len(rs))))
+	}
+	fmt.Printf("\nload average at end %s\n", loadavg())
+	if len(failed) > 0 {
+		return fmt.Errorf("run(s) %s failed (logs in %s)", strings.Join(failed, ", "), logDir)
+	}
+	return nil
+}
+
+// binDir resolves -bin; without it, bin/ at the root of the checkout (the directory holding
+// go.work), found from the working directory upwards, so it runs from the repo or tests/.
+func binDir(flagged string) (string, error) {
+	if flagged != "" {
+		return filepath.Abs(flagged)
+	}
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.work")); err == nil {
+			return filepath.Join(dir, "bin"), nil
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", errors.New("no go.work above the working directory: run from the checkout or give -bin")
+		}
+		dir = parent
+	}
+}
+
+// result is one run's numbers.
+type result struct {
+	timings
+	// wall is exec of skiff apply → this process saw the last PodBound, createdSeen → it saw the
+	// last PodCreated; applyCLI is the skiff apply process's exec → exit; getPods is skiff get
+	// pods -A's.
+	wall, createdSeen, applyCLI, getPods time.Duration
+	// upRSS is skiff up's peak RSS in bytes.
+	upRSS int64
+}
+
+const header = "| run | apply→last bound | pods/s | created first→last | apply→first created | apply→50% | apply→99% | apply→100% | 99%→100% | exec apply→last created seen | exec apply→last bound seen | skiff apply | get pods -A | skiff up peak RSS |\n" +
+	"|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+
+func (r result) row(name string) string {
+	return fmt.Sprintf("| %s | **%s** | %.0f | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %d MiB |",
+		name, secs(r.applyToLast), r.podsPerSec, secs(r.createPhase), secs(r.applyToFirstCreated),
+		secs(r.applyToP50), secs(r.applyToP99), secs(r.applyToLast), secs(r.applyToLast-r.applyToP99),
+		secs(r.createdSeen), secs(r.wall), secs(r.applyCLI), secs(r.getPods), r.upRSS>>20)
+}
+
+// medians is each column's median over the runs (columns separately, so not one run's row).
+func medians(rs []result) result {
+	d := func(f func(result) time.Duration) time.Duration {
+		v := make([]time.Duration, len(rs))
+		for i, r := range rs {
+			v[i] = f(r)
+		}
+		return median(v)
+	}
+	var m result
+	m.applyToLast = d(func(r result) time.Duration { return r.applyToLast })
+	m.createPhase = d(func(r result) time.Duration { return r.createPhase })
+	m.applyToFirstCreated = d(func(r result) time.Duration { return r.applyToFirstCreated })
+	m.applyToP50 = d(func(r result) time.Duration { return r.applyToP50 })
+	m.applyToP99 = d(func(r result) time.Duration { return r.applyToP99 })
+	m.wall = d(func(r result) time.Duration { return r.wall })
+	m.createdSeen = d(func(r result) time.Duration { return r.createdSeen })
+	m.applyCLI = d(func(r result) time.Duration { return r.applyCLI })
+	m.getPods = d(func(r result) time.Duration { return r.getPods })
+	m.upRSS = int64(d(func(r result) time.Duration { return time.Duration(r.upRSS) }))
+	rates := make([]float64, len(rs))
+	for i, r := range rs {
+		rates[i] = r.podsPerSec
+	}
+	m.podsPerSec = median(rates)
+	return m
+}
+
+// median of v: the middle value, or the mean of the two middle ones.
+func median[T ~int64 | ~float64](v []T) T {
+	s := slices.Clone(v)
+	slices.Sort(s)
+	n := len(s)
+	if n%2 == 1 {
+		return s[n/2]
+	}
+	return (s[n/2-1] + s[n/2]) / 2
+}
+
+// runOnce is one run on a cluster of its own.
+func runOnce(ctx context.Context, o options, bin, logDir string, n int) (r result, err error) {
+	skiff := filepath.Join(bin, "skiff")
+	dir, err := os.MkdirTemp("", "applybench-data-")
+	if err != nil {
+		return r, err
+	}
+	defer os.RemoveAll(dir)
+	admin := filepath.Join(dir, "auth", "config", "admin.yaml")
+	user := filepath.Join(dir, "auth", "config", "user.yaml")
+	port, err := freePort()
+	if err != nil {
+		return r, err
+	}
+	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+
+	var procs []*proc
+	// Stop what was started, newest first (the nodes before the control plane they talk to).
+	defer func() {
+		for _, p := range slices.Backward(procs) {
+			if serr := p.stop(o.stop); serr != nil {
+				fmt.Fprintf(os.Stderr, "run %d: %v\n", n, serr)
+			}
+		}
+		if err != nil {
+			for _, p := range procs {
+				err = fmt.Errorf("%w\n  %s's log (%s) ends:\n%s", err, p.name, p.logPath, tail(p.logPath, 30))
+			}
+		}
+	}()
+	status := func(format string, args ...any) {
+		fmt.Fprintf(os.Stderr, "run %d: %s\n", n, fmt.Sprintf(format, args...))
+	}
+
+	started := time.Now()
+	up, err := startProc("skiff up", filepath.Join(logDir, fmt.Sprintf("run%d-up.log", n)),
+		skiff, "up", "--control-plane-only", "--data-dir", dir, "--listen", addr, "--client-config", "", "--log-level", "warn")
+	if err != nil {
+		return r, err
+	}
+	procs = append(procs, up)
+	status("skiff up pid %d on %s, data %s, log %s", up.pid(), addr, dir, up.logPath)
+	err = poll(ctx, "control plane answering", o.setup, 100*time.Millisecond, func() (string, error) {
+		if err := up.running(); err != nil {
+			return "", err
+		}
+		out, err := run(ctx, 10*time.Second, skiff, "--config", admin, "get", "nodes")
+		if err != nil {
+			return firstLine(fmt.Errorf("%w: %s", err, out)), errNotYet
+		}
+		return "", nil
+	})
+	if err != nil {
+		return r, err
+	}
+	status("control plane answers after %s", secs(time.Since(started)))
+
+	started = time.Now()
+	agent, err := startProc("skiff-nodeagent", filepath.Join(logDir, fmt.Sprintf("run%d-nodeagent.log", n)),
+		filepath.Join(bin, "skiff-nodeagent"), "--simulate", strconv.Itoa(o.nodes), "--config", admin, "--log-level", "warn")
+	if err != nil {
+		return r, err
+	}
+	procs = append(procs, agent)
+	err = poll(ctx, fmt.Sprintf("%d nodes Ready", o.nodes), o.setup, 500*time.Millisecond, func() (string, error) {
+		for _, p := range procs {
+			if err := p.running(); err != nil {
+				return "", err
+			}
+		}
+		out, err := run(ctx, 30*time.Second, skiff, "--config", admin, "get", "nodes")
+		if err != nil {
+			return firstLine(fmt.Errorf("%w: %s", err, out)), errNotYet
+		}
+		ready := readyNodes(out)
+		if ready < o.nodes {
+			return fmt.Sprintf("%d Ready", ready), errNotYet
+		}
+		return "", nil
+	})
+	if err != nil {
+		return r, err
+	}
+	status("%d simulated nodes (pid %d) Ready after %s", o.nodes, agent.pid(), secs(time.Since(started)))
+
+	// Follow the log from its head: everything the apply causes comes after.
+	nc, err := client.Connect(client.Options{Config: admin, Name: "applybench"})
+	if err != nil {
+		return r, fmt.Errorf("connect as admin: %w", err)
+	}
+	defer nc.Close()
+	st, err := store.Attach(ctx, nc, store.Config{})
+	if err != nil {
+		return r, err
+	}
+	head, err := st.Head(ctx)
+	if err != nil {
+		return r, err
+	}
+	w := newWatch(namespace, deployment, o.replicas, time.Now)
+	fctx, fcancel := context.WithCancel(ctx)
+	followed := make(chan error, 1)
+	caughtUp := make(chan struct{})
+	go func() {
+		followed <- st.Follow(fctx, store.FollowOptions{Filters: w.filters(), From: head + 1,
+			CaughtUp: func(uint64) { close(caughtUp) }}, w.handle)
+	}()
+	// Stop following before the connection closes.
+	defer func() { fcancel(); <-followed }()
+	select {
+	case <-caughtUp:
+	case err := <-followed:
+		followed <- err
+		return r, fmt.Errorf("follow the log: %w", err)
+	case <-ctx.Done():
+		return r, ctx.Err()
+	}
+
+	manifest := filepath.Join(dir, "deployment.yaml")
+	if err := os.WriteFile(manifest, []byte(deploymentYAML(o.replicas)), 0o644); err != nil {
+		return r, err
+	}
+	t0 := time.Now()
+	out, err := run(ctx, time.Minute, skiff, "--config", user, "apply", "-f", manifest)
+	r.applyCLI = time.Since(t0)
+	if err != nil {
+		return r, fmt.Errorf("skiff apply: %w: %s", err, out)
+	}
+	status("skiff apply took %s: %s", secs(r.applyCLI), strings.TrimSpace(out))
+
+	deadline := time.NewTimer(o.timeout - time.Since(t0))
+	defer deadline.Stop()
+	tick := time.NewTicker(5 * time.Second)
+	defer tick.Stop()
+wait:
+	for {
+		select {
+		case <-w.all:
+			break wait
+		case <-tick.C:
+			status("+%s: %v", secs(time.Since(t0)), w.progress())
+			for _, p := range procs {
+				if err := p.running(); err != nil {
+					return r, fmt.Errorf("during the apply: %w (%v)", err, w.progress())
+				}
+			}
+		case err := <-followed:
+			followed <- err
+			return r, fmt.Errorf("following the log stopped: %w (%v)", err, w.progress())
+		case <-deadline.C:
+			return r, fmt.Errorf("timed out: not every pod bound within %s of exec of skiff apply: %v", o.timeout, w.progress())
+		case <-ctx.Done():
+			return r, fmt.Errorf("interrupted: %w (%v)", ctx.Err(), w.progress())
+		}
+	}
+	r.wall, r.createdSeen = w.seenAll.Sub(t0), w.lastCreated.Sub(t0)
+	if r.timings, err = w.timings(); err != nil {
+		return r, err
+	}
+	if p := w.progress(); p.unsched > 0 {
+		status("note: %d PodUnschedulable events for the Deployment's pods", p.unsched)
+	}
+	status("PodCreated by controller pass (event time after the apply → pods): %s", w.createdPasses(10))
+	status("tail: %s", w.tail(5))
+
+	// What a user does next: list them all.
+	lines := &lineCounter{}
+	t1 := time.Now()
+	get := exec.CommandContext(ctx, skiff, "--config", user, "get", "pods", "-A")
+	get.Stdout = lines
+	var stderr strings.Builder
+	get.Stderr = &stderr
+	if err := get.Run(); err != nil {
+		return r, fmt.Errorf("skiff get pods -A: %w: %s", err, stderr.String())
+	}
+	r.getPods = time.Since(t1)
+	if lines.n != o.replicas+1 {
+		status("note: skiff get pods -A printed %d lines (%d bytes), want %d pods and a header", lines.n, lines.bytes, o.replicas)
+	}
+
+	if r.upRSS, err = up.peakRSS(); err != nil {
+		return r, fmt.Errorf("skiff up's peak RSS: %w", err)
+	}
+	if rss, err := agent.peakRSS(); err == nil {
+		status("skiff-nodeagent (%d simulated nodes) peak RSS %d MiB", o.nodes, rss>>20)
+	}
+	if note := logNotes(up.logPath); note != "" {
+		status("skiff up's log %s has warnings or errors:\n%s", up.logPath, note)
+	}
+	return r, nil
+}
+
+// deploymentYAML is a Deployment of replicas small pods: 30 of them fit a simulated node many
+// times over, so the scheduler never runs out of room.
+func deploymentYAML(replicas int) string {
+	return fmt.Sprintf(`apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: %[1]s
+  namespace: %[2]s
+spec:
+  replicas: %[3]d
+  selector:
+    matchLabels:
+      app: %[1]s
+  template:
+    metadata:
+      labels:
+        app: %[1]s
+    spec:
+      containers:
+        - name: echo
+          image: skiff.dev/echo:v1
+          resources:
+            requests:
+              cpu: 10m
+              memory: 16Mi
+`, deployment, namespace, replicas)
+}
+
+// run runs a command to its end, within timeout, and returns its combined output.
+func run(ctx context.Context, timeout time.Duration, argv ...string) (string, error) {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, argv[0], argv[1:]...).CombinedOutput()
+	return string(out), err
+}
+
+// readyNodes counts the rows of `skiff get nodes` whose STATUS is Ready.
+func readyNodes(table string) int {
+	n := 0
+	for line := range strings.Lines(table) {
+		if f := strings.Fields(line); len(f) > 1 && f[1] == "Ready" {
+			n++
+		}
+	}
+	return n
+}
+
+// lineCounter drains output, counting bytes and lines.
+type lineCounter struct{ n, bytes int }
+
+func (c *lineCounter) Write(p []byte) (int, error) {
+	c.bytes += len(p)
+	c.n += strings.Count(string(p), "\n")
+	return len(p), nil
+}
+
+var _ io.Writer = (*lineCounter)(nil)
+
+// logNotes is the count and the first few of the WARN and ERROR lines in a log.
+func logNotes(path string) string {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return err.Error()
+	}
+	var hits []string
+	for line := range strings.Lines(string(data)) {
+		if strings.Contains(line, "level=WARN") || strings.Contains(line, "level=ERROR") {
+			hits = append(hits, strings.TrimSpace(line))
+		}
+	}
+	if len(hits) == 0 {
+		return ""
+	}
+	shown := hits[:min(len(hits), 5)]
+	return fmt.Sprintf("    %d such lines; the first %d:\n    %s", len(hits), len(shown), strings.Join(shown, "\n    "))
+}
+
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+// loadavg is the 1, 5 and 15 minute load averages.
+func loadavg() string {
+	data, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "unknown"
+	}
+	f := strings.Fields(string(data))
+	if len(f) < 3 {
+		return "unknown"
+	}
+	return strings.Join(f[:3], " ")
+}
+
+// secs formats a duration for the table: milliseconds below a second, else seconds.
+func secs(d time.Duration) string {
+	if d < time.Second && d > -time.Second {
+		return fmt.Sprintf("%dms", d.Milliseconds())
+	}
+	return fmt.Sprintf("%.2fs", d.Seconds())
+}
+
+func firstLine(err error) string {
+	s, _, _ := strings.Cut(err.Error(), "\n")
+	return s
+}
