@@ -1,6 +1,7 @@
 package deployments
 
 import (
+	"context"
 	"fmt"
 	"slices"
 	"strings"
@@ -104,5 +105,25 @@ func TestPassTouchesOnlyWhatChanged(t *testing.T) {
 	c.Step(ctl.Sync)
 	if got := ctl.synced - before; got != 2 {
 		t.Errorf("after Redo: %d Deployments synced, want 2 (web and api)", got)
+	}
+}
+
+// A pass creates every pod a large Deployment needs at once: random names that repeat (about 30
+// among 30,000) are drawn again instead of waiting for a later pass, which showed as a tail of
+// about 30 pods created seconds after the rest.
+func TestOnePassCreatesEveryPod(t *testing.T) {
+	const replicas = 30000
+	m := ct.NewMemLog()
+	d := ct.Deployment("big", replicas, "demo:v1")
+	m.Add(events.ObjectRef{Kind: events.KindDeployment, Namespace: "default", Name: "big", UID: d.Metadata.UID}, "", &events.DeploymentApplied{Deployment: d})
+	ctl := New(Config{Log: m, Projection: m.P, Clock: ct.NewClock(ct.T0).Now})
+	res, err := ctl.Sync(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var pods int
+	m.P.View(func(s *state.State) { pods = len(s.PodsOwnedBy(d.Metadata.UID)) })
+	if pods != replicas || res.Conflicts != 0 {
+		t.Errorf("one pass created %d pods (%d conflicts), want %d", pods, res.Conflicts, replicas)
 	}
 }
