@@ -3,6 +3,9 @@ package podlifecycle
 import (
 	"context"
 	"log/slog"
+	"maps"
+	"slices"
+	"sync"
 	"time"
 
 	"skiff.dev/events"
@@ -49,6 +52,16 @@ type Config struct {
 type Controller struct {
 	cfg  Config
 	loop *reconcile.Loop
+
+	mu sync.Mutex
+	// changes, while Run runs, collects what the fold applied since the last pass (see
+	// live.Watch); nil: every pass looks at every pod.
+	changes *live.Changes
+	// watching are the pods the last pass left with something still to come (being deleted, on
+	// a node that is not Ready): every pass looks at them again, with the pods that changed.
+	watching map[state.Key]bool
+	// looked counts the pods passes looked at, for tests.
+	looked int
 }
 
 // New returns a controller; Run starts it.
@@ -77,21 +90,80 @@ func New(cfg Config) *Controller {
 }
 
 // Run waits for the projection to catch up, then reconciles until ctx ends; it returns nil then.
-func (c *Controller) Run(ctx context.Context) error { return c.loop.Run(ctx) }
+// Each pass after the first looks only at the pods that changed, those on nodes that changed, and
+// those still on their way out.
+func (c *Controller) Run(ctx context.Context) error {
+	changes := c.cfg.Projection.Watch()
+	defer c.cfg.Projection.Unwatch(changes)
+	c.mu.Lock()
+	c.changes = changes
+	c.mu.Unlock()
+	defer func() {
+		c.mu.Lock()
+		c.changes = nil
+		c.mu.Unlock()
+	}()
+	return c.loop.Run(ctx)
+}
 
-// Sync is one pass over every pod. Run calls it; tests call it to take one step.
+// Sync is one pass. Under Run it looks at what changed since the last pass and at the pods it
+// is watching; otherwise (and on Run's first pass, or after a namespace changed) at every pod.
+// Tests call it to take one step.
 func (c *Controller) Sync(ctx context.Context) (reconcile.Result, error) {
 	now := c.cfg.Clock()
 	b := reconcile.NewBatch(now, events.Meta{Actor: c.cfg.Actor})
 	var due time.Time
+	c.mu.Lock()
+	changes, all := []live.Change(nil), true
+	if c.changes != nil {
+		changes, all = c.changes.Take()
+	}
 	c.cfg.Projection.View(func(s *state.State) {
 		p := pass{cfg: &c.cfg, s: s, now: now, b: b}
-		for _, pod := range s.Pods {
-			p.pod(pod)
+		watching := map[state.Key]bool{}
+		look := func(key state.Key, pod *state.Pod) {
+			c.looked++
+			if p.pod(pod) {
+				watching[key] = true
+			}
 		}
+		if !all {
+			all = slices.ContainsFunc(changes, func(ch live.Change) bool { return ch.Event.Object.Kind == events.KindNamespace })
+		}
+		if all {
+			for key, pod := range s.Pods {
+				look(key, pod)
+			}
+		} else {
+			keys := maps.Clone(c.watching)
+			if keys == nil {
+				keys = map[state.Key]bool{}
+			}
+			for _, ch := range changes {
+				switch ev := ch.Event; ev.Object.Kind {
+				case events.KindPod:
+					keys[state.Key{Namespace: ev.Object.Namespace, Name: ev.Object.Name}] = true
+				case events.KindNode:
+					for key := range s.PodsOnNode(ev.Object.Name) {
+						keys[key] = true
+					}
+				}
+			}
+			for key := range keys {
+				if pod := s.Pods[key]; pod != nil {
+					look(key, pod)
+				}
+			}
+		}
+		c.watching = watching
 		due = p.due
 	})
+	watched := c.changes
+	c.mu.Unlock()
 	res, err := b.Flush(ctx, c.cfg.Log)
+	if (err != nil || res.Conflicts > 0) && watched != nil {
+		watched.Redo() // decide what did not land again, from everything
+	}
 	if !due.IsZero() {
 		res.Requeue(due)
 	}
@@ -116,13 +188,18 @@ func (p *pass) requeue(at time.Time) {
 	}
 }
 
-func (p *pass) pod(pod *state.Pod) {
+// pod decides what pod needs; it reports whether the pod must be looked at again even if it
+// does not change (it is on its way out, or its node is not Ready).
+func (p *pass) pod(pod *state.Pod) (watch bool) {
 	ns, name, uid := pod.Metadata.Namespace, pod.Metadata.Name, pod.Metadata.UID
 	node := pod.Spec.NodeName
 	evict := node != "" && p.nodeLost(pod)
 	_, nsExists := p.s.Namespaces[ns]
 	if !pod.Deleting() && !evict && nsExists {
-		return // the common case: nothing to do, so nothing to compute
+		// The common case: nothing to do, so nothing to compute. A pod on a node that is not
+		// Ready yet may be evicted when its toleration runs out.
+		n := p.s.Nodes[node]
+		return node != "" && (n == nil || !n.Ready)
 	}
 	ref := events.ObjectRef{Kind: events.KindPod, Namespace: ns, Name: name, UID: uid}
 	podSeq := p.s.SubjectSeq(events.ObjectSubject(events.KindPod, ns, name))
@@ -151,13 +228,14 @@ func (p *pass) pod(pod *state.Pod) {
 		drained := pod.Metadata.DeletionTimestamp.Add(p.cfg.DrainTimeout)
 		if p.now.Before(drained) {
 			p.requeue(drained)
-			return
+			return true
 		}
 		p.cfg.Logger.Warn("endpoints still list a pod being deleted; stopping it anyway", "pod", pod.Key(), "ip", pod.Status.PodIP)
 		fallthrough
 	default:
 		p.b.Add(ref, node, &events.PodStopRequested{UID: uid, GracePeriodSeconds: pod.GracePeriodSeconds}, bindSeq)
 	}
+	return true
 }
 
 // nodeLost reports whether pod's node is deleted, or NotReady for longer than the pod tolerates;

@@ -13,9 +13,14 @@ import (
 	"skiff.dev/services/scheduler/internal/controllers/endpoints"
 )
 
+// newController returns a controller whose passes look only at what changed, as under Run (the
+// tests take the passes one at a time).
 func newController(c *ct.Cluster, cfg Config) *Controller {
 	cfg.Log, cfg.Projection, cfg.Clock, cfg.Logger = c.Store, c.Projection, c.Clock.Now, c.Logger
-	return New(cfg)
+	ctl := New(cfg)
+	ctl.changes = c.Projection.Watch()
+	c.T.Cleanup(func() { c.Projection.Unwatch(ctl.changes) })
+	return ctl
 }
 
 const (
