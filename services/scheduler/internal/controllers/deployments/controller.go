@@ -77,17 +77,24 @@ func New(cfg Config) *Controller {
 // Run waits for the projection to catch up, then reconciles until ctx ends; it returns nil then.
 // Each pass after the first looks only at what changed.
 func (c *Controller) Run(ctx context.Context) error {
+	defer c.Watch()()
+	return c.loop.Run(ctx)
+}
+
+// Watch makes passes look only at what changed from now on (the first one at everything), as
+// under Run; the returned function stops that. For tests and benchmarks that take the passes
+// one at a time.
+func (c *Controller) Watch() (stop func()) {
 	changes := c.cfg.Projection.Watch()
-	defer c.cfg.Projection.Unwatch(changes)
 	c.mu.Lock()
 	c.changes = changes
 	c.mu.Unlock()
-	defer func() {
+	return func() {
+		c.cfg.Projection.Unwatch(changes)
 		c.mu.Lock()
 		c.changes = nil
 		c.mu.Unlock()
-	}()
-	return c.loop.Run(ctx)
+	}
 }
 
 // Sync is one pass: it decides from one view of the state and appends the decisions. Under Run

@@ -22,8 +22,7 @@ func TestPassTouchesOnlyWhatChanged(t *testing.T) {
 	c.RegisterNode("n1", "192.168.0.1")
 	ctl := New(Config{Log: c.Store, Projection: c.Projection, Clock: c.Clock.Now, Logger: c.Logger})
 	// What Run does, without its loop: the test takes the passes one at a time.
-	ctl.changes = c.Projection.Watch()
-	t.Cleanup(func() { c.Projection.Unwatch(ctl.changes) })
+	t.Cleanup(ctl.Watch()) // as Run does; the test takes the passes itself
 
 	names := []string{"web", "api", "db"}
 	for _, n := range names {

@@ -19,8 +19,7 @@ func TestPassTouchesOnlyWhatChanged(t *testing.T) {
 	c.RegisterNode("n1", "192.168.0.1")
 	c.RegisterNode("n2", "192.168.0.2")
 	ctl := New(Config{Log: c.Store, Projection: c.Projection, Clock: c.Clock.Now, Logger: c.Logger})
-	ctl.changes = c.Projection.Watch() // what Run does; the test takes the passes itself
-	t.Cleanup(func() { c.Projection.Unwatch(ctl.changes) })
+	t.Cleanup(ctl.Watch()) // as Run does; the test takes the passes itself
 
 	apply := func(i int, name string) {
 		c.Append(events.ObjectRef{Kind: events.KindService, Namespace: "default", Name: name, UID: "uid-" + name}, "",

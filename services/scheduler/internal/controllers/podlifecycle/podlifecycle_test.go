@@ -18,8 +18,7 @@ import (
 func newController(c *ct.Cluster, cfg Config) *Controller {
 	cfg.Log, cfg.Projection, cfg.Clock, cfg.Logger = c.Store, c.Projection, c.Clock.Now, c.Logger
 	ctl := New(cfg)
-	ctl.changes = c.Projection.Watch()
-	c.T.Cleanup(func() { c.Projection.Unwatch(ctl.changes) })
+	c.T.Cleanup(ctl.Watch())
 	return ctl
 }
 
