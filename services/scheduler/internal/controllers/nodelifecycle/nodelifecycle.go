@@ -72,6 +72,9 @@ type Controller struct {
 	// firstSeen is when a pass first saw each node: a node registered after the watch began
 	// gets its grace from then.
 	firstSeen map[string]time.Time
+	// cidrless is how many nodes the last pass left without a pod CIDR for lack of room
+	// (logged when it changes). Only passes touch it.
+	cidrless int
 }
 
 type renewal struct {
@@ -258,15 +261,20 @@ func (c *Controller) assignPodCIDRs(s *state.State, r netip.Prefix, b *reconcile
 		}
 	}
 	slices.Sort(missing)
-	for _, name := range missing {
+	for i, name := range missing {
 		p, ok := AllocatePodCIDR(r, used)
 		if !ok {
-			c.cfg.Logger.Error("pod CIDR range is full; node gets no pod CIDR", "node", name, "range", r)
+			// Said once for each number of nodes left without: every pass finds them again.
+			if left := len(missing) - i; left != c.cidrless {
+				c.cidrless = left
+				c.cfg.Logger.Error("pod CIDR range is full; nodes get no pod CIDR", "nodes", left, "first", name, "range", r)
+			}
 			return
 		}
 		used[p] = true
 		b.Add(nodeRef(name), "", &events.NodePodCIDRAssigned{PodCIDR: p.String()}, nodeSeq(s, name))
 	}
+	c.cidrless = 0
 }
 
 // checkLeases marks Ready nodes whose lease ran out NotReady and NotReady nodes that renew again
