@@ -253,15 +253,19 @@ func (p *Projection) applyLocked(ev *events.Event) {
 		if pod == nil && ev.Object.Kind == events.KindPod {
 			pod = p.st.Pods[state.Key{Namespace: ev.Object.Namespace, Name: ev.Object.Name}]
 		}
+		ch := Change{Object: ev.Object, Type: ev.Type, Seq: ev.Seq, Pod: pod}
 		for w := range p.watches {
-			w.add(Change{Event: ev, Pod: pod})
+			w.add(ch)
 		}
 	}
 }
 
-// Change is one applied event, as a Watch collects it.
+// Change is one applied event, as a Watch collects it: what it was about, not its payload
+// (which the state holds, and a watch must not keep alive).
 type Change struct {
-	Event *events.Event
+	Object events.ObjectRef
+	Type   string
+	Seq    uint64
 	// Pod is the pod a pod event is about, as the state knew it just before the event (or just
 	// after, for the event that created it); nil for other kinds and unknown pods. Only its
 	// fields that never change after creation (metadata, owner, spec) may be read outside View.

@@ -218,8 +218,8 @@ func TestWatchCollectsChanges(t *testing.T) {
 		t.Fatalf("Take: %d changes, all %v; want 2", len(changes), all)
 	}
 	for i, ch := range changes {
-		if ch.Event.Seq != uint64(i+1) || ch.Pod == nil || ch.Pod.OwnerUID != "d1" {
-			t.Errorf("change %d: seq %d, pod %+v; want the pod owned by d1", i, ch.Event.Seq, ch.Pod)
+		if ch.Seq != uint64(i+1) || ch.Pod == nil || ch.Pod.OwnerUID != "d1" {
+			t.Errorf("change %d: seq %d, pod %+v; want the pod owned by d1", i, ch.Seq, ch.Pod)
 		}
 	}
 	if changes, all := w.Take(); all || len(changes) != 0 {

@@ -149,17 +149,16 @@ func (c *Controller) syncChanged(s *state.State, changes []live.Change, now time
 	dirty := map[state.Key]bool{}
 	gcAll := false
 	for _, ch := range changes {
-		ev := ch.Event
-		switch ev.Object.Kind {
+		switch ch.Object.Kind {
 		case events.KindDeployment:
-			key := state.Key{Namespace: ev.Object.Namespace, Name: ev.Object.Name}
+			key := state.Key{Namespace: ch.Object.Namespace, Name: ch.Object.Name}
 			dirty[key] = true
-			if _, deleted := ev.Data.(*events.DeploymentDeleted); deleted {
+			if ch.Type == (events.DeploymentDeleted{}).EventType() {
 				delete(c.hashes, key)
-				if ev.Object.UID == "" {
+				if ch.Object.UID == "" {
 					gcAll = true // an event written without the UID: look at every pod
 				}
-				for _, p := range s.PodsOwnedBy(ev.Object.UID) {
+				for _, p := range s.PodsOwnedBy(ch.Object.UID) {
 					collect(s, p, b)
 				}
 			}
@@ -177,7 +176,7 @@ func (c *Controller) syncChanged(s *state.State, changes []live.Change, now time
 			}
 		case events.KindNamespace:
 			for key := range s.Deployments {
-				if key.Namespace == ev.Object.Name {
+				if key.Namespace == ch.Object.Name {
 					dirty[key] = true
 				}
 			}

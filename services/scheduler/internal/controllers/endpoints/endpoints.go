@@ -127,7 +127,7 @@ func (c *Controller) Sync(ctx context.Context) (reconcile.Result, error) {
 // (a Service or a namespace): those are rare, and the next pass rebuilds the members.
 func needsAll(changes []live.Change) bool {
 	for _, ch := range changes {
-		if k := ch.Event.Object.Kind; k == events.KindService || k == events.KindNamespace {
+		if k := ch.Object.Kind; k == events.KindService || k == events.KindNamespace {
 			return true
 		}
 	}
@@ -192,16 +192,15 @@ func (c *Controller) touched(s *state.State, changes []live.Change) map[state.Ke
 		}
 	}
 	for _, ch := range changes {
-		ev := ch.Event
-		switch ev.Object.Kind {
+		switch ch.Object.Kind {
 		case events.KindPod:
-			pod(state.Key{Namespace: ev.Object.Namespace, Name: ev.Object.Name}, ch.Pod)
+			pod(state.Key{Namespace: ch.Object.Namespace, Name: ch.Object.Name}, ch.Pod)
 		case events.KindNode:
-			for pk, p := range s.PodsOnNode(ev.Object.Name) {
+			for pk, p := range s.PodsOnNode(ch.Object.Name) {
 				pod(pk, p)
 			}
 		case events.KindEndpoints:
-			key := state.Key{Namespace: ev.Object.Namespace, Name: ev.Object.Name}
+			key := state.Key{Namespace: ch.Object.Namespace, Name: ch.Object.Name}
 			if _, ok := c.members[key]; ok {
 				dirty[key] = true
 			}

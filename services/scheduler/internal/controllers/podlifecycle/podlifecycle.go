@@ -135,7 +135,7 @@ func (c *Controller) Sync(ctx context.Context) (reconcile.Result, error) {
 			}
 		}
 		if !all {
-			all = slices.ContainsFunc(changes, func(ch live.Change) bool { return ch.Event.Object.Kind == events.KindNamespace })
+			all = slices.ContainsFunc(changes, func(ch live.Change) bool { return ch.Object.Kind == events.KindNamespace })
 		}
 		if all {
 			for key, pod := range s.Pods {
@@ -147,11 +147,11 @@ func (c *Controller) Sync(ctx context.Context) (reconcile.Result, error) {
 				keys = map[state.Key]bool{}
 			}
 			for _, ch := range changes {
-				switch ev := ch.Event; ev.Object.Kind {
+				switch ch.Object.Kind {
 				case events.KindPod:
-					keys[state.Key{Namespace: ev.Object.Namespace, Name: ev.Object.Name}] = true
+					keys[state.Key{Namespace: ch.Object.Namespace, Name: ch.Object.Name}] = true
 				case events.KindNode:
-					for key := range s.PodsOnNode(ev.Object.Name) {
+					for key := range s.PodsOnNode(ch.Object.Name) {
 						keys[key] = true
 					}
 				}
