@@ -7,11 +7,13 @@ import (
 )
 
 // backoff remembers the pods that could not be placed (or whose write failed) and decides when
-// to try them again: not before their back-off has passed (1 s, doubling up to 10 s, as
-// kube-scheduler's podInitialBackoff/podMaxBackoff), and for a pod that fit nowhere, not before
-// the cluster changed in a way that could make it fit (a node appeared, became Ready or
-// schedulable, gained capacity or freed requests), or a long while passed without any such
-// change (retryAfter, a safety net like kube-scheduler's unschedulable-queue flush).
+// to try them again. A pod that fit nowhere is tried as soon as the cluster changed in a way
+// that could make it fit (a node appeared, became Ready or schedulable, gained capacity or freed
+// requests), and otherwise after its back-off (1 s, doubling up to 10 s, as kube-scheduler's
+// podInitialBackoff/podMaxBackoff) once a long while passed without any such change
+// (retryAfter, a safety net like kube-scheduler's unschedulable-queue flush). Unlike
+// kube-scheduler it does not wait out the back-off after a change: a pod must never wait for a
+// timer while it could be placed. A pod whose write failed waits out its back-off only.
 //
 // Not safe for concurrent use: the scheduler's loop owns it.
 type backoff struct {
@@ -96,13 +98,16 @@ func (b *backoff) eligible(k state.Key, uid string, now time.Time, gen uint64) b
 		return true
 	}
 	e.seen = b.pass
+	if e.unplaceable && gen > e.gen {
+		// The cluster changed in a way that may make it fit: try now, back-off or not. A pod
+		// never waits for a timer while it could be placed (each change allows one try, and
+		// pods of one requirement class are searched once per batch).
+		return true
+	}
 	if now.Before(e.until) {
 		return false
 	}
-	if !e.unplaceable {
-		return true
-	}
-	return gen > e.gen || !now.Before(e.lastTry.Add(b.retryAfter))
+	return !e.unplaceable || !now.Before(e.lastTry.Add(b.retryAfter))
 }
 
 // next is the earliest time at which some pod could become eligible without further changes to
@@ -111,6 +116,9 @@ func (b *backoff) next(gen uint64) time.Time {
 	var t time.Time
 	for _, e := range b.entries {
 		at := e.until
+		if e.unplaceable && gen > e.gen {
+			at = e.lastTry // eligible already
+		}
 		if e.unplaceable && gen <= e.gen {
 			at = e.lastTry.Add(b.retryAfter)
 			if at.Before(e.until) {

@@ -33,14 +33,19 @@ func TestBackoffEligible(t *testing.T) {
 		want  bool
 	}{
 		{name: "unknown pod", setup: func(*backoff) {}, want: true},
-		{name: "unplaceable, back-off not over", setup: func(b *backoff) { b.unplaceable(k, "u1", t0, 3) }, at: 999 * time.Millisecond, gen: 4},
+		{name: "unplaceable, back-off not over, nothing changed", setup: func(b *backoff) { b.unplaceable(k, "u1", t0, 3) }, at: 999 * time.Millisecond, gen: 3},
+		{name: "unplaceable, back-off not over, a node improved", setup: func(b *backoff) { b.unplaceable(k, "u1", t0, 3) }, at: time.Millisecond, gen: 4, want: true},
 		{name: "unplaceable, back-off over, nothing changed", setup: func(b *backoff) { b.unplaceable(k, "u1", t0, 3) }, at: 2 * time.Second, gen: 3},
 		{name: "unplaceable, back-off over, a node improved", setup: func(b *backoff) { b.unplaceable(k, "u1", t0, 3) }, at: time.Second, gen: 4, want: true},
 		{name: "unplaceable, nothing changed for long", setup: func(b *backoff) { b.unplaceable(k, "u1", t0, 3) }, at: time.Minute, gen: 3, want: true},
 		{name: "second failure doubles the back-off", setup: func(b *backoff) {
-			b.unplaceable(k, "u1", t0, 3)
-			b.unplaceable(k, "u1", t0, 3)
-		}, at: 1500 * time.Millisecond, gen: 4},
+			b.failed(k, "u1", t0)
+			b.failed(k, "u1", t0)
+		}, at: 1500 * time.Millisecond},
+		{name: "second failure, doubled back-off over", setup: func(b *backoff) {
+			b.failed(k, "u1", t0)
+			b.failed(k, "u1", t0)
+		}, at: 2 * time.Second, want: true},
 		{name: "write failure waits out the back-off only", setup: func(b *backoff) { b.failed(k, "u1", t0) }, at: time.Second, gen: 0, want: true},
 		{name: "write failure, back-off not over", setup: func(b *backoff) { b.failed(k, "u1", t0) }, at: time.Millisecond, gen: 9},
 		{name: "a new pod of the same name starts afresh", setup: func(b *backoff) { b.unplaceable(k, "u1", t0, 3) }, uid: "u2", want: true},
@@ -74,8 +79,8 @@ func TestBackoffNextAndSweep(t *testing.T) {
 	if got, want := b.next(5), t0.Add(time.Minute); !got.Equal(want) {
 		t.Errorf("next without a change = %v, want %v", got, want)
 	}
-	if got, want := b.next(6), t0.Add(time.Second); !got.Equal(want) {
-		t.Errorf("next after a change = %v, want %v", got, want)
+	if got, want := b.next(6), t0; !got.Equal(want) {
+		t.Errorf("next after a change = %v, want %v (at once)", got, want)
 	}
 	b.beginPass()
 	b.sweep()
