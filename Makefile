@@ -18,6 +18,9 @@ build:
 	@mkdir -p $(BIN)
 	CGO_ENABLED=0 $(GO) build -o $(BIN)/skiff ./cmd/skiff
 	CGO_ENABLED=0 $(GO) build -o $(BIN)/skiff-scheduler ./services/scheduler/cmd/skiff-scheduler
+	@# The stock server, the very version events/go.mod pins (the one skiff up embeds), for
+	@# multi-machine setups and tests/cmd/applybench -topology split.
+	cd events && CGO_ENABLED=0 $(GO) build -o ../$(BIN)/nats-server github.com/nats-io/nats-server/v2
 	@if [ -d services/nodeagent/cmd/skiff-nodeagent ]; then CGO_ENABLED=0 $(GO) build -o $(BIN)/skiff-nodeagent ./services/nodeagent/cmd/skiff-nodeagent; fi
 	@if [ -d services/netproxy/cmd/skiff-netproxy ]; then CGO_ENABLED=0 $(GO) build -o $(BIN)/skiff-netproxy ./services/netproxy/cmd/skiff-netproxy; fi
 	cd images && GOWORK=off CGO_ENABLED=0 $(GO) run ./build -out ../$(BIN)/images
