@@ -60,6 +60,8 @@ bench: build
 # Issue 9: `skiff apply` of one Deployment of 30,000 replicas onto 1,000 simulated nodes until
 # the last PodBound, with skiff up and the node agent as real processes; 3 runs and medians.
 # Other sizes: make bench-apply APPLYBENCH_FLAGS='-nodes 100 -replicas 3000 -runs 1'
+# The scheduler's own peak RSS, with nats-server and skiff-scheduler as separate processes:
+# make bench-apply APPLYBENCH_FLAGS='-topology split'
 APPLYBENCH_FLAGS ?=
 bench-apply: build
 	cd tests && $(GO) run ./cmd/applybench -bin ../$(BIN) $(APPLYBENCH_FLAGS)
