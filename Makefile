@@ -18,6 +18,9 @@ build:
 	@mkdir -p $(BIN)
 	CGO_ENABLED=0 $(GO) build -o $(BIN)/skiff ./cmd/skiff
 	CGO_ENABLED=0 $(GO) build -o $(BIN)/skiff-scheduler ./services/scheduler/cmd/skiff-scheduler
+	@# The stock server, the very version events/go.mod pins (the one skiff up embeds), for
+	@# multi-machine setups and tests/cmd/applybench -topology split.
+	cd events && CGO_ENABLED=0 $(GO) build -o ../$(BIN)/nats-server github.com/nats-io/nats-server/v2
 	@if [ -d services/nodeagent/cmd/skiff-nodeagent ]; then CGO_ENABLED=0 $(GO) build -o $(BIN)/skiff-nodeagent ./services/nodeagent/cmd/skiff-nodeagent; fi
 	@if [ -d services/netproxy/cmd/skiff-netproxy ]; then CGO_ENABLED=0 $(GO) build -o $(BIN)/skiff-netproxy ./services/netproxy/cmd/skiff-netproxy; fi
 	cd images && GOWORK=off CGO_ENABLED=0 $(GO) run ./build -out ../$(BIN)/images
@@ -57,6 +60,8 @@ bench: build
 # Issue 9: `skiff apply` of one Deployment of 30,000 replicas onto 1,000 simulated nodes until
 # the last PodBound, with skiff up and the node agent as real processes; 3 runs and medians.
 # Other sizes: make bench-apply APPLYBENCH_FLAGS='-nodes 100 -replicas 3000 -runs 1'
+# The scheduler's own peak RSS, with nats-server and skiff-scheduler as separate processes:
+# make bench-apply APPLYBENCH_FLAGS='-topology split'
 APPLYBENCH_FLAGS ?=
 bench-apply: build
 	cd tests && $(GO) run ./cmd/applybench -bin ../$(BIN) $(APPLYBENCH_FLAGS)

@@ -4,21 +4,31 @@
 //
 //	make build && cd tests && go run ./cmd/applybench                 # 1,000 nodes, 30,000 pods, 3 runs
 //	go run ./cmd/applybench -nodes 100 -replicas 3000 -runs 1         # a quick one
+//	go run ./cmd/applybench -topology split                          # the scheduler's own RSS
 //
-// Each run starts from nothing: a fresh data dir, `skiff up --control-plane-only` (embedded NATS
-// and the scheduler in one process, on a free loopback port, plain text), `skiff-nodeagent
-// --simulate NODES` with admin's creds (one process, one connection for all simulated nodes:
-// only admin may write every node's subjects), waits until every node is Ready, then execs
-// `skiff apply -f` (as the CLI user) and follows the log as admin from the head before the
-// apply, until every pod of the Deployment is bound or -timeout passes.
+// Each run starts from nothing: a fresh data dir and a control plane on free loopback ports,
+// laid out by -topology:
+//
+//   - up (the default): `skiff up --control-plane-only`, embedded NATS and the scheduler in one
+//     process, plain text, writes synced at the server's interval. Its peak RSS is both's.
+//   - split: as on real machines, a stock nats-server (bin/nats-server) configured by `skiff
+//     cluster init --server n1=127.0.0.1:PORT` (TLS, JWTs, sync_interval: always) and run from
+//     its servers/n1 directory, the log made by `skiff cluster bootstrap --replicas 1`, and
+//     skiff-scheduler with the scheduler's creds. Their peak RSS are apart: issue 9 bounds the
+//     scheduler's.
+//
+// Then `skiff-nodeagent --simulate NODES` with admin's creds (one process, one connection for
+// all simulated nodes: only admin may write every node's subjects); it waits until every node
+// is Ready, then execs `skiff apply -f` (as the CLI user) and follows the log as admin from the
+// head before the apply, until every pod of the Deployment is bound or -timeout passes.
 //
 // Times are the log's own (each event's time, written by admission and the scheduler's loops on
 // this machine's clock): DeploymentApplied → the last PodBound (the headline), the deployments
 // controller's phase (first → last PodCreated), and when 50 %, 99 % and 100 % of the pods were
 // bound, so a tail shows as the gap between p99 and 100 %. Besides: this process's wall time
 // from exec of `skiff apply` to seeing the last PodBound, the `skiff apply` process's own time,
-// `skiff get pods -A` once all are bound (exec to exit, output drained), and skiff up's peak RSS
-// (VmHWM: NATS and the scheduler together). It prints one table row per run and the medians.
+// `skiff get pods -A` once all are bound (exec to exit, output drained), and the peak RSS
+// (VmHWM) of the control plane's processes. It prints one table row per run and the medians.
 //
 // Everything started is stopped by its PID (SIGTERM, then SIGKILL), and the data dir removed,
 // also when a run fails; the processes' logs stay in a directory it names.
@@ -30,6 +40,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"os"
 	"os/exec"
@@ -47,7 +58,7 @@ import (
 )
 
 type options struct {
-	bin                  string
+	bin, topology        string
 	runs, nodes          int
 	replicas             int
 	timeout, setup, stop time.Duration
@@ -55,7 +66,8 @@ type options struct {
 
 func main() {
 	var o options
-	flag.StringVar(&o.bin, "bin", "", "directory holding skiff and skiff-nodeagent (default: bin/ of the checkout, beside the tests module)")
+	flag.StringVar(&o.bin, "bin", "", "directory holding skiff and skiff-nodeagent, and for -topology split nats-server and skiff-scheduler (default: bin/ of the checkout, beside the tests module)")
+	flag.StringVar(&o.topology, "topology", "up", "the control plane's processes: up (skiff up, NATS and the scheduler in one) or split (nats-server and skiff-scheduler apart)")
 	flag.IntVar(&o.runs, "runs", 3, "runs, each on a fresh cluster")
 	flag.IntVar(&o.nodes, "nodes", 1000, "simulated nodes")
 	flag.IntVar(&o.replicas, "replicas", 30000, "replicas of the Deployment")
@@ -81,11 +93,15 @@ func bench(ctx context.Context, o options) error {
 	if o.runs < 1 || o.nodes < 1 || o.replicas < 1 {
 		return errors.New("-runs, -nodes and -replicas must be at least 1")
 	}
+	topo, ok := topologies[o.topology]
+	if !ok {
+		return fmt.Errorf("-topology %q: want one of %s", o.topology, strings.Join(slices.Sorted(maps.Keys(topologies)), ", "))
+	}
 	bin, err := binDir(o.bin)
 	if err != nil {
 		return err
 	}
-	for _, b := range []string{"skiff", "skiff-nodeagent"} {
+	for _, b := range append(topo.binaries(), nameNodeAgent) {
 		if _, err := os.Stat(filepath.Join(bin, b)); err != nil {
 			return fmt.Errorf("%w (run make build, or point -bin at the binaries)", err)
 		}
@@ -94,14 +110,14 @@ func bench(ctx context.Context, o options) error {
 	if err != nil {
 		return err
 	}
-	fmt.Printf("applybench: %d nodes, Deployment of %d replicas, %d run(s); binaries %s; logs %s\n", o.nodes, o.replicas, o.runs, bin, logDir)
+	fmt.Printf("applybench: %d nodes, Deployment of %d replicas, %d run(s), topology %s; binaries %s; logs %s\n", o.nodes, o.replicas, o.runs, o.topology, bin, logDir)
 	fmt.Printf("machine: %d CPUs, %s/%s, load average at start %s\n", runtime.NumCPU(), runtime.GOOS, runtime.GOARCH, loadavg())
 	fmt.Println()
-	fmt.Println(header)
+	fmt.Println(header(topo.measured()))
 	var rs []result
 	var failed []string
 	for i := 1; i <= o.runs && ctx.Err() == nil; i++ {
-		r, err := runOnce(ctx, o, bin, logDir, i)
+		r, err := runOnce(ctx, o, topo, &cluster{bin: bin, logDir: logDir, n: i})
 		if err != nil {
 			fmt.Printf("| %d | FAILED: %v |\n", i, firstLine(err))
 			fmt.Fprintf(os.Stderr, "run %d failed: %v\n", i, err)
@@ -150,18 +166,31 @@ type result struct {
 	// last PodCreated; applyCLI is the skiff apply process's exec → exit; getPods is skiff get
 	// pods -A's.
 	wall, createdSeen, applyCLI, getPods time.Duration
-	// upRSS is skiff up's peak RSS in bytes.
-	upRSS int64
+	// peakRSS is the peak RSS in bytes of each of the topology's measured processes.
+	peakRSS []int64
 }
 
-const header = "| run | apply→last bound | pods/s | created first→last | apply→first created | apply→50% | apply→99% | apply→100% | 99%→100% | exec apply→last created seen | exec apply→last bound seen | skiff apply | get pods -A | skiff up peak RSS |\n" +
-	"|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+// header is the table's, with a peak RSS column for each of the measured processes.
+func header(measured []string) string {
+	var h, rule strings.Builder
+	h.WriteString("| run | apply→last bound | pods/s | created first→last | apply→first created | apply→50% | apply→99% | apply→100% | 99%→100% | exec apply→last created seen | exec apply→last bound seen | skiff apply | get pods -A |")
+	rule.WriteString("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+	for _, m := range measured {
+		fmt.Fprintf(&h, " %s peak RSS |", m)
+		rule.WriteString("---|")
+	}
+	return h.String() + "\n" + rule.String()
+}
 
 func (r result) row(name string) string {
-	return fmt.Sprintf("| %s | **%s** | %.0f | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %d MiB |",
+	s := fmt.Sprintf("| %s | **%s** | %.0f | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |",
 		name, secs(r.applyToLast), r.podsPerSec, secs(r.createPhase), secs(r.applyToFirstCreated),
 		secs(r.applyToP50), secs(r.applyToP99), secs(r.applyToLast), secs(r.applyToLast-r.applyToP99),
-		secs(r.createdSeen), secs(r.wall), secs(r.applyCLI), secs(r.getPods), r.upRSS>>20)
+		secs(r.createdSeen), secs(r.wall), secs(r.applyCLI), secs(r.getPods))
+	for _, b := range r.peakRSS {
+		s += fmt.Sprintf(" %d MiB |", b>>20)
+	}
+	return s
 }
 
 // medians is each column's median over the runs (columns separately, so not one run's row).
@@ -183,7 +212,10 @@ func medians(rs []result) result {
 	m.createdSeen = d(func(r result) time.Duration { return r.createdSeen })
 	m.applyCLI = d(func(r result) time.Duration { return r.applyCLI })
 	m.getPods = d(func(r result) time.Duration { return r.getPods })
-	m.upRSS = int64(d(func(r result) time.Duration { return time.Duration(r.upRSS) }))
+	// Every run of a topology measures the same processes.
+	for i := range rs[0].peakRSS {
+		m.peakRSS = append(m.peakRSS, int64(d(func(r result) time.Duration { return time.Duration(r.peakRSS[i]) })))
+	}
 	rates := make([]float64, len(rs))
 	for i, r := range rs {
 		rates[i] = r.podsPerSec
@@ -203,53 +235,42 @@ func median[T ~int64 | ~float64](v []T) T {
 	return (s[n/2-1] + s[n/2]) / 2
 }
 
-// runOnce is one run on a cluster of its own.
-func runOnce(ctx context.Context, o options, bin, logDir string, n int) (r result, err error) {
-	skiff := filepath.Join(bin, "skiff")
-	dir, err := os.MkdirTemp("", "applybench-data-")
-	if err != nil {
+// runOnce is one run on a cluster of its own: c has no directory and no process yet.
+func runOnce(ctx context.Context, o options, topo topology, c *cluster) (r result, err error) {
+	if c.dir, err = os.MkdirTemp("", "applybench-data-"); err != nil {
 		return r, err
 	}
-	defer os.RemoveAll(dir)
-	admin := filepath.Join(dir, "auth", "config", "admin.yaml")
-	user := filepath.Join(dir, "auth", "config", "user.yaml")
-	port, err := freePort()
-	if err != nil {
-		return r, err
-	}
-	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
-
-	var procs []*proc
-	// Stop what was started, newest first (the nodes before the control plane they talk to).
+	defer os.RemoveAll(c.dir)
+	// Stop what was started before the directory goes, also what a failed start left.
 	defer func() {
-		for _, p := range slices.Backward(procs) {
-			if serr := p.stop(o.stop); serr != nil {
-				fmt.Fprintf(os.Stderr, "run %d: %v\n", n, serr)
-			}
+		for _, serr := range c.stop(o.stop) {
+			c.status("%v", serr)
 		}
 		if err != nil {
-			for _, p := range procs {
+			for _, p := range c.procs {
 				err = fmt.Errorf("%w\n  %s's log (%s) ends:\n%s", err, p.name, p.logPath, tail(p.logPath, 30))
 			}
 		}
 	}()
-	status := func(format string, args ...any) {
-		fmt.Fprintf(os.Stderr, "run %d: %s\n", n, fmt.Sprintf(format, args...))
-	}
 
 	started := time.Now()
-	up, err := startProc("skiff up", filepath.Join(logDir, fmt.Sprintf("run%d-up.log", n)),
-		skiff, "up", "--control-plane-only", "--data-dir", dir, "--listen", addr, "--client-config", "", "--log-level", "warn")
+	cp, err := topo.start(ctx, c, o)
 	if err != nil {
 		return r, err
 	}
-	procs = append(procs, up)
-	status("skiff up pid %d on %s, data %s, log %s", up.pid(), addr, dir, up.logPath)
+	// The table's columns are named before any run: the processes must be those.
+	names := make([]string, len(cp.measured))
+	for i, p := range cp.measured {
+		names[i] = p.name
+	}
+	if !slices.Equal(names, topo.measured()) {
+		return r, fmt.Errorf("the control plane measures %q, the table names %q", names, topo.measured())
+	}
 	err = poll(ctx, "control plane answering", o.setup, 100*time.Millisecond, func() (string, error) {
-		if err := up.running(); err != nil {
+		if err := c.running(); err != nil {
 			return "", err
 		}
-		out, err := run(ctx, 10*time.Second, skiff, "--config", admin, "get", "nodes")
+		out, err := run(ctx, 10*time.Second, c.skiff(), "--config", cp.admin, "get", "nodes")
 		if err != nil {
 			return firstLine(fmt.Errorf("%w: %s", err, out)), errNotYet
 		}
@@ -258,22 +279,19 @@ func runOnce(ctx context.Context, o options, bin, logDir string, n int) (r resul
 	if err != nil {
 		return r, err
 	}
-	status("control plane answers after %s", secs(time.Since(started)))
+	c.status("control plane answers after %s", secs(time.Since(started)))
 
 	started = time.Now()
-	agent, err := startProc("skiff-nodeagent", filepath.Join(logDir, fmt.Sprintf("run%d-nodeagent.log", n)),
-		filepath.Join(bin, "skiff-nodeagent"), "--simulate", strconv.Itoa(o.nodes), "--config", admin, "--log-level", "warn")
+	agent, err := c.start(nameNodeAgent, "nodeagent", "", filepath.Join(c.bin, nameNodeAgent),
+		"--simulate", strconv.Itoa(o.nodes), "--config", cp.admin, "--log-level", "warn")
 	if err != nil {
 		return r, err
 	}
-	procs = append(procs, agent)
 	err = poll(ctx, fmt.Sprintf("%d nodes Ready", o.nodes), o.setup, 500*time.Millisecond, func() (string, error) {
-		for _, p := range procs {
-			if err := p.running(); err != nil {
-				return "", err
-			}
+		if err := c.running(); err != nil {
+			return "", err
 		}
-		out, err := run(ctx, 30*time.Second, skiff, "--config", admin, "get", "nodes")
+		out, err := run(ctx, 30*time.Second, c.skiff(), "--config", cp.admin, "get", "nodes")
 		if err != nil {
 			return firstLine(fmt.Errorf("%w: %s", err, out)), errNotYet
 		}
@@ -286,10 +304,10 @@ func runOnce(ctx context.Context, o options, bin, logDir string, n int) (r resul
 	if err != nil {
 		return r, err
 	}
-	status("%d simulated nodes (pid %d) Ready after %s", o.nodes, agent.pid(), secs(time.Since(started)))
+	c.status("%d simulated nodes (pid %d) Ready after %s", o.nodes, agent.pid(), secs(time.Since(started)))
 
 	// Follow the log from its head: everything the apply causes comes after.
-	nc, err := client.Connect(client.Options{Config: admin, Name: "applybench"})
+	nc, err := client.Connect(client.Options{Config: cp.admin, Name: "applybench"})
 	if err != nil {
 		return r, fmt.Errorf("connect as admin: %w", err)
 	}
@@ -321,17 +339,17 @@ func runOnce(ctx context.Context, o options, bin, logDir string, n int) (r resul
 		return r, ctx.Err()
 	}
 
-	manifest := filepath.Join(dir, "deployment.yaml")
+	manifest := filepath.Join(c.dir, "deployment.yaml")
 	if err := os.WriteFile(manifest, []byte(deploymentYAML(o.replicas)), 0o644); err != nil {
 		return r, err
 	}
 	t0 := time.Now()
-	out, err := run(ctx, time.Minute, skiff, "--config", user, "apply", "-f", manifest)
+	out, err := run(ctx, time.Minute, c.skiff(), "--config", cp.user, "apply", "-f", manifest)
 	r.applyCLI = time.Since(t0)
 	if err != nil {
 		return r, fmt.Errorf("skiff apply: %w: %s", err, out)
 	}
-	status("skiff apply took %s: %s", secs(r.applyCLI), strings.TrimSpace(out))
+	c.status("skiff apply took %s: %s", secs(r.applyCLI), strings.TrimSpace(out))
 
 	deadline := time.NewTimer(o.timeout - time.Since(t0))
 	defer deadline.Stop()
@@ -343,11 +361,9 @@ wait:
 		case <-w.all:
 			break wait
 		case <-tick.C:
-			status("+%s: %v", secs(time.Since(t0)), w.progress())
-			for _, p := range procs {
-				if err := p.running(); err != nil {
-					return r, fmt.Errorf("during the apply: %w (%v)", err, w.progress())
-				}
+			c.status("+%s: %v", secs(time.Since(t0)), w.progress())
+			if err := c.running(); err != nil {
+				return r, fmt.Errorf("during the apply: %w (%v)", err, w.progress())
 			}
 		case err := <-followed:
 			followed <- err
@@ -363,15 +379,15 @@ wait:
 		return r, err
 	}
 	if p := w.progress(); p.unsched > 0 {
-		status("note: %d PodUnschedulable events for the Deployment's pods", p.unsched)
+		c.status("note: %d PodUnschedulable events for the Deployment's pods", p.unsched)
 	}
-	status("PodCreated by controller pass (event time after the apply → pods): %s", w.createdPasses(10))
-	status("tail: %s", w.tail(5))
+	c.status("PodCreated by controller pass (event time after the apply → pods): %s", w.createdPasses(10))
+	c.status("tail: %s", w.tail(5))
 
 	// What a user does next: list them all.
 	lines := &lineCounter{}
 	t1 := time.Now()
-	get := exec.CommandContext(ctx, skiff, "--config", user, "get", "pods", "-A")
+	get := exec.CommandContext(ctx, c.skiff(), "--config", cp.user, "get", "pods", "-A")
 	get.Stdout = lines
 	var stderr strings.Builder
 	get.Stderr = &stderr
@@ -380,17 +396,23 @@ wait:
 	}
 	r.getPods = time.Since(t1)
 	if lines.n != o.replicas+1 {
-		status("note: skiff get pods -A printed %d lines (%d bytes), want %d pods and a header", lines.n, lines.bytes, o.replicas)
+		c.status("note: skiff get pods -A printed %d lines (%d bytes), want %d pods and a header", lines.n, lines.bytes, o.replicas)
 	}
 
-	if r.upRSS, err = up.peakRSS(); err != nil {
-		return r, fmt.Errorf("skiff up's peak RSS: %w", err)
+	for _, p := range cp.measured {
+		rss, err := p.peakRSS()
+		if err != nil {
+			return r, fmt.Errorf("%s's peak RSS: %w", p.name, err)
+		}
+		r.peakRSS = append(r.peakRSS, rss)
 	}
 	if rss, err := agent.peakRSS(); err == nil {
-		status("skiff-nodeagent (%d simulated nodes) peak RSS %d MiB", o.nodes, rss>>20)
+		c.status("skiff-nodeagent (%d simulated nodes) peak RSS %d MiB", o.nodes, rss>>20)
 	}
-	if note := logNotes(up.logPath); note != "" {
-		status("skiff up's log %s has warnings or errors:\n%s", up.logPath, note)
+	for _, p := range c.procs {
+		if note := logNotes(p.logPath); note != "" {
+			c.status("%s's log %s has warnings or errors:\n%s", p.name, p.logPath, note)
+		}
 	}
 	return r, nil
 }
@@ -453,7 +475,11 @@ func (c *lineCounter) Write(p []byte) (int, error) {
 
 var _ io.Writer = (*lineCounter)(nil)
 
-// logNotes is the count and the first few of the WARN and ERROR lines in a log.
+// warnMarks mark the warnings and errors of a log: slog's text handler's (Skiff's programs) and
+// nats-server's.
+var warnMarks = []string{"level=WARN", "level=ERROR", "[WRN]", "[ERR]", "[FTL]"}
+
+// logNotes is the count and the first few of the warning and error lines in a log.
 func logNotes(path string) string {
 	data, err := os.ReadFile(path)
 	if err != nil {
@@ -461,7 +487,7 @@ func logNotes(path string) string {
 	}
 	var hits []string
 	for line := range strings.Lines(string(data)) {
-		if strings.Contains(line, "level=WARN") || strings.Contains(line, "level=ERROR") {
+		if slices.ContainsFunc(warnMarks, func(m string) bool { return strings.Contains(line, m) }) {
 			hits = append(hits, strings.TrimSpace(line))
 		}
 	}
@@ -505,4 +531,9 @@ func secs(d time.Duration) string {
 func firstLine(err error) string {
 	s, _, _ := strings.Cut(err.Error(), "\n")
 	return s
+}
+
+// oneLine is s's lines joined with "; ".
+func oneLine(s string) string {
+	return strings.Join(strings.Split(strings.TrimSpace(s), "\n"), "; ")
 }

@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -24,9 +26,59 @@ type proc struct {
 	err    error
 }
 
-// startProc starts argv with stdout and stderr going to logPath. The child gets SIGKILL if the
-// benchmark itself dies, so a killed benchmark leaves no cluster behind.
-func startProc(name, logPath string, argv ...string) (*proc, error) {
+// cluster is one run's directory and the processes started for it.
+type cluster struct {
+	// bin holds the binaries, dir is the run's data (removed after it), logDir the logs (kept).
+	bin, dir, logDir string
+	// n is the run's number.
+	n     int
+	procs []*proc
+}
+
+func (c *cluster) skiff() string { return filepath.Join(c.bin, "skiff") }
+
+// start starts argv in workDir ("" for this process's) as startProc does, with its log in
+// logDir as runN-logName.log, and keeps it to be stopped with the run's.
+func (c *cluster) start(name, logName, workDir string, argv ...string) (*proc, error) {
+	p, err := startProc(name, filepath.Join(c.logDir, fmt.Sprintf("run%d-%s.log", c.n, logName)), workDir, argv...)
+	if err != nil {
+		return nil, err
+	}
+	c.procs = append(c.procs, p)
+	return p, nil
+}
+
+// running reports the first of the run's processes that has exited.
+func (c *cluster) running() error {
+	for _, p := range c.procs {
+		if err := p.running(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// stop stops every process, newest first (the nodes before the control plane they talk to,
+// the scheduler before its NATS server), and returns the processes that needed SIGKILL.
+func (c *cluster) stop(grace time.Duration) []error {
+	var errs []error
+	for _, p := range slices.Backward(c.procs) {
+		if err := p.stop(grace); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errs
+}
+
+// status prints a progress line of the run.
+func (c *cluster) status(format string, args ...any) {
+	fmt.Fprintf(os.Stderr, "run %d: %s\n", c.n, fmt.Sprintf(format, args...))
+}
+
+// startProc starts argv in workDir ("" for this process's) with stdout and stderr going to
+// logPath. The child gets SIGKILL if the benchmark itself dies, so a killed benchmark leaves no
+// cluster behind.
+func startProc(name, logPath, workDir string, argv ...string) (*proc, error) {
 	f, err := os.Create(logPath)
 	if err != nil {
 		return nil, fmt.Errorf("%s: log file: %w", name, err)
@@ -34,6 +86,7 @@ func startProc(name, logPath string, argv ...string) (*proc, error) {
 	// The child has its own copy of the descriptor once started.
 	defer f.Close()
 	cmd := exec.Command(argv[0], argv[1:]...)
+	cmd.Dir = workDir
 	cmd.Stdout, cmd.Stderr = f, f
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
