@@ -36,10 +36,9 @@ type Controller struct {
 	loop *reconcile.Loop
 
 	mu sync.Mutex
-	// changes, while Run runs, collects what the fold applied since the last pass, so a pass
-	// looks only at the Deployments that changed or whose pods did. Nil (Sync called alone):
-	// every pass looks at everything.
-	changes *live.Changes
+	// changes, while Run runs, is what the fold applied since the last pass: a pass looks only
+	// at what it touches. Nothing watched (Sync called alone): a pass looks at everything.
+	changes reconcile.Changes
 	// hashes remembers each Deployment's template hash between passes: hashing encodes the
 	// template, the dearest part of a pass. An entry is for the state's object it was computed
 	// from, which the fold replaces on every DeploymentApplied (and only that changes a
@@ -84,18 +83,7 @@ func (c *Controller) Run(ctx context.Context) error {
 // Watch makes passes look only at what changed from now on (the first one at everything), as
 // under Run; the returned function stops that. For tests and benchmarks that take the passes
 // one at a time.
-func (c *Controller) Watch() (stop func()) {
-	changes := c.cfg.Projection.Watch()
-	c.mu.Lock()
-	c.changes = changes
-	c.mu.Unlock()
-	return func() {
-		c.cfg.Projection.Unwatch(changes)
-		c.mu.Lock()
-		c.changes = nil
-		c.mu.Unlock()
-	}
-}
+func (c *Controller) Watch() (stop func()) { return c.changes.Watch(c.cfg.Projection) }
 
 // Sync is one pass: it decides from one view of the state and appends the decisions. Under Run
 // it looks at the Deployments that changed since the last pass, or whose pods did, and at pods
@@ -105,10 +93,7 @@ func (c *Controller) Sync(ctx context.Context) (reconcile.Result, error) {
 	now := c.cfg.Clock()
 	b := reconcile.NewBatch(now, events.Meta{Actor: c.cfg.Actor})
 	c.mu.Lock()
-	changes, all := []live.Change(nil), true
-	if c.changes != nil {
-		changes, all = c.changes.Take()
-	}
+	changes, all := c.changes.Take()
 	c.cfg.Projection.View(func(s *state.State) {
 		if all {
 			c.syncAll(s, now, b)
@@ -116,14 +101,9 @@ func (c *Controller) Sync(ctx context.Context) (reconcile.Result, error) {
 		}
 		c.syncChanged(s, changes, now, b)
 	})
-	watched := c.changes
 	c.mu.Unlock()
 	res, err := b.Flush(ctx, c.cfg.Log)
-	if (err != nil || res.Conflicts > 0) && watched != nil {
-		// What did not land is decided again, from everything: the changes that led to it are
-		// gone from the watch.
-		watched.Redo()
-	}
+	c.changes.Done(res, err)
 	return res, err
 }
 

@@ -2,6 +2,7 @@ package deployments
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -12,11 +13,12 @@ import (
 	"skiff.dev/events"
 	"skiff.dev/events/state"
 	ct "skiff.dev/services/scheduler/internal/controllers/controllerstest"
+	"skiff.dev/services/scheduler/internal/controllers/reconcile"
 )
 
 // Under Run a pass looks only at what changed: a pod's status change syncs its own Deployment
-// and no other; a deleted Deployment's pods are collected without syncing any Deployment; Redo
-// (after a pass that did not land) looks at everything again.
+// and no other; a deleted Deployment's pods are collected without syncing any Deployment; after
+// a pass whose writes did not land, the next one looks at everything again.
 func TestPassTouchesOnlyWhatChanged(t *testing.T) {
 	c := ct.NewCluster(t)
 	c.RegisterNode("n1", "192.168.0.1")
@@ -99,11 +101,11 @@ func TestPassTouchesOnlyWhatChanged(t *testing.T) {
 	if got := ctl.synced - before; got != 0 {
 		t.Errorf("nothing changed: %d Deployments synced, want 0", got)
 	}
-	ctl.changes.Redo()
+	ctl.changes.Done(reconcile.Result{}, errors.New("a write did not land"))
 	before = ctl.synced
 	c.Step(ctl.Sync)
 	if got := ctl.synced - before; got != 2 {
-		t.Errorf("after Redo: %d Deployments synced, want 2 (web and api)", got)
+		t.Errorf("after a pass whose writes did not land: %d Deployments synced, want 2 (web and api)", got)
 	}
 }
 

@@ -33,9 +33,9 @@ type Controller struct {
 	loop *reconcile.Loop
 
 	mu sync.Mutex
-	// changes, while Run runs, collects what the fold applied since the last pass (see
-	// live.Watch); nil: every pass looks at everything.
-	changes *live.Changes
+	// changes, while Run runs, is what the fold applied since the last pass: a pass looks only
+	// at what it touches. Nothing watched (Sync called alone): a pass looks at everything.
+	changes reconcile.Changes
 	// members are, per selecting Service, the pods its selector matches in its namespace
 	// (endpoints or not), and selects the Services by one pair of their selectors: kept from
 	// one full pass to the next, so that a pod's change finds its Services and a Service's
@@ -76,18 +76,7 @@ func (c *Controller) Run(ctx context.Context) error {
 // Watch makes passes look only at what changed from now on (the first one at everything), as
 // under Run; the returned function stops that. For tests and benchmarks that take the passes
 // one at a time.
-func (c *Controller) Watch() (stop func()) {
-	changes := c.cfg.Projection.Watch()
-	c.mu.Lock()
-	c.changes = changes
-	c.mu.Unlock()
-	return func() {
-		c.cfg.Projection.Unwatch(changes)
-		c.mu.Lock()
-		c.changes = nil
-		c.mu.Unlock()
-	}
-}
+func (c *Controller) Watch() (stop func()) { return c.changes.Watch(c.cfg.Projection) }
 
 // Sync is one pass. Under Run it looks at what changed since the last pass; otherwise (and on
 // Run's first pass, or after a Service or namespace changed) at every Service. Tests call it to
@@ -95,10 +84,7 @@ func (c *Controller) Watch() (stop func()) {
 func (c *Controller) Sync(ctx context.Context) (reconcile.Result, error) {
 	b := reconcile.NewBatch(c.cfg.Clock(), events.Meta{Actor: c.cfg.Actor})
 	c.mu.Lock()
-	changes, all := []live.Change(nil), true
-	if c.changes != nil {
-		changes, all = c.changes.Take()
-	}
+	changes, all := c.changes.Take()
 	c.cfg.Projection.View(func(s *state.State) {
 		if !all {
 			all = needsAll(changes)
@@ -114,12 +100,9 @@ func (c *Controller) Sync(ctx context.Context) (reconcile.Result, error) {
 			c.syncService(s, key, b)
 		}
 	})
-	watched := c.changes
 	c.mu.Unlock()
 	res, err := b.Flush(ctx, c.cfg.Log)
-	if (err != nil || res.Conflicts > 0) && watched != nil {
-		watched.Redo() // decide what did not land again, from everything
-	}
+	c.changes.Done(res, err)
 	return res, err
 }
 

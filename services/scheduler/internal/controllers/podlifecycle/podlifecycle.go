@@ -54,9 +54,9 @@ type Controller struct {
 	loop *reconcile.Loop
 
 	mu sync.Mutex
-	// changes, while Run runs, collects what the fold applied since the last pass (see
-	// live.Watch); nil: every pass looks at every pod.
-	changes *live.Changes
+	// changes, while Run runs, is what the fold applied since the last pass: a pass looks only
+	// at what it touches. Nothing watched (Sync called alone): a pass looks at everything.
+	changes reconcile.Changes
 	// watching are the pods the last pass left with something still to come (being deleted, on
 	// a node that is not Ready): every pass looks at them again, with the pods that changed.
 	watching map[state.Key]bool
@@ -100,18 +100,7 @@ func (c *Controller) Run(ctx context.Context) error {
 // Watch makes passes look only at what changed from now on (the first one at everything), as
 // under Run; the returned function stops that. For tests and benchmarks that take the passes
 // one at a time.
-func (c *Controller) Watch() (stop func()) {
-	changes := c.cfg.Projection.Watch()
-	c.mu.Lock()
-	c.changes = changes
-	c.mu.Unlock()
-	return func() {
-		c.cfg.Projection.Unwatch(changes)
-		c.mu.Lock()
-		c.changes = nil
-		c.mu.Unlock()
-	}
-}
+func (c *Controller) Watch() (stop func()) { return c.changes.Watch(c.cfg.Projection) }
 
 // Sync is one pass. Under Run it looks at what changed since the last pass and at the pods it
 // is watching; otherwise (and on Run's first pass, or after a namespace changed) at every pod.
@@ -121,10 +110,7 @@ func (c *Controller) Sync(ctx context.Context) (reconcile.Result, error) {
 	b := reconcile.NewBatch(now, events.Meta{Actor: c.cfg.Actor})
 	var due time.Time
 	c.mu.Lock()
-	changes, all := []live.Change(nil), true
-	if c.changes != nil {
-		changes, all = c.changes.Take()
-	}
+	changes, all := c.changes.Take()
 	c.cfg.Projection.View(func(s *state.State) {
 		p := pass{cfg: &c.cfg, s: s, now: now, b: b}
 		watching := map[state.Key]bool{}
@@ -165,12 +151,9 @@ func (c *Controller) Sync(ctx context.Context) (reconcile.Result, error) {
 		c.watching = watching
 		due = p.due
 	})
-	watched := c.changes
 	c.mu.Unlock()
 	res, err := b.Flush(ctx, c.cfg.Log)
-	if (err != nil || res.Conflicts > 0) && watched != nil {
-		watched.Redo() // decide what did not land again, from everything
-	}
+	c.changes.Done(res, err)
 	if !due.IsZero() {
 		res.Requeue(due)
 	}

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"skiff.dev/events"
@@ -231,4 +232,49 @@ func (b *Batch) Flush(ctx context.Context, log Log) (Result, error) {
 		return res, fmt.Errorf("append %d events (%d landed, %d conflicts, %d fenced): %w", len(b.writes), res.Written, res.Conflicts, res.Fenced, errs)
 	}
 	return res, nil
+}
+
+// Changes is what a controller's passes take from the projection's watch (live.Watch) while it
+// runs: nothing watched means every pass looks at everything. Safe for concurrent use.
+type Changes struct {
+	mu sync.Mutex
+	w  *live.Changes
+}
+
+// Watch starts watching p (the first Take asks for everything); stop ends it.
+func (c *Changes) Watch(p *live.Projection) (stop func()) {
+	w := p.Watch()
+	c.mu.Lock()
+	c.w = w
+	c.mu.Unlock()
+	return func() {
+		p.Unwatch(w)
+		c.mu.Lock()
+		c.w = nil
+		c.mu.Unlock()
+	}
+}
+
+// Take returns the changes since the last Take, or all true when the pass must look at
+// everything (nothing watched, the first Take, an overflow, a Redo).
+func (c *Changes) Take() (changes []live.Change, all bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.w == nil {
+		return nil, true
+	}
+	return c.w.Take()
+}
+
+// Done ends a pass: if its writes did not all land (err, or conflicts), the next pass looks at
+// everything, since the changes that led to them were taken.
+func (c *Changes) Done(res Result, err error) {
+	if err == nil && res.Conflicts == 0 {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.w != nil {
+		c.w.Redo()
+	}
 }
