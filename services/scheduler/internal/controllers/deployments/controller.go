@@ -30,6 +30,9 @@ type Config struct {
 // DefaultActor is Config.Actor's default.
 const DefaultActor = "scheduler/controllers"
 
+// CreateBurst is the most pods one pass creates for one Deployment.
+const CreateBurst = 5000
+
 // Controller keeps every Deployment's pods as its spec says.
 type Controller struct {
 	cfg  Config
@@ -356,7 +359,10 @@ func (c *Controller) syncDeployment(s *state.State, key state.Key, d *state.Depl
 	for _, p := range firstToDelete(ps.oldReady, plan.DeleteOldReady) {
 		requestDeletion(s, p, b)
 	}
-	for range plan.Create {
+	// At most CreateBurst new pods a pass: a pass holds its writes, encoded, until they land
+	// (150,000 at once cost the scheduler about a gigabyte), and the scheduler can place the
+	// first ones while the next pass creates more. A pass that wrote runs again at once.
+	for range min(plan.Create, CreateBurst) {
 		pod := newPod(d, hash)
 		// A random suffix repeats one of this pass or one the log has seen about once in 14
 		// million pairs: some 30 times among 30,000 pods. Such a pod would wait for a later

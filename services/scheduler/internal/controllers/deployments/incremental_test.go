@@ -109,22 +109,25 @@ func TestPassTouchesOnlyWhatChanged(t *testing.T) {
 	}
 }
 
-// A pass creates every pod a large Deployment needs at once: random names that repeat (about 30
-// among 30,000) are drawn again instead of waiting for a later pass, which showed as a tail of
-// about 30 pods created seconds after the rest.
-func TestOnePassCreatesEveryPod(t *testing.T) {
+// A large Deployment gets its pods in passes of CreateBurst, each creating exactly that many
+// (the last one the rest): random names that repeat (about 30 among 30,000) are drawn again
+// instead of waiting for a later pass, which showed as a tail of about 30 pods created seconds
+// after the rest.
+func TestPassesCreateEveryPod(t *testing.T) {
 	const replicas = 30000
 	m := ct.NewMemLog()
 	d := ct.Deployment("big", replicas, "demo:v1")
 	m.Add(events.ObjectRef{Kind: events.KindDeployment, Namespace: "default", Name: "big", UID: d.Metadata.UID}, "", &events.DeploymentApplied{Deployment: d})
 	ctl := New(Config{Log: m, Projection: m.P, Clock: ct.NewClock(ct.T0).Now})
-	res, err := ctl.Sync(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	var pods int
-	m.P.View(func(s *state.State) { pods = len(s.PodsOwnedBy(d.Metadata.UID)) })
-	if pods != replicas || res.Conflicts != 0 {
-		t.Errorf("one pass created %d pods (%d conflicts), want %d", pods, res.Conflicts, replicas)
+	for pass := 1; pass <= replicas/CreateBurst; pass++ {
+		res, err := ctl.Sync(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		var pods int
+		m.P.View(func(s *state.State) { pods = len(s.PodsOwnedBy(d.Metadata.UID)) })
+		if pods != pass*CreateBurst || res.Conflicts != 0 {
+			t.Fatalf("after pass %d: %d pods (%d conflicts), want %d", pass, pods, res.Conflicts, pass*CreateBurst)
+		}
 	}
 }
