@@ -1,6 +1,7 @@
 package scheduler
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -8,6 +9,7 @@ import (
 	"log/slog"
 	"net/netip"
 	"os"
+	"runtime/pprof"
 	"sync"
 	"time"
 
@@ -183,11 +185,33 @@ func lead(ctx context.Context, cfg Config, st *store.Store, proj *live.Projectio
 		return
 	}
 	log.Info("term began", "term", term.Number, "seq", term.Seq)
-	if err := proj.WaitSeq(tctx, term.Seq); err == nil {
+	if err := waitTermSeq(tctx, proj, term.Seq, log); err == nil {
 		runLoops(tctx, cfg, st, proj, term, actor, log)
 	}
 	term.End(log)
 	log.Info("control loops stopped", "term", term.Number)
+}
+
+// termSeqWarn is how long the projection may take to reach a new term's sequence before the
+// wait is reported.
+const termSeqWarn = 10 * time.Second
+
+// waitTermSeq waits until the projection has applied seq. The loops wait for it; if it takes
+// long, say so once, with every goroutine's stack: a projection that stopped folding (seen once
+// after a freeze and thaw under load, not understood yet) leaves the cluster without a leader
+// that acts.
+func waitTermSeq(ctx context.Context, proj *live.Projection, seq uint64, log *slog.Logger) error {
+	wctx, cancel := context.WithTimeout(ctx, termSeqWarn)
+	err := proj.WaitSeq(wctx, seq)
+	cancel()
+	if err == nil || ctx.Err() != nil {
+		return err
+	}
+	var stacks bytes.Buffer
+	_ = pprof.Lookup("goroutine").WriteTo(&stacks, 1)
+	log.Warn("the projection has not reached the new term's sequence", "after", termSeqWarn, "at", proj.Seq(), "want", seq,
+		"goroutines", stacks.String())
+	return proj.WaitSeq(ctx, seq)
 }
 
 // runLoops runs the leader-only control loops until ctx ends, each writing through its own
