@@ -45,6 +45,9 @@ type Projection struct {
 	nmu    sync.Mutex
 	notify chan struct{}
 
+	// folds counts the folder's batches (for tests); only the folder writes it.
+	folds int
+
 	// With several filters (see Run): the log and where each filter's consumer is.
 	store     *store.Store
 	followers []*follower
@@ -200,6 +203,7 @@ func (p *Projection) fold(q <-chan item) {
 			}
 		}
 		p.mu.Lock()
+		p.folds++
 		for _, it := range batch {
 			switch {
 			case it.ev != nil:

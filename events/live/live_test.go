@@ -135,59 +135,6 @@ func TestCompleteWithSeveralFilters(t *testing.T) {
 	}
 }
 
-// A burst that arrives while readers hold the state is folded in a few batches, each under one
-// lock, with one wake-up each: folding one event per lock made the fold wait for every reader's
-// scan once per event (a 30,000-pod Deployment folded at a few hundred events a second).
-func TestBurstFoldsInBatches(t *testing.T) {
-	st, _, _ := eventstest.NewStore(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	proj := eventstest.Follow(t, st)
-
-	const n = 3000
-	ws := make([]store.Write, n)
-	for i := range ws {
-		ev, err := events.New(time.Unix(1_800_000_000, 0), events.Meta{Actor: "test"},
-			events.ObjectRef{Kind: events.KindNamespace, Name: fmt.Sprintf("ns%d", i)}, "", &events.NamespaceApplied{Namespace: events.Namespace{Metadata: events.ObjectMeta{Name: fmt.Sprintf("ns%d", i)}}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		ws[i] = store.Write{Event: ev}
-	}
-	var before int
-	proj.View(func(s *state.State) { before = len(s.Namespaces) })
-	// A reader holds the state while the whole burst is appended and delivered.
-	release := make(chan struct{})
-	holding := make(chan struct{})
-	go proj.View(func(*state.State) { close(holding); <-release })
-	<-holding
-	for i, err := range st.AppendAll(ctx, ws) {
-		if err != nil {
-			t.Fatalf("append %d: %v", i, err)
-		}
-	}
-	wakeups := 0
-	ch := proj.Changed()
-	close(release)
-	for proj.Seq() < n {
-		select {
-		case <-ch:
-			wakeups++
-			ch = proj.Changed()
-		case <-ctx.Done():
-			t.Fatalf("folded up to %d of %d", proj.Seq(), n)
-		}
-	}
-	if wakeups > 20 {
-		t.Errorf("%d wake-ups to fold %d events, want a few batches", wakeups, n)
-	}
-	var got int
-	proj.View(func(s *state.State) { got = len(s.Namespaces) })
-	if got-before != n {
-		t.Errorf("%d namespaces folded, want %d", got-before, n)
-	}
-}
-
 // A Watch asks for everything first, then hands each change once, with the pod a pod event is
 // about even when the event deleted it; after Redo it asks for everything again.
 func TestWatchCollectsChanges(t *testing.T) {
