@@ -39,23 +39,14 @@ func (t Term) String() string {
 // Errors: events.ErrUnavailable when the server does not answer before ctx ends (a stream
 // without a leader yet, as on a cluster still forming, is asked again until then).
 func (s *Store) LastTerm(ctx context.Context) (Term, error) {
-	var term Term
-	_, err := retrying(ctx, func(ctx context.Context) error {
-		m, err := s.stream.GetLastMsgForSubject(ctx, events.TermSubject)
-		switch {
-		case errors.Is(err, jetstream.ErrMsgNotFound):
-			term = Term{}
-		case err != nil:
-			return translate(err)
-		default:
-			term = termOf(m)
-		}
-		return nil
-	})
-	if err != nil {
+	m, err := s.lastMsg(ctx, events.TermSubject)
+	switch {
+	case err != nil:
 		return Term{}, fmt.Errorf("last leader term: %w", err)
+	case m == nil:
+		return Term{}, nil
 	}
-	return term, nil
+	return termOf(m), nil
 }
 
 // termOf reads a term from its LeaderElected message; one that does not decode is still a term

@@ -357,23 +357,33 @@ func translate(err error) error {
 // LastSeq returns the sequence of the last event on subject (which may be a wildcard), or 0 if
 // there is none.
 func (s *Store) LastSeq(ctx context.Context, subject string) (uint64, error) {
-	var seq uint64
+	m, err := s.lastMsg(ctx, subject)
+	if err != nil {
+		return 0, fmt.Errorf("last sequence of %s: %w", subject, err)
+	}
+	if m == nil {
+		return 0, nil
+	}
+	return m.Sequence, nil
+}
+
+// lastMsg returns the last message on subject (which may be a wildcard), nil if there is none,
+// asking again while the stream does not answer (see retrying).
+func (s *Store) lastMsg(ctx context.Context, subject string) (*jetstream.RawStreamMsg, error) {
+	var last *jetstream.RawStreamMsg
 	_, err := retrying(ctx, func(ctx context.Context) error {
 		m, err := s.stream.GetLastMsgForSubject(ctx, subject)
 		switch {
 		case errors.Is(err, jetstream.ErrMsgNotFound):
-			seq = 0
-			return nil
+			last = nil
 		case err != nil:
 			return translate(err)
+		default:
+			last = m
 		}
-		seq = m.Sequence
 		return nil
 	})
-	if err != nil {
-		return 0, fmt.Errorf("last sequence of %s: %w", subject, err)
-	}
-	return seq, nil
+	return last, err
 }
 
 // retrying runs try (an append, or a read of the stream) until it succeeds, fails other than

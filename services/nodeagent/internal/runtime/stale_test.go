@@ -22,11 +22,7 @@ import (
 // same deterministic ID: the stale one is replaced, not an "already exists" on every retry (the
 // bug `kill -9` of skiff up during a rollout found). A running sandbox is still refused.
 func TestCreateSandboxReplacesOneLeftNotRunning(t *testing.T) {
-	e := newEnv(t)
-	client := e.ctd.Client(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	nsctx := namespaces.WithNamespace(ctx, e.ctd.RuntimeConfig().Namespace)
+	e, client, ctx, nsctx := staleEnv(t)
 
 	for _, tc := range []struct {
 		name string
@@ -90,18 +86,9 @@ func TestCreateSandboxReplacesOneLeftNotRunning(t *testing.T) {
 // every later CreateSandbox of the pod fail with "task …: already exists": the new sandbox
 // replaces it.
 func TestCreateSandboxReplacesATaskLeftWithoutItsContainer(t *testing.T) {
-	e := newEnv(t)
-	client := e.ctd.Client(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	nsctx := namespaces.WithNamespace(ctx, e.ctd.RuntimeConfig().Namespace)
+	e, client, ctx, nsctx := staleEnv(t)
 
-	pod := newPod(t, "orphan-task")
-	first, err := e.rt.CreateSandbox(ctx, runtime.PodSandboxConfig{Pod: pod})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = e.rt.RemoveSandbox(context.Background(), pod) })
+	pod, first := e.runSandbox(ctx, t, "orphan-task")
 	// The container's record goes, its running task stays (the client's Delete would refuse).
 	if err := client.ContainerService().Delete(nsctx, first.ID); err != nil {
 		t.Fatal(err)
@@ -118,18 +105,9 @@ func TestCreateSandboxReplacesATaskLeftWithoutItsContainer(t *testing.T) {
 // A task CreateSandbox cannot load finds its way out by ID: the task service kills and deletes
 // a running one, and a second removal finds nothing and is not an error.
 func TestRemoveTaskByID(t *testing.T) {
-	e := newEnv(t)
-	client := e.ctd.Client(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	nsctx := namespaces.WithNamespace(ctx, e.ctd.RuntimeConfig().Namespace)
+	e, client, ctx, nsctx := staleEnv(t)
 
-	pod := newPod(t, "task-by-id")
-	sb, err := e.rt.CreateSandbox(ctx, runtime.PodSandboxConfig{Pod: pod})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = e.rt.RemoveSandbox(context.Background(), pod) })
+	_, sb := e.runSandbox(ctx, t, "task-by-id")
 	for range 2 {
 		if err := e.rt.RemoveTask(ctx, sb.ID); err != nil {
 			t.Fatalf("remove the running task of %s by its ID: %v", sb.ID, err)
@@ -141,4 +119,26 @@ func TestRemoveTaskByID(t *testing.T) {
 	if err := syscall.Kill(int(sb.PID), 0); !errors.Is(err, syscall.ESRCH) {
 		t.Errorf("pause process %d after the removal: %v, want gone", sb.PID, err)
 	}
+}
+
+// staleEnv is a runtime on its own containerd, a client to reach behind its back, and a context
+// of two minutes, also in the runtime's namespace (nsctx), for the client.
+func staleEnv(t *testing.T) (e *env, client *containerd.Client, ctx, nsctx context.Context) {
+	t.Helper()
+	e = newEnv(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	t.Cleanup(cancel)
+	return e, e.ctd.Client(t), ctx, namespaces.WithNamespace(ctx, e.ctd.RuntimeConfig().Namespace)
+}
+
+// runSandbox starts the sandbox of a new pod called name, removed at cleanup.
+func (e *env) runSandbox(ctx context.Context, t *testing.T, name string) (runtime.PodRef, runtime.Sandbox) {
+	t.Helper()
+	pod := newPod(t, name)
+	sb, err := e.rt.CreateSandbox(ctx, runtime.PodSandboxConfig{Pod: pod})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = e.rt.RemoveSandbox(context.Background(), pod) })
+	return pod, sb
 }

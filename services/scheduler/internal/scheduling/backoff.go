@@ -116,10 +116,10 @@ func (b *backoff) next(gen uint64) time.Time {
 	var t time.Time
 	for _, e := range b.entries {
 		at := e.until
-		if e.unplaceable && gen > e.gen {
+		switch {
+		case e.unplaceable && gen > e.gen:
 			at = e.lastTry // eligible already
-		}
-		if e.unplaceable && gen <= e.gen {
+		case e.unplaceable:
 			at = e.lastTry.Add(b.retryAfter)
 			if at.Before(e.until) {
 				at = e.until

@@ -132,22 +132,18 @@ func (c *Controller) index(s *state.State) {
 		c.selects[lk] = append(c.selects[lk], key)
 	}
 	for pk, p := range s.Pods {
-		c.place(s, pk, p)
+		for _, key := range c.selecting(s, pk, p) {
+			c.members[key][pk] = true
+		}
 	}
 }
 
-// place puts pod pk (p, or gone if nil) into the members of the Services that select it and
-// out of the others it was in; it returns those Services.
-func (c *Controller) place(s *state.State, pk state.Key, p *state.Pod) []state.Key {
+// selecting returns the Services whose selectors match pod p, of pk's namespace.
+func (c *Controller) selecting(s *state.State, pk state.Key, p *state.Pod) []state.Key {
 	var out []state.Key
-	if p == nil {
-		return out
-	}
 	for k, v := range p.Metadata.Labels {
 		for _, key := range c.selects[labelKey{pk.Namespace, k, v}] {
-			svc := s.Services[key]
-			if svc != nil && state.MatchLabels(svc.Spec.Selector, p.Metadata.Labels) {
-				c.members[key][pk] = true
+			if svc := s.Services[key]; svc != nil && state.MatchLabels(svc.Spec.Selector, p.Metadata.Labels) {
 				out = append(out, key)
 			}
 		}
@@ -161,16 +157,19 @@ func (c *Controller) touched(s *state.State, changes []live.Change) map[state.Ke
 	dirty := map[state.Key]bool{}
 	pod := func(pk state.Key, known *state.Pod) {
 		now := s.Pods[pk]
-		if now == nil {
-			// Deleted: it leaves the Services that selected it (its labels never changed).
-			now = known
-			for _, key := range c.place(s, pk, now) {
-				delete(c.members[key], pk)
-				dirty[key] = true
-			}
+		p := now
+		if p == nil {
+			p = known // deleted: it leaves the Services that selected it (its labels never change)
+		}
+		if p == nil {
 			return
 		}
-		for _, key := range c.place(s, pk, now) {
+		for _, key := range c.selecting(s, pk, p) {
+			if now == nil {
+				delete(c.members[key], pk)
+			} else {
+				c.members[key][pk] = true
+			}
 			dirty[key] = true
 		}
 	}
