@@ -42,7 +42,7 @@ func newGetCmd(a *app) *cobra.Command {
 			"to that point itself (about 500,000 events a second), so --at reads the whole log before it.",
 		Example: "  skiff get pods\n  skiff get deploy web -o yaml\n  skiff get po -A -l app=web -o wide\n  skiff get pods -w\n" +
 			"  skiff get pods --at 1200\n  skiff get deploy web --at 2025-03-01T12:00:00Z -o yaml\n  skiff get pods --at 10m",
-		Args:    argsRange(1, 2, "KIND [NAME]"),
+		Args: argsRange(1, 2, "KIND [NAME]"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			res, name, err := kindAndName(cmd, args, false)
 			if err != nil {
