@@ -32,7 +32,7 @@ func newDescribeCmd(a *app) *cobra.Command {
 		Long: "Show one object in detail, with its recent events.\n\n" +
 			"With --at, show it as it was at that point of the log, with the events up to then: a sequence\n" +
 			"number (a bare integer) or a time (RFC 3339, or a duration ago such as 10m). The CLI replays the\n" +
-			"log from its start up to that point itself (about 500,000 events a second).",
+			"log from its start up to that point itself: the further in, the longer it takes.",
 		Example: "  skiff describe pod web-7d4b9c6f5-x2x9q\n  skiff describe deploy/web\n  skiff describe node n1\n" +
 			"  skiff describe deploy web --at 1200",
 		Args: argsRange(1, 2, "KIND NAME"),

@@ -26,7 +26,7 @@ func newEventsDiffCmd(a *app) *cobra.Command {
 			"object is diffed against nothing, a deleted one against nothing). The list goes to stderr, the\n" +
 			"diffs to stdout.\n\n" +
 			"A and B are each " + pointHelp + ".\n" +
-			"The log is replayed once, from its start to B (about 500,000 events a second).\n\n" +
+			"The CLI replays the log once, from its start to B: the further in, the longer it takes.\n\n" +
 			"Every kind and namespace by default; -n keeps one namespace; KIND keeps one kind, KIND/NAME one\n" +
 			"object (in -n's namespace).\n\n" +
 			"Exit status, as kubectl diff's: 0 no differences, 1 differences, 2 an error.",

@@ -39,7 +39,7 @@ func newGetCmd(a *app) *cobra.Command {
 			"short names work too), or show one by name.\n\n" +
 			"With --at, show them as they were at that point of the log: a sequence number (a bare integer)\n" +
 			"or a time (RFC 3339, or a duration ago such as 10m). The CLI replays the log from its start up\n" +
-			"to that point itself (about 500,000 events a second), so --at reads the whole log before it.",
+			"to that point itself, so --at reads the whole log before it: the further in, the longer it takes.",
 		Example: "  skiff get pods\n  skiff get deploy web -o yaml\n  skiff get po -A -l app=web -o wide\n  skiff get pods -w\n" +
 			"  skiff get pods --at 1200\n  skiff get deploy web --at 2025-03-01T12:00:00Z -o yaml\n  skiff get pods --at 10m",
 		Args: argsRange(1, 2, "KIND [NAME]"),

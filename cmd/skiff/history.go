@@ -19,7 +19,7 @@ import (
 const pointHelp = "a sequence number (a bare integer: 120) or a time: RFC 3339 (2025-03-01T12:00:00Z) or a duration ago (10m)"
 
 // atHelp is --at's help: it says that the log is replayed, which is what it costs.
-const atHelp = "show the cluster as it was at this point of its log, replayed from the start on this machine (about 500,000 events/s): " + pointHelp
+const atHelp = "show the cluster as it was at this point of its log, replayed by the CLI from the log's start (the further in, the longer): " + pointHelp
 
 // point is a place in the log as a user names it: a sequence number, or a time. A time means
 // the last event written at or before it: the log is read in order and the first event whose
