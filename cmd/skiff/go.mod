@@ -11,6 +11,8 @@ require (
 	skiff.dev/events v0.0.0
 )
 
+require github.com/pmezard/go-difflib v1.0.0 // indirect
+
 require (
 	github.com/inconshreveable/mousetrap v1.1.0 // indirect
 	github.com/klauspost/compress v1.20.3 // indirect
@@ -20,7 +22,7 @@ require (
 	github.com/spf13/pflag v1.0.9 // indirect
 	go.yaml.in/yaml/v2 v2.4.2 // indirect
 	golang.org/x/crypto v0.58.0 // indirect
-	golang.org/x/sys v0.49.0 // indirect
+	golang.org/x/sys v0.50.0 // indirect
 	skiff.dev/services/netproxy v0.0.0
 	skiff.dev/services/nodeagent v0.0.0
 	skiff.dev/services/scheduler v0.0.0
