@@ -2,6 +2,7 @@ package scheduling
 
 import (
 	"context"
+	"errors"
 
 	"skiff.dev/events"
 	"skiff.dev/events/store"
@@ -92,11 +93,15 @@ func (s *Scheduler) write(ctx context.Context) {
 			continue
 		}
 		errs := s.cfg.Log.AppendAll(ctx, ws)
+		landed := s.cfg.Clock()
 		for i, t := range tags {
 			err := errs[i]
 			switch t.kind {
 			case "scheduled":
 				if err != nil {
+					if !errors.Is(err, events.ErrFenced) {
+						s.cfg.Metrics.Errors.Inc()
+					}
 					rs = append(rs, result{kind: scheduleFailed, key: t.pod.key, uid: t.pod.uid, err: err, expect: t.pod.seq})
 					continue
 				}
@@ -106,9 +111,16 @@ func (s *Scheduler) write(ctx context.Context) {
 					rs = append(rs, result{kind: bindDone, key: t.pod.key, uid: t.pod.uid, err: berr})
 					continue
 				}
+				s.cfg.Metrics.Scheduled.Inc()
 				carry = append(carry, store.Write{Event: ev, Expect: t.d.bindSeq})
 				carryTags = append(carryTags, tag{kind: "bound", pod: t.pod})
 			case "bound":
+				if err == nil {
+					s.cfg.Metrics.Bound.Inc()
+					if c := t.pod.pod.Metadata.CreationTimestamp; c != nil {
+						s.cfg.Metrics.Latency.Observe(landed.Sub(*c).Seconds())
+					}
+				}
 				rs = append(rs, result{kind: bindDone, key: t.pod.key, uid: t.pod.uid, err: err})
 			case "unschedulable":
 				if err != nil {
