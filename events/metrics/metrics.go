@@ -29,15 +29,6 @@ func NewRegistry() *prometheus.Registry {
 	return reg
 }
 
-// Registerer returns reg, or, when reg is nil, a registry nobody reads: instruments made for
-// it work and cost the same, so code that measures needs no "are metrics on" branch.
-func Registerer(reg prometheus.Registerer) prometheus.Registerer {
-	if reg == nil {
-		return prometheus.NewRegistry()
-	}
-	return reg
-}
-
 // Server serves a registry's metrics over HTTP.
 type Server struct {
 	ln   net.Listener
