@@ -105,13 +105,13 @@ func (s *Scheduler) write(ctx context.Context) {
 					rs = append(rs, result{kind: scheduleFailed, key: t.pod.key, uid: t.pod.uid, err: err, expect: t.pod.seq})
 					continue
 				}
+				s.cfg.Metrics.Scheduled.Inc()
 				ev, berr := events.New(now, meta.Caused(ws[i].Event), podRef(t.pod), t.d.node, &events.PodBound{Pod: t.pod.pod})
 				if berr != nil {
 					s.log.Error("build PodBound", "pod", t.pod.key, "err", berr)
 					rs = append(rs, result{kind: bindDone, key: t.pod.key, uid: t.pod.uid, err: berr})
 					continue
 				}
-				s.cfg.Metrics.Scheduled.Inc()
 				carry = append(carry, store.Write{Event: ev, Expect: t.d.bindSeq})
 				carryTags = append(carryTags, tag{kind: "bound", pod: t.pod})
 			case "bound":
