@@ -3,14 +3,20 @@ package metrics_test
 import (
 	"context"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"skiff.dev/events"
 	"skiff.dev/events/eventstest"
 	"skiff.dev/events/live"
 	"skiff.dev/events/metrics"
 	"skiff.dev/events/metrics/metricstest"
+	"skiff.dev/events/natsserver"
 	"skiff.dev/events/state"
 )
 
@@ -95,5 +101,47 @@ func TestServeProjectionAndConn(t *testing.T) {
 func TestStartBadAddress(t *testing.T) {
 	if _, err := metrics.Start(context.Background(), "127.0.0.1:notaport", metrics.NewRegistry(), nil); err == nil {
 		t.Fatal("Start on a bad address succeeded")
+	}
+}
+
+// The reconnects counter follows the connection: a server restarted on the same address makes
+// the client reconnect, and the next scrape says so.
+func TestConnReconnects(t *testing.T) {
+	dir := t.TempDir()
+	srv, err := natsserver.Start(natsserver.Config{DataDir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := strings.TrimPrefix(srv.URL(), "nats://")
+	nc, err := nats.Connect(srv.URL(), nats.MaxReconnects(-1), nats.ReconnectWait(20*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	reg := prometheus.NewPedanticRegistry()
+	if err := metrics.RegisterConn(reg, nc, "test"); err != nil {
+		t.Fatal(err)
+	}
+	reconnects := func() float64 {
+		v, err := testutil.GatherAndCount(reg, "skiff_nats_reconnects_total")
+		if err != nil || v != 1 {
+			t.Fatalf("reconnects series: %d, %v", v, err)
+		}
+		fams, _ := reg.Gather()
+		return fams[0].GetMetric()[0].GetCounter().GetValue()
+	}
+	if got := reconnects(); got != 0 {
+		t.Fatalf("reconnects before any = %v", got)
+	}
+
+	srv.Stop()
+	srv, err = natsserver.Start(natsserver.Config{DataDir: dir, Listen: addr})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Stop()
+	eventstest.Eventually(t, eventstest.Timeout, "the client to reconnect", func() bool { return nc.IsConnected() && nc.Stats().Reconnects > 0 })
+	if got := reconnects(); got != 1 {
+		t.Fatalf("reconnects after a server restart = %v, want 1", got)
 	}
 }
