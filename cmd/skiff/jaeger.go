@@ -105,7 +105,8 @@ func findJaeger(bin string) (string, error) {
 }
 
 // startJaeger runs Jaeger with its configuration and log under dir and waits until its query
-// API answers. The process ends with ctx (SIGTERM), and with this process if it dies first.
+// API answers. It runs until stop, not until ctx ends: the parts flush their last spans to it
+// as they stop, after ctx has ended. It ends with this process if that dies first.
 func startJaeger(ctx context.Context, bin, dir string, log *slog.Logger) (*jaegerProc, error) {
 	bin, err := findJaeger(bin)
 	if err != nil {
@@ -123,10 +124,8 @@ func startJaeger(ctx context.Context, bin, dir string, log *slog.Logger) (*jaege
 	if err != nil {
 		return nil, fmt.Errorf("jaeger: %w", err)
 	}
-	cmd := exec.CommandContext(ctx, bin, "--config", "file:"+cfgPath)
+	cmd := exec.Command(bin, "--config", "file:"+cfgPath)
 	cmd.Stdout, cmd.Stderr = logFile, logFile
-	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
-	cmd.WaitDelay = 5 * time.Second
 	// A skiff up that is killed must not leave Jaeger holding the ports.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
 	if err := cmd.Start(); err != nil {
