@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"skiff.dev/events"
 	"skiff.dev/events/live"
@@ -83,6 +84,9 @@ type Config struct {
 	// set, is called (the standalone agent exits).
 	StopTimeout time.Duration
 	Stuck       func()
+	// Metrics, if set, receives the agent's metrics (skiff_nodeagent_*); Run fails if it holds
+	// them already. Simulated nodes record none.
+	Metrics prometheus.Registerer
 }
 
 // DefaultClusterCIDR is the cluster's pod range unless configured otherwise.
@@ -240,9 +244,13 @@ func Run(ctx context.Context, cfg Config) error {
 		rt.RunLogRotation(ctx, 30*time.Second)
 	}()
 
+	m, err := agent.NewMetrics(cfg.Metrics)
+	if err != nil {
+		return failed(err)
+	}
 	a := agent.New(agent.Config{
 		Node: cfg.Node, Address: cfg.Address, Log: st, Nodes: nodes, JetStream: st.JetStream(), Runtime: rt,
-		Backoff: cfg.Backoff, Logger: log,
+		Backoff: cfg.Backoff, Logger: log, Metrics: m,
 		Network: func(ctx context.Context, podCIDR netip.Prefix) (agent.Network, error) {
 			return podnet.New(ctx, podnet.Config{PodCIDR: podCIDR, ClusterCIDR: cfg.ClusterCIDR, Bridge: cfg.Bridge,
 				StateDir: filepath.Join(cfg.StateDir, "podnet"), Logger: log})

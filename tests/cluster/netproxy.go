@@ -110,7 +110,9 @@ func (c *Cluster) StartNetProxy(node string) {
 	}
 	p := proxyOf(n)
 	if p == nil {
-		p = c.newProc(n.Name+"-netproxy", n.Netns, bin, "--server", c.Server, "--creds", c.Creds("node:"+n.Name), "--tls-ca", c.CA(), "--log-level", "debug")
+		args := []string{bin, "--server", c.Server, "--creds", c.Creds("node:" + n.Name), "--tls-ca", c.CA(), "--log-level", "debug"}
+		args = append(args, c.metricsArgs(n.Name+"-netproxy", n.Netns, NetProxyMetricsPort)...)
+		p = c.newProc(n.Name+"-netproxy", n.Netns, args...)
 		proxies.Store(n, p)
 		// Registered after New's teardown, so it runs before it.
 		c.t.Cleanup(func() {

@@ -49,6 +49,8 @@ type Config struct {
 	// Clock stamps events and times back-offs, retries and resyncs; default the real clock.
 	Clock  Clock
 	Logger *slog.Logger
+	// Metrics records what the workers do; default instruments registered nowhere.
+	Metrics *Metrics
 }
 
 // Clock is the agent's time. clock.RealClock is the real one; tests step a fake one
@@ -126,6 +128,9 @@ func New(cfg Config) *Agent {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
+	if cfg.Metrics == nil {
+		cfg.Metrics, _ = NewMetrics(nil)
+	}
 	return &Agent{
 		cfg:     cfg,
 		log:     cfg.Logger.With("node", cfg.Node),
@@ -188,7 +193,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	}
 	env := &workerEnv{
 		runtime: a.cfg.Runtime, images: a.cfg.Runtime, net: net, status: a, clock: a.cfg.Clock,
-		backoff: a.cfg.Backoff, imageRetry: a.cfg.ImageRetry, imports: &singleflight.Group{},
+		backoff: a.cfg.Backoff, imageRetry: a.cfg.ImageRetry, imports: &singleflight.Group{}, metrics: a.cfg.Metrics,
 	}
 	if obs, err := images.OpenBucket(ctx, a.cfg.JetStream); err != nil {
 		a.log.Warn("image store unavailable; only images already on the node can run", "err", err)
