@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -51,6 +52,13 @@ func Start(ctx context.Context, addr string, g prometheus.Gatherer, log *slog.Lo
 		// A collector that fails (the log's head unreachable) leaves its sample out, not the
 		// whole scrape.
 		ErrorHandling: promhttp.ContinueOnError}))
+	// Go's profiles beside the metrics, as Kubernetes' components serve them: how the heap of
+	// a scheduler holding 150,000 pods was taken apart (docs/benchmarks.md).
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	s := &Server{ln: ln, done: make(chan struct{})}
 	go func() {
@@ -144,7 +152,7 @@ func (c *lagCollector) Collect(ch chan<- prometheus.Metric) {
 }
 
 // FlagUsage is --metrics-addr's help, the same on every Skiff program.
-const FlagUsage = "serve Prometheus metrics on http://HOST:PORT" + Path + " (e.g. 127.0.0.1:9090; default: off)"
+const FlagUsage = "serve Prometheus metrics on http://HOST:PORT" + Path + ", and Go's profiles on /debug/pprof/ (e.g. 127.0.0.1:9090; default: off)"
 
 // Flag registers --metrics-addr on fs.
 func Flag(fs *flag.FlagSet) *string { return fs.String("metrics-addr", "", FlagUsage) }

@@ -3,6 +3,8 @@ package metrics_test
 import (
 	"context"
 	"fmt"
+	"io"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -87,6 +89,16 @@ func TestServeProjectionAndConn(t *testing.T) {
 		if _, ok := fams.Value(name); !ok {
 			t.Errorf("%s missing: the standard collectors are not registered", name)
 		}
+	}
+	// The heap profile is served beside the metrics, in pprof's format (gzipped protobuf).
+	resp, err := http.Get(fmt.Sprintf("http://%s/debug/pprof/heap", srv.Addr()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	prof, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil || resp.StatusCode != http.StatusOK || len(prof) < 2 || prof[0] != 0x1f || prof[1] != 0x8b {
+		t.Errorf("GET /debug/pprof/heap: %s, %d bytes (%v), want a gzipped profile", resp.Status, len(prof), err)
 	}
 
 	cancel()
