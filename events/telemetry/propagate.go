@@ -10,6 +10,10 @@ import (
 	"skiff.dev/events"
 )
 
+// noSpan is what the helpers return with tracing off: ending it does nothing (unlike the span
+// ctx may already hold).
+var noSpan = trace.SpanFromContext(context.Background())
+
 // propagator is W3C trace context, the only format Skiff carries.
 var propagator propagation.TraceContext
 
@@ -60,7 +64,7 @@ func Traceparent(ctx context.Context) string {
 // With a nil tracer (tracing off) it returns ctx and a span that does nothing, at no cost.
 func Start(ctx context.Context, tracer trace.Tracer, name, parent string, opts ...trace.SpanStartOption) (context.Context, trace.Span) {
 	if tracer == nil {
-		return ctx, trace.SpanFromContext(ctx)
+		return ctx, noSpan
 	}
 	return tracer.Start(Remote(ctx, parent), name, opts...)
 }
@@ -69,7 +73,7 @@ func Start(ctx context.Context, tracer trace.Tracer, name, parent string, opts .
 // named after what is done, with ev's messaging and Kubernetes attributes.
 func Process(ctx context.Context, tracer trace.Tracer, name string, ev *events.Event, attrs ...attribute.KeyValue) (context.Context, trace.Span) {
 	if tracer == nil {
-		return ctx, trace.SpanFromContext(ctx)
+		return ctx, noSpan
 	}
 	return tracer.Start(Remote(ctx, ev.Traceparent), name,
 		trace.WithSpanKind(trace.SpanKindConsumer),
@@ -104,16 +108,17 @@ func Links(traceparents []string) ([]trace.Link, int) {
 // Batch starts the span of one action that answers many events (causes are their
 // traceparents): a new trace linked to each, never a child of one of them. The span's own
 // attributes say how many it answers.
-func Batch(ctx context.Context, tracer trace.Tracer, name string, causes []string, attrs ...attribute.KeyValue) (context.Context, trace.Span) {
+func Batch(ctx context.Context, tracer trace.Tracer, name string, causes []string, opts ...trace.SpanStartOption) (context.Context, trace.Span) {
 	if tracer == nil {
-		return ctx, trace.SpanFromContext(ctx)
+		return ctx, noSpan
 	}
 	links, dropped := Links(causes)
-	attrs = append(attrs, attribute.Int("skiff.events", len(causes)))
+	attrs := []attribute.KeyValue{attribute.Int("skiff.events", len(causes))}
 	if dropped > 0 {
 		attrs = append(attrs, attribute.Int("skiff.links.dropped", dropped))
 	}
-	return tracer.Start(ctx, name, trace.WithNewRoot(), trace.WithLinks(links...), trace.WithAttributes(attrs...))
+	opts = append(opts, trace.WithNewRoot(), trace.WithLinks(links...), trace.WithAttributes(attrs...))
+	return tracer.Start(ctx, name, opts...)
 }
 
 // Attribute keys Skiff sets besides the semantic conventions'.
