@@ -32,7 +32,9 @@ func (c *cluster) appendMeta(at time.Duration, meta events.Meta, ref events.Obje
 // the services write it: each event names its cause and the command's correlation. Another
 // command's events are interleaved, and an earlier command on the same Deployment precedes it.
 func rollout(c *cluster) {
-	user := func(cmd string) events.Meta { return events.Meta{Actor: "user/alice", CausationID: cmd, CorrelationID: cmd} }
+	user := func(cmd string) events.Meta {
+		return events.Meta{Actor: "user/alice", CausationID: cmd, CorrelationID: cmd}
+	}
 	sched := events.Meta{Actor: "scheduler/r1"}
 	dep := events.ObjectRef{Kind: events.KindDeployment, Namespace: "default", Name: "echo", UID: "d1"}
 	one := int32(1)
