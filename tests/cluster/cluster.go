@@ -50,6 +50,10 @@ type Options struct {
 	// in the host's mount namespace and unmounted at cleanup (and by the stale sweep): a disk a
 	// test can fill (NATSDataDir). The project's images go into it too (about 5 MiB).
 	NATSDiskSize int64
+	// Prepare, if set, runs once the cluster's network exists and before any process starts:
+	// for a server the processes must reach from the start (ListenControlPlane), or environment
+	// every process inherits (t.Setenv).
+	Prepare func(*Cluster)
 }
 
 func (o *Options) defaults() error {
@@ -180,6 +184,9 @@ func New(t testing.TB, opts Options) *Cluster {
 	}
 	if err := setupLAN(c.lan, members); err != nil {
 		t.Fatalf("cluster network: %v", err)
+	}
+	if opts.Prepare != nil {
+		opts.Prepare(c)
 	}
 	start := time.Now()
 	c.startControlPlane()

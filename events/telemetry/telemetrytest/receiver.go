@@ -5,6 +5,7 @@ package telemetrytest
 import (
 	"context"
 	"encoding/hex"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -39,33 +40,58 @@ type Receiver struct {
 	// GRPC is the gRPC endpoint (host:port), HTTP the OTLP/HTTP base URL.
 	GRPC, HTTP string
 
-	mu    sync.Mutex
-	spans []Span
+	mu      sync.Mutex
+	spans   []Span
+	count   int
+	discard bool
 }
 
 // New starts a receiver on 127.0.0.1, stopped at cleanup.
 func New(t testing.TB) *Receiver {
 	t.Helper()
-	r := &Receiver{}
-	gl, err := net.Listen("tcp", "127.0.0.1:0")
+	return NewListen(t, net.Listen)
+}
+
+// NewListen starts a receiver on listeners that listen makes for "tcp" (127.0.0.1:0 in the
+// namespace it chooses, say), stopped at cleanup.
+func NewListen(t testing.TB, listen func(network, address string) (net.Listener, error)) *Receiver {
+	return NewListenOn(t, listen, "127.0.0.1")
+}
+
+// NewListenOn is NewListen on host's address: processes in other network namespaces reach
+// the receiver there.
+func NewListenOn(t testing.TB, listen func(network, address string) (net.Listener, error), host string) *Receiver {
+	t.Helper()
+	r, stop, err := Serve(listen, host, true)
 	if err != nil {
-		t.Fatalf("listen for OTLP/gRPC: %v", err)
+		t.Fatal(err)
+	}
+	t.Cleanup(stop)
+	return r
+}
+
+// Serve starts a receiver outside a test (a benchmark's); keep false counts spans without
+// keeping them. stop ends it.
+func Serve(listen func(network, address string) (net.Listener, error), host string, keep bool) (r *Receiver, stop func(), err error) {
+	r = &Receiver{discard: !keep}
+	gl, err := listen("tcp", net.JoinHostPort(host, "0"))
+	if err != nil {
+		return nil, nil, fmt.Errorf("listen for OTLP/gRPC: %w", err)
 	}
 	gs := grpc.NewServer()
 	collectortrace.RegisterTraceServiceServer(gs, r)
 	go func() { _ = gs.Serve(gl) }()
-	t.Cleanup(gs.Stop)
 	r.GRPC = gl.Addr().String()
 
-	hl, err := net.Listen("tcp", "127.0.0.1:0")
+	hl, err := listen("tcp", net.JoinHostPort(host, "0"))
 	if err != nil {
-		t.Fatalf("listen for OTLP/HTTP: %v", err)
+		gs.Stop()
+		return nil, nil, fmt.Errorf("listen for OTLP/HTTP: %w", err)
 	}
 	hs := &http.Server{Handler: http.HandlerFunc(r.serveHTTP)}
 	go func() { _ = hs.Serve(hl) }()
-	t.Cleanup(func() { _ = hs.Close() })
 	r.HTTP = "http://" + hl.Addr().String()
-	return r
+	return r, func() { gs.Stop(); _ = hs.Close() }, nil
 }
 
 // Export implements the collector's TraceService.
@@ -121,8 +147,18 @@ func (r *Receiver) add(req *collectortrace.ExportTraceServiceRequest) {
 		}
 	}
 	r.mu.Lock()
-	r.spans = append(r.spans, got...)
+	r.count += len(got)
+	if !r.discard {
+		r.spans = append(r.spans, got...)
+	}
 	r.mu.Unlock()
+}
+
+// Count is how many spans were received.
+func (r *Receiver) Count() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.count
 }
 
 // Spans returns a copy of every span received so far.

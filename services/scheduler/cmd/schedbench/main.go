@@ -22,10 +22,13 @@ package main
 import (
 	"bufio"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"flag"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -48,6 +51,8 @@ import (
 	"skiff.dev/events/natsserver"
 	"skiff.dev/events/state"
 	"skiff.dev/events/store"
+	"skiff.dev/events/telemetry"
+	"skiff.dev/events/telemetry/telemetrytest"
 	"skiff.dev/services/scheduler/internal/leader"
 	"skiff.dev/services/scheduler/internal/scheduling"
 )
@@ -57,6 +62,9 @@ type options struct {
 	batch, inflight, percent, writers   int
 	sim, cpuProfile, dir                string
 	verbose, unfenced                   bool
+	// traceCompare runs, in each run, the scheduler untraced and traced (exporting to an
+	// in-process OTLP receiver).
+	traceCompare bool
 
 	// cluster: the NATS cluster to run against; empty Server and Config: an embedded server.
 	cluster         client.Options
@@ -85,6 +93,7 @@ func main() {
 	o.cluster.Flags(flag.CommandLine)
 	flag.IntVar(&o.replicas, "replicas", 3, "with --server/--config: replicas of the stream and buckets each run bootstraps")
 	flag.BoolVar(&o.compareEmbedded, "compare-embedded", false, "with --server/--config: run the embedded baseline before each cluster run")
+	flag.BoolVar(&o.traceCompare, "trace-compare", false, "run each run twice: untraced, then tracing every pod with export over OTLP/gRPC to an in-process receiver")
 	flag.Parse()
 	if err := bench(o); err != nil {
 		fmt.Fprintln(os.Stderr, "schedbench:", err)
@@ -111,18 +120,36 @@ func bench(o options) error {
 	type target struct {
 		name   string
 		remote bool
+		traced bool
 	}
-	targets := []target{{"embedded-R1", false}}
+	targets := []target{{"embedded-R1", false, false}}
+	if o.traceCompare {
+		recv, stop, err := telemetrytest.Serve(net.Listen, "127.0.0.1", false)
+		if err != nil {
+			return err
+		}
+		defer func() {
+			stop()
+			fmt.Printf("trace receiver: %d spans received\n", recv.Count())
+		}()
+		for _, kv := range recv.Env("grpc") {
+			k, v, _ := strings.Cut(kv, "=")
+			os.Setenv(k, v)
+		}
+		// The SDK's default batch delay (5 s), not the tests' 100 ms.
+		os.Unsetenv("OTEL_BSP_SCHEDULE_DELAY")
+		targets = append(targets, target{"embedded-R1-traced", false, true})
+	}
 	if o.remote() {
-		targets = []target{{fmt.Sprintf("cluster-R%d", o.replicas), true}}
+		targets = []target{{fmt.Sprintf("cluster-R%d", o.replicas), true, false}}
 		if o.compareEmbedded {
-			targets = append([]target{{"embedded-R1", false}}, targets...)
+			targets = append([]target{{"embedded-R1", false, false}}, targets...)
 		}
 	}
 	rates, bound, running := map[string][]float64{}, map[string][]float64{}, map[string][]float64{}
 	for i := range o.runs {
 		for _, tg := range targets {
-			r, err := once(o, tg.remote, filepath.Join(tmp, fmt.Sprintf("run%d", i)), i == 0 && tg == targets[len(targets)-1])
+			r, err := once(o, tg.remote, tg.traced, filepath.Join(tmp, fmt.Sprintf("run%d-%s", i, tg.name)), i == 0 && tg == targets[len(targets)-1])
 			if err != nil {
 				return fmt.Errorf("run %d (%s): %w", i+1, tg.name, err)
 			}
@@ -154,7 +181,7 @@ type runResult struct {
 	setup, bound, running time.Duration
 }
 
-func once(o options, remote bool, dir string, profile bool) (runResult, error) {
+func once(o options, remote, traced bool, dir string, profile bool) (runResult, error) {
 	setupStart := time.Now()
 	logLevel := slog.LevelError
 	if o.verbose {
@@ -273,10 +300,18 @@ func once(o options, remote bool, dir string, profile bool) (runResult, error) {
 		}
 		appender = log.Fenced(term.Term, "scheduling", term.Fence("scheduler/bench", nil))
 	}
+	tp := telemetry.Disabled()
+	if traced {
+		if tp, err = telemetry.Setup(ctx, telemetry.Config{Service: telemetry.ServiceScheduler, Instance: "bench"}); err != nil {
+			return runResult{}, err
+		}
+		defer func() { _ = tp.Shutdown(context.Background()) }()
+	}
 	start := time.Now()
 	sched := scheduling.New(scheduling.Config{
 		Log: appender, Projection: proj, Actor: "scheduler/bench", Logger: logger,
 		BatchSize: o.batch, MaxInFlight: o.inflight, Writers: o.writers, PercentageOfNodesToScore: o.percent,
+		Tracer: tp.Tracer(),
 	})
 	wg.Go(func() { _ = sched.Run(ctx) })
 
@@ -352,7 +387,9 @@ func createPods(ctx context.Context, log *store.Store, n, ownerSize int) error {
 					Resources: events.ResourceRequirements{Requests: events.ResourceList{"cpu": "100m", "memory": "128Mi"}},
 				}}},
 			}
-			ev, err := events.New(now, events.Meta{Actor: "bench"}, events.ObjectRef{Kind: events.KindPod, Namespace: "default", Name: name, UID: pod.Metadata.UID}, "", &events.PodCreated{Pod: pod})
+			// Every pod belongs to a traced rollout, traced or not: the scheduler continues the
+			// trace (traced) or passes the traceparent on (untraced).
+			ev, err := events.New(now, events.Meta{Actor: "bench", Traceparent: traceparent(owner)}, events.ObjectRef{Kind: events.KindPod, Namespace: "default", Name: name, UID: pod.Metadata.UID}, "", &events.PodCreated{Pod: pod})
 			if err != nil {
 				return err
 			}
@@ -365,4 +402,10 @@ func createPods(ctx context.Context, log *store.Store, n, ownerSize int) error {
 		}
 	}
 	return nil
+}
+
+// traceparent is a sampled trace context standing for owner's rollout.
+func traceparent(owner string) string {
+	h := sha256.Sum256([]byte(owner))
+	return "00-" + hex.EncodeToString(h[:16]) + "-" + hex.EncodeToString(h[16:24]) + "-01"
 }

@@ -349,6 +349,7 @@ func (c *Controller) syncDeployment(s *state.State, key state.Key, d *state.Depl
 	}
 
 	// Finished pods are replaced: they no longer count, and their deletion is requested.
+	b.About(d.Cause, events.ObjectRef{Kind: events.KindDeployment, Namespace: key.Namespace, Name: key.Name, UID: d.Metadata.UID})
 	// What the pass does about a Deployment reacts to its last command (applied, scaled): the
 	// pods it creates or deletes are that command's consequences. A finished pod's replacement
 	// reacts to the pod's end.

@@ -21,6 +21,9 @@ type batchTrace struct {
 	start  time.Time
 	spans  map[string]causeSpan // by cause id
 	links  []string
+	// about names the object the pass works on for a cause (About), when it is not the object
+	// of the events it writes: the Deployment whose pods it creates.
+	about map[string]events.ObjectRef
 }
 
 type causeSpan struct {
@@ -36,6 +39,17 @@ func (b *Batch) Trace(tracer trace.Tracer, loop string) *Batch {
 		b.trace = &batchTrace{tracer: tracer, loop: loop, start: time.Now(), spans: map[string]causeSpan{}}
 	}
 	return b
+}
+
+// About names the object the pass works on for cause, for the attributes of its span: call it
+// before adding the events reacting to cause.
+func (b *Batch) About(cause events.Cause, ref events.ObjectRef) {
+	if b.trace != nil && cause.Traceparent != "" {
+		if b.trace.about == nil {
+			b.trace.about = map[string]events.ObjectRef{}
+		}
+		b.trace.about[cause.ID] = ref
+	}
 }
 
 // Link links the pass's span to cause too: an event the pass answers without writing in
@@ -54,6 +68,9 @@ func (t *batchTrace) span(cause events.Cause, ref events.ObjectRef, node string)
 	}
 	cs, ok := t.spans[cause.ID]
 	if !ok {
+		if about, ok := t.about[cause.ID]; ok {
+			ref, node = about, ""
+		}
 		attrs := append(telemetry.ObjectAttributes(ref, node), telemetry.EventIDKey.String(cause.ID),
 			telemetry.StreamSeqKey.Int64(int64(cause.Seq)))
 		ctx, span := telemetry.Start(context.Background(), t.tracer, t.loop+" reconcile", cause.Traceparent,
