@@ -14,9 +14,10 @@ import (
 // the event that made it pending (its PodCreated, or the PodUnschedulable of the attempt
 // before), with "filter" and "score" children; PodScheduled and PodBound carry its context, so
 // the node agent continues the trace. place interleaves the two phases node by node, so their
-// spans are laid end to end with the summed time of each. One "schedule batch" span per batch
-// of decisions links the pods' causes: one pass answers many events, and none of them is its
-// parent.
+// spans are laid end to end, dividing the pod's time as the nodes it timed divide theirs (one
+// node in timingSample: a clock read around every check cost more than the rest of tracing).
+// One "schedule batch" span per batch of decisions links the pods' causes: one pass answers
+// many events, and none of them is its parent.
 
 // podTrace is what tracePod needs of one placement.
 type podTrace struct {
@@ -45,12 +46,16 @@ func (s *Scheduler) tracePod(p *podInfo, pl placement, t podTrace) string {
 	}
 	ctx, span := telemetry.Start(context.Background(), tr, "schedule pod", p.cause.Traceparent,
 		trace.WithTimestamp(t.start), trace.WithAttributes(attrs...))
-	filterEnd := t.start.Add(pl.filterTime)
+	// The sampled nodes' times divide the pod's; the phases are laid end to end.
+	filterEnd := t.start
+	if sampled := pl.filterTime + pl.scoreTime; sampled > 0 {
+		filterEnd = t.start.Add(time.Duration(float64(t.end.Sub(t.start)) * float64(pl.filterTime) / float64(sampled)))
+	}
 	_, f := tr.Start(ctx, "filter", trace.WithTimestamp(t.start),
 		trace.WithAttributes(attribute.Int("skiff.scheduling.evaluated", pl.evaluated), attribute.Int("skiff.scheduling.feasible", pl.feasible)))
 	f.End(trace.WithTimestamp(filterEnd))
 	_, sc := tr.Start(ctx, "score", trace.WithTimestamp(filterEnd))
-	sc.End(trace.WithTimestamp(filterEnd.Add(pl.scoreTime)))
+	sc.End(trace.WithTimestamp(t.end))
 	span.End(trace.WithTimestamp(t.end))
 	return telemetry.Traceparent(ctx)
 }
