@@ -38,6 +38,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -146,23 +147,24 @@ func bench(o options) error {
 			targets = append([]target{{"embedded-R1", false, false}}, targets...)
 		}
 	}
-	rates, bound, running := map[string][]float64{}, map[string][]float64{}, map[string][]float64{}
+	rates, bound, running, cpu := map[string][]float64{}, map[string][]float64{}, map[string][]float64{}, map[string][]float64{}
 	for i := range o.runs {
 		for _, tg := range targets {
 			r, err := once(o, tg.remote, tg.traced, filepath.Join(tmp, fmt.Sprintf("run%d-%s", i, tg.name)), i == 0 && tg == targets[len(targets)-1])
 			if err != nil {
 				return fmt.Errorf("run %d (%s): %w", i+1, tg.name, err)
 			}
-			fmt.Printf("run %d %s: %d pods bound in %.2fs = %.0f pods/s; all Running after %.2fs (setup %.1fs)\n",
-				i+1, tg.name, r.pods, r.bound.Seconds(), float64(r.pods)/r.bound.Seconds(), r.running.Seconds(), r.setup.Seconds())
+			fmt.Printf("run %d %s: %d pods bound in %.2fs = %.0f pods/s (CPU %.2fs); all Running after %.2fs (setup %.1fs)\n",
+				i+1, tg.name, r.pods, r.bound.Seconds(), float64(r.pods)/r.bound.Seconds(), r.cpu.Seconds(), r.running.Seconds(), r.setup.Seconds())
+			cpu[tg.name] = append(cpu[tg.name], r.cpu.Seconds())
 			rates[tg.name] = append(rates[tg.name], float64(r.pods)/r.bound.Seconds())
 			bound[tg.name] = append(bound[tg.name], r.bound.Seconds())
 			running[tg.name] = append(running[tg.name], r.running.Seconds())
 		}
 	}
 	for _, tg := range targets {
-		fmt.Printf("median of %d %s: %.0f pods/s bound, %.2fs to bind all, %.2fs to all Running\n",
-			o.runs, tg.name, median(rates[tg.name]), median(bound[tg.name]), median(running[tg.name]))
+		fmt.Printf("median of %d %s: %.0f pods/s bound, %.2fs to bind all (CPU %.2fs), %.2fs to all Running\n",
+			o.runs, tg.name, median(rates[tg.name]), median(bound[tg.name]), median(cpu[tg.name]), median(running[tg.name]))
 	}
 	return nil
 }
@@ -179,6 +181,17 @@ func median(xs []float64) float64 {
 type runResult struct {
 	pods                  int
 	setup, bound, running time.Duration
+	// cpu is the CPU time this process (scheduler, projection, embedded server and, with
+	// -trace-compare, the trace receiver) spent until every pod was bound: unlike the rates,
+	// it hardly depends on what else the machine runs.
+	cpu time.Duration
+}
+
+// cpuTime is the CPU time (user and system) this process has used.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 func once(o options, remote, traced bool, dir string, profile bool) (runResult, error) {
@@ -307,7 +320,7 @@ func once(o options, remote, traced bool, dir string, profile bool) (runResult, 
 		}
 		defer func() { _ = tp.Shutdown(context.Background()) }()
 	}
-	start := time.Now()
+	start, cpuStart := time.Now(), cpuTime()
 	sched := scheduling.New(scheduling.Config{
 		Log: appender, Projection: proj, Actor: "scheduler/bench", Logger: logger,
 		BatchSize: o.batch, MaxInFlight: o.inflight, Writers: o.writers, PercentageOfNodesToScore: o.percent,
@@ -317,8 +330,10 @@ func once(o options, remote, traced bool, dir string, profile bool) (runResult, 
 
 	timeout := time.After(10 * time.Minute)
 	var tBound, tRunning time.Time
+	var cpuUsed time.Duration
 	select {
 	case tBound = <-allBound:
+		cpuUsed = cpuTime() - cpuStart
 	case <-timeout:
 		return runResult{}, fmt.Errorf("timed out: %d of %d pods bound", nBound.Load(), n)
 	}
@@ -330,7 +345,7 @@ func once(o options, remote, traced bool, dir string, profile bool) (runResult, 
 	case <-timeout:
 		return runResult{}, fmt.Errorf("timed out: %d of %d pods running", nRunning.Load(), n)
 	}
-	return runResult{pods: n, setup: setup, bound: tBound.Sub(start), running: tRunning.Sub(start)}, nil
+	return runResult{pods: n, setup: setup, bound: tBound.Sub(start), running: tRunning.Sub(start), cpu: cpuUsed}, nil
 }
 
 // reset deletes the stream and the lease bucket a previous run left, so each run starts from an
