@@ -257,7 +257,7 @@ func (p *Projection) applyLocked(ev *events.Event) {
 		if pod == nil && ev.Object.Kind == events.KindPod {
 			pod = p.st.Pods[state.Key{Namespace: ev.Object.Namespace, Name: ev.Object.Name}]
 		}
-		ch := Change{Object: ev.Object, Type: ev.Type, Seq: ev.Seq, Pod: pod, Cause: ev.Cause()}
+		ch := Change{Object: ev.Object, Type: ev.Type, Seq: ev.Seq, Pod: pod, Traceparent: ev.Traceparent}
 		for w := range p.watches {
 			w.add(ch)
 		}
@@ -274,9 +274,9 @@ type Change struct {
 	// after, for the event that created it); nil for other kinds and unknown pods. Only its
 	// fields that never change after creation (metadata, owner, spec) may be read outside View.
 	Pod *state.Pod
-	// Cause is the event as a cause (id, correlation, trace context): what a reaction to it
-	// names and links.
-	Cause events.Cause
+	// Traceparent is the event's trace context, for the span of a reaction to link. Only that:
+	// a watch may hold a million changes, and each word costs.
+	Traceparent string
 }
 
 // MaxChanges is how many changes a Watch holds between two Takes; past it, it forgets them and

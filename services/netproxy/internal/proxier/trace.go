@@ -28,9 +28,9 @@ func (p *Proxier) traceSync(changes []live.Change, servicePorts int, start time.
 	var causes []live.Change
 	var traceparents []string
 	for _, ch := range changes {
-		if (ch.Object.Kind == events.KindService || ch.Object.Kind == events.KindEndpoints) && ch.Cause.Traceparent != "" {
+		if (ch.Object.Kind == events.KindService || ch.Object.Kind == events.KindEndpoints) && ch.Traceparent != "" {
 			causes = append(causes, ch)
-			traceparents = append(traceparents, ch.Cause.Traceparent)
+			traceparents = append(traceparents, ch.Traceparent)
 		}
 	}
 	node := telemetry.NodeKey.String(p.cfg.Node)
@@ -44,9 +44,9 @@ func (p *Proxier) traceSync(changes []live.Change, servicePorts int, start time.
 			break
 		}
 		attrs := append(telemetry.ObjectAttributes(ch.Object, ""), node,
-			telemetry.EventTypeKey.String(ch.Type), telemetry.EventIDKey.String(ch.Cause.ID),
+			telemetry.EventTypeKey.String(ch.Type),
 			telemetry.StreamSeqKey.Int64(int64(ch.Seq)))
-		_, s := telemetry.Start(context.Background(), tr, "program rules", ch.Cause.Traceparent,
+		_, s := telemetry.Start(context.Background(), tr, "program rules", ch.Traceparent,
 			trace.WithSpanKind(trace.SpanKindConsumer), trace.WithTimestamp(start),
 			trace.WithLinks(link), trace.WithAttributes(attrs...))
 		fail(s, err)
