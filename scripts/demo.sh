@@ -61,7 +61,10 @@ mkdir -p "$DATA"
 if running; then
   echo "skiff up is already running (pid $(cat "$PIDFILE"))"
 else
-  nohup "$SKIFF" up --data-dir "$DATA" >"$LOG" 2>&1 &
+  flags=()
+  if [ -n "${JAEGER:-}" ]; then flags+=(--jaeger); fi
+  if [ -n "${METRICS_ADDR:-}" ]; then flags+=(--metrics-addr "$METRICS_ADDR"); fi
+  nohup "$SKIFF" up --data-dir "$DATA" "${flags[@]}" >"$LOG" 2>&1 &
   echo $! >"$PIDFILE"
   echo "started skiff up (pid $!), log in $LOG"
 fi
@@ -85,6 +88,12 @@ vip=$("$SKIFF" get service echo -o json | sed -n 's/.*"clusterIP": *"\([0-9.]*\)
 if [ -n "$vip" ] && command -v curl >/dev/null; then
   echo "+ curl the Service's ClusterIP $vip five times:"
   for _ in 1 2 3 4 5; do curl -s --max-time 2 "http://$vip/demo" || echo "(no answer)"; done
+fi
+if [ -n "${JAEGER:-}" ]; then
+  echo "Traces: http://localhost:16686/api/traces?service=skiff-scheduler (Jaeger's query API; its log in $DATA/jaeger/)"
+fi
+if [ -n "${METRICS_ADDR:-}" ]; then
+  echo "Metrics: curl http://$METRICS_ADDR/metrics"
 fi
 echo
 echo "The cluster keeps running in the background. Try: export PATH=\$PWD/bin:\$PATH; skiff events log; make down"

@@ -25,24 +25,36 @@ func init() { register(newDescribeCmd) }
 const describeEvents = 20
 
 func newDescribeCmd(a *app) *cobra.Command {
-	return &cobra.Command{
-		Use:     "describe KIND NAME",
-		Short:   "Show one object in detail, with its recent events",
-		Example: "  skiff describe pod web-7d4b9c6f5-x2x9q\n  skiff describe deploy/web\n  skiff describe node n1",
-		Args:    argsRange(1, 2, "KIND NAME"),
+	var at string
+	cmd := &cobra.Command{
+		Use:   "describe KIND NAME",
+		Short: "Show one object in detail, with its recent events",
+		Long: "Show one object in detail, with its recent events.\n\n" +
+			"With --at, show it as it was at that point of the log, with the events up to then: a sequence\n" +
+			"number (a bare integer) or a time (RFC 3339, or a duration ago such as 10m). The CLI replays the\n" +
+			"log from its start up to that point itself: the further in, the longer it takes.",
+		Example: "  skiff describe pod web-7d4b9c6f5-x2x9q\n  skiff describe deploy/web\n  skiff describe node n1\n" +
+			"  skiff describe deploy web --at 1200",
+		Args: argsRange(1, 2, "KIND NAME"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			res, name, err := kindAndName(cmd, args, true)
 			if err != nil {
 				return err
 			}
-			return a.describe(cmd.Context(), res, name)
+			return a.describe(cmd.Context(), res, name, at)
 		},
 	}
+	cmd.Flags().StringVar(&at, "at", "", atHelp)
+	return cmd
 }
 
-func (a *app) describe(ctx context.Context, res table.Resource, name string) error {
+func (a *app) describe(ctx context.Context, res table.Resource, name, at string) error {
 	ns := namespaceOf(res, a.namespace)
-	obj, err := a.getObject(ctx, res, ns, name)
+	v, err := a.openView(ctx, at)
+	if err != nil {
+		return err
+	}
+	obj, err := v.getObject(ctx, res, ns, name)
 	if err != nil {
 		return err
 	}
@@ -50,14 +62,15 @@ func (a *app) describe(ctx context.Context, res table.Resource, name string) err
 	if err != nil {
 		return err
 	}
-	now := a.Now()
+	now := v.now()
+	upTo := v.upTo()
 	switch res.Plural {
 	case table.Pods:
 		var p events.Pod
 		if err := decode(obj, &p); err != nil {
 			return err
 		}
-		evs, err := objectEvents(ctx, st, res, ns, name, p.Metadata.UID)
+		evs, err := objectEvents(ctx, st, upTo, res, ns, name, p.Metadata.UID)
 		if err != nil {
 			return err
 		}
@@ -69,13 +82,13 @@ func (a *app) describe(ctx context.Context, res table.Resource, name string) err
 		}
 		var pods describe.Table
 		if d.Spec.Selector != nil && len(d.Spec.Selector.MatchLabels) > 0 {
-			ans, err := a.query(ctx, api.GetRequest{Kind: table.Pods, Namespace: ns, Selector: d.Spec.Selector.MatchLabels, Table: true})
+			ans, err := v.query(ctx, api.GetRequest{Kind: table.Pods, Namespace: ns, Selector: d.Spec.Selector.MatchLabels, Table: true})
 			if err != nil {
 				return err
 			}
 			pods = describe.Table{Columns: ans.columns, Rows: ans.rows}
 		}
-		evs, err := objectEvents(ctx, st, res, ns, name, "")
+		evs, err := objectEvents(ctx, st, upTo, res, ns, name, "")
 		if err != nil {
 			return err
 		}
@@ -87,7 +100,7 @@ func (a *app) describe(ctx context.Context, res table.Resource, name string) err
 		}
 		var ep *events.Endpoints
 		epRes, _ := table.Lookup(table.Endpoints)
-		if raw, err := a.getObject(ctx, epRes, ns, name); err == nil {
+		if raw, err := v.getObject(ctx, epRes, ns, name); err == nil {
 			ep = &events.Endpoints{}
 			if err := decode(raw, ep); err != nil {
 				return err
@@ -95,7 +108,7 @@ func (a *app) describe(ctx context.Context, res table.Resource, name string) err
 		} else if !errors.Is(err, events.ErrNotFound) {
 			return err
 		}
-		evs, err := objectEvents(ctx, st, res, ns, name, "")
+		evs, err := objectEvents(ctx, st, upTo, res, ns, name, "")
 		if err != nil {
 			return err
 		}
@@ -105,7 +118,7 @@ func (a *app) describe(ctx context.Context, res table.Resource, name string) err
 		if err := decode(obj, &e); err != nil {
 			return err
 		}
-		evs, err := objectEvents(ctx, st, res, ns, name, "")
+		evs, err := objectEvents(ctx, st, upTo, res, ns, name, "")
 		if err != nil {
 			return err
 		}
@@ -115,11 +128,11 @@ func (a *app) describe(ctx context.Context, res table.Resource, name string) err
 		if err := decode(obj, &n); err != nil {
 			return err
 		}
-		usage, pods, err := a.nodeLoad(ctx, name)
+		usage, pods, err := v.nodeLoad(ctx, name)
 		if err != nil {
 			return err
 		}
-		evs, err := objectEvents(ctx, st, res, ns, name, "")
+		evs, err := objectEvents(ctx, st, upTo, res, ns, name, "")
 		if err != nil {
 			return err
 		}
@@ -129,7 +142,7 @@ func (a *app) describe(ctx context.Context, res table.Resource, name string) err
 		if err := decode(obj, &n); err != nil {
 			return err
 		}
-		evs, err := objectEvents(ctx, st, res, ns, name, "")
+		evs, err := objectEvents(ctx, st, upTo, res, ns, name, "")
 		if err != nil {
 			return err
 		}
@@ -140,9 +153,14 @@ func (a *app) describe(ctx context.Context, res table.Resource, name string) err
 
 // getObject fetches one object as the scheduler holds it.
 func (a *app) getObject(ctx context.Context, res table.Resource, ns, name string) (json.RawMessage, error) {
-	ans, err := a.query(ctx, api.GetRequest{Kind: res.Plural, Namespace: ns, Name: name})
+	return (&view{a: a}).getObject(ctx, res, ns, name)
+}
+
+// getObject fetches one object as the view holds it.
+func (v *view) getObject(ctx context.Context, res table.Resource, ns, name string) (json.RawMessage, error) {
+	ans, err := v.query(ctx, api.GetRequest{Kind: res.Plural, Namespace: ns, Name: name})
 	if errors.Is(err, events.ErrNotFound) || (err == nil && len(ans.items) == 0) {
-		return nil, notFound(res, name)
+		return nil, v.notFound(res, ns, name)
 	}
 	if err != nil {
 		return nil, err
@@ -160,9 +178,9 @@ func decode(raw json.RawMessage, v any) error {
 // nodeLoad fetches what is requested of a node (its wide row) and the pods on it. There is no
 // query for "pods on node N", so the pods come from the wide all-namespaces pod table, filtered
 // by its NODE column: rows, not objects, so even 30,000 pods are a few megabytes.
-func (a *app) nodeLoad(ctx context.Context, node string) (*describe.NodeUsage, describe.Table, error) {
+func (v *view) nodeLoad(ctx context.Context, node string) (*describe.NodeUsage, describe.Table, error) {
 	var usage *describe.NodeUsage
-	ans, err := a.query(ctx, api.GetRequest{Kind: table.Nodes, Name: node, Table: true, Wide: true})
+	ans, err := v.query(ctx, api.GetRequest{Kind: table.Nodes, Name: node, Table: true, Wide: true})
 	if err != nil {
 		return nil, describe.Table{}, err
 	}
@@ -175,7 +193,7 @@ func (a *app) nodeLoad(ctx context.Context, node string) (*describe.NodeUsage, d
 		}
 		usage = &describe.NodeUsage{CPU: cell("CPU"), Memory: cell("MEMORY"), Pods: cell("PODS")}
 	}
-	pods, err := a.query(ctx, api.GetRequest{Kind: table.Pods, AllNamespaces: true, Table: true, Wide: true})
+	pods, err := v.query(ctx, api.GetRequest{Kind: table.Pods, AllNamespaces: true, Table: true, Wide: true})
 	if err != nil {
 		return nil, describe.Table{}, err
 	}
@@ -226,10 +244,10 @@ func objectFilters(res table.Resource, ns, name string) []string {
 
 // objectEvents reads the history of the object as it is now: events of earlier objects of the
 // same name (before the last deletion, or about another pod UID) are left out, and only the
-// most recent describeEvents are kept.
-func objectEvents(ctx context.Context, st *store.Store, res table.Resource, ns, name, uid string) (describe.Events, error) {
+// most recent describeEvents are kept. upTo > 0 ends the history there (describe --at).
+func objectEvents(ctx context.Context, st *store.Store, upTo uint64, res table.Resource, ns, name, uid string) (describe.Events, error) {
 	var list []*events.Event
-	err := st.Read(ctx, store.ReadOptions{Filters: objectFilters(res, ns, name)}, func(ev *events.Event) error {
+	err := st.Read(ctx, store.ReadOptions{Filters: objectFilters(res, ns, name), To: upTo}, func(ev *events.Event) error {
 		if strings.HasSuffix(ev.Type, "Deleted") && events.KindOf(ev.Type) == res.Subject {
 			list = list[:0]
 			return nil

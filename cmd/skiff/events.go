@@ -25,24 +25,39 @@ import (
 
 func init() {
 	register(func(a *app) *cobra.Command {
-		return group("events", "Read the cluster's event log", newEventsLogCmd(a), newEventsReplayCmd(a), newEventsTraceCmd(a))
+		return group("events", "Read the cluster's event log", newEventsLogCmd(a), newEventsReplayCmd(a), newEventsDiffCmd(a), newEventsTraceCmd(a))
 	})
 }
 
 func newEventsLogCmd(a *app) *cobra.Command {
-	var follow bool
+	var o logOptions
 	var output string
 	cmd := &cobra.Command{
 		Use:   "log [KIND/NAME]",
 		Short: "Print the event log, or one object's history",
 		Long: "Print the event log, one event per line: sequence, time, type, object, actor and what it did.\n" +
 			"With KIND/NAME, only that object's history (for a pod: also its binding and the status its node\n" +
-			"reported); with -n and no object, only that namespace.",
-		Example: "  skiff events log\n  skiff events log pod/web-7d4b9c6f5-x2x9q\n  skiff events log -f -o json",
-		Args:    argsRange(0, 1, "[KIND/NAME]"),
+			"reported); with -n and no object, only that namespace.\n\n" +
+			"--since and --until take " + pointHelp + ".\n" +
+			"--since starts at that sequence, or at the first event written at or after that time; --until\n" +
+			"ends at that sequence, or before the first event written after that time.\n\n" +
+			"-l matches the labels of the object an event is about, as the last event that carries them\n" +
+			"gave them: PodCreated and PodBound (for every event of that pod, its binding and status\n" +
+			"included), DeploymentApplied, ServiceApplied, NamespaceApplied, NodeRegistered. Events about\n" +
+			"objects no event labels (Endpoints, leader terms) never match; -l reads the log from its start.",
+		Example: "  skiff events log\n  skiff events log pod/web-7d4b9c6f5-x2x9q\n  skiff events log -f -o json\n" +
+			"  skiff events log --since 1h --type PodScheduled,PodUnschedulable\n  skiff events log -l app=web --since 1200 --until 1500",
+		Args: argsRange(0, 1, "[KIND/NAME]"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if output != "" && output != printer.JSON {
 				return usage(cmd, "unknown output format %q: events log prints lines, or json", output)
+			}
+			o.json = output == printer.JSON
+			if o.follow && o.until != "" {
+				return usage(cmd, "--until ends the log and -f follows it: give one of them")
+			}
+			if err := checkTypes(o.types); err != nil {
+				return usage(cmd, "%v", err)
 			}
 			var filters []string
 			switch {
@@ -59,11 +74,16 @@ func newEventsLogCmd(a *app) *cobra.Command {
 			case cmd.Flags().Changed("namespace"):
 				filters = namespaceFilters(a.namespace)
 			}
-			return a.eventsLog(cmd.Context(), filters, follow, output == printer.JSON)
+			return a.eventsLog(cmd.Context(), filters, o)
 		},
 	}
-	cmd.Flags().BoolVarP(&follow, "follow", "f", false, "keep printing new events as they are written")
-	cmd.Flags().StringVarP(&output, "output", "o", "", "json: print each event's envelope as one JSON line")
+	f := cmd.Flags()
+	f.BoolVarP(&o.follow, "follow", "f", false, "keep printing new events as they are written")
+	f.StringVarP(&output, "output", "o", "", "json: print each event's envelope as one JSON line")
+	f.StringVar(&o.since, "since", "", "start at this point (TIME|SEQ)")
+	f.StringVar(&o.until, "until", "", "end at this point (TIME|SEQ)")
+	f.StringSliceVar(&o.types, "type", nil, "only events of these types (repeat, or a comma-separated list: PodScheduled,PodBound)")
+	f.StringVarP(&o.selector, "selector", "l", "", "only events about objects with these labels (key=value,...)")
 	return cmd
 }
 
@@ -80,26 +100,47 @@ func namespaceFilters(ns string) []string {
 		events.SubjectRoot+"."+events.KindStatus+".*."+ns+".*")
 }
 
-func (a *app) eventsLog(ctx context.Context, filters []string, follow, asJSON bool) error {
+func (a *app) eventsLog(ctx context.Context, filters []string, o logOptions) error {
 	st, err := a.logStore(ctx)
 	if err != nil {
 		return err
 	}
-	w := &logWriter{w: a.Stdout, json: asJSON}
-	if !asJSON {
+	lf, err := a.newLogFilter(ctx, st, o)
+	if err != nil {
+		return err
+	}
+	w := &logWriter{w: a.Stdout, json: o.json}
+	if !o.json {
 		w.header()
 	}
-	onPoison := func(subject string, seq uint64, err error) { w.poison(subject, seq, err) }
-	if follow {
-		err = st.Follow(ctx, store.FollowOptions{Filters: filters, OnPoison: onPoison}, func(ev *events.Event) { w.event(ev) })
+	onPoison := func(subject string, seq uint64, err error) {
+		if lf.plain() {
+			w.poison(subject, seq, err)
+		}
+	}
+	if o.follow {
+		err = st.Follow(ctx, store.FollowOptions{Filters: filters, From: lf.from(), OnPoison: onPoison}, func(ev *events.Event) {
+			if print, _ := lf.keep(ev); print {
+				w.event(ev)
+			}
+		})
 		if ctx.Err() != nil {
 			return w.err
 		}
 	} else {
-		err = st.Read(ctx, store.ReadOptions{Filters: filters, OnPoison: onPoison}, func(ev *events.Event) error {
-			w.event(ev)
+		err = st.Read(ctx, store.ReadOptions{Filters: filters, From: lf.from(), To: lf.to(), OnPoison: onPoison}, func(ev *events.Event) error {
+			print, stop := lf.keep(ev)
+			if stop {
+				return errStop
+			}
+			if print {
+				w.event(ev)
+			}
 			return w.err
 		})
+		if errors.Is(err, errStop) {
+			err = nil
+		}
 	}
 	if err != nil {
 		return fmt.Errorf("read the event log: %w", err)

@@ -27,6 +27,7 @@ type getOptions struct {
 	selector      string
 	output        string
 	watch         bool
+	at            string
 }
 
 func newGetCmd(a *app) *cobra.Command {
@@ -35,9 +36,13 @@ func newGetCmd(a *app) *cobra.Command {
 		Use:   "get KIND [NAME]",
 		Short: "List objects of a kind, or show one",
 		Long: "List objects of a kind (pods, deployments, services, endpoints, nodes, namespaces; kubectl's\n" +
-			"short names work too), or show one by name.",
-		Example: "  skiff get pods\n  skiff get deploy web -o yaml\n  skiff get po -A -l app=web -o wide\n  skiff get pods -w",
-		Args:    argsRange(1, 2, "KIND [NAME]"),
+			"short names work too), or show one by name.\n\n" +
+			"With --at, show them as they were at that point of the log: a sequence number (a bare integer)\n" +
+			"or a time (RFC 3339, or a duration ago such as 10m). The CLI replays the log from its start up\n" +
+			"to that point itself, so --at reads the whole log before it: the further in, the longer it takes.",
+		Example: "  skiff get pods\n  skiff get deploy web -o yaml\n  skiff get po -A -l app=web -o wide\n  skiff get pods -w\n" +
+			"  skiff get pods --at 1200\n  skiff get deploy web --at 2025-03-01T12:00:00Z -o yaml\n  skiff get pods --at 10m",
+		Args: argsRange(1, 2, "KIND [NAME]"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			res, name, err := kindAndName(cmd, args, false)
 			if err != nil {
@@ -48,6 +53,9 @@ func newGetCmd(a *app) *cobra.Command {
 			default:
 				return usage(cmd, "unknown output format %q: use wide, name, json or yaml", o.output)
 			}
+			if o.watch && o.at != "" {
+				return usage(cmd, "--at shows the past and -w follows the present: give one of them")
+			}
 			return a.get(cmd.Context(), res, name, o)
 		},
 	}
@@ -56,6 +64,7 @@ func newGetCmd(a *app) *cobra.Command {
 	f.StringVarP(&o.selector, "selector", "l", "", "only objects with these labels (key=value,...)")
 	f.StringVarP(&o.output, "output", "o", "", "output format: wide, name, json or yaml")
 	f.BoolVarP(&o.watch, "watch", "w", false, "after listing, print a row every time an object changes")
+	f.StringVar(&o.at, "at", "", atHelp)
 	return cmd
 }
 
@@ -74,9 +83,13 @@ func (a *app) get(ctx context.Context, res table.Resource, name string, o getOpt
 		Table:         asTable,
 		Wide:          o.output == "wide",
 	}
-	ans, err := a.query(ctx, req)
+	v, err := a.openView(ctx, o.at)
+	if err != nil {
+		return err
+	}
+	ans, err := v.query(ctx, req)
 	if name != "" && errors.Is(err, events.ErrNotFound) {
-		return notFound(res, name)
+		return v.notFound(res, req.Namespace, name)
 	}
 	if err != nil {
 		return err
@@ -86,7 +99,7 @@ func (a *app) get(ctx context.Context, res table.Resource, name string, o getOpt
 		n = len(ans.rows)
 	}
 	if n == 0 && name != "" {
-		return notFound(res, name)
+		return v.notFound(res, req.Namespace, name)
 	}
 	out := &watchOutput{format: o.output}
 	switch {

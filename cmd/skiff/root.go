@@ -141,6 +141,16 @@ func usage(cmd *cobra.Command, format string, args ...any) error {
 	return &usageError{cmd: cmd, err: fmt.Errorf(format, args...)}
 }
 
+// statusError ends the command with its own exit status where report would say 1: `skiff
+// events diff` ends with 1 for "differences" and so with 2 for failures, as kubectl diff does.
+type statusError struct {
+	err  error
+	code int
+}
+
+func (e *statusError) Error() string { return e.err.Error() }
+func (e *statusError) Unwrap() error { return e.err }
+
 // Exit statuses.
 const (
 	exitError       = 1
@@ -157,7 +167,13 @@ var errReported = errors.New("reported")
 func (a *app) report(err error) int {
 	var ue *usageError
 	var ae *api.Error
+	var se *statusError
 	switch {
+	case errors.As(err, &se):
+		if code := a.report(se.err); code != exitError {
+			return code
+		}
+		return se.code
 	case errors.Is(err, errReported):
 		return exitError
 	case errors.As(err, &ue):

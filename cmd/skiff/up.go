@@ -12,12 +12,14 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spf13/cobra"
 
 	"skiff.dev/events/bootstrap"
 	"skiff.dev/events/client"
 	"skiff.dev/events/images"
 	"skiff.dev/events/localauth"
+	"skiff.dev/events/metrics"
 	"skiff.dev/events/natsserver"
 	"skiff.dev/services/netproxy"
 	"skiff.dev/services/nodeagent"
@@ -42,6 +44,12 @@ type upOptions struct {
 	clientConfig string
 	// tls is auto (on beyond loopback), on or off.
 	tls string
+	// metricsAddr serves every part's metrics on one endpoint ("" for none).
+	metricsAddr string
+	// jaeger runs Jaeger all-in-one (jaegerBin, default bin/jaeger) and points every part's
+	// traces at it.
+	jaeger    bool
+	jaegerBin string
 }
 
 func newUpCommand(a *app) *cobra.Command {
@@ -69,6 +77,9 @@ func newUpCommand(a *app) *cobra.Command {
 	f.DurationVar(&o.leaderTTL, "leader-ttl", bootstrap.DefaultLeaderTTL, "how long a dead scheduler keeps leadership (the leader bucket's TTL)")
 	// skiff up is this machine's bootstrap step and runs it at every start, so the limit lives
 	// here too: without the flag a restart lifts a limit set by skiff cluster bootstrap.
+	f.StringVar(&o.metricsAddr, "metrics-addr", "", metrics.FlagUsage+"; one endpoint for every part")
+	f.BoolVar(&o.jaeger, "jaeger", false, "also run Jaeger all-in-one (traces in memory; UI and query API on http://"+jaegerUI+", OTLP on "+jaegerOTLPGRPC+" and "+jaegerOTLPHTTP+") and send every part's traces there")
+	f.StringVar(&o.jaegerBin, "jaeger-bin", "", "the Jaeger binary for --jaeger (default: jaeger next to skiff, as `make jaeger` builds it, else on PATH)")
 	f.Var((*byteSize)(&o.maxBytes), "max-bytes", "the log's size limit (64Mi, 10Gi): once reached, every write fails until it is raised; nothing is ever dropped (0: no limit)")
 	return cmd
 }
@@ -85,6 +96,30 @@ func (a *app) up(ctx context.Context, o upOptions) error {
 	}
 	if err := os.MkdirAll(dataDir, 0o755); err != nil {
 		return fmt.Errorf("create data dir: %w", err)
+	}
+	if o.jaeger {
+		j, err := startJaeger(ctx, o.jaegerBin, filepath.Join(dataDir, "jaeger"), log.With("part", "jaeger"))
+		if err != nil {
+			return err
+		}
+		// Last: the parts flush their spans as they stop.
+		defer j.stop()
+		// Before any part starts: each reads the standard variables when it sets up tracing.
+		for _, kv := range jaegerEnv {
+			if err := os.Setenv(kv[0], kv[1]); err != nil {
+				return fmt.Errorf("--jaeger: %w", err)
+			}
+		}
+	}
+	var reg prometheus.Registerer // nil: no metrics
+	metricsURL := ""
+	if o.metricsAddr != "" {
+		r := metrics.NewRegistry()
+		srv, err := metrics.Start(ctx, o.metricsAddr, r, log.With("part", "metrics"))
+		if err != nil {
+			return fmt.Errorf("--metrics-addr: %w", err)
+		}
+		reg, metricsURL = r, "http://"+srv.Addr().String()+metrics.Path
 	}
 	nodeName := o.nodeName
 	if nodeName == "" {
@@ -132,6 +167,12 @@ func (a *app) up(ctx context.Context, o upOptions) error {
 		if err != nil {
 			return fmt.Errorf("%s: connect: %w", name, err)
 		}
+		if reg != nil {
+			if err := metrics.RegisterConn(reg, nc, "skiff-up/"+name); err != nil {
+				nc.Close()
+				return err
+			}
+		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -144,12 +185,12 @@ func (a *app) up(ctx context.Context, o upOptions) error {
 		return nil
 	}
 	if err := start("scheduler", "scheduler", func(ctx context.Context, nc *nats.Conn) error {
-		return schedsvc.Run(ctx, schedsvc.Config{Conn: nc, ID: "up", Logger: log.With("part", "scheduler")})
+		return schedsvc.Run(ctx, schedsvc.Config{Conn: nc, ID: "up", Logger: log.With("part", "scheduler"), Metrics: reg})
 	}); err != nil {
 		return err
 	}
 	o.nodeName = nodeName
-	stopNode, err := a.startNode(ctx, o, start, connect, dataDir, log)
+	stopNode, err := a.startNode(ctx, o, start, connect, dataDir, reg, log)
 	// The node's own containerd, if it started one, stops after the agent.
 	defer stopNode()
 	if err != nil {
@@ -160,6 +201,12 @@ func (a *app) up(ctx context.Context, o upOptions) error {
 	fmt.Fprintf(a.Stdout, "Skiff is up: NATS at %s, data in %s\n", ua.URL, dataDir)
 	if ua.CA != "" {
 		fmt.Fprintf(a.Stdout, "TLS: clients on other machines verify the server with %s (--tls-ca)\n", ua.CA)
+	}
+	if metricsURL != "" {
+		fmt.Fprintf(a.Stdout, "Metrics: %s\n", metricsURL)
+	}
+	if o.jaeger {
+		fmt.Fprintf(a.Stdout, "Jaeger: http://%s (traces of every part, in memory until skiff up stops)\n", jaegerUI)
 	}
 	fmt.Fprintf(a.Stdout, "Credentials: %s (you are %s; admin.creds may bootstrap the log)\n", filepath.Dir(ua.Creds[ua.User]), ua.User)
 	if path, err := ua.InstallClientConfig(o.clientConfig); err != nil {
@@ -191,7 +238,7 @@ func (a *app) up(ctx context.Context, o upOptions) error {
 // startNode starts this machine's node agent (with its own containerd if none runs) and net
 // proxy, and imports the project's images into the cluster's image store.
 func (a *app) startNode(ctx context.Context, o upOptions, start func(string, string, func(context.Context, *nats.Conn) error) error,
-	connect func(id, name string) (*nats.Conn, error), dataDir string, log *slog.Logger) (stop func(), err error) {
+	connect func(id, name string) (*nats.Conn, error), dataDir string, reg prometheus.Registerer, log *slog.Logger) (stop func(), err error) {
 	stop = func() {}
 	// The bootstrap made the image store before any part started, so a failure here is real.
 	if err := importImages(ctx, connect, o.imagesDir, log); err != nil {
@@ -214,7 +261,7 @@ func (a *app) startNode(ctx context.Context, o upOptions, start func(string, str
 	}
 	nodeID := "node:" + o.nodeName
 	if err := start("netproxy", nodeID, func(ctx context.Context, nc *nats.Conn) error {
-		return netproxy.Run(ctx, netproxy.Config{Conn: nc, Node: o.nodeName, Logger: log.With("part", "netproxy")})
+		return netproxy.Run(ctx, netproxy.Config{Conn: nc, Node: o.nodeName, Logger: log.With("part", "netproxy"), Metrics: reg})
 	}); err != nil {
 		return stop, err
 	}
@@ -222,7 +269,7 @@ func (a *app) startNode(ctx context.Context, o upOptions, start func(string, str
 		return nodeagent.Run(ctx, nodeagent.Config{
 			Conn: nc, Node: o.nodeName, Identity: nodeID, ContainerdAddress: address,
 			StateDir: filepath.Join(dataDir, "node"), LogDir: filepath.Join(dataDir, "logs"),
-			Logger: log.With("part", "nodeagent"),
+			Logger: log.With("part", "nodeagent"), Metrics: reg,
 		})
 	})
 }

@@ -10,6 +10,8 @@ import (
 	"sync"
 	"time"
 
+	gojson "github.com/goccy/go-json"
+
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nuid"
 
@@ -75,7 +77,7 @@ func (c Client) Get(ctx context.Context, req GetRequest, fn func(*GetChunk) erro
 	i := 0
 	return c.exchange(ctx, SubjectGet, data, func(msg *nats.Msg) (bool, error) {
 		var ch GetChunk
-		if err := json.Unmarshal(msg.Data, &ch); err != nil {
+		if err := gojson.Unmarshal(msg.Data, &ch); err != nil {
 			return true, fmt.Errorf("decode answer chunk %d: %w", i, err)
 		}
 		i++

@@ -47,6 +47,8 @@ type Projection struct {
 
 	// folds counts the folder's batches (for tests); only the folder writes it.
 	folds int
+	// folded counts the events applied or skipped, for metrics: one atomic add per batch.
+	folded atomic.Uint64
 
 	// With several filters (see Run): the log and where each filter's consumer is.
 	store     *store.Store
@@ -204,15 +206,19 @@ func (p *Projection) fold(q <-chan item) {
 		}
 		p.mu.Lock()
 		p.folds++
+		n := 0
 		for _, it := range batch {
 			switch {
 			case it.ev != nil:
 				p.applyLocked(it.ev)
+				n++
 			case it.skip != "":
 				p.st.Skip(it.skip, it.seq)
+				n++
 			}
 		}
 		p.mu.Unlock()
+		p.folded.Add(uint64(n))
 		for _, it := range batch {
 			if it.pos != nil {
 				it.pos.Store(it.seq)
@@ -238,6 +244,7 @@ func (p *Projection) Apply(ev *events.Event) {
 	p.mu.Lock()
 	p.applyLocked(ev)
 	p.mu.Unlock()
+	p.folded.Add(1)
 	p.broadcast()
 }
 
@@ -368,6 +375,9 @@ func (p *Projection) View(fn func(*state.State)) {
 	defer p.mu.RUnlock()
 	fn(p.st)
 }
+
+// Folded is how many events the projection has applied or skipped (as undecodable) so far.
+func (p *Projection) Folded() uint64 { return p.folded.Load() }
 
 // Seq is the sequence of the last applied event.
 func (p *Projection) Seq() uint64 {

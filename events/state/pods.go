@@ -1,6 +1,8 @@
 package state
 
 import (
+	"slices"
+
 	"skiff.dev/events"
 )
 
@@ -27,6 +29,7 @@ func (s *State) applyPod(ev *events.Event, sub events.Subject, key Key) error {
 		s.Pods[key] = pod
 		s.pending[key] = pod
 		if pod.OwnerUID != "" {
+			s.share(pod)
 			index(s.podsByOwner, pod.OwnerUID, key, pod)
 		}
 		return nil
@@ -75,6 +78,8 @@ func (s *State) applyPod(ev *events.Event, sub events.Subject, key Key) error {
 			pod.Status.HostIP = hostIP
 		}
 		pod.Status.Conditions = conds
+		// The decoder leaves room to grow; a status lives as long as the pod, so keep it exact.
+		pod.Status.ContainerStatuses = slices.Clone(pod.Status.ContainerStatuses)
 		ready := "False"
 		if pod.Ready() {
 			ready = "True"
@@ -100,6 +105,9 @@ func (s *State) applyPod(ev *events.Event, sub events.Subject, key Key) error {
 		delete(s.pending, key)
 		unindex(s.podsByNode, pod.Spec.NodeName, key)
 		unindex(s.podsByOwner, pod.OwnerUID, key)
+		if s.podsByOwner[pod.OwnerUID] == nil {
+			delete(s.templates, pod.OwnerUID)
+		}
 	}
 	return nil
 }

@@ -98,6 +98,7 @@ type State struct {
 	subjectSeq  map[string]uint64
 	podsByNode  map[string]map[Key]*Pod
 	podsByOwner map[string]map[Key]*Pod
+	templates   map[string]*template // by owner UID, see share
 	pending     map[Key]*Pod
 	clusterIPs  map[string]Key
 	podCIDRs    map[string]string
@@ -136,6 +137,7 @@ func New() *State {
 		subjectSeq:  map[string]uint64{},
 		podsByNode:  map[string]map[Key]*Pod{},
 		podsByOwner: map[string]map[Key]*Pod{},
+		templates:   map[string]*template{},
 		pending:     map[Key]*Pod{},
 		clusterIPs:  map[string]Key{},
 		podCIDRs:    map[string]string{},

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"skiff.dev/events"
 	"skiff.dev/events/live"
@@ -32,6 +33,9 @@ type Config struct {
 	Logger *slog.Logger
 	// Synced, if set, is called after every successful sync with the log sequence it reflects.
 	Synced func(seq uint64)
+	// Metrics, if set, receives the proxy's metrics (skiff_netproxy_*); Run fails if it holds
+	// them already.
+	Metrics prometheus.Registerer
 	// Node names this node in traces (service.instance.id, k8s.node.name); default the host
 	// name's first label.
 	Node string
@@ -71,7 +75,11 @@ func Run(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return fmt.Errorf("net proxy: %w", err)
 	}
-	syncer, err := rules.NewSyncer(rules.Config{Table: cfg.Table, Logger: cfg.Logger})
+	m, err := rules.NewMetrics(cfg.Metrics)
+	if err != nil {
+		return fmt.Errorf("net proxy: %w", err)
+	}
+	syncer, err := rules.NewSyncer(rules.Config{Table: cfg.Table, Logger: cfg.Logger, Metrics: m})
 	if err != nil {
 		return fmt.Errorf("net proxy: nftables: %w", err)
 	}

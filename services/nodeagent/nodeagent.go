@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"skiff.dev/events"
 	"skiff.dev/events/live"
@@ -84,6 +85,9 @@ type Config struct {
 	// set, is called (the standalone agent exits).
 	StopTimeout time.Duration
 	Stuck       func()
+	// Metrics, if set, receives the agent's metrics (skiff_nodeagent_*); Run fails if it holds
+	// them already. Simulated nodes record none.
+	Metrics prometheus.Registerer
 }
 
 // DefaultClusterCIDR is the cluster's pod range unless configured otherwise.
@@ -249,9 +253,13 @@ func Run(ctx context.Context, cfg Config) error {
 		rt.RunLogRotation(ctx, 30*time.Second)
 	}()
 
+	m, err := agent.NewMetrics(cfg.Metrics)
+	if err != nil {
+		return failed(err)
+	}
 	a := agent.New(agent.Config{
 		Node: cfg.Node, Address: cfg.Address, Log: st, Nodes: nodes, JetStream: st.JetStream(), Runtime: rt,
-		Backoff: cfg.Backoff, Logger: log, Tracer: tp.Tracer(),
+		Backoff: cfg.Backoff, Logger: log, Metrics: m, Tracer: tp.Tracer(),
 		Network: func(ctx context.Context, podCIDR netip.Prefix) (agent.Network, error) {
 			return podnet.New(ctx, podnet.Config{PodCIDR: podCIDR, ClusterCIDR: cfg.ClusterCIDR, Bridge: cfg.Bridge,
 				StateDir: filepath.Join(cfg.StateDir, "podnet"), Logger: log})

@@ -15,6 +15,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
 	"go.opentelemetry.io/otel/trace"
 	"k8s.io/utils/clock"
 
@@ -57,6 +58,9 @@ type Config struct {
 	Logger *slog.Logger
 	// Ready, if set, is called once the replica answers commands and queries.
 	Ready func()
+	// Metrics, if set, receives the replica's metrics (skiff_scheduler_*); Run fails if it
+	// holds them already.
+	Metrics prometheus.Registerer
 
 	// hooks stand in, in tests, for what a real process suffers (a SIGSTOP).
 	hooks *hooks
@@ -134,6 +138,10 @@ func Run(ctx context.Context, cfg Config) error {
 		return fmt.Errorf("scheduler: %w", err)
 	}
 	proj := live.New(state.New(), log)
+	met, err := newReplicaMetrics(cfg.Metrics, proj, st)
+	if err != nil {
+		return fmt.Errorf("scheduler: %w", err)
+	}
 	// The goroutines end with ctx, so it is cancelled before they are waited for (defers run
 	// last first): an error returned on the way must not wait for the caller to end ctx.
 	var wg sync.WaitGroup
@@ -179,7 +187,7 @@ func Run(ctx context.Context, cfg Config) error {
 		kv = cfg.hooks.leaderKV(kv)
 	}
 	err = leader.Run(ctx, kv, cfg.ID, leader.Config{Clock: cfg.Clock, Logger: log}, func(lctx context.Context) {
-		lead(lctx, cfg, st, proj, actor, log)
+		lead(lctx, cfg, st, proj, met, actor, log)
 	})
 	select {
 	case e := <-runErr:
@@ -196,7 +204,7 @@ func Run(ctx context.Context, cfg Config) error {
 // write of the terms before (none of theirs can land after this term's LeaderElected), and runs
 // the control loops, whose writes are fenced on the term, until the leader key is lost or a
 // newer term refuses a write.
-func lead(ctx context.Context, cfg Config, st *store.Store, proj *live.Projection, actor string, log *slog.Logger) {
+func lead(ctx context.Context, cfg Config, st *store.Store, proj *live.Projection, met *replicaMetrics, actor string, log *slog.Logger) {
 	log.Info("leading: starting control loops")
 	if err := proj.WaitSynced(ctx); err != nil {
 		return
@@ -210,7 +218,9 @@ func lead(ctx context.Context, cfg Config, st *store.Store, proj *live.Projectio
 	}
 	log.Info("term began", "term", term.Number, "seq", term.Seq)
 	if err := waitTermSeq(tctx, proj, term.Seq, log); err == nil {
-		runLoops(tctx, cfg, st, proj, term, actor, log)
+		met.leader.Set(1)
+		runLoops(tctx, cfg, st, proj, term, met, actor, log)
+		met.leader.Set(0)
 	}
 	term.End(log)
 	log.Info("control loops stopped", "term", term.Number)
@@ -240,7 +250,7 @@ func waitTermSeq(ctx context.Context, proj *live.Projection, seq uint64, log *sl
 
 // runLoops runs the leader-only control loops until ctx ends, each writing through its own
 // fenced writer of term.
-func runLoops(ctx context.Context, cfg Config, st *store.Store, proj *live.Projection, term *leader.Term, actor string, log *slog.Logger) {
+func runLoops(ctx context.Context, cfg Config, st *store.Store, proj *live.Projection, term *leader.Term, met *replicaMetrics, actor string, log *slog.Logger) {
 	logFor := func(loop string) appender {
 		var l appender = st.Fenced(term.Term, loop, term.Fence(actor, cfg.Clock.Now))
 		if cfg.hooks != nil && cfg.hooks.log != nil {
@@ -260,7 +270,7 @@ func runLoops(ctx context.Context, cfg Config, st *store.Store, proj *live.Proje
 	}
 	loops := map[string]func(context.Context) error{
 		"scheduling": scheduling.New(scheduling.Config{Log: logFor("scheduling"), Projection: proj, Actor: actor, Clock: cfg.Clock.Now,
-			Logger: log.With("loop", "scheduling"), Tracer: cfg.tracer}).Run,
+			Logger: log.With("loop", "scheduling"), Metrics: met.scheduling, Tracer: cfg.tracer}).Run,
 		"controllers": func(ctx context.Context) error {
 			return controllers.Run(ctx, controllers.Config{
 				LogFor:     func(name string) reconcile.Log { return logFor(name) },

@@ -50,6 +50,12 @@ type Options struct {
 	// in the host's mount namespace and unmounted at cleanup (and by the stale sweep): a disk a
 	// test can fill (NATSDataDir). The project's images go into it too (about 5 MiB).
 	NATSDiskSize int64
+	// Metrics gives every process --metrics-addr on 127.0.0.1 of its namespace (see
+	// Cluster.Metrics).
+	Metrics bool
+	// Jaeger runs skiff up (Schedulers must be 0) with --jaeger: Jaeger all-in-one in the control
+	// plane's namespace, every part of skiff up exporting its traces there (see JaegerBinary).
+	Jaeger bool
 	// Prepare, if set, runs once the cluster's network exists and before any process starts:
 	// for a server the processes must reach from the start (ListenControlPlane), or environment
 	// every process inherits (t.Setenv).
@@ -62,6 +68,9 @@ func (o *Options) defaults() error {
 	}
 	if o.Nodes < 1 || o.Nodes > 3 {
 		return fmt.Errorf("Options.Nodes is %d: want 1 to 3", o.Nodes)
+	}
+	if o.Jaeger && o.Schedulers > 0 {
+		return fmt.Errorf("Options.Jaeger runs skiff up's Jaeger: want Schedulers 0, not %d", o.Schedulers)
 	}
 	if o.BackoffBase == 0 {
 		o.BackoffBase = time.Second
@@ -102,6 +111,8 @@ type Cluster struct {
 	schedulers   map[string]*proc
 	// natsDataDir is the data directory of the NATS server (skiff up's or e2enats's).
 	natsDataDir string
+	// metricsTargets: where each process serves its metrics (metrics.go), by process name.
+	metricsTargets sync.Map
 
 	connOnce sync.Once
 	nc       *nats.Conn
@@ -234,6 +245,10 @@ func (c *Cluster) startControlPlane() {
 		if c.opts.LeaderTTL > 0 {
 			upArgs = append(upArgs, "--leader-ttl", c.opts.LeaderTTL.String())
 		}
+		if c.opts.Jaeger {
+			upArgs = append(upArgs, "--jaeger", "--jaeger-bin", JaegerBinary(t))
+		}
+		upArgs = append(upArgs, c.metricsArgs("skiff-up", c.ControlPlaneNetns, ControlPlaneMetricsPort)...)
 		up := c.newProc("skiff-up", c.ControlPlaneNetns, upArgs...)
 		c.controlPlane = append(c.controlPlane, up)
 		c.schedulers["up"] = up
@@ -254,6 +269,7 @@ func (c *Cluster) startControlPlane() {
 		for i := 1; i <= c.opts.Schedulers; i++ {
 			id := fmt.Sprintf("sched%d", i)
 			args := []string{c.Bin.Scheduler, "--server", c.Server, "--creds", c.Creds("scheduler"), "--id", id, "--log-level", c.opts.LogLevel}
+			args = append(args, c.metricsArgs(id, c.ControlPlaneNetns, ControlPlaneMetricsPort+i)...)
 			p := c.newProc(id, c.ControlPlaneNetns, args...)
 			c.controlPlane = append(c.controlPlane, p)
 			c.schedulers[id] = p
@@ -431,12 +447,14 @@ func (c *Cluster) startContainerd(n *Node) {
 }
 
 func (c *Cluster) agentProc(n *Node) *proc {
-	return c.newProc(n.Name+"-agent", n.Netns, c.Bin.NodeAgent,
-		"--server", c.Server, "--creds", c.Creds("node:"+n.Name), "--tls-ca", c.CA(), "--node-name", n.Name, "--address", n.Address,
+	args := []string{c.Bin.NodeAgent,
+		"--server", c.Server, "--creds", c.Creds("node:" + n.Name), "--tls-ca", c.CA(), "--node-name", n.Name, "--address", n.Address,
 		"--containerd-address", n.ContainerdAddress, "--state-dir", n.StateDir, "--log-dir", n.LogDir,
 		"--runc-root", filepath.Join(n.StateDir, "runc"),
 		"--backoff-base", c.opts.BackoffBase.String(), "--backoff-cap", c.opts.BackoffCap.String(),
-		"--log-level", c.opts.LogLevel)
+		"--log-level", c.opts.LogLevel}
+	args = append(args, c.metricsArgs(n.Name+"-agent", n.Netns, AgentMetricsPort)...)
+	return c.newProc(n.Name+"-agent", n.Netns, args...)
 }
 
 // waitAgentReady waits for the agent's current run to log that it is ready: it has registered,

@@ -110,8 +110,10 @@ func (c *Cluster) StartNetProxy(node string) {
 	}
 	p := proxyOf(n)
 	if p == nil {
-		p = c.newProc(n.Name+"-netproxy", n.Netns, bin, "--server", c.Server, "--creds", c.Creds("node:"+n.Name), "--tls-ca", c.CA(), "--log-level", "debug",
-			"--node-name", n.Name)
+		args := []string{bin, "--server", c.Server, "--creds", c.Creds("node:" + n.Name), "--tls-ca", c.CA(), "--log-level", "debug",
+			"--node-name", n.Name}
+		args = append(args, c.metricsArgs(n.Name+"-netproxy", n.Netns, NetProxyMetricsPort)...)
+		p = c.newProc(n.Name+"-netproxy", n.Netns, args...)
 		proxies.Store(n, p)
 		// Registered after New's teardown, so it runs before it.
 		c.t.Cleanup(func() {

@@ -10,6 +10,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"skiff.dev/events/client"
+	"skiff.dev/events/metrics"
 	"skiff.dev/services/netproxy"
 )
 
@@ -22,9 +23,10 @@ func run(args []string) error {
 		fs.PrintDefaults()
 	}
 	var (
-		conn   client.Options
-		cfg    netproxy.Config
-		logger = client.LogFlag(fs)
+		conn        client.Options
+		cfg         netproxy.Config
+		logger      = client.LogFlag(fs)
+		metricsAddr = metrics.Flag(fs)
 	)
 	conn.Flags(fs)
 	fs.StringVar(&cfg.Stream, "stream", "SKIFF", "JetStream stream holding the log")
@@ -42,6 +44,11 @@ func run(args []string) error {
 	}
 	return client.Serve(conn, "skiff-netproxy", cfg.Logger, func(ctx context.Context, nc *nats.Conn) error {
 		cfg.Conn = nc
+		reg, err := metrics.ForProcess(ctx, *metricsAddr, nc, "skiff-netproxy", cfg.Logger)
+		if err != nil {
+			return err
+		}
+		cfg.Metrics = reg
 		return netproxy.Run(ctx, cfg)
 	})
 }

@@ -136,6 +136,7 @@ func (s *Syncer) Sync(ctx context.Context, desired []ServicePort) error {
 		}
 		s.seq = b.nextSeq
 		if err := s.conn.transact(ctx, b); err != nil {
+			s.cfg.Metrics.SyncErrors.Inc()
 			s.needFull = true
 			return fmt.Errorf("sync %d service ports to table %s (the next sync replaces the table): %w: %w",
 				len(desired), s.cfg.Table, events.ErrUnavailable, err)
@@ -149,7 +150,20 @@ func (s *Syncer) Sync(ctx context.Context, desired []ServicePort) error {
 		s.log.Log(ctx, level, "nftables table synced", "full", p.full, "reason", p.reason, "service_ports", len(desired),
 			"elements", p.elementCount(), "new_chains", len(p.newChains), "bytes", len(b.buf), "duration", time.Since(start))
 	}
+	s.observe(p, time.Since(start))
 	return s.flushConntrack(ctx, p.udpFlush)
+}
+
+// observe records a sync whose transaction (if it had one) the kernel took.
+func (s *Syncer) observe(p *plan, took time.Duration) {
+	m := s.cfg.Metrics
+	m.RuleChanges.Add(float64(p.elementCount() + len(p.newChains)))
+	if p.full {
+		m.FullSyncs.Inc()
+		m.FullSync.Observe(took.Seconds())
+		return
+	}
+	m.IncrementalSync.Observe(took.Seconds())
 }
 
 func (s *Syncer) flushConntrack(ctx context.Context, flushes []udpFlush) error {

@@ -69,6 +69,9 @@ type Config struct {
 	// Default 1000, which keeps a message of the largest elements (about 56 bytes each) under the
 	// 64 KiB limit of a netlink attribute. Tests lower it to exercise the splitting.
 	MaxElementsPerMessage int
+
+	// Metrics records every sync; default instruments registered nowhere.
+	Metrics *Metrics
 }
 
 // DefaultTable is the table name used when Config.Table is empty.
@@ -90,6 +93,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.MaxElementsPerMessage <= 0 {
 		c.MaxElementsPerMessage = defaultMaxElementsPerMessage
+	}
+	if c.Metrics == nil {
+		c.Metrics, _ = NewMetrics(nil)
 	}
 	return c
 }

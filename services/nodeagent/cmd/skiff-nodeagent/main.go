@@ -16,6 +16,7 @@ import (
 
 	"skiff.dev/events"
 	"skiff.dev/events/client"
+	"skiff.dev/events/metrics"
 	"skiff.dev/services/nodeagent"
 	"skiff.dev/services/nodeagent/internal/agent"
 )
@@ -38,6 +39,7 @@ func run(args []string) error {
 		maxPods     = fs.Int("max-pods", 110, "most pods this node runs")
 		clusterCIDR = fs.String("cluster-cidr", nodeagent.DefaultClusterCIDR.String(), "the whole cluster's pod range")
 		logger      = client.LogFlag(fs)
+		metricsAddr = metrics.Flag(fs)
 	)
 	conn.Flags(fs)
 	fs.StringVar(&cfg.Stream, "stream", "SKIFF", "JetStream stream holding the log")
@@ -91,6 +93,11 @@ func run(args []string) error {
 	return client.Serve(conn, "skiff-nodeagent", cfg.Logger, func(ctx context.Context, nc *nats.Conn) error {
 		cfg.Conn = nc
 		cfg.Stuck = func() { os.Exit(1) }
+		reg, err := metrics.ForProcess(ctx, *metricsAddr, nc, "skiff-nodeagent", cfg.Logger)
+		if err != nil {
+			return err
+		}
+		cfg.Metrics = reg
 		return nodeagent.Run(ctx, cfg)
 	})
 }

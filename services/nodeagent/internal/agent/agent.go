@@ -50,6 +50,8 @@ type Config struct {
 	// Clock stamps events and times back-offs, retries and resyncs; default the real clock.
 	Clock  Clock
 	Logger *slog.Logger
+	// Metrics records what the workers do; default instruments registered nowhere.
+	Metrics *Metrics
 	// Tracer traces each pod's start and stop (a child of its PodBound's or PodStopRequested's
 	// span); nil traces nothing.
 	Tracer trace.Tracer
@@ -130,6 +132,9 @@ func New(cfg Config) *Agent {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
+	if cfg.Metrics == nil {
+		cfg.Metrics, _ = NewMetrics(nil)
+	}
 	return &Agent{
 		cfg:     cfg,
 		log:     cfg.Logger.With("node", cfg.Node),
@@ -192,7 +197,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	}
 	env := &workerEnv{
 		runtime: a.cfg.Runtime, images: a.cfg.Runtime, net: net, status: a, clock: a.cfg.Clock,
-		backoff: a.cfg.Backoff, imageRetry: a.cfg.ImageRetry, imports: &singleflight.Group{},
+		backoff: a.cfg.Backoff, imageRetry: a.cfg.ImageRetry, imports: &singleflight.Group{}, metrics: a.cfg.Metrics,
 		tracer: a.cfg.Tracer,
 	}
 	if obs, err := images.OpenBucket(ctx, a.cfg.JetStream); err != nil {

@@ -76,6 +76,7 @@ type workerEnv struct {
 	clock      Clock
 	backoff    Backoff
 	imageRetry time.Duration
+	metrics    *Metrics
 	// imports makes workers that want the same missing image share one fetch.
 	imports *singleflight.Group
 	// tracer traces pod work; nil traces nothing.
@@ -107,6 +108,8 @@ type worker struct {
 	restarts map[string]int
 	final    map[string]bool
 	reported *events.PodStatus
+	// seen is when this agent first saw the pod's binding, until its Running report is timed.
+	seen time.Time
 }
 
 func newWorker(env *workerEnv, log *slog.Logger, p *work.Pod) *worker {
@@ -126,6 +129,10 @@ func newWorker(env *workerEnv, log *slog.Logger, p *work.Pod) *worker {
 		reported: p.Reported,
 	}
 	w.log = log.With("pod", w.key.String(), "uid", w.uid)
+	if p.Reported == nil {
+		w.seen = env.clock.Now()
+	}
+	env.metrics.reported(nil, p.Reported, &w.seen, time.Time{})
 	// Resume from what this node last reported: restart counts and how runs ended survive an
 	// agent restart.
 	if p.Reported != nil {
@@ -325,6 +332,7 @@ func (w *worker) syncContainer(ctx context.Context, p work.Pod, ref runtime.PodR
 		}
 		o.restarts = st.RestartCount + 1
 		w.restarts[c.Name] = o.restarts
+		w.env.metrics.ContainerRestarts.Inc()
 		o.run = nil
 	}
 	// Create and start.
@@ -387,6 +395,7 @@ func (w *worker) ensureImage(ctx context.Context, image string) error {
 func (w *worker) fetchImage(ctx context.Context, image string) error {
 	// Bounds one pull attempt; the worker tries again after ImageRetry.
 	const pullTimeout = 60 * time.Second
+	start := w.env.clock.Now()
 	rt := w.env.images
 	var err error
 	var notInStore string
@@ -408,6 +417,7 @@ func (w *worker) fetchImage(ctx context.Context, image string) error {
 		if perr := rt.PullImage(pctx, image); perr != nil {
 			return fmt.Errorf("image %s is not on this node: %s, and pulling it from its registry failed: %w", image, notInStore, perr)
 		}
+		w.env.metrics.ImageFromRegistry.Observe(w.env.clock.Now().Sub(start).Seconds())
 		return nil
 	}
 	defer r.Close()
@@ -419,6 +429,7 @@ func (w *worker) fetchImage(ctx context.Context, image string) error {
 	if ok, err := rt.HasImage(ctx, image); err != nil || !ok {
 		return fmt.Errorf("image store's tarball for %s did not contain it", image)
 	}
+	w.env.metrics.ImageFromStore.Observe(w.env.clock.Now().Sub(start).Seconds())
 	return nil
 }
 
@@ -468,6 +479,7 @@ func (w *worker) report(ctx context.Context, st events.PodStatus, cause error) e
 	if err := w.env.status.append(ctx, w.key, &events.PodStatusReported{UID: w.uid, Status: st}); err != nil {
 		return errors.Join(cause, fmt.Errorf("report status: %w", err))
 	}
+	w.env.metrics.reported(w.reported, &st, &w.seen, w.env.clock.Now())
 	w.reported = &st
 	return cause
 }
@@ -484,7 +496,12 @@ func (w *worker) stop(ctx context.Context, p work.Pod) error {
 	if err := w.env.runtime.RemoveSandbox(ctx, ref); err != nil && !isNotFound(err) {
 		return fmt.Errorf("remove sandbox: %w", err)
 	}
-	return w.env.status.append(ctx, w.key, &events.PodTerminated{UID: w.uid})
+	if err := w.env.status.append(ctx, w.key, &events.PodTerminated{UID: w.uid}); err != nil {
+		return err
+	}
+	w.env.metrics.reported(w.reported, nil, &w.seen, time.Time{})
+	w.reported = nil
+	return nil
 }
 
 // removeAll stops every container of the pod (in parallel, each with grace), removes them, and

@@ -88,6 +88,10 @@ func newWorkerHarness(t *testing.T) *workerHarness {
 		runtime: h.rt, images: h.rt, store: fakeImageStore{}, net: h.net, status: h.status, clock: clk,
 		backoff: DefaultBackoff, imageRetry: 10 * time.Second, imports: &singleflight.Group{},
 	}
+	var err error
+	if h.env.metrics, err = NewMetrics(nil); err != nil {
+		t.Fatal(err)
+	}
 	return h
 }
 

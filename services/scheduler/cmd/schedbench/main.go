@@ -17,6 +17,10 @@
 // before each cluster run, on the same machine in the same invocation:
 //
 //	schedbench --config DIR/config/admin.yaml --replicas 3 -compare-embedded -runs 5
+//
+// -compare-metrics runs each run twice, without and then with metrics: the scheduler's
+// instruments and the projection's registered in a registry, served on a loopback port and
+// scraped every -scrape-interval, as skiff-scheduler --metrics-addr under Prometheus does.
 package main
 
 import (
@@ -27,8 +31,10 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -49,6 +55,7 @@ import (
 	"skiff.dev/events/bootstrap"
 	"skiff.dev/events/client"
 	"skiff.dev/events/live"
+	"skiff.dev/events/metrics"
 	"skiff.dev/events/natsserver"
 	"skiff.dev/events/state"
 	"skiff.dev/events/store"
@@ -63,9 +70,11 @@ type options struct {
 	batch, inflight, percent, writers   int
 	sim, cpuProfile, dir                string
 	verbose, unfenced                   bool
+	compareMetrics                      bool
 	// traceCompare runs, in each run, the scheduler untraced and traced (exporting to an
 	// in-process OTLP receiver).
-	traceCompare bool
+	traceCompare   bool
+	scrapeInterval time.Duration
 
 	// cluster: the NATS cluster to run against; empty Server and Config: an embedded server.
 	cluster         client.Options
@@ -90,11 +99,13 @@ func main() {
 	flag.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the scheduling phase of the first run")
 	flag.StringVar(&o.dir, "dir", "", "directory for the server's data (default: a temporary one)")
 	flag.BoolVar(&o.verbose, "v", false, "log scheduler and server warnings")
+	flag.BoolVar(&o.compareMetrics, "compare-metrics", false, "run each run without and with metrics (registered, served and scraped)")
+	flag.DurationVar(&o.scrapeInterval, "scrape-interval", time.Second, "with -compare-metrics: how often the metrics are scraped")
 	flag.BoolVar(&o.unfenced, "unfenced", false, "write plain conditional appends, not batches fenced on a leader term (as before fencing)")
 	o.cluster.Flags(flag.CommandLine)
 	flag.IntVar(&o.replicas, "replicas", 3, "with --server/--config: replicas of the stream and buckets each run bootstraps")
 	flag.BoolVar(&o.compareEmbedded, "compare-embedded", false, "with --server/--config: run the embedded baseline before each cluster run")
-	flag.BoolVar(&o.traceCompare, "trace-compare", false, "run each run twice: untraced, then tracing every pod with export over OTLP/gRPC to an in-process receiver")
+	flag.BoolVar(&o.traceCompare, "trace-compare", false, "run each run untraced and tracing every pod, exported over OTLP/gRPC to an in-process receiver")
 	flag.Parse()
 	if err := bench(o); err != nil {
 		fmt.Fprintln(os.Stderr, "schedbench:", err)
@@ -119,11 +130,23 @@ func bench(o options) error {
 	fmt.Printf("machine: %d CPUs (GOMAXPROCS %d), %s/%s, %s\n", runtime.NumCPU(), runtime.GOMAXPROCS(0), runtime.GOOS, runtime.GOARCH, runtime.Version())
 	fmt.Printf("nodes=%d pods-per-node=%d pods=%d owner-size=%d\n", o.nodes, o.podsPerNode, o.nodes*o.podsPerNode, o.ownerSize)
 	type target struct {
-		name   string
-		remote bool
-		traced bool
+		name    string
+		remote  bool
+		metrics bool
+		traced  bool
 	}
-	targets := []target{{"embedded-R1", false, false}}
+	targets := []target{{"embedded-R1", false, false, false}}
+	if o.remote() {
+		targets = []target{{fmt.Sprintf("cluster-R%d", o.replicas), true, false, false}}
+		if o.compareEmbedded {
+			targets = append([]target{{"embedded-R1", false, false, false}}, targets...)
+		}
+	}
+	if o.compareMetrics {
+		for _, tg := range slices.Clone(targets) {
+			targets = append(targets, target{tg.name + "+metrics", tg.remote, true, false})
+		}
+	}
 	if o.traceCompare {
 		recv, stop, err := telemetrytest.Serve(net.Listen, "127.0.0.1", false)
 		if err != nil {
@@ -139,24 +162,28 @@ func bench(o options) error {
 		}
 		// The SDK's default batch delay (5 s), not the tests' 100 ms.
 		os.Unsetenv("OTEL_BSP_SCHEDULE_DELAY")
-		targets = append(targets, target{"embedded-R1-traced", false, true})
-	}
-	if o.remote() {
-		targets = []target{{fmt.Sprintf("cluster-R%d", o.replicas), true, false}}
-		if o.compareEmbedded {
-			targets = append([]target{{"embedded-R1", false, false}}, targets...)
+		for _, tg := range slices.Clone(targets) {
+			targets = append(targets, target{tg.name + "+traced", tg.remote, tg.metrics, true})
 		}
 	}
-	rates, bound, running, cpu := map[string][]float64{}, map[string][]float64{}, map[string][]float64{}, map[string][]float64{}
+	rates, bound, running, cpus := map[string][]float64{}, map[string][]float64{}, map[string][]float64{}, map[string][]float64{}
 	for i := range o.runs {
-		for _, tg := range targets {
-			r, err := once(o, tg.remote, tg.traced, filepath.Join(tmp, fmt.Sprintf("run%d-%s", i, tg.name)), i == 0 && tg == targets[len(targets)-1])
+		order := targets
+		if (o.compareMetrics || o.traceCompare) && i%2 == 1 {
+			// Every other run with metrics first: the second of a pair runs in a process that
+			// has just done the first's work, which must not count against one side.
+			order = slices.Clone(targets)
+			slices.Reverse(order)
+		}
+		for ti, tg := range order {
+			// A data directory per run and target: an embedded server must start from an empty log.
+			r, err := once(o, tg.remote, tg.metrics, tg.traced, filepath.Join(tmp, fmt.Sprintf("run%d-%d", i, ti)), i == 0 && ti == len(order)-1)
 			if err != nil {
 				return fmt.Errorf("run %d (%s): %w", i+1, tg.name, err)
 			}
 			fmt.Printf("run %d %s: %d pods bound in %.2fs = %.0f pods/s (CPU %.2fs); all Running after %.2fs (setup %.1fs)\n",
 				i+1, tg.name, r.pods, r.bound.Seconds(), float64(r.pods)/r.bound.Seconds(), r.cpu.Seconds(), r.running.Seconds(), r.setup.Seconds())
-			cpu[tg.name] = append(cpu[tg.name], r.cpu.Seconds())
+			cpus[tg.name] = append(cpus[tg.name], r.cpu.Seconds())
 			rates[tg.name] = append(rates[tg.name], float64(r.pods)/r.bound.Seconds())
 			bound[tg.name] = append(bound[tg.name], r.bound.Seconds())
 			running[tg.name] = append(running[tg.name], r.running.Seconds())
@@ -164,7 +191,7 @@ func bench(o options) error {
 	}
 	for _, tg := range targets {
 		fmt.Printf("median of %d %s: %.0f pods/s bound, %.2fs to bind all (CPU %.2fs), %.2fs to all Running\n",
-			o.runs, tg.name, median(rates[tg.name]), median(bound[tg.name]), median(cpu[tg.name]), median(running[tg.name]))
+			o.runs, tg.name, median(rates[tg.name]), median(bound[tg.name]), median(cpus[tg.name]), median(running[tg.name]))
 	}
 	return nil
 }
@@ -181,20 +208,21 @@ func median(xs []float64) float64 {
 type runResult struct {
 	pods                  int
 	setup, bound, running time.Duration
-	// cpu is the CPU time this process (scheduler, projection, embedded server and, with
-	// -trace-compare, the trace receiver) spent until every pod was bound: unlike the rates,
-	// it hardly depends on what else the machine runs.
+	// cpu is the CPU time this process (server, projection, scheduler) spent until all were
+	// bound: less disturbed than the wall clock by other work on a shared machine.
 	cpu time.Duration
 }
 
-// cpuTime is the CPU time (user and system) this process has used.
+// cpuTime is the CPU time (user and system) this process has used so far.
 func cpuTime() time.Duration {
 	var ru syscall.Rusage
-	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
-func once(o options, remote, traced bool, dir string, profile bool) (runResult, error) {
+func once(o options, remote, withMetrics, traced bool, dir string, profile bool) (runResult, error) {
 	setupStart := time.Now()
 	logLevel := slog.LevelError
 	if o.verbose {
@@ -313,6 +341,12 @@ func once(o options, remote, traced bool, dir string, profile bool) (runResult, 
 		}
 		appender = log.Fenced(term.Term, "scheduling", term.Fence("scheduler/bench", nil))
 	}
+	var sm *scheduling.Metrics
+	if withMetrics {
+		if sm, err = serveMetrics(ctx, &wg, proj, log, o.scrapeInterval); err != nil {
+			return runResult{}, err
+		}
+	}
 	tp := telemetry.Disabled()
 	if traced {
 		if tp, err = telemetry.Setup(ctx, telemetry.Config{Service: telemetry.ServiceScheduler, Instance: "bench"}); err != nil {
@@ -322,18 +356,17 @@ func once(o options, remote, traced bool, dir string, profile bool) (runResult, 
 	}
 	start, cpuStart := time.Now(), cpuTime()
 	sched := scheduling.New(scheduling.Config{
-		Log: appender, Projection: proj, Actor: "scheduler/bench", Logger: logger,
+		Log: appender, Projection: proj, Actor: "scheduler/bench", Logger: logger, Metrics: sm, Tracer: tp.Tracer(),
 		BatchSize: o.batch, MaxInFlight: o.inflight, Writers: o.writers, PercentageOfNodesToScore: o.percent,
-		Tracer: tp.Tracer(),
 	})
 	wg.Go(func() { _ = sched.Run(ctx) })
 
 	timeout := time.After(10 * time.Minute)
 	var tBound, tRunning time.Time
-	var cpuUsed time.Duration
+	var cpu time.Duration
 	select {
 	case tBound = <-allBound:
-		cpuUsed = cpuTime() - cpuStart
+		cpu = cpuTime() - cpuStart
 	case <-timeout:
 		return runResult{}, fmt.Errorf("timed out: %d of %d pods bound", nBound.Load(), n)
 	}
@@ -345,7 +378,42 @@ func once(o options, remote, traced bool, dir string, profile bool) (runResult, 
 	case <-timeout:
 		return runResult{}, fmt.Errorf("timed out: %d of %d pods running", nRunning.Load(), n)
 	}
-	return runResult{pods: n, setup: setup, bound: tBound.Sub(start), running: tRunning.Sub(start), cpu: cpuUsed}, nil
+	return runResult{pods: n, setup: setup, bound: tBound.Sub(start), running: tRunning.Sub(start), cpu: cpu}, nil
+}
+
+// serveMetrics registers the scheduling loop's and the projection's metrics, as skiff-scheduler
+// --metrics-addr does, serves them on a loopback port and scrapes them every interval until ctx
+// ends.
+func serveMetrics(ctx context.Context, wg *sync.WaitGroup, proj *live.Projection, log *store.Store, interval time.Duration) (*scheduling.Metrics, error) {
+	reg := metrics.NewRegistry()
+	sm, err := scheduling.NewMetrics(reg)
+	if err != nil {
+		return nil, err
+	}
+	if err := metrics.RegisterProjection(reg, "skiff_scheduler", proj, log.Head); err != nil {
+		return nil, err
+	}
+	srv, err := metrics.Start(ctx, "127.0.0.1:0", reg, nil)
+	if err != nil {
+		return nil, err
+	}
+	url := "http://" + srv.Addr().String() + metrics.Path
+	wg.Go(func() {
+		t := time.NewTicker(interval)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+			if resp, err := http.Get(url); err == nil {
+				_, _ = io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+			}
+		}
+	})
+	return sm, nil
 }
 
 // reset deletes the stream and the lease bucket a previous run left, so each run starts from an

@@ -12,6 +12,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"skiff.dev/events/client"
+	"skiff.dev/events/metrics"
 	"skiff.dev/services/scheduler"
 )
 
@@ -29,6 +30,7 @@ func run(args []string) error {
 		serviceCIDR  = fs.String("service-cidr", "10.96.0.0/16", "range ClusterIPs are allocated from")
 		podCIDRRange = fs.String("pod-cidr", "10.88.0.0/16", "range split into one /24 pod CIDR per node")
 		logger       = client.LogFlag(fs)
+		metricsAddr  = metrics.Flag(fs)
 	)
 	conn.Flags(fs)
 	fs.StringVar(&cfg.Stream, "stream", "SKIFF", "JetStream stream holding the log")
@@ -52,6 +54,11 @@ func run(args []string) error {
 	}
 	return client.Serve(conn, "skiff-scheduler", cfg.Logger, func(ctx context.Context, nc *nats.Conn) error {
 		cfg.Conn = nc
+		reg, err := metrics.ForProcess(ctx, *metricsAddr, nc, "skiff-scheduler", cfg.Logger)
+		if err != nil {
+			return err
+		}
+		cfg.Metrics = reg
 		return scheduler.Run(ctx, cfg)
 	})
 }

@@ -10,7 +10,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
-	"sort"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -84,7 +83,7 @@ func (h *Handler) answer(req *api.GetRequest, w *api.ChunkWriter) error {
 			rows = table.Rows(st, res.Plural, opts, clock())
 			return
 		}
-		items, err = Objects(st, res.Plural, opts)
+		items, err = table.Objects(st, res.Plural, opts)
 	})
 	if err != nil {
 		return err
@@ -107,117 +106,4 @@ func (h *Handler) answer(req *api.GetRequest, w *api.ChunkWriter) error {
 		}
 	}
 	return w.Close()
-}
-
-// Objects returns the selected objects of kind (a plural resource name) in the Kubernetes JSON
-// shape, sorted by namespace and name.
-func Objects(st *state.State, plural string, opts table.Options) ([]json.RawMessage, error) {
-	var out []json.RawMessage
-	add := func(meta *events.ObjectMeta, v any) error {
-		if !selected(meta, opts) {
-			return nil
-		}
-		b, err := json.Marshal(v)
-		if err != nil {
-			return fmt.Errorf("encode %s/%s: %w", meta.Namespace, meta.Name, err)
-		}
-		out = append(out, b)
-		return nil
-	}
-	var err error
-	switch plural {
-	case table.Pods:
-		for _, k := range sortedKeys(st.Pods) {
-			p := st.Pods[k].Pod
-			p.TypeMeta = events.TypeMeta{APIVersion: "v1", Kind: "Pod"}
-			if err = add(&p.Metadata, &p); err != nil {
-				return nil, err
-			}
-		}
-	case table.Deployments:
-		for _, k := range sortedKeys(st.Deployments) {
-			d := st.Deployments[k].Deployment
-			d.TypeMeta = events.TypeMeta{APIVersion: "apps/v1", Kind: "Deployment"}
-			if err = add(&d.Metadata, &d); err != nil {
-				return nil, err
-			}
-		}
-	case table.Services:
-		for _, k := range sortedKeys(st.Services) {
-			s := st.Services[k].Service
-			s.TypeMeta = events.TypeMeta{APIVersion: "v1", Kind: "Service"}
-			if err = add(&s.Metadata, &s); err != nil {
-				return nil, err
-			}
-		}
-	case table.Endpoints:
-		for _, k := range sortedKeys(st.Endpoints) {
-			if err = add(&st.Endpoints[k].Metadata, st.Endpoints[k]); err != nil {
-				return nil, err
-			}
-		}
-	case table.Nodes:
-		names := make([]string, 0, len(st.Nodes))
-		for n := range st.Nodes {
-			names = append(names, n)
-		}
-		sort.Strings(names)
-		for _, n := range names {
-			node := st.Nodes[n].Node
-			if err = add(&node.Metadata, &node); err != nil {
-				return nil, err
-			}
-		}
-	case table.Namespaces:
-		names := make([]string, 0, len(st.Namespaces))
-		for n := range st.Namespaces {
-			names = append(names, n)
-		}
-		sort.Strings(names)
-		for _, n := range names {
-			ns := *st.Namespaces[n]
-			ns.TypeMeta = events.TypeMeta{APIVersion: "v1", Kind: "Namespace"}
-			if err = add(&ns.Metadata, &ns); err != nil {
-				return nil, err
-			}
-		}
-	default:
-		return nil, fmt.Errorf("unknown resource %q: %w", plural, events.ErrInvalidArgument)
-	}
-	return out, nil
-}
-
-func selected(meta *events.ObjectMeta, opts table.Options) bool {
-	if opts.Name != "" && meta.Name != opts.Name {
-		return false
-	}
-	if meta.Namespace != "" && !opts.AllNamespaces {
-		ns := opts.Namespace
-		if ns == "" {
-			ns = state.DefaultNamespace
-		}
-		if meta.Namespace != ns {
-			return false
-		}
-	}
-	for k, v := range opts.Selector {
-		if meta.Labels[k] != v {
-			return false
-		}
-	}
-	return true
-}
-
-func sortedKeys[T any](m map[state.Key]T) []state.Key {
-	keys := make([]state.Key, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Slice(keys, func(i, j int) bool {
-		if keys[i].Namespace != keys[j].Namespace {
-			return keys[i].Namespace < keys[j].Namespace
-		}
-		return keys[i].Name < keys[j].Name
-	})
-	return keys
 }

@@ -37,6 +37,8 @@ type Config struct {
 	// Actor is written into every event; default "scheduler".
 	Actor  string
 	Logger *slog.Logger
+	// Metrics records what the loop does; default instruments registered nowhere.
+	Metrics *Metrics
 	// Tracer traces each pod's placement and each batch (see trace.go); nil traces nothing and
 	// reads no clock while placing.
 	Tracer trace.Tracer
@@ -84,6 +86,9 @@ func (c *Config) defaults() {
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.Metrics == nil {
+		c.Metrics, _ = NewMetrics(nil)
 	}
 	if c.BatchSize <= 0 {
 		c.BatchSize = 1024
@@ -325,6 +330,7 @@ func (s *Scheduler) pass(ctx context.Context) bool {
 	if len(eligible) == 0 {
 		return false
 	}
+	defer func() { s.cfg.Metrics.Pass.Observe(time.Since(scanStart).Seconds()) }()
 	slices.SortFunc(eligible, func(a, b candidate) int {
 		if c := cmp.Compare(a.created, b.created); c != 0 {
 			return c
@@ -450,6 +456,7 @@ func (s *Scheduler) decide(chunk []candidate, now time.Time) *batch {
 			pl = s.placer.place(p, s.nodes.nodes, s.owners[p.owner])
 		}
 		if pl.node < 0 {
+			s.cfg.Metrics.Unschedulable.Inc()
 			if failed == nil {
 				failed = map[string]placement{}
 				class = classOf(p)

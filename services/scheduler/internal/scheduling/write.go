@@ -2,6 +2,7 @@ package scheduling
 
 import (
 	"context"
+	"errors"
 
 	"skiff.dev/events"
 	"skiff.dev/events/store"
@@ -92,14 +93,19 @@ func (s *Scheduler) write(ctx context.Context) {
 			continue
 		}
 		errs := s.cfg.Log.AppendAll(ctx, ws)
+		landed := s.cfg.Clock()
 		for i, t := range tags {
 			err := errs[i]
 			switch t.kind {
 			case "scheduled":
 				if err != nil {
+					if !errors.Is(err, events.ErrFenced) {
+						s.cfg.Metrics.Errors.Inc()
+					}
 					rs = append(rs, result{kind: scheduleFailed, key: t.pod.key, uid: t.pod.uid, err: err, expect: t.pod.seq})
 					continue
 				}
+				s.cfg.Metrics.Scheduled.Inc()
 				ev, berr := events.New(now, meta.Caused(ws[i].Event), podRef(t.pod), t.d.node, &events.PodBound{Pod: t.pod.pod})
 				if berr != nil {
 					s.log.Error("build PodBound", "pod", t.pod.key, "err", berr)
@@ -109,6 +115,12 @@ func (s *Scheduler) write(ctx context.Context) {
 				carry = append(carry, store.Write{Event: ev, Expect: t.d.bindSeq})
 				carryTags = append(carryTags, tag{kind: "bound", pod: t.pod})
 			case "bound":
+				if err == nil {
+					s.cfg.Metrics.Bound.Inc()
+					if c := t.pod.pod.Metadata.CreationTimestamp; c != nil {
+						s.cfg.Metrics.Latency.Observe(landed.Sub(*c).Seconds())
+					}
+				}
 				rs = append(rs, result{kind: bindDone, key: t.pod.key, uid: t.pod.uid, err: err})
 			case "unschedulable":
 				if err != nil {
