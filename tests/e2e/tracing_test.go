@@ -49,6 +49,16 @@ func TestTraceOfARollout(t *testing.T) {
 		t.Fatalf("trace incomplete: %s\n%s", missing, tr.dump())
 	}
 	tr.check(t)
+	// Logs carry the trace: admission's line about the Deployment names the CLI's trace.
+	for _, line := range strings.Split(c.NATSLog(), "\n") {
+		if strings.Contains(line, "msg=admitted") && strings.Contains(line, "deployment/default/web") {
+			if !strings.Contains(line, "trace_id="+tr.cli.TraceID) {
+				t.Errorf("admission's log line lacks the trace id %s: %s", tr.cli.TraceID, line)
+			}
+			return
+		}
+	}
+	t.Error("no admission log line about deployment/default/web")
 }
 
 // rolloutTrace is the trace of the CLI's `skiff apply` span among all spans received.

@@ -166,7 +166,7 @@ func (a *Admission) waitSynced(ctx context.Context) *api.Error {
 	}
 	head, err := hr.Head(ctx)
 	if err != nil {
-		a.lg.Warn("cannot read the log's head; deciding on the projection as it is", "err", err)
+		a.lg.WarnContext(ctx, "cannot read the log's head; deciding on the projection as it is", "err", err)
 		return nil
 	}
 	if err := a.proj.WaitSeq(ctx, head); err != nil {
@@ -251,7 +251,7 @@ func (a *Admission) run(ctx context.Context, opts runOptions, decide func(*state
 			}
 			seq, err := a.append(ctx, s.ev, s.expect)
 			if errors.Is(err, events.ErrConflict) {
-				a.lg.Debug("lost a race, deciding again", "subject", s.ev.Subject, "expect", s.expect, "attempt", attempt)
+				a.lg.DebugContext(ctx, "lost a race, deciding again", "subject", s.ev.Subject, "expect", s.expect, "attempt", attempt)
 				if attempt == maxAttempts {
 					return a.tooManyConflicts(steps, i, written, max(seen, lastWritten)), written
 				}
@@ -271,7 +271,7 @@ func (a *Admission) run(ctx context.Context, opts runOptions, decide func(*state
 			r.Seq = seq
 			written[i] = r
 			lastWritten = max(lastWritten, seq)
-			a.lg.Info("admitted", "object", s.ev.Object.String(), "event", s.ev.Type, "seq", seq, "actor", s.ev.Actor)
+			a.lg.InfoContext(ctx, "admitted", "object", s.ev.Object.String(), "event", s.ev.Type, "seq", seq, "actor", s.ev.Actor)
 		}
 		if conflicted {
 			continue
@@ -292,7 +292,7 @@ func (a *Admission) run(ctx context.Context, opts runOptions, decide func(*state
 			// Read-your-writes within this replica: the next command decides on a state that
 			// holds these events. If the projection is slow the writes still stand.
 			if err := a.proj.WaitSeq(ctx, lastWritten); err != nil {
-				a.lg.Warn("projection did not catch up with our own writes", "seq", lastWritten, "err", err)
+				a.lg.WarnContext(ctx, "projection did not catch up with our own writes", "seq", lastWritten, "err", err)
 			}
 		}
 		return resp, written
@@ -306,7 +306,7 @@ func (a *Admission) append(ctx context.Context, ev *events.Event, expect uint64)
 		if err == nil || !errors.Is(err, events.ErrUnavailable) || try == 3 || ctx.Err() != nil {
 			return seq, err
 		}
-		a.lg.Warn("append failed, retrying", "subject", ev.Subject, "err", err)
+		a.lg.WarnContext(ctx, "append failed, retrying", "subject", ev.Subject, "err", err)
 	}
 }
 
