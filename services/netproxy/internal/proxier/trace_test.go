@@ -78,7 +78,7 @@ func TestSyncSpansLinkWhatTheyAnswer(t *testing.T) {
 		return strings.Join(ids, ",")
 	}
 	// The first sync answered no traced change; the failed one tp1; the retry both.
-	slices.SortFunc(syncs, func(a, b telemetrytest.Span) int { return cmp.Compare(a.Start, b.Start) })
+	slices.SortStableFunc(syncs, func(a, b telemetrytest.Span) int { return cmp.Compare(a.Start, b.Start) })
 	var got []string
 	for _, s := range syncs {
 		if s.ParentID != "" {
