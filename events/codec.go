@@ -183,3 +183,29 @@ func (e *Event) DecodePayload() error {
 	e.Data = p
 	return nil
 }
+
+// Cause is what an event written in reaction to another keeps of it: its id (the new event's
+// causationId), its correlation (the user's command) and its trace context.
+type Cause struct {
+	ID, CorrelationID, Traceparent string
+	// Seq is the cause's sequence in the log, to tell the latest of several causes.
+	Seq uint64
+}
+
+// Cause returns what an event written in reaction to e keeps of it.
+func (e *Event) Cause() Cause {
+	return Cause{ID: e.ID, CorrelationID: e.CorrelationID, Traceparent: e.Traceparent, Seq: e.Seq}
+}
+
+// From returns meta for an event written in reaction to c; a zero c leaves m as it is.
+func (m Meta) From(c Cause) Meta {
+	if c.ID == "" {
+		return m
+	}
+	m.CausationID = c.ID
+	m.CorrelationID = c.CorrelationID
+	if m.Traceparent == "" {
+		m.Traceparent = c.Traceparent
+	}
+	return m
+}

@@ -55,7 +55,7 @@ func (a *app) apply(ctx context.Context, files []string, namespace string, dryRu
 	if len(docs) == 0 {
 		return errorf(events.ErrInvalidArgument, "no objects passed to apply")
 	}
-	resp, err := a.call(ctx, api.SubjectApply, api.ApplyRequest{Documents: docs, DryRun: dryRun})
+	resp, err := a.call(ctx, api.SubjectApply, api.ApplyRequest{Documents: docs, DryRun: dryRun, Traceparent: a.traceparent(ctx)})
 	if err != nil {
 		return err
 	}

@@ -30,7 +30,7 @@ func newCordonCmd(a *app, cordon bool) *cobra.Command {
 }
 
 func (a *app) cordon(ctx context.Context, node string, cordon bool) error {
-	resp, err := a.call(ctx, api.SubjectCordon, api.CordonRequest{Node: node, Cordon: cordon})
+	resp, err := a.call(ctx, api.SubjectCordon, api.CordonRequest{Node: node, Cordon: cordon, Traceparent: a.traceparent(ctx)})
 	if err != nil {
 		return err
 	}

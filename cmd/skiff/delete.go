@@ -97,6 +97,7 @@ func newDeleteCmd(a *app) *cobra.Command {
 }
 
 func (a *app) delete(ctx context.Context, req api.DeleteRequest) error {
+	req.Traceparent = a.traceparent(ctx)
 	resp, err := a.call(ctx, api.SubjectDelete, req)
 	if err != nil {
 		return err

@@ -12,10 +12,12 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/spf13/cobra"
 
+	oteltrace "go.opentelemetry.io/otel/trace"
 	"skiff.dev/events"
 	"skiff.dev/events/api"
 	"skiff.dev/events/client"
 	"skiff.dev/events/store"
+	"skiff.dev/events/telemetry"
 )
 
 // Env is the world a command runs in. Tests substitute every part of it.
@@ -43,6 +45,9 @@ type app struct {
 	st *store.Store
 	// refuse ends the command with the server's refusal of one of its publishes.
 	refuse context.CancelCauseFunc
+	// tracing and span trace the command (trace.go); nil when it is not traced.
+	tracing *telemetry.Provider
+	span    oteltrace.Span
 }
 
 // commands are the constructors of the top-level commands, added by each command's file.
@@ -61,6 +66,7 @@ func newRoot(a *app) *cobra.Command {
 		SilenceErrors:              true,
 		SuggestionsMinimumDistance: 2,
 		Args:                       cobra.ArbitraryArgs,
+		PersistentPreRun:           func(cmd *cobra.Command, _ []string) { a.startTrace(cmd) },
 		// The root runs only when no subcommand matched: that is an unknown command, which
 		// cobra would otherwise answer with the full help and success.
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -106,6 +112,7 @@ func run(ctx context.Context, args []string, env Env) int {
 	root.SetOut(env.Stdout)
 	root.SetErr(env.Stderr)
 	_, err := root.ExecuteContextC(ctx)
+	a.endTrace(err)
 	if err == nil {
 		return 0
 	}

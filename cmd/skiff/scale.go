@@ -42,7 +42,7 @@ func newScaleCmd(a *app) *cobra.Command {
 }
 
 func (a *app) scale(ctx context.Context, res table.Resource, name string, replicas int32) error {
-	resp, err := a.call(ctx, api.SubjectScale, api.ScaleRequest{Namespace: a.namespace, Name: name, Replicas: replicas})
+	resp, err := a.call(ctx, api.SubjectScale, api.ScaleRequest{Namespace: a.namespace, Name: name, Replicas: replicas, Traceparent: a.traceparent(ctx)})
 	if err != nil {
 		return err
 	}

@@ -261,7 +261,7 @@ func (a *app) startNode(ctx context.Context, o upOptions, start func(string, str
 	}
 	nodeID := "node:" + o.nodeName
 	if err := start("netproxy", nodeID, func(ctx context.Context, nc *nats.Conn) error {
-		return netproxy.Run(ctx, netproxy.Config{Conn: nc, Logger: log.With("part", "netproxy"), Metrics: reg})
+		return netproxy.Run(ctx, netproxy.Config{Conn: nc, Node: o.nodeName, Logger: log.With("part", "netproxy"), Metrics: reg})
 	}); err != nil {
 		return stop, err
 	}

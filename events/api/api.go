@@ -144,7 +144,8 @@ type CordonRequest struct {
 	Node   string `json:"node"`
 	Cordon bool   `json:"cordon"`
 	// Actor is set by the scheduler from the subject (CommandActor); a client\'s value is replaced.
-	Actor string `json:"actor,omitempty"`
+	Actor       string `json:"actor,omitempty"`
+	Traceparent string `json:"traceparent,omitempty"`
 	// IdempotencyKey: as ApplyRequest's.
 	IdempotencyKey string `json:"-"`
 }

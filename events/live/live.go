@@ -264,7 +264,7 @@ func (p *Projection) applyLocked(ev *events.Event) {
 		if pod == nil && ev.Object.Kind == events.KindPod {
 			pod = p.st.Pods[state.Key{Namespace: ev.Object.Namespace, Name: ev.Object.Name}]
 		}
-		ch := Change{Object: ev.Object, Type: ev.Type, Seq: ev.Seq, Pod: pod}
+		ch := Change{Object: ev.Object, Type: ev.Type, Seq: ev.Seq, Pod: pod, Traceparent: ev.Traceparent}
 		for w := range p.watches {
 			w.add(ch)
 		}
@@ -281,6 +281,9 @@ type Change struct {
 	// after, for the event that created it); nil for other kinds and unknown pods. Only its
 	// fields that never change after creation (metadata, owner, spec) may be read outside View.
 	Pod *state.Pod
+	// Traceparent is the event's trace context, for the span of a reaction to link. Only that:
+	// a watch may hold a million changes, and each word costs.
+	Traceparent string
 }
 
 // MaxChanges is how many changes a Watch holds between two Takes; past it, it forgets them and

@@ -12,7 +12,7 @@ func (s *State) applyPod(ev *events.Event, sub events.Subject, key Key) error {
 		if old, exists := s.Pods[key]; exists {
 			return precondition(ev, "pod %s already exists with uid %s", key, old.Metadata.UID)
 		}
-		pod := &Pod{Pod: p.Pod, Created: ev.Seq}
+		pod := &Pod{Pod: p.Pod, Created: ev.Seq, Cause: ev.Cause()}
 		pod.TypeMeta = events.TypeMeta{APIVersion: "v1", Kind: "Pod"}
 		pod.Metadata.Namespace, pod.Metadata.Name = key.Namespace, key.Name
 		if pod.Metadata.CreationTimestamp == nil {
@@ -46,6 +46,7 @@ func (s *State) applyPod(ev *events.Event, sub events.Subject, key Key) error {
 		return precondition(ev, "pod %s is assigned to node %q, not %s", key, pod.Spec.NodeName, sub.Node)
 	}
 
+	pod.Cause = ev.Cause()
 	switch p := ev.Data.(type) {
 	case *events.PodScheduled:
 		if pod.Spec.NodeName != "" {

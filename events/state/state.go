@@ -29,6 +29,8 @@ type Pod struct {
 	OwnerUID string
 	// Created is the sequence of PodCreated.
 	Created uint64
+	// Cause is the last event about the pod: what a controller's write about it reacts to.
+	Cause events.Cause
 }
 
 // Key returns the pod's key.
@@ -56,6 +58,8 @@ type Node struct {
 	MilliCPU, Memory int64
 	MaxPods          int32
 	Ready            bool
+	// Cause is the last event about the node.
+	Cause events.Cause
 	// Requested sums the requests of pods assigned to the node and not yet terminated.
 	RequestedCPU, RequestedMemory int64
 	PodCount                      int
@@ -64,11 +68,16 @@ type Node struct {
 // Deployment is a Deployment as the log tells it.
 type Deployment struct {
 	events.Deployment
+	// Cause is the last command about the Deployment (applied, scaled): what the pods the
+	// controller creates for it react to. The controller's own progress reports leave it.
+	Cause events.Cause
 }
 
 // Service is a Service as the log tells it.
 type Service struct {
 	events.Service
+	// Cause is the ServiceApplied of this version.
+	Cause events.Cause
 }
 
 // State is the fold of the log up to Seq.
@@ -200,6 +209,7 @@ func (s *State) Apply(ev *events.Event) error {
 			return precondition(ev, "a node registers itself only, on %s", events.NodeRegistrationSubject(sub.Name))
 		}
 		s.applyNodeRegistered(sub.Name, t, p)
+		s.Nodes[sub.Name].Cause = ev.Cause()
 	case *events.NodePodCIDRAssigned:
 		n, ok := s.Nodes[sub.Name]
 		if !ok {
@@ -215,24 +225,28 @@ func (s *State) Apply(ev *events.Event) error {
 		}
 		n.Spec.PodCIDR = p.PodCIDR
 		s.podCIDRs[p.PodCIDR] = sub.Name
+		n.Cause = ev.Cause()
 	case *events.NodeReady:
 		n, ok := s.Nodes[sub.Name]
 		if !ok {
 			return precondition(ev, "node %s is not registered", sub.Name)
 		}
 		n.setReady(true, p.Reason, "", t)
+		n.Cause = ev.Cause()
 	case *events.NodeNotReady:
 		n, ok := s.Nodes[sub.Name]
 		if !ok {
 			return precondition(ev, "node %s is not registered", sub.Name)
 		}
 		n.setReady(false, p.Reason, p.Message, t)
+		n.Cause = ev.Cause()
 	case *events.NodeCordoned, *events.NodeUncordoned:
 		n, ok := s.Nodes[sub.Name]
 		if !ok {
 			return precondition(ev, "node %s is not registered", sub.Name)
 		}
 		_, n.Spec.Unschedulable = p.(*events.NodeCordoned)
+		n.Cause = ev.Cause()
 	case *events.NodeDeleted:
 		if n, ok := s.Nodes[sub.Name]; ok {
 			delete(s.podCIDRs, n.Spec.PodCIDR)
@@ -244,7 +258,7 @@ func (s *State) Apply(ev *events.Event) error {
 		return s.applyPod(ev, sub, key)
 
 	case *events.DeploymentApplied:
-		d := &Deployment{Deployment: p.Deployment}
+		d := &Deployment{Deployment: p.Deployment, Cause: ev.Cause()}
 		if old, ok := s.Deployments[key]; ok {
 			d.Status = old.Status
 			d.Metadata.CreationTimestamp = old.Metadata.CreationTimestamp
@@ -260,6 +274,7 @@ func (s *State) Apply(ev *events.Event) error {
 		r := p.Replicas
 		d.Spec.Replicas = &r
 		d.Metadata.Generation = p.Generation
+		d.Cause = ev.Cause()
 	case *events.DeploymentRolloutProgressed:
 		d, ok := s.Deployments[key]
 		if !ok {
@@ -270,7 +285,7 @@ func (s *State) Apply(ev *events.Event) error {
 		delete(s.Deployments, key)
 
 	case *events.ServiceApplied:
-		sv := &Service{Service: p.Service}
+		sv := &Service{Service: p.Service, Cause: ev.Cause()}
 		if old, ok := s.Services[key]; ok {
 			sv.Metadata.CreationTimestamp = old.Metadata.CreationTimestamp
 			delete(s.clusterIPs, old.Spec.ClusterIP)

@@ -7,7 +7,10 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"os"
+	"strings"
 	"sync"
+	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/prometheus/client_golang/prometheus"
@@ -16,6 +19,7 @@ import (
 	"skiff.dev/events/live"
 	"skiff.dev/events/state"
 	"skiff.dev/events/store"
+	"skiff.dev/events/telemetry"
 	"skiff.dev/services/netproxy/internal/proxier"
 	"skiff.dev/services/netproxy/internal/rules"
 )
@@ -32,6 +36,9 @@ type Config struct {
 	// Metrics, if set, receives the proxy's metrics (skiff_netproxy_*); Run fails if it holds
 	// them already.
 	Metrics prometheus.Registerer
+	// Node names this node in traces (service.instance.id, k8s.node.name); default the host
+	// name's first label.
+	Node string
 }
 
 // Filters are the subjects the proxy reads: Services and their Endpoints, nothing else.
@@ -45,6 +52,24 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Node == "" {
+		host, _ := os.Hostname()
+		cfg.Node, _, _ = strings.Cut(host, ".")
+	}
+	tp, err := telemetry.Setup(ctx, telemetry.Config{Service: telemetry.ServiceNetProxy, Instance: cfg.Node})
+	if err != nil {
+		return fmt.Errorf("net proxy: %w", err)
+	}
+	defer func() {
+		fctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := tp.Shutdown(fctx); err != nil {
+			cfg.Logger.Warn("flush traces", "err", err)
+		}
+	}()
+	if tp.Enabled() {
+		cfg.Logger = slog.New(telemetry.NewLogHandler(cfg.Logger.Handler()))
 	}
 	st, err := store.Attach(ctx, cfg.Conn, store.Config{Stream: cfg.Stream, Logger: cfg.Logger})
 	if err != nil {
@@ -76,7 +101,8 @@ func Run(ctx context.Context, cfg Config) error {
 			cancel()
 		}
 	}()
-	err = proxier.New(proxier.Config{Projection: proj, Rules: syncer, Logger: cfg.Logger, Synced: cfg.Synced}).Run(ctx)
+	err = proxier.New(proxier.Config{Projection: proj, Rules: syncer, Logger: cfg.Logger, Synced: cfg.Synced,
+		Tracer: tp.Tracer(), Node: cfg.Node}).Run(ctx)
 	select {
 	case e := <-followErr:
 		return e

@@ -28,6 +28,7 @@ import (
 	"skiff.dev/events/live"
 	"skiff.dev/events/state"
 	"skiff.dev/events/store"
+	"skiff.dev/events/telemetry"
 	"skiff.dev/services/nodeagent/internal/agent"
 	"skiff.dev/services/nodeagent/internal/logs"
 	"skiff.dev/services/nodeagent/internal/podnet"
@@ -151,6 +152,14 @@ func Run(ctx context.Context, cfg Config) error {
 		return events.Errorf(events.ErrPermissionDenied, "node agent: the credentials are node %s's, but this agent runs as node %s (--node-name): "+
 			"the server lets a node act only on its own subjects; use node %s's creds (skiff node creds %s) or --node-name %s", node, cfg.Node, cfg.Node, cfg.Node, node)
 	}
+	tp, err := telemetry.Setup(ctx, telemetry.Config{Service: telemetry.ServiceNodeAgent, Instance: cfg.Node})
+	if err != nil {
+		return fmt.Errorf("node agent: %w", err)
+	}
+	defer flushTraces(tp, cfg.Logger)
+	if tp.Enabled() {
+		cfg.Logger = slog.New(telemetry.NewLogHandler(cfg.Logger.Handler()))
+	}
 	log := cfg.Logger.With("node", cfg.Node)
 	st, err := store.Attach(ctx, cfg.Conn, store.Config{Stream: cfg.Stream, Logger: log})
 	if err != nil {
@@ -250,7 +259,7 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	a := agent.New(agent.Config{
 		Node: cfg.Node, Address: cfg.Address, Log: st, Nodes: nodes, JetStream: st.JetStream(), Runtime: rt,
-		Backoff: cfg.Backoff, Logger: log, Metrics: m,
+		Backoff: cfg.Backoff, Logger: log, Metrics: m, Tracer: tp.Tracer(),
 		Network: func(ctx context.Context, podCIDR netip.Prefix) (agent.Network, error) {
 			return podnet.New(ctx, podnet.Config{PodCIDR: podCIDR, ClusterCIDR: cfg.ClusterCIDR, Bridge: cfg.Bridge,
 				StateDir: filepath.Join(cfg.StateDir, "podnet"), Logger: log})
@@ -325,4 +334,14 @@ func memTotal() int64 {
 		}
 	}
 	return 1 << 30
+}
+
+// flushTraces sends the spans still buffered, for a few seconds at most: a collector that is
+// gone must not hold up the agent's exit.
+func flushTraces(tp *telemetry.Provider, log *slog.Logger) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := tp.Shutdown(ctx); err != nil {
+		log.Warn("flush traces", "err", err)
+	}
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/trace"
 	"k8s.io/utils/clock"
 
 	"skiff.dev/events"
@@ -23,6 +24,7 @@ import (
 	"skiff.dev/events/live"
 	"skiff.dev/events/state"
 	"skiff.dev/events/store"
+	"skiff.dev/events/telemetry"
 	"skiff.dev/services/scheduler/internal/admission"
 	"skiff.dev/services/scheduler/internal/controllers"
 	"skiff.dev/services/scheduler/internal/controllers/nodelifecycle"
@@ -62,6 +64,19 @@ type Config struct {
 
 	// hooks stand in, in tests, for what a real process suffers (a SIGSTOP).
 	hooks *hooks
+	// tracer is the replica's, set up by Run from the OTEL_* environment (package telemetry);
+	// nil when tracing is off.
+	tracer trace.Tracer
+}
+
+// flushTraces sends the spans still buffered, for a few seconds at most: a collector that is
+// gone must not hold up a replica's exit.
+func flushTraces(tp *telemetry.Provider, log *slog.Logger) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := tp.Shutdown(ctx); err != nil {
+		log.Warn("flush traces", "err", err)
+	}
 }
 
 // hooks wrap what a replica's leadership goes through, so a test can freeze one replica in
@@ -104,6 +119,15 @@ func Run(ctx context.Context, cfg Config) error {
 	if cfg.Conn == nil {
 		return fmt.Errorf("scheduler: no NATS connection: %w", events.ErrInvalidArgument)
 	}
+	tp, err := telemetry.Setup(ctx, telemetry.Config{Service: telemetry.ServiceScheduler, Instance: cfg.ID})
+	if err != nil {
+		return fmt.Errorf("scheduler: %w", err)
+	}
+	defer flushTraces(tp, cfg.Logger)
+	if tp.Enabled() {
+		cfg.Logger = slog.New(telemetry.NewLogHandler(cfg.Logger.Handler()))
+	}
+	cfg.tracer = tp.Tracer()
 	log := cfg.Logger.With("replica", cfg.ID)
 	actor := "scheduler/" + cfg.ID
 	st, err := store.Attach(ctx, cfg.Conn, store.Config{Stream: cfg.Stream, Logger: log})
@@ -135,7 +159,7 @@ func Run(ctx context.Context, cfg Config) error {
 	}()
 
 	adm := admission.New(admission.Config{Log: st, Projection: proj, ServiceCIDR: cfg.ServiceCIDR, Actor: actor,
-		Clock: cfg.Clock.Now, Logger: log})
+		Clock: cfg.Clock.Now, Logger: log, Tracer: cfg.tracer})
 	q := &query.Handler{NC: cfg.Conn, Projection: proj, Clock: cfg.Clock.Now, Logger: log}
 	subs, err := serve(cfg.Conn, adm, q, log)
 	if err != nil {
@@ -246,11 +270,11 @@ func runLoops(ctx context.Context, cfg Config, st *store.Store, proj *live.Proje
 	}
 	loops := map[string]func(context.Context) error{
 		"scheduling": scheduling.New(scheduling.Config{Log: logFor("scheduling"), Projection: proj, Actor: actor, Clock: cfg.Clock.Now,
-			Logger: log.With("loop", "scheduling"), Metrics: met.scheduling}).Run,
+			Logger: log.With("loop", "scheduling"), Metrics: met.scheduling, Tracer: cfg.tracer}).Run,
 		"controllers": func(ctx context.Context) error {
 			return controllers.Run(ctx, controllers.Config{
 				LogFor:     func(name string) reconcile.Log { return logFor(name) },
-				Projection: proj, Leases: leases, Actor: actor, Clock: cfg.Clock.Now, Logger: log,
+				Projection: proj, Leases: leases, Actor: actor, Clock: cfg.Clock.Now, Logger: log, Tracer: cfg.tracer,
 				PodCIDRRange: podCIDRRange, LeaseTimeout: cfg.LeaseTimeout})
 		},
 	}

@@ -56,6 +56,10 @@ type Options struct {
 	// Jaeger runs skiff up (Schedulers must be 0) with --jaeger: Jaeger all-in-one in the control
 	// plane's namespace, every part of skiff up exporting its traces there (see JaegerBinary).
 	Jaeger bool
+	// Prepare, if set, runs once the cluster's network exists and before any process starts:
+	// for a server the processes must reach from the start (ListenControlPlane), or environment
+	// every process inherits (t.Setenv).
+	Prepare func(*Cluster)
 }
 
 func (o *Options) defaults() error {
@@ -191,6 +195,9 @@ func New(t testing.TB, opts Options) *Cluster {
 	}
 	if err := setupLAN(c.lan, members); err != nil {
 		t.Fatalf("cluster network: %v", err)
+	}
+	if opts.Prepare != nil {
+		opts.Prepare(c)
 	}
 	start := time.Now()
 	c.startControlPlane()

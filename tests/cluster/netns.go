@@ -138,3 +138,52 @@ func (d netnsDialer) Dial(network, address string) (net.Conn, error) {
 	r := <-res
 	return r.conn, r.err
 }
+
+// ListenControlPlane listens on address in the control plane's network namespace while the test
+// process stays in the host's: for a server the cluster's processes reach (at
+// ControlPlaneAddress), such as a test's trace receiver.
+func (c *Cluster) ListenControlPlane(network, address string) (net.Listener, error) {
+	return inNetns(netnsPath(c.ControlPlaneNetns), func() (net.Listener, error) { return net.Listen(network, address) })
+}
+
+// inNetns runs fn on a thread in the network namespace at path; a socket fn makes stays there.
+func inNetns[T any](path string, fn func() (T, error)) (T, error) {
+	type result struct {
+		v   T
+		err error
+	}
+	res := make(chan result, 1)
+	go func() {
+		var zero T
+		// As netnsDialer.Dial: a thread that cannot return to the host's namespace is ended.
+		runtime.LockOSThread()
+		orig, err := os.Open("/proc/thread-self/ns/net")
+		if err != nil {
+			runtime.UnlockOSThread()
+			res <- result{zero, err}
+			return
+		}
+		defer orig.Close()
+		target, err := os.Open(path)
+		if err != nil {
+			runtime.UnlockOSThread()
+			res <- result{zero, err}
+			return
+		}
+		defer target.Close()
+		if err := unix.Setns(int(target.Fd()), unix.CLONE_NEWNET); err != nil {
+			runtime.UnlockOSThread()
+			res <- result{zero, fmt.Errorf("enter %s: %w", path, err)}
+			return
+		}
+		v, err := fn()
+		if serr := unix.Setns(int(orig.Fd()), unix.CLONE_NEWNET); serr != nil {
+			res <- result{zero, fmt.Errorf("return to the host namespace: %w", serr)}
+			return
+		}
+		runtime.UnlockOSThread()
+		res <- result{v, err}
+	}()
+	r := <-res
+	return r.v, r.err
+}

@@ -110,7 +110,8 @@ func (c *Cluster) StartNetProxy(node string) {
 	}
 	p := proxyOf(n)
 	if p == nil {
-		args := []string{bin, "--server", c.Server, "--creds", c.Creds("node:" + n.Name), "--tls-ca", c.CA(), "--log-level", "debug"}
+		args := []string{bin, "--server", c.Server, "--creds", c.Creds("node:" + n.Name), "--tls-ca", c.CA(), "--log-level", "debug",
+			"--node-name", n.Name}
 		args = append(args, c.metricsArgs(n.Name+"-netproxy", n.Netns, NetProxyMetricsPort)...)
 		p = c.newProc(n.Name+"-netproxy", n.Netns, args...)
 		proxies.Store(n, p)

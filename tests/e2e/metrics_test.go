@@ -201,7 +201,50 @@ func TestJaeger(t *testing.T) {
 	if !found {
 		t.Fatalf("/api/traces?service=skiff has no trace %s with span apply: %+v", traceID, traces.Data)
 	}
-	// Once Skiff's parts trace (OTEL_* as skiff up --jaeger sets them), their services are
-	// listed too; until then only the test's.
-	t.Logf("services jaeger knows: %v", services.Data)
+	// Skiff's own parts trace into it (OTEL_* as skiff up --jaeger sets them): a command shows
+	// up as the scheduler's admission span, with the deployments controller's under it.
+	c.Apply(`apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: traced
+spec:
+  replicas: 1
+  selector:
+    matchLabels:
+      app: traced
+  template:
+    metadata:
+      labels:
+        app: traced
+    spec:
+      containers:
+        - name: echo
+          image: skiff.dev/echo:v1
+`)
+	eventstest.EventuallyErr(t, 30*time.Second, "jaeger to hold the scheduler's trace of the apply", func() error {
+		var traces struct {
+			Data []struct {
+				Spans []struct {
+					OperationName string
+					Tags          []struct {
+						Key   string
+						Value any
+					}
+				}
+			}
+		}
+		if err := get("/api/traces?service=skiff-scheduler&operation=admit%20apply&lookback=1h", &traces); err != nil {
+			return err
+		}
+		for _, tr := range traces.Data {
+			ops := map[string]bool{}
+			for _, sp := range tr.Spans {
+				ops[sp.OperationName] = true
+			}
+			if ops["admit apply"] && ops["deployments reconcile"] && ops["schedule pod"] {
+				return nil
+			}
+		}
+		return fmt.Errorf("no trace with admit apply, deployments reconcile and schedule pod among %d traces", len(traces.Data))
+	})
 }

@@ -2,12 +2,14 @@ package e2e_test
 
 import (
 	"fmt"
+	"os"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"skiff.dev/events"
+	"skiff.dev/events/telemetry/telemetrytest"
 	"skiff.dev/tests/cluster"
 	"skiff.dev/tests/startup"
 )
@@ -44,8 +46,26 @@ spec:
 // samples is their maximum. Besides latency it reports the node's CPU time per pod (agent, CNI
 // plugins, containerd, shims, runc) and how busy the machine was; with SKIFF_E2E_LOG_LEVEL=debug
 // it also logs where on the node the time went (see logBreakdown).
+//
+// With SKIFF_E2E_TRACE=1 every process traces, exporting over OTLP/gRPC to a receiver in the
+// control plane's namespace that counts the spans: the same benchmark with tracing's cost.
 func BenchmarkPodStartup(b *testing.B) {
-	c := cluster.New(b, cluster.Options{})
+	var opts cluster.Options
+	if os.Getenv("SKIFF_E2E_TRACE") != "" {
+		opts.Prepare = func(c *cluster.Cluster) {
+			recv, stop, err := telemetrytest.Serve(c.ListenControlPlane, cluster.ControlPlaneAddress, false)
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.Cleanup(func() { stop(); b.Logf("trace receiver: %d spans", recv.Count()) })
+			for _, kv := range recv.Env("grpc") {
+				k, v, _ := strings.Cut(kv, "=")
+				b.Setenv(k, v)
+			}
+			b.Setenv("OTEL_BSP_SCHEDULE_DELAY", "") // the SDK's default, 5 s
+		}
+	}
+	c := cluster.New(b, opts)
 	// The image is imported and unpacked by a first pod: the benchmark measures start-up with
 	// the image present, as the issue asks.
 	c.Apply(podSpec{name: "warmup", image: echoImage, grace: 1}.manifest())

@@ -31,6 +31,7 @@ func run(args []string) error {
 	conn.Flags(fs)
 	fs.StringVar(&cfg.Stream, "stream", "SKIFF", "JetStream stream holding the log")
 	fs.StringVar(&cfg.Table, "table", "skiff", "the nftables table (family ip) this proxy owns")
+	fs.StringVar(&cfg.Node, "node-name", "", "this node's name in traces (default the host name's first label)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}

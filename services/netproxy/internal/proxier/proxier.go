@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
 	"skiff.dev/events"
 	"skiff.dev/events/live"
 	"skiff.dev/events/state"
@@ -40,6 +41,10 @@ type Config struct {
 	// (live.Projection.Complete: every Service and Endpoints event up to it is in the sync);
 	// tests and benchmarks wait on it.
 	Synced func(seq uint64)
+	// Tracer traces each sync (see trace.go); nil traces nothing.
+	Tracer trace.Tracer
+	// Node names the node in spans.
+	Node string
 }
 
 // Clock is the proxier's time.
@@ -73,11 +78,24 @@ func New(cfg Config) *Proxier {
 
 // Run syncs until ctx ends: once when the projection has caught up, then after every change.
 func (p *Proxier) Run(ctx context.Context) error {
+	var watch *live.Changes
+	if p.cfg.Tracer != nil {
+		// The changes each sync answers, for its spans; watched only when traced.
+		watch = p.cfg.Projection.Watch()
+		defer p.cfg.Projection.Unwatch(watch)
+	}
 	if err := p.cfg.Projection.WaitSynced(ctx); err != nil {
 		return nil
 	}
+	var answers []live.Change
 	for {
 		changed := p.cfg.Projection.Changed()
+		if watch != nil {
+			// Taken before the state is viewed: every change taken is in the sync. A failed
+			// sync's changes are answered by the next one.
+			changes, _ := watch.Take()
+			answers = append(answers, changes...)
+		}
 		// What the sync reflects is taken before the state it syncs: the state only grows. It
 		// costs round trips to the log (Complete), so only when someone reads it: Synced, or the
 		// debug log that tests follow.
@@ -93,7 +111,9 @@ func (p *Proxier) Run(ctx context.Context) error {
 			desired = ServicePorts(st)
 		})
 		start := p.cfg.Clock.Now()
-		if err := p.cfg.Rules.Sync(ctx, desired); err != nil {
+		err := p.cfg.Rules.Sync(ctx, desired)
+		p.traceSync(answers, len(desired), start, err)
+		if err != nil {
 			// The rules engine makes the next sync a full one; try again after a pause.
 			p.cfg.Logger.Error("sync rules failed; retrying with a full sync", "seq", seq, "err", err)
 			select {
@@ -103,6 +123,7 @@ func (p *Proxier) Run(ctx context.Context) error {
 				return nil
 			}
 		}
+		answers = answers[:0]
 		p.cfg.Logger.Debug("rules synced", "seq", seq, "servicePorts", len(desired), "took", p.cfg.Clock.Now().Sub(start))
 		if p.cfg.Synced != nil {
 			p.cfg.Synced(seq)

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel/trace"
 	"golang.org/x/sync/singleflight"
 	"k8s.io/utils/clock"
 
@@ -51,6 +52,9 @@ type Config struct {
 	Logger *slog.Logger
 	// Metrics records what the workers do; default instruments registered nowhere.
 	Metrics *Metrics
+	// Tracer traces each pod's start and stop (a child of its PodBound's or PodStopRequested's
+	// span); nil traces nothing.
+	Tracer trace.Tracer
 }
 
 // Clock is the agent's time. clock.RealClock is the real one; tests step a fake one
@@ -194,6 +198,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	env := &workerEnv{
 		runtime: a.cfg.Runtime, images: a.cfg.Runtime, net: net, status: a, clock: a.cfg.Clock,
 		backoff: a.cfg.Backoff, imageRetry: a.cfg.ImageRetry, imports: &singleflight.Group{}, metrics: a.cfg.Metrics,
+		tracer: a.cfg.Tracer,
 	}
 	if obs, err := images.OpenBucket(ctx, a.cfg.JetStream); err != nil {
 		a.log.Warn("image store unavailable; only images already on the node can run", "err", err)

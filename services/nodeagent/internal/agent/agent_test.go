@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"go.opentelemetry.io/otel/trace"
 	clocktesting "k8s.io/utils/clock/testing"
 
 	"skiff.dev/events"
@@ -41,6 +42,8 @@ type agentHarness struct {
 	// statuses are the events on the status subjects, by subject, as a follower of the log
 	// sees them: polling the log itself costs a consumer a read.
 	statuses map[string][]*events.Event
+	// tracer, if set, traces the agent.
+	tracer trace.Tracer
 }
 
 const podCIDR = "10.88.1.0/24"
@@ -185,7 +188,7 @@ func (h *agentHarness) run() *runningAgent {
 			}
 			return h.net, nil
 		},
-		Clock: h.clock, Logger: testLogger(h.t),
+		Clock: h.clock, Logger: testLogger(h.t), Tracer: h.tracer,
 	})
 	go func() {
 		defer close(a.done)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 
 	"skiff.dev/events"
+	"skiff.dev/events/telemetry"
 	"skiff.dev/services/nodeagent/internal/work"
 )
 
@@ -25,6 +26,10 @@ func (a *Agent) append(ctx context.Context, key work.Key, p events.Payload) erro
 			ref.UID = wp.UID()
 		}
 		meta.Actor = a.actor
+		// The report reacts to what the worker is working on (its pod's PodBound or
+		// PodStopRequested), inside the worker's span when traced.
+		meta.Traceparent = telemetry.Traceparent(ctx)
+		meta = meta.From(causeOf(ctx))
 		ev, err := events.New(a.cfg.Clock.Now(), meta, ref, a.cfg.Node, p)
 		if err != nil {
 			a.mu.Unlock()

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/containerd/errdefs"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
 	"golang.org/x/sync/singleflight"
 
 	"skiff.dev/events"
@@ -77,6 +79,8 @@ type workerEnv struct {
 	metrics    *Metrics
 	// imports makes workers that want the same missing image share one fetch.
 	imports *singleflight.Group
+	// tracer traces pod work; nil traces nothing.
+	tracer trace.Tracer
 }
 
 // worker owns one pod: it alone creates, restarts, stops and removes the pod's sandbox and
@@ -86,6 +90,10 @@ type worker struct {
 	uid string
 	key work.Key
 	log *slog.Logger
+
+	// traced is the cause whose work was traced: one span per PodBound or PodStopRequested,
+	// not one per resync.
+	traced string
 
 	mu      sync.Mutex
 	desired work.Pod // latest; replaced whole by update
@@ -176,19 +184,22 @@ func (w *worker) run(ctx context.Context) bool {
 	}
 	for {
 		p := w.pod()
+		sctx, span := w.trace(ctx, p)
 		if p.StopRequested {
-			if err := w.stop(ctx, p); err != nil {
-				w.log.Error("stop pod", "err", err)
+			if err := w.stop(sctx, p); err != nil {
+				w.log.ErrorContext(sctx, "stop pod", "err", err)
 				wakeIn(time.Second)
 			} else {
+				span.End()
 				return true
 			}
-		} else if next, err := w.sync(ctx, p); err != nil {
-			w.log.Warn("sync pod", "err", err)
+		} else if next, err := w.sync(sctx, p); err != nil {
+			w.log.WarnContext(sctx, "sync pod", "err", err)
 			wakeIn(time.Second)
 		} else if !next.IsZero() {
 			wakeIn(max(next.Sub(w.env.clock.Now()), 10*time.Millisecond))
 		}
+		span.End()
 		select {
 		case <-ctx.Done():
 			return false
@@ -215,7 +226,9 @@ func (w *worker) sync(ctx context.Context, p work.Pod) (time.Time, error) {
 	sb, err := rt.GetSandbox(ctx, w.uid)
 	switch {
 	case isNotFound(err):
-		sb, err = rt.CreateSandbox(ctx, runtime.PodSandboxConfig{Pod: ref})
+		sctx, span := w.child(ctx, "create sandbox")
+		sb, err = rt.CreateSandbox(sctx, runtime.PodSandboxConfig{Pod: ref})
+		endSpan(span, err)
 		if err != nil {
 			return next, w.report(ctx, w.waitingAll(spec, ReasonContainerCreating, "create sandbox: "+err.Error()), fmt.Errorf("create sandbox: %w", err))
 		}
@@ -235,7 +248,12 @@ func (w *worker) sync(ctx context.Context, p work.Pod) (time.Time, error) {
 	// The network needs setting up once per sandbox: checking it again on every pass costs a
 	// netns entry and host-local's files per pod each time anything about the pod changes.
 	if w.podIP == "" || w.netFor.ID != sb.ID || w.netFor.PID != sb.PID {
-		ip, err := w.env.net.Setup(ctx, w.uid, sb.NetNSPath())
+		nctx, span := w.child(ctx, "set up network")
+		ip, err := w.env.net.Setup(nctx, w.uid, sb.NetNSPath())
+		if err == nil {
+			span.SetAttributes(attribute.String("k8s.pod.ip", ip.String()))
+		}
+		endSpan(span, err)
 		if err != nil {
 			return next, w.report(ctx, w.waitingAll(spec, ReasonNetworkNotReady, err.Error()), fmt.Errorf("pod network: %w", err))
 		}
@@ -319,19 +337,26 @@ func (w *worker) syncContainer(ctx context.Context, p work.Pod, ref runtime.PodR
 	}
 	// Create and start.
 	image := images.Normalize(c.Image)
-	if err := w.ensureImage(ctx, image); err != nil {
+	ictx, span := w.child(ctx, "ensure image", attribute.String("container.image.name", image))
+	err = w.ensureImage(ictx, image)
+	endSpan(span, err)
+	if err != nil {
 		o.waiting, o.message = ReasonErrImageNotFound, err.Error()
 		return o, now.Add(w.env.imageRetry)
 	}
 	cfg, err := containerConfig(ref, c, image, o.restarts)
 	if err == nil {
-		_, err = rt.CreateContainer(ctx, cfg)
+		cctx, span := w.child(ctx, "create container", attribute.String("k8s.container.name", c.Name))
+		_, err = rt.CreateContainer(cctx, cfg)
 		if errdefs.IsAlreadyExists(err) {
 			err = nil
 		}
+		endSpan(span, err)
 	}
 	if err == nil {
-		err = rt.StartContainer(ctx, id)
+		cctx, span := w.child(ctx, "start container", attribute.String("k8s.container.name", c.Name))
+		err = rt.StartContainer(cctx, id)
+		endSpan(span, err)
 	}
 	if err != nil {
 		o.waiting, o.message = ReasonCreateError, err.Error()

@@ -166,6 +166,9 @@ type simPod struct {
 	terminated    bool
 	ip            netip.Addr
 	inflight      bool
+	// cause is the last control-plane event about the pod (PodBound, PodStopRequested): what
+	// the reports react to.
+	cause events.Cause
 }
 
 // kubelet is the simulated nodes' shared agent.
@@ -229,9 +232,11 @@ func (k *kubelet) observe(ev *events.Event) {
 			p.uid = d.Pod.Metadata.UID
 		}
 		p.containers = d.Pod.Spec.Containers
+		p.cause = ev.Cause()
 	case *events.PodStopRequested:
 		if d.UID == p.uid {
 			p.stopRequested = true
+			p.cause = ev.Cause()
 		}
 	case *events.PodStatusReported:
 		p.statusSeq = max(p.statusSeq, ev.Seq)
@@ -331,7 +336,7 @@ func (k *kubelet) take() ([]store.Write, []*simPod) {
 		if r, ok := payload.(*events.PodStatusReported); ok {
 			r.Status = k.running(p, now)
 		}
-		ev, err := events.New(now, events.Meta{Actor: "node/" + p.node},
+		ev, err := events.New(now, events.Meta{Actor: "node/" + p.node}.From(p.cause),
 			events.ObjectRef{Kind: events.KindPod, Namespace: p.namespace, Name: p.name, UID: p.uid}, p.node, payload)
 		if err != nil {
 			k.log.Error("build pod report", "pod", p.namespace+"/"+p.name, "err", err)

@@ -29,6 +29,9 @@ type Pod struct {
 	Reported *events.PodStatus
 	// Terminated: this node reported the pod stopped and released.
 	Terminated bool
+	// Cause is the last event the control plane wrote about the pod here (PodBound,
+	// PodStopRequested): what the node's work and reports react to.
+	Cause events.Cause
 }
 
 // UID is the pod's UID.
@@ -76,7 +79,7 @@ func (v *View) Apply(ev *events.Event) error {
 			return bad("pod %s is already bound here with uid %s", key, old.UID())
 		}
 		// A pod name can be reused after the old pod terminated: the new binding replaces it.
-		v.Pods[key] = &Pod{Pod: b.Pod}
+		v.Pods[key] = &Pod{Pod: b.Pod, Cause: ev.Cause()}
 		return nil
 	}
 	p := v.Pods[key]
@@ -92,6 +95,7 @@ func (v *View) Apply(ev *events.Event) error {
 			p.GracePeriodSeconds = d.GracePeriodSeconds
 		}
 		p.StopRequested = true
+		p.Cause = ev.Cause()
 	case *events.PodStatusReported:
 		if d.UID != p.UID() {
 			return bad("uid %s is not the bound pod's %s", d.UID, p.UID())

@@ -26,11 +26,14 @@ package main
 import (
 	"bufio"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -56,6 +59,8 @@ import (
 	"skiff.dev/events/natsserver"
 	"skiff.dev/events/state"
 	"skiff.dev/events/store"
+	"skiff.dev/events/telemetry"
+	"skiff.dev/events/telemetry/telemetrytest"
 	"skiff.dev/services/scheduler/internal/leader"
 	"skiff.dev/services/scheduler/internal/scheduling"
 )
@@ -66,7 +71,10 @@ type options struct {
 	sim, cpuProfile, dir                string
 	verbose, unfenced                   bool
 	compareMetrics                      bool
-	scrapeInterval                      time.Duration
+	// traceCompare runs, in each run, the scheduler untraced and traced (exporting to an
+	// in-process OTLP receiver).
+	traceCompare   bool
+	scrapeInterval time.Duration
 
 	// cluster: the NATS cluster to run against; empty Server and Config: an embedded server.
 	cluster         client.Options
@@ -97,6 +105,7 @@ func main() {
 	o.cluster.Flags(flag.CommandLine)
 	flag.IntVar(&o.replicas, "replicas", 3, "with --server/--config: replicas of the stream and buckets each run bootstraps")
 	flag.BoolVar(&o.compareEmbedded, "compare-embedded", false, "with --server/--config: run the embedded baseline before each cluster run")
+	flag.BoolVar(&o.traceCompare, "trace-compare", false, "run each run untraced and tracing every pod, exported over OTLP/gRPC to an in-process receiver")
 	flag.Parse()
 	if err := bench(o); err != nil {
 		fmt.Fprintln(os.Stderr, "schedbench:", err)
@@ -124,23 +133,43 @@ func bench(o options) error {
 		name    string
 		remote  bool
 		metrics bool
+		traced  bool
 	}
-	targets := []target{{"embedded-R1", false, false}}
+	targets := []target{{"embedded-R1", false, false, false}}
 	if o.remote() {
-		targets = []target{{fmt.Sprintf("cluster-R%d", o.replicas), true, false}}
+		targets = []target{{fmt.Sprintf("cluster-R%d", o.replicas), true, false, false}}
 		if o.compareEmbedded {
-			targets = append([]target{{"embedded-R1", false, false}}, targets...)
+			targets = append([]target{{"embedded-R1", false, false, false}}, targets...)
 		}
 	}
 	if o.compareMetrics {
 		for _, tg := range slices.Clone(targets) {
-			targets = append(targets, target{tg.name + "+metrics", tg.remote, true})
+			targets = append(targets, target{tg.name + "+metrics", tg.remote, true, false})
+		}
+	}
+	if o.traceCompare {
+		recv, stop, err := telemetrytest.Serve(net.Listen, "127.0.0.1", false)
+		if err != nil {
+			return err
+		}
+		defer func() {
+			stop()
+			fmt.Printf("trace receiver: %d spans received\n", recv.Count())
+		}()
+		for _, kv := range recv.Env("grpc") {
+			k, v, _ := strings.Cut(kv, "=")
+			os.Setenv(k, v)
+		}
+		// The SDK's default batch delay (5 s), not the tests' 100 ms.
+		os.Unsetenv("OTEL_BSP_SCHEDULE_DELAY")
+		for _, tg := range slices.Clone(targets) {
+			targets = append(targets, target{tg.name + "+traced", tg.remote, tg.metrics, true})
 		}
 	}
 	rates, bound, running, cpus := map[string][]float64{}, map[string][]float64{}, map[string][]float64{}, map[string][]float64{}
 	for i := range o.runs {
 		order := targets
-		if o.compareMetrics && i%2 == 1 {
+		if (o.compareMetrics || o.traceCompare) && i%2 == 1 {
 			// Every other run with metrics first: the second of a pair runs in a process that
 			// has just done the first's work, which must not count against one side.
 			order = slices.Clone(targets)
@@ -148,7 +177,7 @@ func bench(o options) error {
 		}
 		for ti, tg := range order {
 			// A data directory per run and target: an embedded server must start from an empty log.
-			r, err := once(o, tg.remote, tg.metrics, filepath.Join(tmp, fmt.Sprintf("run%d-%d", i, ti)), i == 0 && ti == len(order)-1)
+			r, err := once(o, tg.remote, tg.metrics, tg.traced, filepath.Join(tmp, fmt.Sprintf("run%d-%d", i, ti)), i == 0 && ti == len(order)-1)
 			if err != nil {
 				return fmt.Errorf("run %d (%s): %w", i+1, tg.name, err)
 			}
@@ -193,7 +222,7 @@ func cpuTime() time.Duration {
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
-func once(o options, remote, withMetrics bool, dir string, profile bool) (runResult, error) {
+func once(o options, remote, withMetrics, traced bool, dir string, profile bool) (runResult, error) {
 	setupStart := time.Now()
 	logLevel := slog.LevelError
 	if o.verbose {
@@ -318,9 +347,16 @@ func once(o options, remote, withMetrics bool, dir string, profile bool) (runRes
 			return runResult{}, err
 		}
 	}
+	tp := telemetry.Disabled()
+	if traced {
+		if tp, err = telemetry.Setup(ctx, telemetry.Config{Service: telemetry.ServiceScheduler, Instance: "bench"}); err != nil {
+			return runResult{}, err
+		}
+		defer func() { _ = tp.Shutdown(context.Background()) }()
+	}
 	start, cpuStart := time.Now(), cpuTime()
 	sched := scheduling.New(scheduling.Config{
-		Log: appender, Projection: proj, Actor: "scheduler/bench", Logger: logger, Metrics: sm,
+		Log: appender, Projection: proj, Actor: "scheduler/bench", Logger: logger, Metrics: sm, Tracer: tp.Tracer(),
 		BatchSize: o.batch, MaxInFlight: o.inflight, Writers: o.writers, PercentageOfNodesToScore: o.percent,
 	})
 	wg.Go(func() { _ = sched.Run(ctx) })
@@ -434,7 +470,9 @@ func createPods(ctx context.Context, log *store.Store, n, ownerSize int) error {
 					Resources: events.ResourceRequirements{Requests: events.ResourceList{"cpu": "100m", "memory": "128Mi"}},
 				}}},
 			}
-			ev, err := events.New(now, events.Meta{Actor: "bench"}, events.ObjectRef{Kind: events.KindPod, Namespace: "default", Name: name, UID: pod.Metadata.UID}, "", &events.PodCreated{Pod: pod})
+			// Every pod belongs to a traced rollout, traced or not: the scheduler continues the
+			// trace (traced) or passes the traceparent on (untraced).
+			ev, err := events.New(now, events.Meta{Actor: "bench", Traceparent: traceparent(owner)}, events.ObjectRef{Kind: events.KindPod, Namespace: "default", Name: name, UID: pod.Metadata.UID}, "", &events.PodCreated{Pod: pod})
 			if err != nil {
 				return err
 			}
@@ -447,4 +485,10 @@ func createPods(ctx context.Context, log *store.Store, n, ownerSize int) error {
 		}
 	}
 	return nil
+}
+
+// traceparent is a sampled trace context standing for owner's rollout.
+func traceparent(owner string) string {
+	h := sha256.Sum256([]byte(owner))
+	return "00-" + hex.EncodeToString(h[:16]) + "-" + hex.EncodeToString(h[16:24]) + "-01"
 }

@@ -14,10 +14,13 @@ import (
 	"sync"
 	"time"
 
+	"go.opentelemetry.io/otel/attribute"
+	oteltrace "go.opentelemetry.io/otel/trace"
 	"skiff.dev/events"
 	"skiff.dev/events/api"
 	"skiff.dev/events/live"
 	"skiff.dev/events/state"
+	"skiff.dev/events/telemetry"
 )
 
 // Appender appends one event if its subject's last sequence is still expect. *store.Store
@@ -38,6 +41,9 @@ type Config struct {
 	// Actor is the envelope's actor when a request names none; default "scheduler".
 	Actor  string
 	Logger *slog.Logger
+	// Tracer traces each command (a child of the caller's span, or a new trace); nil traces
+	// nothing and passes the caller's traceparent on to the events.
+	Tracer oteltrace.Tracer
 }
 
 // DefaultServiceCIDR is the ClusterIP range when Config.ServiceCIDR is unset, as in Kubernetes.
@@ -51,6 +57,7 @@ type Admission struct {
 	clock func() time.Time
 	actor string
 	lg    *slog.Logger
+	trace oteltrace.Tracer
 
 	// allocMu serializes, within this replica, applies that may claim ClusterIPs, so two
 	// concurrent applies here never pick the same address. Across replicas, verifyClusterIP
@@ -79,6 +86,7 @@ func New(cfg Config) *Admission {
 		clock: cfg.Clock,
 		actor: cfg.Actor,
 		lg:    cfg.Logger,
+		trace: cfg.Tracer,
 	}
 }
 
@@ -89,9 +97,21 @@ const (
 	conflictWait = 5 * time.Second
 )
 
-func (a *Admission) meta(actor, traceparent, key string) events.Meta {
+// start starts the span of one command, a child of the caller's (traceparent; a new trace
+// when the request has none).
+func (a *Admission) start(ctx context.Context, command, traceparent, actor string) (context.Context, oteltrace.Span) {
+	return telemetry.Start(ctx, a.trace, "admit "+command, traceparent,
+		oteltrace.WithSpanKind(oteltrace.SpanKindServer), oteltrace.WithAttributes(attribute.String("enduser.id", actor)))
+}
+
+// meta is the meta of every event a command writes: the command is their cause and their
+// correlation, and they carry the command's span (ctx's) or else the caller's traceparent.
+func (a *Admission) meta(ctx context.Context, actor, traceparent, key string) events.Meta {
 	if actor == "" {
 		actor = a.actor
+	}
+	if tp := telemetry.Traceparent(ctx); tp != "" {
+		traceparent = tp
 	}
 	// One correlation id for every event of the request, so `skiff events log` can group them;
 	// the same for every copy of a resent command, whichever replica writes which event.
@@ -99,7 +119,7 @@ func (a *Admission) meta(actor, traceparent, key string) events.Meta {
 	if key != "" {
 		id = derivedID(key, "correlation")
 	}
-	return events.Meta{Actor: actor, CorrelationID: id, Traceparent: traceparent}
+	return events.Meta{Actor: actor, CausationID: id, CorrelationID: id, Traceparent: traceparent}
 }
 
 // derivedID is an event or correlation id that every replica computes alike from a command's
@@ -146,7 +166,7 @@ func (a *Admission) waitSynced(ctx context.Context) *api.Error {
 	}
 	head, err := hr.Head(ctx)
 	if err != nil {
-		a.lg.Warn("cannot read the log's head; deciding on the projection as it is", "err", err)
+		a.lg.WarnContext(ctx, "cannot read the log's head; deciding on the projection as it is", "err", err)
 		return nil
 	}
 	if err := a.proj.WaitSeq(ctx, head); err != nil {
@@ -231,7 +251,7 @@ func (a *Admission) run(ctx context.Context, opts runOptions, decide func(*state
 			}
 			seq, err := a.append(ctx, s.ev, s.expect)
 			if errors.Is(err, events.ErrConflict) {
-				a.lg.Debug("lost a race, deciding again", "subject", s.ev.Subject, "expect", s.expect, "attempt", attempt)
+				a.lg.DebugContext(ctx, "lost a race, deciding again", "subject", s.ev.Subject, "expect", s.expect, "attempt", attempt)
 				if attempt == maxAttempts {
 					return a.tooManyConflicts(steps, i, written, max(seen, lastWritten)), written
 				}
@@ -251,7 +271,7 @@ func (a *Admission) run(ctx context.Context, opts runOptions, decide func(*state
 			r.Seq = seq
 			written[i] = r
 			lastWritten = max(lastWritten, seq)
-			a.lg.Info("admitted", "object", s.ev.Object.String(), "event", s.ev.Type, "seq", seq, "actor", s.ev.Actor)
+			a.lg.InfoContext(ctx, "admitted", "object", s.ev.Object.String(), "event", s.ev.Type, "seq", seq, "actor", s.ev.Actor)
 		}
 		if conflicted {
 			continue
@@ -272,7 +292,7 @@ func (a *Admission) run(ctx context.Context, opts runOptions, decide func(*state
 			// Read-your-writes within this replica: the next command decides on a state that
 			// holds these events. If the projection is slow the writes still stand.
 			if err := a.proj.WaitSeq(ctx, lastWritten); err != nil {
-				a.lg.Warn("projection did not catch up with our own writes", "seq", lastWritten, "err", err)
+				a.lg.WarnContext(ctx, "projection did not catch up with our own writes", "seq", lastWritten, "err", err)
 			}
 		}
 		return resp, written
@@ -286,7 +306,7 @@ func (a *Admission) append(ctx context.Context, ev *events.Event, expect uint64)
 		if err == nil || !errors.Is(err, events.ErrUnavailable) || try == 3 || ctx.Err() != nil {
 			return seq, err
 		}
-		a.lg.Warn("append failed, retrying", "subject", ev.Subject, "err", err)
+		a.lg.WarnContext(ctx, "append failed, retrying", "subject", ev.Subject, "err", err)
 	}
 }
 

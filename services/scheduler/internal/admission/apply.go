@@ -26,6 +26,8 @@ import (
 // when objects kept changing under the command, and when a write fails half-way the message
 // names what was written and what was not (Results hold the written ones).
 func (a *Admission) Apply(ctx context.Context, req *api.ApplyRequest) *api.Response {
+	ctx, span := a.start(ctx, "apply", req.Traceparent, req.Actor)
+	defer span.End()
 	if len(req.Documents) == 0 {
 		return invalid("nothing to apply: the request has no documents")
 	}
@@ -55,7 +57,7 @@ func (a *Admission) Apply(ctx context.Context, req *api.ApplyRequest) *api.Respo
 		a.allocMu.Lock()
 		defer a.allocMu.Unlock()
 	}
-	meta := a.meta(req.Actor, req.Traceparent, req.IdempotencyKey)
+	meta := a.meta(ctx, req.Actor, req.Traceparent, req.IdempotencyKey)
 	resp, written := a.run(ctx, runOptions{dryRun: req.DryRun, failSuffix: "nothing was applied", key: req.IdempotencyKey}, func(st *state.State) []step {
 		p := applyPlan{a: a, st: st, meta: meta, now: a.clock(), items: items}
 		return p.steps(order)

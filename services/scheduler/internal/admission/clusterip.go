@@ -70,7 +70,7 @@ func (a *Admission) verifyClusterIP(ctx context.Context, meta events.Meta, d *de
 	key := state.Key{Namespace: d.namespace, Name: d.name}
 	for attempt := 1; attempt <= maxAttempts; attempt++ {
 		if err := a.proj.WaitSeq(ctx, result.Seq); err != nil {
-			a.lg.Warn("cannot verify the ClusterIP of a new Service", "service", key.String(), "err", err)
+			a.lg.WarnContext(ctx, "cannot verify the ClusterIP of a new Service", "service", key.String(), "err", err)
 			return
 		}
 		var (
@@ -119,7 +119,7 @@ func (a *Admission) verifyClusterIP(ctx context.Context, meta events.Meta, d *de
 		if d.clusterIPSet || noSpace || ev == nil {
 			msg := fmt.Sprintf("%s was created with clusterIP %s, which Service %q in namespace %q claimed at the same moment: delete %s and apply it again",
 				d.label(), ip, holder.Name, holder.Namespace, d.label())
-			a.lg.Error("ClusterIP collision", "service", key.String(), "ip", ip, "holder", holder.String())
+			a.lg.ErrorContext(ctx, "ClusterIP collision", "service", key.String(), "ip", ip, "holder", holder.String())
 			resp.Error = &api.Error{Code: events.Code(events.ErrConflict), Message: msg}
 			return
 		}
@@ -127,13 +127,13 @@ func (a *Admission) verifyClusterIP(ctx context.Context, meta events.Meta, d *de
 		if errors.Is(err, events.ErrConflict) {
 			// Someone changed the Service meanwhile; look again once we see it.
 			if werr := a.waitForOther(ctx, ev.Subject, expect, result.Seq); werr != nil {
-				a.lg.Warn("cannot verify the ClusterIP of a new Service", "service", key.String(), "err", werr)
+				a.lg.WarnContext(ctx, "cannot verify the ClusterIP of a new Service", "service", key.String(), "err", werr)
 				return
 			}
 			continue
 		}
 		if err != nil {
-			a.lg.Error("cannot move a Service off a ClusterIP another Service holds", "service", key.String(), "ip", ip, "err", err)
+			a.lg.ErrorContext(ctx, "cannot move a Service off a ClusterIP another Service holds", "service", key.String(), "ip", ip, "err", err)
 			resp.Error = &api.Error{Code: events.Code(err), Message: fmt.Sprintf(
 				"%s was created with clusterIP %s, which Service %q in namespace %q claimed at the same moment, and moving it failed: %v; delete it and apply it again",
 				d.label(), ip, holder.Name, holder.Namespace, err)}

@@ -60,6 +60,8 @@ func (t target) label() string { return objectLabel(t.kind, t.name, t.where) }
 // when it holds no pods, Deployments or Services (FailedPrecondition says what is left); the
 // default namespace is never deleted.
 func (a *Admission) Delete(ctx context.Context, req *api.DeleteRequest) *api.Response {
+	ctx, span := a.start(ctx, "delete", req.Traceparent, req.Actor)
+	defer span.End()
 	if req.GracePeriodSeconds != nil && *req.GracePeriodSeconds < 0 {
 		return invalid("gracePeriodSeconds must be greater than or equal to 0 (got %d)", *req.GracePeriodSeconds)
 	}
@@ -82,7 +84,7 @@ func (a *Admission) Delete(ctx context.Context, req *api.DeleteRequest) *api.Res
 			ordered = append(ordered, t)
 		}
 	}
-	meta := a.meta(req.Actor, req.Traceparent, req.IdempotencyKey)
+	meta := a.meta(ctx, req.Actor, req.Traceparent, req.IdempotencyKey)
 	resp, _ := a.run(ctx, runOptions{partial: true, key: req.IdempotencyKey}, func(st *state.State) []step {
 		now := a.clock()
 		gone := map[string]bool{} // kind/namespace/name deleted earlier in this request

@@ -12,6 +12,8 @@ import (
 // current count writes nothing and still answers "scaled", as kubectl does. Errors:
 // InvalidArgument (negative replicas, bad name), NotFound, Unavailable, Conflict.
 func (a *Admission) Scale(ctx context.Context, req *api.ScaleRequest) *api.Response {
+	ctx, span := a.start(ctx, "scale", req.Traceparent, req.Actor)
+	defer span.End()
 	ns := req.Namespace
 	if ns == "" {
 		ns = state.DefaultNamespace
@@ -32,7 +34,7 @@ func (a *Admission) Scale(ctx context.Context, req *api.ScaleRequest) *api.Respo
 	if e := a.waitSynced(ctx); e != nil {
 		return errorResponse(e)
 	}
-	meta := a.meta(req.Actor, req.Traceparent, req.IdempotencyKey)
+	meta := a.meta(ctx, req.Actor, req.Traceparent, req.IdempotencyKey)
 	resp, _ := a.run(ctx, runOptions{key: req.IdempotencyKey}, func(st *state.State) []step {
 		label := objectLabel(KindDeployment, req.Name, "")
 		s := step{result: api.Result{Kind: KindDeployment, Namespace: ns, Name: req.Name, Action: "scaled"}}
@@ -60,6 +62,8 @@ func (a *Admission) Scale(ctx context.Context, req *api.ScaleRequest) *api.Respo
 // already in the asked state gets no event; the answer is the same. Errors: InvalidArgument,
 // NotFound (unknown node), Unavailable, Conflict.
 func (a *Admission) Cordon(ctx context.Context, req *api.CordonRequest) *api.Response {
+	ctx, span := a.start(ctx, "cordon", req.Traceparent, req.Actor)
+	defer span.End()
 	label := objectLabel(KindNode, req.Node, "")
 	if r := checkDNSLabel(req.Node); r != "" {
 		return errorResponse(requestError(failures(label, []problem{{path: "node", reason: r, class: events.ErrInvalidArgument}}), ""))
@@ -71,7 +75,7 @@ func (a *Admission) Cordon(ctx context.Context, req *api.CordonRequest) *api.Res
 	if req.Cordon {
 		action, payload = "cordoned", &events.NodeCordoned{}
 	}
-	meta := a.meta(req.Actor, "", req.IdempotencyKey)
+	meta := a.meta(ctx, req.Actor, req.Traceparent, req.IdempotencyKey)
 	resp, _ := a.run(ctx, runOptions{key: req.IdempotencyKey}, func(st *state.State) []step {
 		s := step{result: api.Result{Kind: KindNode, Name: req.Node, Action: action}}
 		n := st.Nodes[req.Node]

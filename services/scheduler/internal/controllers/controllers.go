@@ -6,6 +6,7 @@ import (
 	"sync"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
 	"skiff.dev/events/live"
 	"skiff.dev/services/scheduler/internal/controllers/deployments"
 	"skiff.dev/services/scheduler/internal/controllers/endpoints"
@@ -33,6 +34,8 @@ type Config struct {
 	// "scheduler/controllers".
 	Actor  string
 	Logger *slog.Logger
+	// Tracer traces every controller's passes; nil traces nothing.
+	Tracer trace.Tracer
 
 	// PodCIDRRange is the cluster's pod range; default 10.88.0.0/16.
 	PodCIDRRange string
@@ -61,17 +64,17 @@ func Run(ctx context.Context, cfg Config) error {
 	defer cancel()
 	runs := []func(context.Context) error{
 		deployments.New(deployments.Config{
-			Log: cfg.log("deployments"), Projection: cfg.Projection, Clock: cfg.Clock, Actor: cfg.Actor, Logger: cfg.Logger,
+			Log: cfg.log("deployments"), Projection: cfg.Projection, Tracer: cfg.Tracer, Clock: cfg.Clock, Actor: cfg.Actor, Logger: cfg.Logger,
 		}).Run,
 		podlifecycle.New(podlifecycle.Config{
-			Log: cfg.log("podlifecycle"), Projection: cfg.Projection, Clock: cfg.Clock, Actor: cfg.Actor, Logger: cfg.Logger,
+			Log: cfg.log("podlifecycle"), Projection: cfg.Projection, Tracer: cfg.Tracer, Clock: cfg.Clock, Actor: cfg.Actor, Logger: cfg.Logger,
 			EvictionTimeout: cfg.EvictionTimeout, DrainTimeout: cfg.DrainTimeout, Resync: cfg.Resync,
 		}).Run,
 		endpoints.New(endpoints.Config{
-			Log: cfg.log("endpoints"), Projection: cfg.Projection, Clock: cfg.Clock, Actor: cfg.Actor, Logger: cfg.Logger,
+			Log: cfg.log("endpoints"), Projection: cfg.Projection, Tracer: cfg.Tracer, Clock: cfg.Clock, Actor: cfg.Actor, Logger: cfg.Logger,
 		}).Run,
 		nodelifecycle.New(nodelifecycle.Config{
-			Log: cfg.log("nodelifecycle"), Projection: cfg.Projection, Leases: cfg.Leases, Clock: cfg.Clock, Actor: cfg.Actor, Logger: cfg.Logger,
+			Log: cfg.log("nodelifecycle"), Projection: cfg.Projection, Tracer: cfg.Tracer, Leases: cfg.Leases, Clock: cfg.Clock, Actor: cfg.Actor, Logger: cfg.Logger,
 			PodCIDRRange: cfg.PodCIDRRange, LeaseTimeout: cfg.LeaseTimeout, Resync: cfg.Resync,
 		}).Run,
 	}

@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
 	"skiff.dev/events"
 	"skiff.dev/events/live"
 	"skiff.dev/events/state"
@@ -38,6 +39,9 @@ type Config struct {
 	Logger *slog.Logger
 	// Metrics records what the loop does; default instruments registered nowhere.
 	Metrics *Metrics
+	// Tracer traces each pod's placement and each batch (see trace.go); nil traces nothing and
+	// reads no clock while placing.
+	Tracer trace.Tracer
 
 	// BatchSize is how many pods are decided between two looks at the projection, and handed
 	// to the log in one pipelined append; default 1024.
@@ -156,7 +160,7 @@ func New(cfg Config) *Scheduler {
 	return &Scheduler{
 		cfg:     cfg,
 		log:     cfg.Logger,
-		placer:  placer{chain: defaultCheckers(), percent: cfg.PercentageOfNodesToScore},
+		placer:  placer{chain: defaultCheckers(), percent: cfg.PercentageOfNodesToScore, timed: cfg.Tracer != nil},
 		backoff: newBackoff(cfg.InitialBackoff, cfg.MaxBackoff, cfg.RetryUnschedulableAfter),
 		assumed: map[state.Key]assumption{},
 		binding: map[state.Key]struct{}{},
@@ -182,6 +186,8 @@ type decision struct {
 	evaluated int
 	// bindSeq is the last sequence on the pod's bind subject on that node.
 	bindSeq uint64
+	// traceparent is the pod's "schedule pod" span, "" when tracing is off.
+	traceparent string
 }
 
 // unschedulableWrite is a PodUnschedulable to write.
@@ -189,6 +195,8 @@ type unschedulableWrite struct {
 	pod     podInfo
 	message string
 	reasons map[string]int
+	// traceparent: as decision's.
+	traceparent string
 }
 
 // gapBind is a PodBound owed for a pod whose PodScheduled is in the log.
@@ -424,6 +432,11 @@ func (s *Scheduler) decide(chunk []candidate, now time.Time) *batch {
 	}
 
 	b := &batch{}
+	traced := s.cfg.Tracer != nil
+	var batchStart, podStart time.Time
+	if traced {
+		batchStart = time.Now()
+	}
 	// Within a batch nodes only fill up, so a pod that fit nowhere tells the answer for every
 	// later pod with the same requirements: they are not searched again.
 	var failed map[string]placement
@@ -431,6 +444,9 @@ func (s *Scheduler) decide(chunk []candidate, now time.Time) *batch {
 		p := &pods[i]
 		var pl placement
 		var class string
+		if traced {
+			podStart = time.Now()
+		}
 		if failed != nil {
 			class = classOf(p)
 		}
@@ -450,7 +466,8 @@ func (s *Scheduler) decide(chunk []candidate, now time.Time) *batch {
 			e := s.backoff.unplaceable(p.key, p.uid, now, s.gen)
 			if msg != p.unschedulable && msg != e.message {
 				e.message = msg
-				b.unschedulable = append(b.unschedulable, unschedulableWrite{pod: *p, message: msg, reasons: reasons})
+				tp := s.tracePod(p, pl, podTrace{start: podStart, end: time.Now(), nodes: len(s.nodes.nodes)})
+				b.unschedulable = append(b.unschedulable, unschedulableWrite{pod: *p, message: msg, reasons: reasons, traceparent: tp})
 			}
 			s.log.Debug("pod fits no node", "pod", p.key, "message", msg)
 			continue
@@ -465,6 +482,9 @@ func (s *Scheduler) decide(chunk []candidate, now time.Time) *batch {
 		s.assumed[p.key] = assumption{node: n.name, milliCPU: p.milliCPU, memory: p.memory, owner: p.owner}
 		s.binding[p.key] = struct{}{}
 		d := decision{pod: *p, node: n.name, score: pl.score, feasible: pl.feasible, evaluated: pl.evaluated}
+		if traced {
+			d.traceparent = s.tracePod(p, pl, podTrace{start: podStart, end: time.Now(), nodes: len(s.nodes.nodes), chosen: n.name})
+		}
 		d.pod.pod.Spec.NodeName = n.name
 		b.decisions = append(b.decisions, d)
 	}
@@ -475,6 +495,9 @@ func (s *Scheduler) decide(chunk []candidate, now time.Time) *batch {
 				d.bindSeq = st.SubjectSeq(events.BindSubject(d.node, d.pod.key.Namespace, d.pod.key.Name))
 			}
 		})
+	}
+	if traced {
+		s.traceBatch(b, batchStart)
 	}
 	return b
 }

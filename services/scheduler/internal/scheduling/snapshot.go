@@ -25,6 +25,9 @@ type podInfo struct {
 	unschedulable string
 	// pod is the Kubernetes-shaped pod PodBound carries.
 	pod events.Pod
+	// cause is the pod's last event: what PodScheduled, PodUnschedulable or a gap's PodBound
+	// react to.
+	cause events.Cause
 }
 
 // newPodInfo copies p. Maps and slices are shared, not copied: the fold replaces a pod's
@@ -42,6 +45,7 @@ func newPodInfo(st *state.State, p *state.Pod) podInfo {
 		selector:    p.Spec.NodeSelector,
 		tolerations: p.Spec.Tolerations,
 		owner:       p.OwnerUID,
+		cause:       p.Cause,
 		pod: events.Pod{
 			TypeMeta: p.TypeMeta,
 			Metadata: p.Metadata,

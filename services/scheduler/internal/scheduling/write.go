@@ -45,7 +45,7 @@ func (s *Scheduler) write(ctx context.Context) {
 		if b != nil {
 			for i := range b.decisions {
 				d := &b.decisions[i]
-				ev, err := events.New(now, meta, podRef(&d.pod), "", &events.PodScheduled{
+				ev, err := events.New(now, caused(meta, d.pod.cause, d.traceparent), podRef(&d.pod), "", &events.PodScheduled{
 					UID: d.pod.uid, Node: d.node, Score: d.score, Feasible: d.feasible, Nodes: d.evaluated,
 				})
 				if err != nil {
@@ -60,7 +60,7 @@ func (s *Scheduler) write(ctx context.Context) {
 			}
 			for i := range b.unschedulable {
 				u := &b.unschedulable[i]
-				ev, err := events.New(now, meta, podRef(&u.pod), "", &events.PodUnschedulable{
+				ev, err := events.New(now, caused(meta, u.pod.cause, u.traceparent), podRef(&u.pod), "", &events.PodUnschedulable{
 					UID: u.pod.uid, Message: u.message, Reasons: u.reasons,
 				})
 				if err != nil {
@@ -72,7 +72,7 @@ func (s *Scheduler) write(ctx context.Context) {
 			}
 			for i := range b.gaps {
 				g := &b.gaps[i]
-				ev, err := events.New(now, meta, podRef(&g.pod), g.node, &events.PodBound{Pod: g.pod.pod})
+				ev, err := events.New(now, caused(meta, g.pod.cause, ""), podRef(&g.pod), g.node, &events.PodBound{Pod: g.pod.pod})
 				if err != nil {
 					s.log.Error("build PodBound", "pod", g.pod.key, "err", err)
 					continue
@@ -136,6 +136,13 @@ func (s *Scheduler) write(ctx context.Context) {
 			}
 		}
 	}
+}
+
+// caused is meta for an event reacting to cause, carrying traceparent (the span that decided it)
+// or else the cause's.
+func caused(meta events.Meta, cause events.Cause, traceparent string) events.Meta {
+	meta.Traceparent = traceparent
+	return meta.From(cause)
 }
 
 func podRef(p *podInfo) events.ObjectRef {

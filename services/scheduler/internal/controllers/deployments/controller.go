@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
 	"skiff.dev/events"
 	"skiff.dev/events/live"
 	"skiff.dev/events/state"
@@ -25,6 +26,8 @@ type Config struct {
 	// Actor is written into every event; default "scheduler/controllers".
 	Actor  string
 	Logger *slog.Logger
+	// Tracer traces each pass (reconcile.Batch.Trace); nil traces nothing.
+	Tracer trace.Tracer
 }
 
 // DefaultActor is Config.Actor's default.
@@ -94,7 +97,7 @@ func (c *Controller) Watch() (stop func()) { return c.changes.Watch(c.cfg.Projec
 // call it directly to take one step at a time.
 func (c *Controller) Sync(ctx context.Context) (reconcile.Result, error) {
 	now := c.cfg.Clock()
-	b := reconcile.NewBatch(now, events.Meta{Actor: c.cfg.Actor})
+	b := reconcile.NewBatch(now, events.Meta{Actor: c.cfg.Actor}).Trace(c.cfg.Tracer, "deployments")
 	c.mu.Lock()
 	changes, all := c.changes.Take()
 	c.cfg.Projection.View(func(s *state.State) {
@@ -203,7 +206,7 @@ func collectGarbage(s *state.State, owners map[string]bool, b *reconcile.Batch) 
 // collect asks to delete a pod whose Deployment is gone, unless that is asked already.
 func collect(s *state.State, p *state.Pod, b *reconcile.Batch) {
 	if !p.Deleting() {
-		requestDeletion(s, p, b)
+		requestDeletion(s, p, p.Cause, b)
 	}
 }
 
@@ -226,10 +229,10 @@ func ownedByDeployment(p *state.Pod) bool {
 	return false
 }
 
-func requestDeletion(s *state.State, p *state.Pod, b *reconcile.Batch) {
+func requestDeletion(s *state.State, p *state.Pod, cause events.Cause, b *reconcile.Batch) {
 	ref := events.ObjectRef{Kind: events.KindPod, Namespace: p.Metadata.Namespace, Name: p.Metadata.Name, UID: p.Metadata.UID}
 	subject := events.ObjectSubject(events.KindPod, ref.Namespace, ref.Name)
-	b.Add(ref, "", &events.PodDeletionRequested{UID: p.Metadata.UID, GracePeriodSeconds: p.Spec.GracePeriodSeconds()}, s.SubjectSeq(subject))
+	b.AddCaused(cause, ref, "", &events.PodDeletionRequested{UID: p.Metadata.UID, GracePeriodSeconds: p.Spec.GracePeriodSeconds()}, s.SubjectSeq(subject))
 }
 
 // pods groups a Deployment's pods for one pass.
@@ -346,18 +349,22 @@ func (c *Controller) syncDeployment(s *state.State, key state.Key, d *state.Depl
 	}
 
 	// Finished pods are replaced: they no longer count, and their deletion is requested.
+	b.About(d.Cause, events.ObjectRef{Kind: events.KindDeployment, Namespace: key.Namespace, Name: key.Name, UID: d.Metadata.UID})
+	// What the pass does about a Deployment reacts to its last command (applied, scaled): the
+	// pods it creates or deletes are that command's consequences. A finished pod's replacement
+	// reacts to the pod's end.
 	for _, p := range ps.finished {
-		requestDeletion(s, p, b)
+		requestDeletion(s, p, p.Cause, b)
 	}
 	newPods := append(slices.Clip(ps.newUnready), ps.newReady...)
 	for _, p := range firstToDelete(newPods, plan.DeleteNew) {
-		requestDeletion(s, p, b)
+		requestDeletion(s, p, d.Cause, b)
 	}
 	for _, p := range firstToDelete(ps.oldUnready, plan.DeleteOldUnready) {
-		requestDeletion(s, p, b)
+		requestDeletion(s, p, d.Cause, b)
 	}
 	for _, p := range firstToDelete(ps.oldReady, plan.DeleteOldReady) {
-		requestDeletion(s, p, b)
+		requestDeletion(s, p, d.Cause, b)
 	}
 	// At most CreateBurst new pods a pass: a pass holds its writes, encoded, until they land
 	// (150,000 at once cost the scheduler about a gigabyte), and the scheduler can place the
@@ -377,14 +384,21 @@ func (c *Controller) syncDeployment(s *state.State, key state.Key, d *state.Depl
 		}
 		ref := events.ObjectRef{Kind: events.KindPod, Namespace: key.Namespace, Name: pod.Metadata.Name, UID: pod.Metadata.UID}
 		// A fresh name: the subject must be empty.
-		b.Add(ref, "", &events.PodCreated{Pod: pod}, 0)
+		b.AddCaused(d.Cause, ref, "", &events.PodCreated{Pod: pod}, 0)
 	}
 
 	status := computeStatus(d, counts, hash, now)
 	if !statusEqual(d.Status, status) {
 		ref := events.ObjectRef{Kind: events.KindDeployment, Namespace: key.Namespace, Name: key.Name, UID: d.Metadata.UID}
 		subject := events.ObjectSubject(events.KindDeployment, key.Namespace, key.Name)
-		b.Add(ref, "", &events.DeploymentRolloutProgressed{Status: status}, s.SubjectSeq(subject))
+		// Progress reacts to the latest change among the Deployment and its pods.
+		cause := d.Cause
+		for _, p := range s.PodsOwnedBy(d.Metadata.UID) {
+			if p.Cause.Seq > cause.Seq {
+				cause = p.Cause
+			}
+		}
+		b.AddCaused(cause, ref, "", &events.DeploymentRolloutProgressed{Status: status}, s.SubjectSeq(subject))
 	}
 }
 

@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
 	"skiff.dev/events"
 	"skiff.dev/events/live"
 	"skiff.dev/events/state"
@@ -25,6 +26,8 @@ type Config struct {
 	// Actor is written into every event; default "scheduler/controllers".
 	Actor  string
 	Logger *slog.Logger
+	// Tracer traces each pass (reconcile.Batch.Trace); nil traces nothing.
+	Tracer trace.Tracer
 }
 
 // Controller keeps every selecting Service's endpoints current.
@@ -82,7 +85,7 @@ func (c *Controller) Watch() (stop func()) { return c.changes.Watch(c.cfg.Projec
 // Run's first pass, or after a Service or namespace changed) at every Service. Tests call it to
 // take one step.
 func (c *Controller) Sync(ctx context.Context) (reconcile.Result, error) {
-	b := reconcile.NewBatch(c.cfg.Clock(), events.Meta{Actor: c.cfg.Actor})
+	b := reconcile.NewBatch(c.cfg.Clock(), events.Meta{Actor: c.cfg.Actor}).Trace(c.cfg.Tracer, "endpoints")
 	c.mu.Lock()
 	changes, all := c.changes.Take()
 	c.cfg.Projection.View(func(s *state.State) {
@@ -213,7 +216,21 @@ func (c *Controller) syncService(s *state.State, key state.Key, b *reconcile.Bat
 	}
 	ref := events.ObjectRef{Kind: events.KindEndpoints, Namespace: key.Namespace, Name: key.Name, UID: svc.Metadata.UID}
 	subject := events.ObjectSubject(events.KindEndpoints, key.Namespace, key.Name)
-	b.Add(ref, "", &events.EndpointsUpdated{Addresses: addrs}, s.SubjectSeq(subject))
+	// The update reacts to the latest change among the Service and its pods; the pass's span
+	// links the other changes since the last update.
+	seq := s.SubjectSeq(subject)
+	cause := svc.Cause
+	for _, p := range pods {
+		if p.Cause.Seq > cause.Seq {
+			cause = p.Cause
+		}
+	}
+	for _, p := range pods {
+		if p.Cause.Seq > seq && p.Cause.ID != cause.ID {
+			b.Link(p.Cause)
+		}
+	}
+	b.AddCaused(cause, ref, "", &events.EndpointsUpdated{Addresses: addrs}, seq)
 }
 
 // labelKey is one label pair in a namespace.

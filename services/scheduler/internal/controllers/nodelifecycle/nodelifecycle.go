@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel/trace"
 
 	"skiff.dev/events"
 	"skiff.dev/events/api"
@@ -50,6 +51,8 @@ type Config struct {
 	// Actor is written into every event; default "scheduler/controllers".
 	Actor  string
 	Logger *slog.Logger
+	// Tracer traces each pass (reconcile.Batch.Trace); nil traces nothing.
+	Tracer trace.Tracer
 	// PodCIDRRange is the cluster range of pod CIDRs; default DefaultPodCIDRRange.
 	PodCIDRRange string
 	// LeaseTimeout is how long a Ready node may go without renewing; default DefaultLeaseTimeout.
@@ -226,7 +229,7 @@ func (c *Controller) Sync(ctx context.Context) (reconcile.Result, error) {
 		return reconcile.Result{}, err
 	}
 	now := c.cfg.Clock()
-	b := reconcile.NewBatch(now, events.Meta{Actor: c.cfg.Actor})
+	b := reconcile.NewBatch(now, events.Meta{Actor: c.cfg.Actor}).Trace(c.cfg.Tracer, "nodelifecycle")
 	var due time.Time
 	c.mu.Lock()
 	c.cfg.Projection.View(func(s *state.State) {
@@ -272,7 +275,7 @@ func (c *Controller) assignPodCIDRs(s *state.State, r netip.Prefix, b *reconcile
 			return
 		}
 		used[p] = true
-		b.Add(nodeRef(name), "", &events.NodePodCIDRAssigned{PodCIDR: p.String()}, nodeSeq(s, name))
+		b.AddCaused(s.Nodes[name].Cause, nodeRef(name), "", &events.NodePodCIDRAssigned{PodCIDR: p.String()}, nodeSeq(s, name))
 	}
 	c.cidrless = 0
 }

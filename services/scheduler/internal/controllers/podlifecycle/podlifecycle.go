@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
 	"skiff.dev/events"
 	"skiff.dev/events/live"
 	"skiff.dev/events/state"
@@ -37,6 +38,8 @@ type Config struct {
 	// Actor is written into every event; default "scheduler/controllers".
 	Actor  string
 	Logger *slog.Logger
+	// Tracer traces each pass (reconcile.Batch.Trace); nil traces nothing.
+	Tracer trace.Tracer
 	// EvictionTimeout is how long a node may be NotReady before its pods are force-deleted;
 	// default DefaultEvictionTimeout.
 	EvictionTimeout time.Duration
@@ -107,7 +110,7 @@ func (c *Controller) Watch() (stop func()) { return c.changes.Watch(c.cfg.Projec
 // Tests call it to take one step.
 func (c *Controller) Sync(ctx context.Context) (reconcile.Result, error) {
 	now := c.cfg.Clock()
-	b := reconcile.NewBatch(now, events.Meta{Actor: c.cfg.Actor})
+	b := reconcile.NewBatch(now, events.Meta{Actor: c.cfg.Actor}).Trace(c.cfg.Tracer, "podlifecycle")
 	var due time.Time
 	c.mu.Lock()
 	changes, all := c.changes.Take()
@@ -194,23 +197,28 @@ func (p *pass) pod(pod *state.Pod) (watch bool) {
 	ref := events.ObjectRef{Kind: events.KindPod, Namespace: ns, Name: name, UID: uid}
 	podSeq := p.s.SubjectSeq(events.ObjectSubject(events.KindPod, ns, name))
 	bindSeq := p.s.SubjectSeq(events.BindSubject(node, ns, name))
+	// What is written reacts to the pod's last event, or to its node's loss.
+	cause := pod.Cause
+	if n := p.s.Nodes[node]; evict && n != nil {
+		cause = n.Cause
+	}
 
 	switch {
 	case !pod.Deleting() && !evict:
-		p.b.Add(ref, "", &events.PodDeletionRequested{UID: uid, GracePeriodSeconds: pod.Spec.GracePeriodSeconds()}, podSeq)
+		p.b.AddCaused(cause, ref, "", &events.PodDeletionRequested{UID: uid, GracePeriodSeconds: pod.Spec.GracePeriodSeconds()}, podSeq)
 	case node == "":
-		p.b.Add(ref, "", &events.PodDeleted{UID: uid}, podSeq)
+		p.b.AddCaused(cause, ref, "", &events.PodDeleted{UID: uid}, podSeq)
 	case evict && !pod.StopRequested && !pod.Terminated:
 		// Tell the node, should it come back, before the pod disappears from the log (and
 		// claim the bind subject if it is not bound yet).
-		p.b.Add(ref, node, &events.PodStopRequested{UID: uid, GracePeriodSeconds: 0}, bindSeq)
+		p.b.AddCaused(cause, ref, node, &events.PodStopRequested{UID: uid, GracePeriodSeconds: 0}, bindSeq)
 	case evict || pod.Terminated:
-		p.b.Add(ref, "", &events.PodDeleted{UID: uid}, podSeq)
+		p.b.AddCaused(cause, ref, "", &events.PodDeleted{UID: uid}, podSeq)
 	case !pod.Bound && !pod.StopRequested:
 		// Claim the bind subject (expected: empty) so a late binding conflicts.
-		p.b.Add(ref, node, &events.PodStopRequested{UID: uid, GracePeriodSeconds: 0}, bindSeq)
+		p.b.AddCaused(cause, ref, node, &events.PodStopRequested{UID: uid, GracePeriodSeconds: 0}, bindSeq)
 	case !pod.Bound:
-		p.b.Add(ref, "", &events.PodDeleted{UID: uid}, podSeq)
+		p.b.AddCaused(cause, ref, "", &events.PodDeleted{UID: uid}, podSeq)
 	case pod.StopRequested:
 		// Waiting for the node's PodTerminated.
 	case p.inEndpoints(pod.Status.PodIP):
@@ -223,7 +231,7 @@ func (p *pass) pod(pod *state.Pod) (watch bool) {
 		p.cfg.Logger.Warn("endpoints still list a pod being deleted; stopping it anyway", "pod", pod.Key(), "ip", pod.Status.PodIP)
 		fallthrough
 	default:
-		p.b.Add(ref, node, &events.PodStopRequested{UID: uid, GracePeriodSeconds: pod.GracePeriodSeconds}, bindSeq)
+		p.b.AddCaused(cause, ref, node, &events.PodStopRequested{UID: uid, GracePeriodSeconds: pod.GracePeriodSeconds}, bindSeq)
 	}
 	return true
 }

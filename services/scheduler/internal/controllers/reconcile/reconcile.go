@@ -165,6 +165,7 @@ type Batch struct {
 	writes   []store.Write
 	subjects map[string]bool
 	err      error
+	trace    *batchTrace // nil: tracing off
 }
 
 // NewBatch starts a batch whose events carry time now and meta.
@@ -175,7 +176,18 @@ func NewBatch(now time.Time, meta events.Meta) *Batch {
 // Add queues p about ref (node for bind and status subjects), conditional on its subject being at
 // expect. It returns false, and queues nothing, if the batch already writes to that subject.
 func (b *Batch) Add(ref events.ObjectRef, node string, p events.Payload, expect uint64) bool {
-	ev, err := events.New(b.now, b.meta, ref, node, p)
+	return b.AddCaused(events.Cause{}, ref, node, p, expect)
+}
+
+// AddCaused is Add for an event reacting to cause: its causationId is cause's id, its
+// correlation cause's, and it continues cause's trace (through a span of the pass, when
+// traced).
+func (b *Batch) AddCaused(cause events.Cause, ref events.ObjectRef, node string, p events.Payload, expect uint64) bool {
+	meta := b.meta
+	if b.trace != nil {
+		meta.Traceparent = b.trace.span(cause, ref, node)
+	}
+	ev, err := events.New(b.now, meta.From(cause), ref, node, p)
 	if err != nil {
 		b.err = errors.Join(b.err, err)
 		return false
@@ -228,6 +240,7 @@ func (b *Batch) Flush(ctx context.Context, log Log) (Result, error) {
 			}
 		}
 	}
+	b.trace.end(res)
 	if errs != nil {
 		return res, fmt.Errorf("append %d events (%d landed, %d conflicts, %d fenced): %w", len(b.writes), res.Written, res.Conflicts, res.Fenced, errs)
 	}

@@ -1,0 +1,139 @@
+package telemetry
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracegrpc"
+	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
+	"go.opentelemetry.io/otel/sdk/resource"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/trace"
+)
+
+// Service names of Skiff's parts, the service.name of their spans.
+const (
+	ServiceCLI       = "skiff"
+	ServiceScheduler = "skiff-scheduler"
+	ServiceNodeAgent = "skiff-nodeagent"
+	ServiceNetProxy  = "skiff-netproxy"
+)
+
+// Config names the part a Provider traces. The zero value traces nothing useful: set Service.
+type Config struct {
+	// Service is service.name; Instance is service.instance.id (a scheduler replica's id, a
+	// node's name), left out when empty.
+	Service, Instance string
+}
+
+// Provider is one part's tracing: a real SDK provider that exports, or a disabled one.
+type Provider struct {
+	sdk     *sdktrace.TracerProvider
+	tracer  trace.Tracer
+	service string
+}
+
+// Disabled is a provider that traces nothing; its Tracer is nil.
+func Disabled() *Provider { return &Provider{} }
+
+// Tracer returns the part's tracer, nil when tracing is off: callers (and this package's
+// helpers) test for nil instead of calling a no-op tracer once per event.
+func (p *Provider) Tracer() trace.Tracer {
+	if p == nil {
+		return nil
+	}
+	return p.tracer
+}
+
+// Enabled reports whether spans are exported.
+func (p *Provider) Enabled() bool { return p != nil && p.sdk != nil }
+
+// TracerProvider returns the SDK provider, nil when disabled.
+func (p *Provider) TracerProvider() trace.TracerProvider {
+	if p == nil || p.sdk == nil {
+		return nil
+	}
+	return p.sdk
+}
+
+// Shutdown flushes the spans still buffered and stops the exporter. A disabled provider has
+// nothing to do.
+func (p *Provider) Shutdown(ctx context.Context) error {
+	if p == nil || p.sdk == nil {
+		return nil
+	}
+	if err := p.sdk.Shutdown(ctx); err != nil {
+		return fmt.Errorf("flush traces of %s: %w", p.service, err)
+	}
+	return nil
+}
+
+// Setup builds the provider the environment asks for (see the package doc). An error means the
+// environment asks for something impossible (an unknown exporter or protocol); it names the
+// variable.
+func Setup(ctx context.Context, cfg Config) (*Provider, error) {
+	// The exporters read the rest of the environment themselves.
+	env := os.Getenv
+	if strings.EqualFold(strings.TrimSpace(env("OTEL_SDK_DISABLED")), "true") {
+		return Disabled(), nil
+	}
+	switch exp := strings.TrimSpace(env("OTEL_TRACES_EXPORTER")); exp {
+	case "", "otlp":
+	case "none":
+		return Disabled(), nil
+	default:
+		return nil, fmt.Errorf("OTEL_TRACES_EXPORTER=%q: Skiff exports traces with otlp or none", exp)
+	}
+	if env("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") == "" && env("OTEL_EXPORTER_OTLP_ENDPOINT") == "" {
+		return Disabled(), nil
+	}
+	protocol := env("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL")
+	if protocol == "" {
+		protocol = env("OTEL_EXPORTER_OTLP_PROTOCOL")
+	}
+	var (
+		exporter sdktrace.SpanExporter
+		err      error
+	)
+	// The exporters read endpoint, headers, timeout, compression and TLS from the environment
+	// themselves.
+	switch protocol {
+	case "grpc":
+		exporter, err = otlptracegrpc.New(ctx)
+	case "", "http/protobuf":
+		exporter, err = otlptracehttp.New(ctx)
+	default:
+		return nil, fmt.Errorf("OTEL_EXPORTER_OTLP_PROTOCOL=%q: use grpc or http/protobuf", protocol)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("OTLP trace exporter (%s): %w", protocol, err)
+	}
+	res, err := newResource(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	sdk := sdktrace.NewTracerProvider(sdktrace.WithBatcher(exporter), sdktrace.WithResource(res))
+	return &Provider{sdk: sdk, tracer: sdk.Tracer("skiff.dev/" + cfg.Service), service: cfg.Service}, nil
+}
+
+// newResource is the environment's resource attributes under the part's own: service.name is
+// always the part's, so the parts of one `skiff up` keep theirs.
+func newResource(ctx context.Context, cfg Config) (*resource.Resource, error) {
+	fromEnv, err := resource.New(ctx, resource.WithFromEnv(), resource.WithTelemetrySDK(), resource.WithHost())
+	if err != nil && !errors.Is(err, resource.ErrPartialResource) {
+		return nil, fmt.Errorf("OTEL_RESOURCE_ATTRIBUTES: %w", err)
+	}
+	own := []attribute.KeyValue{attribute.String("service.name", cfg.Service)}
+	if cfg.Instance != "" {
+		own = append(own, attribute.String("service.instance.id", cfg.Instance))
+	}
+	res, err := resource.Merge(fromEnv, resource.NewSchemaless(own...))
+	if err != nil {
+		return nil, fmt.Errorf("trace resource: %w", err)
+	}
+	return res, nil
+}
