@@ -68,6 +68,9 @@ type Config struct {
 	ClusterCIDR netip.Prefix
 	// Bridge is the pod bridge's name; default skiff0.
 	Bridge string
+	// CNILoopbackPlugin brings pods' lo up with the loopback CNI plugin instead of
+	// in-process (podnet.Config.LoopbackPlugin): the old way, to measure against.
+	CNILoopbackPlugin bool
 	// LeaseInterval is how often the node lease is renewed; default 10 s.
 	LeaseInterval time.Duration
 	// Backoff of crash-looping containers; the kubelet's when zero.
@@ -245,7 +248,8 @@ func Run(ctx context.Context, cfg Config) error {
 		Backoff: cfg.Backoff, Logger: log,
 		Network: func(ctx context.Context, podCIDR netip.Prefix) (agent.Network, error) {
 			return podnet.New(ctx, podnet.Config{PodCIDR: podCIDR, ClusterCIDR: cfg.ClusterCIDR, Bridge: cfg.Bridge,
-				StateDir: filepath.Join(cfg.StateDir, "podnet"), Logger: log})
+				LoopbackPlugin: cfg.CNILoopbackPlugin,
+				StateDir:       filepath.Join(cfg.StateDir, "podnet"), Logger: log})
 		},
 	})
 	if cfg.Ready != nil {

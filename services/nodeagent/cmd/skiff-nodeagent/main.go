@@ -49,6 +49,7 @@ func run(args []string) error {
 	fs.StringVar(&cfg.LogDir, "log-dir", "/var/log/skiff/pods", "directory for container logs")
 	fs.StringVar(&cfg.RuncRoot, "runc-root", "", "directory for runc's container state (default /run/skiff/<node>/runc)")
 	fs.StringVar(&cfg.Bridge, "bridge", "skiff0", "the pod bridge's name")
+	fs.BoolVar(&cfg.CNILoopbackPlugin, "cni-loopback-plugin", false, "bring pods' lo up with the loopback CNI plugin rather than in-process (slower; to compare)")
 	fs.DurationVar(&cfg.LeaseInterval, "lease-interval", 10*time.Second, "how often the node lease is renewed")
 	fs.DurationVar(&cfg.Backoff.Base, "backoff-base", agent.DefaultBackoff.Base, "first delay before restarting a crashed container")
 	fs.DurationVar(&cfg.Backoff.Cap, "backoff-cap", agent.DefaultBackoff.Cap, "longest delay before restarting a crashed container")
