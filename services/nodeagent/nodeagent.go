@@ -64,6 +64,9 @@ type Config struct {
 	// RuncRoot is where runc keeps container state; default /run/skiff/<node>/runc. runc keys
 	// its state by namespace and ID only, so agents sharing a host need roots of their own.
 	RuncRoot string
+	// OCIRuntime is what containers run with, runc or crun (runtime.Config.OCIRuntime);
+	// empty: crun when it works under the node's containerd, else runc.
+	OCIRuntime string
 	// ClusterCIDR is the whole cluster's pod range; default 10.88.0.0/16.
 	ClusterCIDR netip.Prefix
 	// Bridge is the pod bridge's name; default skiff0.
@@ -231,7 +234,7 @@ func Run(ctx context.Context, cfg Config) error {
 	rt, err := runtime.New(ctx, runtime.Config{
 		Address: cfg.ContainerdAddress, Namespace: cfg.ContainerdNamespace,
 		StateDir: filepath.Join(cfg.StateDir, "runtime"), LogDir: cfg.LogDir, Logger: log,
-		RuncRoot: cfg.RuncRoot,
+		RuncRoot: cfg.RuncRoot, OCIRuntime: cfg.OCIRuntime,
 	})
 	if err != nil {
 		return failed(fmt.Errorf("containerd: %w", err))
