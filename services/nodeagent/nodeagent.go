@@ -67,6 +67,9 @@ type Config struct {
 	// OCIRuntime is what containers run with, runc or crun (runtime.Config.OCIRuntime);
 	// empty: crun when it works under the node's containerd, else runc.
 	OCIRuntime string
+	// SandboxSeccomp gives pods' pause processes the default seccomp profile, as before
+	// (runtime.Config.SandboxSeccomp): the old way, to measure against.
+	SandboxSeccomp bool
 	// ClusterCIDR is the whole cluster's pod range; default 10.88.0.0/16.
 	ClusterCIDR netip.Prefix
 	// Bridge is the pod bridge's name; default skiff0.
@@ -234,7 +237,7 @@ func Run(ctx context.Context, cfg Config) error {
 	rt, err := runtime.New(ctx, runtime.Config{
 		Address: cfg.ContainerdAddress, Namespace: cfg.ContainerdNamespace,
 		StateDir: filepath.Join(cfg.StateDir, "runtime"), LogDir: cfg.LogDir, Logger: log,
-		RuncRoot: cfg.RuncRoot, OCIRuntime: cfg.OCIRuntime,
+		RuncRoot: cfg.RuncRoot, OCIRuntime: cfg.OCIRuntime, SandboxSeccomp: cfg.SandboxSeccomp,
 	})
 	if err != nil {
 		return failed(fmt.Errorf("containerd: %w", err))

@@ -51,6 +51,10 @@ type Config struct {
 	// OCIRuntimeRunc. Empty: crun when it works under this containerd (New tries it
 	// once), else runc. Containers keep the runtime they were created with.
 	OCIRuntime string
+	// SandboxSeccomp gives the pause process containerd's default seccomp
+	// profile too, as before: the old way, to measure against (see
+	// CreateSandbox).
+	SandboxSeccomp bool
 	// DialTimeout bounds the first connection to containerd; default 10s.
 	DialTimeout time.Duration
 	// Logger receives the runtime's logs; default slog.Default().
