@@ -187,6 +187,7 @@ func (r *Runtime) CreateContainer(ctx context.Context, cfg ContainerConfig) (str
 			withBindMounts(cfg.Mounts),
 			oci.WithNoNewPrivileges,
 			seccomp.WithDefaultProfile(),
+			r.withCompiledSeccomp(),
 			withCgroupsPath(path.Join(r.cfg.CgroupParent, id)),
 			oci.WithAnnotations(map[string]string{shimGroupAnnotation: sb.ID}),
 		))

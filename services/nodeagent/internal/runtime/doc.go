@@ -53,6 +53,12 @@
 // runtime it was created with, so an agent that restarts with the other choice still stops
 // and lists what runs.
 //
+// Most of crun's work for a container is compiling containerd's default seccomp profile
+// with libseccomp. The pause process gets no filter (see CreateSandbox), and every app
+// container of a node has the same profile, so with crun the probe container runs under it,
+// the runtime reads back the program crun compiled (ptrace) and hands it to crun for every
+// app container with that profile (crun's run.oci.seccomp_bpf_data annotation; seccomp.go).
+//
 // # Logs
 //
 // A container's stdout and stderr go, interleaved, to

@@ -8,6 +8,7 @@ import (
 
 	containerd "github.com/containerd/containerd"
 	"github.com/containerd/containerd/cio"
+	"github.com/containerd/containerd/contrib/seccomp"
 	"github.com/containerd/containerd/oci"
 	"github.com/containerd/errdefs"
 )
@@ -52,8 +53,10 @@ func (r *Runtime) pickOCIRuntime(ctx context.Context) error {
 	return nil
 }
 
-// probe creates (and removes) a container run by binary with the sandbox's root, which is
-// where crun checks the cgroup layout; it starts nothing.
+// probe creates a container run by binary, shaped as an app container (the default
+// capabilities and seccomp profile) around the sandbox's pause program, and removes it again.
+// Creating it is where crun checks the cgroup layout. With crun it also starts it and keeps
+// the seccomp filter crun compiled for it (see seccompCache); failing that is no error.
 func (r *Runtime) probe(ctx context.Context, binary string) error {
 	if _, err := exec.LookPath(binary); err != nil {
 		// The shim looks it up in containerd's PATH, which is usually the same.
@@ -68,6 +71,8 @@ func (r *Runtime) probe(ctx context.Context, binary string) error {
 			oci.WithRootFSPath(r.sandboxRoot),
 			oci.WithRootFSReadonly(),
 			oci.WithProcessArgs("/pause"),
+			oci.WithNoNewPrivileges,
+			seccomp.WithDefaultProfile(),
 			withCgroupsPath(path.Join(r.cfg.CgroupParent, probeID)),
 		))
 	if err != nil {
@@ -83,8 +88,38 @@ func (r *Runtime) probe(ctx context.Context, binary string) error {
 		return fmt.Errorf("probe %s: create a container: %w (%s refuses hybrid cgroups: run containerd as skiff up does, in a mount namespace without %s, or choose runc)",
 			binary, err, binary, "/sys/fs/cgroup/unified")
 	}
-	if _, err := task.Delete(context.WithoutCancel(ctx), containerd.WithProcessKill); err != nil {
-		return fmt.Errorf("probe %s: delete its task: %w", binary, err)
+	defer func() {
+		if _, err := task.Delete(context.WithoutCancel(ctx), containerd.WithProcessKill); err != nil && !isGone(err) {
+			r.log.Error("remove the OCI runtime probe's task", "binary", binary, "err", err)
+		}
+	}()
+	if binary == OCIRuntimeCrun {
+		if err := r.keepSeccomp(ctx, c, task); err != nil {
+			r.log.Warn("crun will compile every app container's seccomp profile", "err", err)
+		}
 	}
+	return nil
+}
+
+// keepSeccomp starts the probe and keeps the seccomp filter crun installed in it for its
+// profile.
+func (r *Runtime) keepSeccomp(ctx context.Context, c containerd.Container, task containerd.Task) error {
+	spec, err := c.Spec(ctx)
+	if err != nil {
+		return fmt.Errorf("read the probe's spec: %w", err)
+	}
+	h, ok := profileHash(spec)
+	if !ok {
+		return fmt.Errorf("the probe has no seccomp profile")
+	}
+	if err := task.Start(ctx); err != nil {
+		return fmt.Errorf("start the probe: %w", err)
+	}
+	bpf, err := seccompFilter(int(task.Pid()))
+	if err != nil {
+		return err
+	}
+	r.seccomp = &seccompCache{profile: h, bpf: encodeBPF(bpf)}
+	r.log.Debug("kept the seccomp filter crun compiled for app containers", "instructions", len(bpf)/8)
 	return nil
 }

@@ -1,6 +1,7 @@
 package runtime_test
 
 import (
+	"bytes"
 	"context"
 	"strings"
 	"testing"
@@ -151,4 +152,59 @@ func TestOCIRuntimeUnderHybridCgroups(t *testing.T) {
 
 func namespacesCtx(ctx context.Context, rt *runtime.Runtime) context.Context {
 	return namespaces.WithNamespace(ctx, rt.Namespace())
+}
+
+// With crun, an app container gets the seccomp filter crun compiled for the probe at start
+// (crun's run.oci.seccomp_bpf_data) rather than compiling its profile again, and the filter
+// it runs under is byte for byte the one crun compiles for that profile itself.
+func TestCrunSeccompCompiledOnce(t *testing.T) {
+	e := newEnv(t)
+	rt, err := e.newRuntime(t, runtime.OCIRuntimeCrun)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pe := &env{ctd: e.ctd, rt: rt}
+	start := func(name string) (pid int, annotated bool) {
+		t.Helper()
+		pod := newPod(t, name)
+		_, id := pe.runPod(t, runtime.ContainerConfig{Pod: pod, Name: "app", Image: runtimetest.TestboxImage, Args: []string{"sleep"}})
+		st := pe.waitState(t, id, runtime.StateRunning, 10*time.Second)
+		ctx := namespacesCtx(ctxT(t, 10*time.Second), rt)
+		c, err := e.ctd.Client(t).LoadContainer(ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		spec, err := c.Spec(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, annotated = spec.Annotations["run.oci.seccomp_bpf_data"]
+		if spec.Linux == nil || spec.Linux.Seccomp == nil {
+			t.Errorf("%s: the spec has no seccomp profile", name)
+		}
+		return int(st.PID), annotated
+	}
+	cached, annotated := start("cached")
+	if !annotated {
+		t.Fatal("an app container under crun is not handed the compiled filter")
+	}
+	runtime.ForgetCompiledSeccomp(rt)
+	compiled, annotated := start("compiled")
+	if annotated {
+		t.Fatal("the compiled filter is handed over after the runtime forgot it")
+	}
+	want, err := runtime.SeccompFilter(compiled)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := runtime.SeccompFilter(cached)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(want) < 8*50 {
+		t.Fatalf("crun's own filter has %d bytes: not containerd's default profile", len(want))
+	}
+	if !bytes.Equal(got, want) {
+		t.Errorf("the container runs under a filter of %d bytes that differs from the %d bytes crun compiles for its profile", len(got), len(want))
+	}
 }

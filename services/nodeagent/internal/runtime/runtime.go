@@ -99,7 +99,8 @@ type Runtime struct {
 	client      *containerd.Client
 	log         *slog.Logger
 	snapshotter string
-	ociRuntime  string // the binary the shim runs: runc or crun
+	ociRuntime  string        // the binary the shim runs: runc or crun
+	seccomp     *seccompCache // app containers' filter compiled by crun; nil: none
 	sandboxRoot string
 	cgroups     cgroupReader
 	closed      chan struct{} // closed by Close: ends Watch streams
