@@ -112,11 +112,6 @@ func (r *Runtime) CreateContainer(ctx context.Context, cfg ContainerConfig) (str
 		return "", fmt.Errorf("create container %s of pod %s: %w", cfg.Name, cfg.Pod, err)
 	}
 
-	if _, err := r.client.LoadContainer(ctx, id); err == nil {
-		return fail(fmt.Errorf("container %s: %w", id, errdefs.ErrAlreadyExists))
-	} else if !errdefs.IsNotFound(err) {
-		return fail(err)
-	}
 	sb, err := r.GetSandbox(ctx, cfg.Pod.UID)
 	if err != nil {
 		if errdefs.IsNotFound(err) {
@@ -127,15 +122,11 @@ func (r *Runtime) CreateContainer(ctx context.Context, cfg ContainerConfig) (str
 	if sb.State != StateRunning {
 		return fail(fmt.Errorf("the pod's sandbox is %s, not running (remove the pod and create it again): %w", sb.State, errdefs.ErrFailedPrecondition))
 	}
-	img, err := r.getImage(ctx, cfg.Image)
+	img, err := r.imageFacts(ctx, cfg.Image)
 	if err != nil {
 		return fail(err)
 	}
-	ispec, err := img.Spec(ctx)
-	if err != nil {
-		return fail(fmt.Errorf("read config of image %s: %w", cfg.Image, err))
-	}
-	ic := ispec.Config
+	ic := img.config
 	argv := ProcessArgs(ic.Entrypoint, ic.Cmd, cfg.Command, cfg.Args)
 	if len(argv) == 0 {
 		return fail(fmt.Errorf("no command: image %s has no Entrypoint or Cmd and none was given: %w", cfg.Image, errdefs.ErrInvalidArgument))
@@ -163,22 +154,18 @@ func (r *Runtime) CreateContainer(ctx context.Context, cfg ContainerConfig) (str
 		}
 	}
 
-	// A crash between preparing the snapshot and creating the container
-	// leaves a snapshot under the container's ID; it belongs to nobody.
-	snapshots := r.client.SnapshotService(r.snapshotter)
-	if err := snapshots.Remove(ctx, id); err == nil {
-		r.log.Warn("removed orphaned container snapshot", "pod", cfg.Pod.String(), "container", cfg.Name, "id", id)
-	} else if !errdefs.IsNotFound(err) {
-		return fail(fmt.Errorf("remove orphaned snapshot %s: %w", id, err))
+	stopSignal := img.config.StopSignal
+	if stopSignal == "" {
+		stopSignal = "SIGTERM"
 	}
+	labels[containerd.StopSignalLabel] = stopSignal
 
 	_, err = r.client.NewContainer(ctx, id,
 		containerd.WithContainerLabels(labels),
 		r.withRuntime(),
-		containerd.WithImage(img),
-		containerd.WithImageStopSignal(img, "SIGTERM"),
+		containerd.WithImageName(img.name),
 		containerd.WithSnapshotter(r.snapshotter),
-		containerd.WithNewSnapshot(id, img),
+		r.withNewSnapshot(id, img),
 		containerd.WithNewSpec(
 			withProcess(argv, env, cwd),
 			withUser(ic.User),
@@ -192,10 +179,16 @@ func (r *Runtime) CreateContainer(ctx context.Context, cfg ContainerConfig) (str
 			oci.WithAnnotations(map[string]string{shimGroupAnnotation: sb.ID}),
 		))
 	if err != nil {
-		if !errdefs.IsAlreadyExists(err) {
-			if rerr := snapshots.Remove(context.WithoutCancel(ctx), id); rerr != nil && !errdefs.IsNotFound(rerr) {
-				r.log.Error("clean up snapshot of failed create", "id", id, "err", rerr)
-			}
+		if errdefs.IsAlreadyExists(err) {
+			return fail(fmt.Errorf("container %s: %w", id, err))
+		}
+		if rerr := r.client.SnapshotService(r.snapshotter).Remove(context.WithoutCancel(ctx), id); rerr != nil && !errdefs.IsNotFound(rerr) {
+			r.log.Error("clean up snapshot of failed create", "id", id, "err", rerr)
+		}
+		if errdefs.IsNotFound(err) {
+			// The image's layers may have gone from the snapshotter behind our back:
+			// look at the image afresh next time.
+			r.forgetImage(img.name)
 		}
 		return fail(err)
 	}

@@ -101,6 +101,7 @@ type Runtime struct {
 	snapshotter string
 	ociRuntime  string        // the binary the shim runs: runc or crun
 	seccomp     *seccompCache // app containers' filter compiled by crun; nil: none
+	images      imageCache
 	sandboxRoot string
 	cgroups     cgroupReader
 	closed      chan struct{} // closed by Close: ends Watch streams
