@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os/exec"
 	"path"
+	"time"
 
 	containerd "github.com/containerd/containerd"
 	"github.com/containerd/containerd/cio"
@@ -115,7 +116,13 @@ func (r *Runtime) keepSeccomp(ctx context.Context, c containerd.Container, task 
 	if err := task.Start(ctx); err != nil {
 		return fmt.Errorf("start the probe: %w", err)
 	}
-	bpf, err := seccompFilter(int(task.Pid()))
+	// `crun start` returns once it has told the container's process to go on, which
+	// installs the filter just before it executes the program: wait until it has.
+	pid := int(task.Pid())
+	if err := waitSeccomp(ctx, pid, 2*time.Second); err != nil {
+		return err
+	}
+	bpf, err := seccompFilter(pid)
 	if err != nil {
 		return err
 	}

@@ -7,7 +7,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
 	goruntime "runtime"
+	"strings"
+	"time"
 	"unsafe"
 
 	"github.com/containerd/containerd/containers"
@@ -113,3 +116,28 @@ func seccompFilter(pid int) ([]byte, error) {
 }
 
 func encodeBPF(b []byte) string { return base64.StdEncoding.EncodeToString(b) }
+
+// waitSeccomp waits until process pid runs under a seccomp filter (the kernel's Seccomp
+// field in /proc/<pid>/status is 2), checking every millisecond for at most timeout.
+func waitSeccomp(ctx context.Context, pid int, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+		if err != nil {
+			return fmt.Errorf("seccomp mode of %d: %w", pid, err)
+		}
+		for _, line := range strings.Split(string(b), "\n") {
+			if v, ok := strings.CutPrefix(line, "Seccomp:"); ok && strings.TrimSpace(v) == "2" {
+				return nil
+			}
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("process %d has no seccomp filter %v after it was started", pid, timeout)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(time.Millisecond):
+		}
+	}
+}
