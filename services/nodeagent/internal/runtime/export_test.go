@@ -13,3 +13,6 @@ var SeccompFilter = seccompFilter
 
 // ForgetCompiledSeccomp makes r hand crun the profile itself again, as without the cache.
 func ForgetCompiledSeccomp(r *Runtime) { r.seccomp = nil }
+
+// WaitSeccomp is waitSeccomp, for tests that read a new container's filter.
+var WaitSeccomp = waitSeccomp

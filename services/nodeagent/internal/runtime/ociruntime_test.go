@@ -179,6 +179,9 @@ func TestCrunSeccompCompiledOnce(t *testing.T) {
 			t.Fatal(err)
 		}
 		_, annotated = spec.Annotations["run.oci.seccomp_bpf_data"]
+		if err := runtime.WaitSeccomp(ctx, int(st.PID), 5*time.Second); err != nil {
+			t.Fatal(err)
+		}
 		if spec.Linux == nil || spec.Linux.Seccomp == nil {
 			t.Errorf("%s: the spec has no seccomp profile", name)
 		}
