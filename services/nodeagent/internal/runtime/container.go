@@ -12,9 +12,12 @@ import (
 	"time"
 
 	containerd "github.com/containerd/containerd"
+	tasks "github.com/containerd/containerd/api/services/tasks/v1"
 	"github.com/containerd/containerd/cio"
 	"github.com/containerd/containerd/contrib/seccomp"
+	ctrdErrdefs "github.com/containerd/containerd/errdefs"
 	"github.com/containerd/containerd/oci"
+	"github.com/containerd/containerd/protobuf"
 	"github.com/containerd/errdefs"
 	"github.com/containerd/typeurl/v2"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -238,11 +241,12 @@ func (r *Runtime) StartContainer(ctx context.Context, id string) error {
 			return fmt.Errorf("start container %s: it has %s (remove it and create it again): %w", id, st.Status, errdefs.ErrFailedPrecondition)
 		}
 	case errdefs.IsNotFound(err):
-		labels, err := c.Labels(ctx)
+		// LoadContainer has read the record already.
+		info, err := c.Info(ctx, containerd.WithoutRefreshedMetadata)
 		if err != nil {
 			return fmt.Errorf("start container %s: %w", id, err)
 		}
-		logPath := labels[LabelLogPath]
+		logPath := info.Labels[LabelLogPath]
 		if logPath == "" {
 			return fmt.Errorf("start container %s: it has no %s label; not made by this package? %w", id, LabelLogPath, errdefs.ErrFailedPrecondition)
 		}
@@ -437,35 +441,31 @@ func (r *Runtime) statusOf(ctx context.Context, c containerd.Container, labels m
 		LogPath:      labels[LabelLogPath],
 		Labels:       labels,
 	}
-	task, err := c.Task(ctx, nil)
-	if errdefs.IsNotFound(err) {
-		return st, nil
-	}
+	// One call to the task service says what Container.Task and Task.Status
+	// would say in two (each of which also asks the shim).
+	resp, err := r.client.TaskService().Get(ctx, &tasks.GetRequest{ContainerID: c.ID()})
 	if err != nil {
-		if errdefs.IsUnavailable(err) {
+		err = ctrdErrdefs.FromGRPC(err)
+		switch {
+		case errdefs.IsNotFound(err):
+			return st, nil
+		case errdefs.IsUnavailable(err):
 			return st, fmt.Errorf("status of container %s: %w", c.ID(), err)
 		}
 		st.State = StateUnknown
 		return st, nil
 	}
-	ts, err := task.Status(ctx)
-	if err != nil {
-		if errdefs.IsUnavailable(err) {
-			return st, fmt.Errorf("status of container %s: %w", c.ID(), err)
-		}
-		st.State = StateUnknown
-		return st, nil
-	}
-	switch ts.Status {
+	p := resp.Process
+	switch containerd.ProcessStatus(strings.ToLower(p.Status.String())) {
 	case containerd.Running, containerd.Paused, containerd.Pausing:
 		st.State = StateRunning
-		st.PID = task.Pid()
+		st.PID = p.Pid
 	case containerd.Created:
 		st.State = StateCreated
 	case containerd.Stopped:
 		st.State = StateExited
-		st.ExitCode = ts.ExitStatus
-		st.FinishedAt = ts.ExitTime
+		st.ExitCode = p.ExitStatus
+		st.FinishedAt = protobuf.FromTimestamp(p.ExitedAt)
 		st.OOMKilled = r.oomKilled(c.ID(), spec)
 	default:
 		st.State = StateUnknown
