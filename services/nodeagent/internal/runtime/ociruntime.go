@@ -2,9 +2,12 @@ package runtime
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"fmt"
 	"os/exec"
 	"path"
+	"strings"
 	"time"
 
 	containerd "github.com/containerd/containerd"
@@ -28,6 +31,15 @@ const (
 // probeID is the container the runtime creates once at start to see whether crun works
 // under this containerd; it is removed at once.
 const probeID = "skiff-oci-runtime-probe"
+
+// probeCgroup is the probe's cgroup: of this start alone, since cgroups are the host's and
+// agents of other nodes (tests, simulated machines) may probe at the same moment under the
+// same parent.
+func (r *Runtime) probeCgroup() string {
+	b := make([]byte, 6)
+	rand.Read(b)
+	return path.Join(r.cfg.CgroupParent, probeID+"-"+hex.EncodeToString(b))
+}
 
 // pickOCIRuntime settles r.ociRuntime: the configured one, or, when none is, crun when it
 // is installed and creates a container under this containerd, else runc. A configured crun
@@ -74,7 +86,7 @@ func (r *Runtime) probe(ctx context.Context, binary string) error {
 			oci.WithProcessArgs("/pause"),
 			oci.WithNoNewPrivileges,
 			seccomp.WithDefaultProfile(),
-			withCgroupsPath(path.Join(r.cfg.CgroupParent, probeID)),
+			withCgroupsPath(r.probeCgroup()),
 		))
 	if err != nil {
 		return fmt.Errorf("probe %s: create container: %w", binary, err)
@@ -86,8 +98,11 @@ func (r *Runtime) probe(ctx context.Context, binary string) error {
 	}()
 	task, err := c.NewTask(ctx, cio.NullIO)
 	if err != nil {
-		return fmt.Errorf("probe %s: create a container: %w (%s refuses hybrid cgroups: run containerd as skiff up does, in a mount namespace without %s, or choose runc)",
-			binary, err, binary, "/sys/fs/cgroup/unified")
+		if strings.Contains(err.Error(), "hybrid mode") {
+			return fmt.Errorf("probe %s: create a container: %w (%s refuses hybrid cgroups: run containerd as skiff up does, in a mount namespace without %s, or choose runc)",
+				binary, err, binary, "/sys/fs/cgroup/unified")
+		}
+		return fmt.Errorf("probe %s: create a container: %w", binary, err)
 	}
 	defer func() {
 		if _, err := task.Delete(context.WithoutCancel(ctx), containerd.WithProcessKill); err != nil && !isGone(err) {

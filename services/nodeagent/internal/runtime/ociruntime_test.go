@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -145,6 +146,7 @@ func TestOCIRuntimeUnderHybridCgroups(t *testing.T) {
 	if hybrid != (err != nil) {
 		t.Errorf("hybrid cgroups %v: runtime.New with crun: %v", hybrid, err)
 	}
+	t.Logf("runtime.New with crun: %v", err)
 	if err != nil && !strings.Contains(err.Error(), "hybrid cgroups") {
 		t.Errorf("the error does not say why crun fails: %v", err)
 	}
@@ -210,4 +212,36 @@ func TestCrunSeccompCompiledOnce(t *testing.T) {
 	if !bytes.Equal(got, want) {
 		t.Errorf("the container runs under a filter of %d bytes that differs from the %d bytes crun compiles for its profile", len(got), len(want))
 	}
+}
+
+// Agents of several nodes on one host share the cgroup parent and may start at the same moment
+// (the end-to-end harness starts two): their probes must not collide (a probe's removal kills
+// what is in its cgroup), or one of them falls back to runc.
+func TestConcurrentProbesPickCrun(t *testing.T) {
+	runtimetest.RequireRoot(t)
+	ctds := []*runtimetest.Containerd{runtimetest.StartContainerd(t), runtimetest.StartContainerd(t), runtimetest.StartContainerd(t)}
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	for i, ctd := range ctds {
+		cfg := ctd.RuntimeConfig()
+		cfg.CgroupParent = ctds[0].CgroupParent // one parent, as for agents with the default
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for round := range 8 {
+				r, err := runtime.New(ctxT(t, 30*time.Second), cfg)
+				got := ""
+				if err == nil {
+					got = r.OCIRuntime()
+					r.Close()
+				}
+				if err != nil || got != runtime.OCIRuntimeCrun {
+					mu.Lock()
+					t.Errorf("runtime %d, round %d: OCI runtime %q, %v; want crun", i, round, got, err)
+					mu.Unlock()
+				}
+			}
+		}()
+	}
+	wg.Wait()
 }
