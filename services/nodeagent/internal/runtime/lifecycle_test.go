@@ -307,10 +307,18 @@ func TestSandboxSeccomp(t *testing.T) {
 			sb, id := pe.runPod(t, runtime.ContainerConfig{Pod: pod, Name: "app", Image: runtimetest.TestboxImage, Args: []string{"sleep"}})
 			app := pe.waitState(t, id, runtime.StateRunning, 10*time.Second)
 			for _, p := range []struct {
-				what string
-				pid  uint32
-				want string
-			}{{"sandbox", sb.PID, tt.wantSandbox}, {"app container", app.PID, "2"}} {
+				what, exe string
+				pid       uint32
+				want      string
+			}{{"sandbox", "/pause", sb.PID, tt.wantSandbox}, {"app container", "/testbox", app.PID, "2"}} {
+				// A started container is running before its process has installed its filter
+				// and executed its program (crun start does not wait): look once it has.
+				eventstest.EventuallyErr(t, 10*time.Second, p.what+" executes "+p.exe, func() error {
+					if exe, err := os.Readlink(fmt.Sprintf("/proc/%d/exe", p.pid)); err != nil || !strings.HasSuffix(exe, p.exe) {
+						return fmt.Errorf("exe %q (%v)", exe, err)
+					}
+					return nil
+				})
 				if got := seccompMode(t, p.pid); got != p.want {
 					t.Errorf("%s (pid %d): Seccomp %s, want %s", p.what, p.pid, got, p.want)
 				}
