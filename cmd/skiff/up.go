@@ -35,6 +35,7 @@ type upOptions struct {
 	listen     string
 	logLevel   string
 	containerd string
+	ociRuntime string
 	nodeName   string
 	imagesDir  string
 	noNode     bool
@@ -69,6 +70,7 @@ func newUpCommand(a *app) *cobra.Command {
 	f.StringVar(&o.listen, "listen", "127.0.0.1:4222", "HOST:PORT the embedded NATS server listens on")
 	f.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
 	f.StringVar(&o.containerd, "containerd-address", "/run/containerd/containerd.sock", "containerd socket; if none answers there, skiff up runs its own under --data-dir")
+	f.StringVar(&o.ociRuntime, "oci-runtime", "", "what containers run with: crun or runc (default: crun if it works under the node's containerd, else runc)")
 	f.StringVar(&o.nodeName, "node-name", "", "this machine's node name (default: the host name)")
 	f.StringVar(&o.imagesDir, "images-dir", "", "image tarballs to import into the cluster if missing (default: images/ next to the skiff binary)")
 	f.BoolVar(&o.noNode, "control-plane-only", false, "run NATS and the scheduler only, no node agent or net proxy")
@@ -267,7 +269,7 @@ func (a *app) startNode(ctx context.Context, o upOptions, start func(string, str
 	}
 	return stop, start("nodeagent", nodeID, func(ctx context.Context, nc *nats.Conn) error {
 		return nodeagent.Run(ctx, nodeagent.Config{
-			Conn: nc, Node: o.nodeName, Identity: nodeID, ContainerdAddress: address,
+			Conn: nc, Node: o.nodeName, Identity: nodeID, ContainerdAddress: address, OCIRuntime: o.ociRuntime,
 			StateDir: filepath.Join(dataDir, "node"), LogDir: filepath.Join(dataDir, "logs"),
 			Logger: log.With("part", "nodeagent"), Metrics: reg,
 		})

@@ -66,10 +66,19 @@ type Config struct {
 	// RuncRoot is where runc keeps container state; default /run/skiff/<node>/runc. runc keys
 	// its state by namespace and ID only, so agents sharing a host need roots of their own.
 	RuncRoot string
+	// OCIRuntime is what containers run with, runc or crun (runtime.Config.OCIRuntime);
+	// empty: crun when it works under the node's containerd, else runc.
+	OCIRuntime string
+	// SandboxSeccomp gives pods' pause processes the default seccomp profile, as before
+	// (runtime.Config.SandboxSeccomp): the old way, to measure against.
+	SandboxSeccomp bool
 	// ClusterCIDR is the whole cluster's pod range; default 10.88.0.0/16.
 	ClusterCIDR netip.Prefix
 	// Bridge is the pod bridge's name; default skiff0.
 	Bridge string
+	// CNILoopbackPlugin brings pods' lo up with the loopback CNI plugin instead of
+	// in-process (podnet.Config.LoopbackPlugin): the old way, to measure against.
+	CNILoopbackPlugin bool
 	// LeaseInterval is how often the node lease is renewed; default 10 s.
 	LeaseInterval time.Duration
 	// Backoff of crash-looping containers; the kubelet's when zero.
@@ -241,7 +250,7 @@ func Run(ctx context.Context, cfg Config) error {
 	rt, err := runtime.New(ctx, runtime.Config{
 		Address: cfg.ContainerdAddress, Namespace: cfg.ContainerdNamespace,
 		StateDir: filepath.Join(cfg.StateDir, "runtime"), LogDir: cfg.LogDir, Logger: log,
-		RuncRoot: cfg.RuncRoot,
+		RuncRoot: cfg.RuncRoot, OCIRuntime: cfg.OCIRuntime, SandboxSeccomp: cfg.SandboxSeccomp,
 	})
 	if err != nil {
 		return failed(fmt.Errorf("containerd: %w", err))
@@ -262,7 +271,8 @@ func Run(ctx context.Context, cfg Config) error {
 		Backoff: cfg.Backoff, Logger: log, Metrics: m, Tracer: tp.Tracer(),
 		Network: func(ctx context.Context, podCIDR netip.Prefix) (agent.Network, error) {
 			return podnet.New(ctx, podnet.Config{PodCIDR: podCIDR, ClusterCIDR: cfg.ClusterCIDR, Bridge: cfg.Bridge,
-				StateDir: filepath.Join(cfg.StateDir, "podnet"), Logger: log})
+				LoopbackPlugin: cfg.CNILoopbackPlugin,
+				StateDir:       filepath.Join(cfg.StateDir, "podnet"), Logger: log})
 		},
 	})
 	if cfg.Ready != nil {

@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"bufio"
+	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -213,8 +214,11 @@ func mountsUnder(dir string) []string {
 
 // Mounts lists the mount points of this mount namespace (the host's, which containerd and the
 // agents share: nsenter enters only the network namespace).
-func Mounts() []string {
-	f, err := os.Open("/proc/self/mountinfo")
+func Mounts() []string { return mountsOf(os.Getpid()) }
+
+// mountsOf lists the mount points of pid's mount namespace.
+func mountsOf(pid int) []string {
+	f, err := os.Open(fmt.Sprintf("/proc/%d/mountinfo", pid))
 	if err != nil {
 		return nil
 	}

@@ -45,6 +45,8 @@ type Options struct {
 	// agent logs each pod's sandbox and container creation (what the start-up benchmark's
 	// breakdown reads).
 	LogLevel string
+	// AgentArgs are more flags for every node agent, such as "--oci-runtime", "runc".
+	AgentArgs []string
 	// NATSDiskSize, when > 0, puts the control plane's NATS data directory (JetStream's files,
 	// the keys and creds) on a tmpfs of this many bytes, mounted under the cluster's directory
 	// in the host's mount namespace and unmounted at cleanup (and by the stale sweep): a disk a
@@ -432,7 +434,7 @@ func (c *Cluster) startContainerd(n *Node) {
 	if err := os.WriteFile(cfg, []byte(fmt.Sprintf(containerdConfig, filepath.Join(dir, "root"), filepath.Join(dir, "state"), n.ContainerdAddress)), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	n.containerd = c.newProc(n.Name+"-containerd", n.Netns, "containerd", "--config", cfg)
+	n.containerd = c.newProc(n.Name+"-containerd", n.Netns, containerdArgv("--config", cfg)...)
 	if err := n.containerd.start(c.pidsPath()); err != nil {
 		t.Fatal(err)
 	}
@@ -446,15 +448,29 @@ func (c *Cluster) startContainerd(n *Node) {
 	}
 }
 
-func (c *Cluster) agentProc(n *Node) *proc {
-	args := []string{c.Bin.NodeAgent,
+func (c *Cluster) agentProc(n *Node, extra ...string) *proc {
+	argv := []string{c.Bin.NodeAgent,
 		"--server", c.Server, "--creds", c.Creds("node:" + n.Name), "--tls-ca", c.CA(), "--node-name", n.Name, "--address", n.Address,
 		"--containerd-address", n.ContainerdAddress, "--state-dir", n.StateDir, "--log-dir", n.LogDir,
 		"--runc-root", filepath.Join(n.StateDir, "runc"),
 		"--backoff-base", c.opts.BackoffBase.String(), "--backoff-cap", c.opts.BackoffCap.String(),
 		"--log-level", c.opts.LogLevel}
-	args = append(args, c.metricsArgs(n.Name+"-agent", n.Netns, AgentMetricsPort)...)
-	return c.newProc(n.Name+"-agent", n.Netns, args...)
+	argv = append(argv, c.metricsArgs(n.Name+"-agent", n.Netns, AgentMetricsPort)...)
+	argv = append(append(argv, c.opts.AgentArgs...), extra...)
+	return c.newProc(n.Name+"-agent", n.Netns, argv...)
+}
+
+// RestartAgent stops the node's agent (SIGTERM) and starts it again with extra flags (after
+// Options.AgentArgs; none: as the cluster started it), and waits until it is ready. The
+// start-up benchmark uses it to compare the agent's ways of starting pods on one node.
+func (c *Cluster) RestartAgent(node string, extra ...string) {
+	c.t.Helper()
+	n := c.Node(node)
+	if n.agent.running() {
+		c.KillAgent(node, syscall.SIGTERM)
+	}
+	n.agent = c.agentProc(n, extra...)
+	c.StartAgent(node)
 }
 
 // waitAgentReady waits for the agent's current run to log that it is ready: it has registered,
@@ -802,8 +818,27 @@ func (n *Node) ShimIDs() []string {
 }
 
 // Mounts are the mount points under the node's directory (containerd's snapshots and task
-// root filesystems, the sandbox root), deepest first.
-func (n *Node) Mounts() []string { return mountsUnder(n.Dir) }
+// root filesystems, the sandbox root), deepest first, as this process, the node's containerd
+// and its shims see them: containerd may run in a mount namespace of its own (containerdArgv),
+// where its shims mount the tasks' root filesystems.
+func (n *Node) Mounts() []string {
+	pids := append([]int{os.Getpid(), n.containerd.pid()}, n.Shims()...)
+	seen := map[string]bool{}
+	var out []string
+	for _, pid := range pids {
+		if pid == 0 {
+			continue
+		}
+		for _, m := range mountsOf(pid) {
+			if (m == n.Dir || strings.HasPrefix(m, n.Dir+"/")) && !seen[m] {
+				seen[m] = true
+				out = append(out, m)
+			}
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return len(out[i]) > len(out[j]) })
+	return out
+}
 
 // SweepStale cleans up after test processes that died without cleaning up, as New does once per
 // process before its first cluster.

@@ -14,11 +14,16 @@ const clockTick = 10 * time.Millisecond
 
 // NodeCPU is CPU time (user + system) spent on a node, by whom. Exited children count towards
 // the process that reaped them: the agent's are CNI plugins, containerd's the short-lived `shim
-// start` processes, the shims' runc (run for every create, start, kill and delete).
+// start` processes, the shims' runc or crun (run for every create, start, kill and delete).
+// Containers is what the containers' own processes (the shims' children that still run: pause
+// and the apps) have used: mostly the OCI runtime's init, which sets the container up in the
+// forked process that then becomes the container's (runc's `runc init`, a Go program, or crun's
+// fork) and is counted nowhere else while the container runs.
 type NodeCPU struct {
 	Agent, CNI          time.Duration
 	Containerd, ShimRun time.Duration
 	Shims, Runc         time.Duration
+	Containers          time.Duration
 }
 
 // Sub is the CPU time spent between two readings. Shims that exited in between are not in the
@@ -28,6 +33,7 @@ func (a NodeCPU) Sub(b NodeCPU) NodeCPU {
 		Agent: a.Agent - b.Agent, CNI: a.CNI - b.CNI,
 		Containerd: a.Containerd - b.Containerd, ShimRun: a.ShimRun - b.ShimRun,
 		Shims: a.Shims - b.Shims, Runc: a.Runc - b.Runc,
+		Containers: a.Containers - b.Containers,
 	}
 }
 
@@ -37,24 +43,25 @@ func (a NodeCPU) Add(b NodeCPU) NodeCPU {
 		Agent: a.Agent + b.Agent, CNI: a.CNI + b.CNI,
 		Containerd: a.Containerd + b.Containerd, ShimRun: a.ShimRun + b.ShimRun,
 		Shims: a.Shims + b.Shims, Runc: a.Runc + b.Runc,
+		Containers: a.Containers + b.Containers,
 	}
 }
 
 // Total is the sum of all parts.
 func (a NodeCPU) Total() time.Duration {
-	return a.Agent + a.CNI + a.Containerd + a.ShimRun + a.Shims + a.Runc
+	return a.Agent + a.CNI + a.Containerd + a.ShimRun + a.Shims + a.Runc + a.Containers
 }
 
 // Per divides every part by n (CPU per pod).
 func (a NodeCPU) Per(n int) NodeCPU {
 	d := time.Duration(max(n, 1))
-	return NodeCPU{a.Agent / d, a.CNI / d, a.Containerd / d, a.ShimRun / d, a.Shims / d, a.Runc / d}
+	return NodeCPU{a.Agent / d, a.CNI / d, a.Containerd / d, a.ShimRun / d, a.Shims / d, a.Runc / d, a.Containers / d}
 }
 
 func (a NodeCPU) String() string {
 	r := func(d time.Duration) string { return d.Round(time.Millisecond).String() }
-	return fmt.Sprintf("agent %s + CNI plugins %s, containerd %s + shim start %s, shims %s + runc %s = %s",
-		r(a.Agent), r(a.CNI), r(a.Containerd), r(a.ShimRun), r(a.Shims), r(a.Runc), r(a.Total()))
+	return fmt.Sprintf("agent %s + CNI plugins %s, containerd %s + shim start %s, shims %s + runc/crun %s, containers %s = %s",
+		r(a.Agent), r(a.CNI), r(a.Containerd), r(a.ShimRun), r(a.Shims), r(a.Runc), r(a.Containers), r(a.Total()))
 }
 
 // CPU reads the CPU time the node's agent, containerd and shims have used so far.
@@ -66,6 +73,10 @@ func (n *Node) CPU() NodeCPU {
 		self, children := processCPU(pid)
 		c.Shims += self
 		c.Runc += children
+		for _, ctr := range childrenOf(pid) {
+			self, children := processCPU(ctr)
+			c.Containers += self + children
+		}
 	}
 	return c
 }

@@ -154,3 +154,18 @@ func containerID(p events.Pod) string {
 }
 
 func ms(d time.Duration) string { return d.Round(time.Millisecond).String() }
+
+// untilListening runs curl until it connects, for at most 10 s: a pod is Running once its
+// process has started, which may be a moment before the process listens (no readiness probes
+// here); on a loaded machine a test's first request can arrive in that moment (seen once in
+// TestDeploymentPodsAnswerWithTheirOwnName). Only "connection refused" (curl's exit status 7)
+// is tried again.
+func untilListening(curl func() (string, error)) (string, error) {
+	var out string
+	var err error
+	cluster.Poll(10*time.Second, func() bool {
+		out, err = curl()
+		return err == nil || !strings.Contains(err.Error(), "exit status 7")
+	})
+	return out, err
+}

@@ -74,7 +74,9 @@ func TestDeploymentPodsAnswerWithTheirOwnName(t *testing.T) {
 	for _, p := range pods {
 		nodes[p.Spec.NodeName]++
 		path := "/from-" + p.Spec.NodeName
-		out, err := c.ExecInNode(p.Spec.NodeName, "curl", "-sS", "--max-time", "5", "http://"+p.Status.PodIP+":8080"+path)
+		out, err := untilListening(func() (string, error) {
+			return c.ExecInNode(p.Spec.NodeName, "curl", "-sS", "--max-time", "5", "http://"+p.Status.PodIP+":8080"+path)
+		})
 		if err != nil {
 			t.Errorf("curl pod %s at %s from %s: %v", p.Metadata.Name, p.Status.PodIP, p.Spec.NodeName, err)
 			continue
@@ -317,7 +319,9 @@ func TestPodReachesPodOnOtherNode(t *testing.T) {
 	}
 	for _, tc := range []struct{ from, to events.Pod }{{a, b}, {b, a}} {
 		path := "/from-" + tc.from.Metadata.Name
-		out, err := c.ExecInPod(tc.from, "curl", "-sS", "--max-time", "5", "http://"+tc.to.Status.PodIP+":8080"+path)
+		out, err := untilListening(func() (string, error) {
+			return c.ExecInPod(tc.from, "curl", "-sS", "--max-time", "5", "http://"+tc.to.Status.PodIP+":8080"+path)
+		})
 		if err != nil {
 			t.Errorf("from pod %s (%s) to pod %s (%s): %v", tc.from.Metadata.Name, tc.from.Status.PodIP, tc.to.Metadata.Name, tc.to.Status.PodIP, err)
 			continue

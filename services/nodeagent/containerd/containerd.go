@@ -1,7 +1,9 @@
 // Package containerd runs a private containerd daemon for a node agent that finds none, as
 // `skiff up` does on a machine without a running containerd: its own root, state, socket and
 // config under one directory, stopped when the agent stops. Containers keep running under their
-// shims across a restart of this daemon, as with any containerd.
+// shims across a restart of this daemon, as with any containerd. On a host with hybrid cgroups
+// the daemon runs in a mount namespace that hides the cgroup2 mount, so that crun works (see
+// Argv).
 package containerd
 
 import (
@@ -73,7 +75,8 @@ disabled_plugins = ["io.containerd.grpc.v1.cri"]
 	if err != nil {
 		return nil, fmt.Errorf("containerd log: %w", err)
 	}
-	cmd := exec.Command("containerd", "--config", cfgPath)
+	argv := Argv("--config", cfgPath)
+	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	cmd.Env = append(os.Environ(), "PATH="+os.Getenv("PATH")+":/usr/local/sbin:/usr/sbin:/sbin")
 	// Its own process group: a terminal's Ctrl-C goes to us, and we stop it in order.

@@ -46,6 +46,10 @@ type Config struct {
 	StateDir string
 	// MTU of the bridge and the veths; the bridge plugin's default (1500) when zero.
 	MTU int
+	// LoopbackPlugin brings the pod's lo up with Debian's loopback CNI plugin, one more
+	// process per pod set up and torn down, instead of in-process with netlink. It is the
+	// old way, kept to measure against (tests/e2e's start-up benchmark).
+	LoopbackPlugin bool
 	// Logger receives what podnet does; nothing is logged when nil.
 	Logger *slog.Logger
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -102,7 +103,7 @@ func TestPodsReachEachOtherAndNode(t *testing.T) {
 		return
 	}
 	n := newTestNetwork(t, Config{})
-	podA, podB := podnettest.NewNetns(t), podnettest.NewNetns(t)
+	podA, podB := podnettest.NewPodNetns(t), podnettest.NewPodNetns(t)
 	ipA := setup(t, n, "pod-a", podA)
 	ipB := setup(t, n, "pod-b", podB)
 
@@ -175,12 +176,101 @@ func TestPodsReachEachOtherAndNode(t *testing.T) {
 	}
 }
 
+// A pod's namespace comes with lo down; Setup brings it up, in-process or through the
+// loopback plugin, and a pod reaches itself on 127.0.0.1.
+func TestSetupBringsLoopbackUp(t *testing.T) {
+	if !podnettest.InNodeNetns(t) {
+		return
+	}
+	for _, tt := range []struct {
+		name      string
+		plugin    bool
+		wantCache bool // libcni keeps an ADD result for the loopback network
+	}{
+		{"in-process", false, false},
+		{"loopback plugin", true, true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			n := newTestNetwork(t, Config{LoopbackPlugin: tt.plugin})
+			pod := podnettest.NewPodNetns(t)
+			if up, err := loopbackUp(pod); err != nil || up {
+				t.Fatalf("lo of a new namespace: up %v, %v; want down", up, err)
+			}
+			setup(t, n, "pod-a", pod)
+			if up, err := loopbackUp(pod); err != nil || !up {
+				t.Fatalf("lo after Setup: up %v, %v; want up", up, err)
+			}
+			self := podnettest.ServePeer(t, pod, "127.0.0.1:0")
+			if got, err := podnettest.AskPeer(testContext(t), pod, self); err != nil || got != netip.MustParseAddr("127.0.0.1") {
+				t.Errorf("pod to itself on %s: peer %s, %v; want 127.0.0.1", self, got, err)
+			}
+			cache := filepath.Join(libcni.CacheDir, "results", "cni-loopback-pod-a-lo")
+			if _, err := os.Stat(cache); (err == nil) != tt.wantCache {
+				t.Errorf("loopback cache entry %s: stat %v, want it to exist: %v", cache, err, tt.wantCache)
+			}
+			if err := n.Teardown(testContext(t), "pod-a", pod.Path); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := os.Stat(cache); !errors.Is(err, fs.ErrNotExist) {
+				t.Errorf("loopback cache entry %s after Teardown: %v, want it gone", cache, err)
+			}
+		})
+	}
+}
+
+// A pod set up by an agent that ran the loopback plugin is torn down by one that does not:
+// the plugin's cache entry goes too.
+func TestTeardownOfPodSetUpWithLoopbackPlugin(t *testing.T) {
+	if !podnettest.InNodeNetns(t) {
+		return
+	}
+	old := newTestNetwork(t, Config{LoopbackPlugin: true})
+	pod := podnettest.NewPodNetns(t)
+	setup(t, old, "pod-a", pod)
+	cache := filepath.Join(libcni.CacheDir, "results", "cni-loopback-pod-a-lo")
+	if _, err := os.Stat(cache); err != nil {
+		t.Fatalf("loopback cache entry after Setup with the plugin: %v", err)
+	}
+	cfg := old.cfg
+	cfg.LoopbackPlugin = false
+	n, err := New(testContext(t), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := n.Teardown(testContext(t), "pod-a", pod.Path); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(cache); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("loopback cache entry after Teardown: %v, want it gone", err)
+	}
+	if a := allocations(t, n); len(a) != 0 {
+		t.Errorf("allocations after Teardown: %v, want none", a)
+	}
+	if err := noVeths(); err != nil {
+		t.Error(err)
+	}
+}
+
+// loopbackUp reports whether the namespace's lo is up.
+func loopbackUp(ns *podnettest.Netns) (bool, error) {
+	var up bool
+	err := ns.Do(func() error {
+		lo, err := netlink.LinkByName("lo")
+		if err != nil {
+			return err
+		}
+		up = lo.Attrs().Flags&net.FlagUp != 0
+		return nil
+	})
+	return up, err
+}
+
 func TestSetupIsIdempotent(t *testing.T) {
 	if !podnettest.InNodeNetns(t) {
 		return
 	}
 	n := newTestNetwork(t, Config{})
-	pod := podnettest.NewNetns(t)
+	pod := podnettest.NewPodNetns(t)
 	first := setup(t, n, "pod-a", pod)
 	for i := range 3 {
 		if again := setup(t, n, "pod-a", pod); again != first {
@@ -201,11 +291,11 @@ func TestSetupReplacesAllocationOfEarlierSandbox(t *testing.T) {
 		return
 	}
 	n := newTestNetwork(t, Config{})
-	old := podnettest.NewNetns(t)
+	old := podnettest.NewPodNetns(t)
 	setup(t, n, "pod-a", old)
 	old.Close() // the sandbox died without a Teardown
 
-	fresh := podnettest.NewNetns(t)
+	fresh := podnettest.NewPodNetns(t)
 	ip := setup(t, n, "pod-a", fresh)
 	want := []Allocation{{IP: ip, PodID: "pod-a", IfName: "eth0"}}
 	if diff := cmp.Diff(want, allocations(t, n), equateNetip); diff != "" {
@@ -222,7 +312,7 @@ func TestTeardownAfterNetnsGone(t *testing.T) {
 		return
 	}
 	n := newTestNetwork(t, Config{})
-	pod := podnettest.NewNetns(t)
+	pod := podnettest.NewPodNetns(t)
 	setup(t, n, "pod-a", pod)
 	pod.Close()
 	if _, err := os.Stat(pod.Path); !errors.Is(err, fs.ErrNotExist) {
@@ -252,10 +342,10 @@ func TestReleaseOrphanedAllocations(t *testing.T) {
 		return
 	}
 	n := newTestNetwork(t, Config{})
-	live := podnettest.NewNetns(t)
+	live := podnettest.NewPodNetns(t)
 	liveIP := setup(t, n, "pod-live", live)
 	for _, id := range []string{"pod-gone-1", "pod-gone-2"} {
-		setup(t, n, id, podnettest.NewNetns(t)) // namespaces end in cleanup; never torn down
+		setup(t, n, id, podnettest.NewPodNetns(t)) // namespaces end in cleanup; never torn down
 	}
 
 	ctx := testContext(t)
@@ -284,7 +374,7 @@ func TestTeardownLeavesAnotherPodsNetnsAlone(t *testing.T) {
 		return
 	}
 	n := newTestNetwork(t, Config{})
-	podA, podB := podnettest.NewNetns(t), podnettest.NewNetns(t)
+	podA, podB := podnettest.NewPodNetns(t), podnettest.NewPodNetns(t)
 	setup(t, n, "pod-a", podA)
 	ipB := setup(t, n, "pod-b", podB)
 
@@ -307,7 +397,7 @@ func TestSetupRejects(t *testing.T) {
 		return
 	}
 	n := newTestNetwork(t, Config{})
-	pod := podnettest.NewNetns(t)
+	pod := podnettest.NewPodNetns(t)
 	ctx := testContext(t)
 	tests := []struct {
 		name, podID, path string
@@ -342,8 +432,8 @@ func TestFailedSetupLeavesNothing(t *testing.T) {
 	}
 	// A /30 has the gateway and one pod address.
 	n := newTestNetwork(t, Config{PodCIDR: netip.MustParsePrefix("10.88.1.0/30")})
-	setup(t, n, "pod-a", podnettest.NewNetns(t))
-	full := podnettest.NewNetns(t)
+	setup(t, n, "pod-a", podnettest.NewPodNetns(t))
+	full := podnettest.NewPodNetns(t)
 	if ip, err := n.Setup(testContext(t), "pod-b", full.Path); err == nil {
 		t.Fatalf("Setup in a full pod CIDR = %s, want an error", ip)
 	}
@@ -375,7 +465,7 @@ func TestSetupTeardownCyclesLeaveNothing(t *testing.T) {
 	const cycles = 100
 	seen := map[netip.Addr]bool{}
 	for i := range cycles {
-		pod := podnettest.NewNetns(t)
+		pod := podnettest.NewPodNetns(t)
 		id := fmt.Sprintf("pod-%d", i)
 		ip := setup(t, n, id, pod)
 		seen[ip] = true
@@ -416,7 +506,7 @@ func TestConcurrentPods(t *testing.T) {
 	const pods = 16
 	ns := make([]*podnettest.Netns, pods)
 	for i := range ns {
-		ns[i] = podnettest.NewNetns(t)
+		ns[i] = podnettest.NewPodNetns(t)
 	}
 	ips := make([]netip.Addr, pods)
 	errs := make([]error, pods)

@@ -12,9 +12,12 @@ import (
 	"time"
 
 	containerd "github.com/containerd/containerd"
+	tasks "github.com/containerd/containerd/api/services/tasks/v1"
 	"github.com/containerd/containerd/cio"
 	"github.com/containerd/containerd/contrib/seccomp"
+	ctrdErrdefs "github.com/containerd/containerd/errdefs"
 	"github.com/containerd/containerd/oci"
+	"github.com/containerd/containerd/protobuf"
 	"github.com/containerd/errdefs"
 	"github.com/containerd/typeurl/v2"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -112,11 +115,6 @@ func (r *Runtime) CreateContainer(ctx context.Context, cfg ContainerConfig) (str
 		return "", fmt.Errorf("create container %s of pod %s: %w", cfg.Name, cfg.Pod, err)
 	}
 
-	if _, err := r.client.LoadContainer(ctx, id); err == nil {
-		return fail(fmt.Errorf("container %s: %w", id, errdefs.ErrAlreadyExists))
-	} else if !errdefs.IsNotFound(err) {
-		return fail(err)
-	}
 	sb, err := r.GetSandbox(ctx, cfg.Pod.UID)
 	if err != nil {
 		if errdefs.IsNotFound(err) {
@@ -127,15 +125,11 @@ func (r *Runtime) CreateContainer(ctx context.Context, cfg ContainerConfig) (str
 	if sb.State != StateRunning {
 		return fail(fmt.Errorf("the pod's sandbox is %s, not running (remove the pod and create it again): %w", sb.State, errdefs.ErrFailedPrecondition))
 	}
-	img, err := r.getImage(ctx, cfg.Image)
+	img, err := r.imageFacts(ctx, cfg.Image)
 	if err != nil {
 		return fail(err)
 	}
-	ispec, err := img.Spec(ctx)
-	if err != nil {
-		return fail(fmt.Errorf("read config of image %s: %w", cfg.Image, err))
-	}
-	ic := ispec.Config
+	ic := img.config
 	argv := ProcessArgs(ic.Entrypoint, ic.Cmd, cfg.Command, cfg.Args)
 	if len(argv) == 0 {
 		return fail(fmt.Errorf("no command: image %s has no Entrypoint or Cmd and none was given: %w", cfg.Image, errdefs.ErrInvalidArgument))
@@ -163,22 +157,18 @@ func (r *Runtime) CreateContainer(ctx context.Context, cfg ContainerConfig) (str
 		}
 	}
 
-	// A crash between preparing the snapshot and creating the container
-	// leaves a snapshot under the container's ID; it belongs to nobody.
-	snapshots := r.client.SnapshotService(r.snapshotter)
-	if err := snapshots.Remove(ctx, id); err == nil {
-		r.log.Warn("removed orphaned container snapshot", "pod", cfg.Pod.String(), "container", cfg.Name, "id", id)
-	} else if !errdefs.IsNotFound(err) {
-		return fail(fmt.Errorf("remove orphaned snapshot %s: %w", id, err))
+	stopSignal := img.config.StopSignal
+	if stopSignal == "" {
+		stopSignal = "SIGTERM"
 	}
+	labels[containerd.StopSignalLabel] = stopSignal
 
 	_, err = r.client.NewContainer(ctx, id,
 		containerd.WithContainerLabels(labels),
 		r.withRuntime(),
-		containerd.WithImage(img),
-		containerd.WithImageStopSignal(img, "SIGTERM"),
+		containerd.WithImageName(img.name),
 		containerd.WithSnapshotter(r.snapshotter),
-		containerd.WithNewSnapshot(id, img),
+		r.withNewSnapshot(id, img),
 		containerd.WithNewSpec(
 			withProcess(argv, env, cwd),
 			withUser(ic.User),
@@ -187,14 +177,21 @@ func (r *Runtime) CreateContainer(ctx context.Context, cfg ContainerConfig) (str
 			withBindMounts(cfg.Mounts),
 			oci.WithNoNewPrivileges,
 			seccomp.WithDefaultProfile(),
+			r.withCompiledSeccomp(),
 			withCgroupsPath(path.Join(r.cfg.CgroupParent, id)),
 			oci.WithAnnotations(map[string]string{shimGroupAnnotation: sb.ID}),
 		))
 	if err != nil {
-		if !errdefs.IsAlreadyExists(err) {
-			if rerr := snapshots.Remove(context.WithoutCancel(ctx), id); rerr != nil && !errdefs.IsNotFound(rerr) {
-				r.log.Error("clean up snapshot of failed create", "id", id, "err", rerr)
-			}
+		if errdefs.IsAlreadyExists(err) {
+			return fail(fmt.Errorf("container %s: %w", id, err))
+		}
+		if rerr := r.client.SnapshotService(r.snapshotter).Remove(context.WithoutCancel(ctx), id); rerr != nil && !errdefs.IsNotFound(rerr) {
+			r.log.Error("clean up snapshot of failed create", "id", id, "err", rerr)
+		}
+		if errdefs.IsNotFound(err) {
+			// The image's layers may have gone from the snapshotter behind our back:
+			// look at the image afresh next time.
+			r.forgetImage(img.name)
 		}
 		return fail(err)
 	}
@@ -244,11 +241,12 @@ func (r *Runtime) StartContainer(ctx context.Context, id string) error {
 			return fmt.Errorf("start container %s: it has %s (remove it and create it again): %w", id, st.Status, errdefs.ErrFailedPrecondition)
 		}
 	case errdefs.IsNotFound(err):
-		labels, err := c.Labels(ctx)
+		// LoadContainer has read the record already.
+		info, err := c.Info(ctx, containerd.WithoutRefreshedMetadata)
 		if err != nil {
 			return fmt.Errorf("start container %s: %w", id, err)
 		}
-		logPath := labels[LabelLogPath]
+		logPath := info.Labels[LabelLogPath]
 		if logPath == "" {
 			return fmt.Errorf("start container %s: it has no %s label; not made by this package? %w", id, LabelLogPath, errdefs.ErrFailedPrecondition)
 		}
@@ -443,35 +441,31 @@ func (r *Runtime) statusOf(ctx context.Context, c containerd.Container, labels m
 		LogPath:      labels[LabelLogPath],
 		Labels:       labels,
 	}
-	task, err := c.Task(ctx, nil)
-	if errdefs.IsNotFound(err) {
-		return st, nil
-	}
+	// One call to the task service says what Container.Task and Task.Status
+	// would say in two (each of which also asks the shim).
+	resp, err := r.client.TaskService().Get(ctx, &tasks.GetRequest{ContainerID: c.ID()})
 	if err != nil {
-		if errdefs.IsUnavailable(err) {
+		err = ctrdErrdefs.FromGRPC(err)
+		switch {
+		case errdefs.IsNotFound(err):
+			return st, nil
+		case errdefs.IsUnavailable(err):
 			return st, fmt.Errorf("status of container %s: %w", c.ID(), err)
 		}
 		st.State = StateUnknown
 		return st, nil
 	}
-	ts, err := task.Status(ctx)
-	if err != nil {
-		if errdefs.IsUnavailable(err) {
-			return st, fmt.Errorf("status of container %s: %w", c.ID(), err)
-		}
-		st.State = StateUnknown
-		return st, nil
-	}
-	switch ts.Status {
+	p := resp.Process
+	switch containerd.ProcessStatus(strings.ToLower(p.Status.String())) {
 	case containerd.Running, containerd.Paused, containerd.Pausing:
 		st.State = StateRunning
-		st.PID = task.Pid()
+		st.PID = p.Pid
 	case containerd.Created:
 		st.State = StateCreated
 	case containerd.Stopped:
 		st.State = StateExited
-		st.ExitCode = ts.ExitStatus
-		st.FinishedAt = ts.ExitTime
+		st.ExitCode = p.ExitStatus
+		st.FinishedAt = protobuf.FromTimestamp(p.ExitedAt)
 		st.OOMKilled = r.oomKilled(c.ID(), spec)
 	default:
 		st.State = StateUnknown

@@ -40,6 +40,25 @@
 // shim's io.containerd.runc.v2.group annotation names the sandbox), so a
 // pod costs one shim and starting an app container starts no new one.
 //
+// # OCI runtime
+//
+// The runc shim runs containers with crun or runc (Config.OCIRuntime; the shim's
+// options.BinaryName). crun, a C program, costs about a quarter of runc's CPU per
+// container, and start-up is CPU-bound on small nodes, so it is the default when it works:
+// New creates (and removes) one probe container with it and falls back to runc, with a
+// warning, when that fails. crun refuses hybrid cgroups (cgroup v1 with a cgroup2 mount at
+// /sys/fs/cgroup/unified, as on Debian hosts booted so); a containerd started by skiff up or
+// the tests runs in a mount namespace without that mount (package
+// skiff.dev/services/nodeagent/containerd, Argv) and so runs crun. Each container keeps the
+// runtime it was created with, so an agent that restarts with the other choice still stops
+// and lists what runs.
+//
+// Most of crun's work for a container is compiling containerd's default seccomp profile
+// with libseccomp. The pause process gets no filter (see CreateSandbox), and every app
+// container of a node has the same profile, so with crun the probe container runs under it,
+// the runtime reads back the program crun compiled (ptrace) and hands it to crun for every
+// app container with that profile (crun's run.oci.seccomp_bpf_data annotation; seccomp.go).
+//
 // # Logs
 //
 // A container's stdout and stderr go, interleaved, to

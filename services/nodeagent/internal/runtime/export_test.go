@@ -7,3 +7,12 @@ import "context"
 func (r *Runtime) RemoveTask(ctx context.Context, id string) error {
 	return r.removeTask(r.ns(ctx), id)
 }
+
+// SeccompFilter is seccompFilter, for tests that compare installed filters.
+var SeccompFilter = seccompFilter
+
+// ForgetCompiledSeccomp makes r hand crun the profile itself again, as without the cache.
+func ForgetCompiledSeccomp(r *Runtime) { r.seccomp = nil }
+
+// WaitSeccomp is waitSeccomp, for tests that read a new container's filter.
+var WaitSeccomp = waitSeccomp

@@ -49,23 +49,19 @@ func (r *Runtime) HasImage(ctx context.Context, name string) (bool, error) {
 	return err == nil, err
 }
 
-// getImage finds an image and makes sure it is unpacked into the runtime's
-// snapshotter (images imported with other tools may not be).
-func (r *Runtime) getImage(ctx context.Context, name string) (containerd.Image, error) {
-	img, err := r.findImage(ctx, name)
-	if err != nil {
-		return nil, err
-	}
+// unpack makes sure the image is unpacked into the runtime's snapshotter
+// (images imported with other tools may not be).
+func (r *Runtime) unpack(ctx context.Context, img containerd.Image) error {
 	unpacked, err := img.IsUnpacked(ctx, r.snapshotter)
 	if err != nil {
-		return nil, fmt.Errorf("check image %s is unpacked: %w", name, err)
+		return fmt.Errorf("check image %s is unpacked: %w", img.Name(), err)
 	}
 	if !unpacked {
 		if err := img.Unpack(ctx, r.snapshotter); err != nil {
-			return nil, fmt.Errorf("unpack image %s into %s: %w", name, r.snapshotter, err)
+			return fmt.Errorf("unpack image %s into %s: %w", img.Name(), r.snapshotter, err)
 		}
 	}
-	return img, nil
+	return nil
 }
 
 func (r *Runtime) findImage(ctx context.Context, name string) (containerd.Image, error) {

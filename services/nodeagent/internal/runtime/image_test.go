@@ -6,10 +6,13 @@ import (
 	"encoding/json"
 	"io"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/containerd/containerd/images"
+	"github.com/containerd/errdefs"
 	"skiff.dev/services/nodeagent/internal/runtime"
 	"skiff.dev/services/nodeagent/internal/runtime/runtimetest"
 )
@@ -114,4 +117,89 @@ func TestNativeSnapshotterFallback(t *testing.T) {
 	if st := e.waitState(t, id, runtime.StateExited, 10*time.Second); st.ExitCode != 5 {
 		t.Errorf("exit code %d, want 5", st.ExitCode)
 	}
+}
+
+// The runtime remembers what it read of an image per name and target: a name that now points
+// at another image is read afresh, and a snapshot left under a container's ID by a crash is
+// replaced while a container's own is not.
+func TestImageFactsFollowTheImage(t *testing.T) {
+	e := newEnv(t)
+	client := e.ctd.Client(t)
+	ctx := namespacesCtx(ctxT(t, time.Minute), e.rt)
+	argvOf := func(id string) []string {
+		t.Helper()
+		c, err := client.LoadContainer(ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		spec, err := c.Spec(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return spec.Process.Args
+	}
+	sbOf := func(pod runtime.PodRef) {
+		t.Helper()
+		if _, err := e.rt.CreateSandbox(ctx, runtime.PodSandboxConfig{Pod: pod}); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	// The echo image's name, then the same name moved to testbox's content.
+	const name = "skiff.dev/moving:v1"
+	is := client.ImageService()
+	echo, err := is.Get(ctx, runtimetest.EchoImage)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := is.Create(ctx, images.Image{Name: name, Target: echo.Target}); err != nil {
+		t.Fatal(err)
+	}
+	first := newPod(t, "first")
+	sbOf(first)
+	id, err := e.rt.CreateContainer(ctx, runtime.ContainerConfig{Pod: first, Name: "c", Image: name})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := argvOf(id); !slices.Equal(got, []string{"/echo"}) {
+		t.Fatalf("container of %s (echo) runs %v", name, got)
+	}
+	testbox, err := is.Get(ctx, runtimetest.TestboxImage)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := is.Update(ctx, images.Image{Name: name, Target: testbox.Target}, "target"); err != nil {
+		t.Fatal(err)
+	}
+	second := newPod(t, "second")
+	sbOf(second)
+	id, err = e.rt.CreateContainer(ctx, runtime.ContainerConfig{Pod: second, Name: "c", Image: name})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := argvOf(id); !slices.Equal(got, []string{"/testbox", "sleep"}) {
+		t.Errorf("after %s moved to testbox, a container of it runs %v", name, got)
+	}
+	if _, err := e.rt.CreateContainer(ctx, runtime.ContainerConfig{Pod: second, Name: "c", Image: name}); !errdefs.IsAlreadyExists(err) {
+		t.Errorf("CreateContainer of an existing container: %v, want AlreadyExists", err)
+	}
+	if err := e.rt.StartContainer(ctx, id); err != nil {
+		t.Errorf("the container whose second create was refused does not start: %v", err)
+	}
+
+	// A snapshot under a new container's ID, as a crash after preparing it leaves.
+	third := newPod(t, "third")
+	sbOf(third)
+	orphan := runtime.ContainerID(third.UID, "c")
+	if _, err := client.SnapshotService(e.rt.Snapshotter()).Prepare(ctx, orphan, ""); err != nil {
+		t.Fatal(err)
+	}
+	id, err = e.rt.CreateContainer(ctx, runtime.ContainerConfig{Pod: third, Name: "c", Image: runtimetest.TestboxImage})
+	if err != nil {
+		t.Fatalf("CreateContainer over an orphaned snapshot: %v", err)
+	}
+	if err := e.rt.StartContainer(ctx, id); err != nil {
+		t.Fatal(err)
+	}
+	e.waitState(t, id, runtime.StateRunning, 10*time.Second)
 }

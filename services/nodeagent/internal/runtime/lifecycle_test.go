@@ -284,3 +284,64 @@ func TestAlreadyExistsAndNotFound(t *testing.T) {
 		t.Errorf("GetSandbox after removal = %v, want NotFound", err)
 	}
 }
+
+// The pause process runs without a seccomp filter unless SandboxSeccomp asks for one; app
+// containers always have containerd's default profile. The kernel says which a process has
+// (Seccomp: 0 none, 2 filter).
+func TestSandboxSeccomp(t *testing.T) {
+	e := newEnv(t)
+	for _, tt := range []struct {
+		sandboxSeccomp bool
+		wantSandbox    string
+	}{{false, "0"}, {true, "2"}} {
+		t.Run(fmt.Sprintf("SandboxSeccomp=%v", tt.sandboxSeccomp), func(t *testing.T) {
+			cfg := e.ctd.RuntimeConfig()
+			cfg.SandboxSeccomp = tt.sandboxSeccomp
+			rt, err := runtime.New(ctxT(t, 30*time.Second), cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer rt.Close()
+			pe := &env{ctd: e.ctd, rt: rt}
+			pod := newPod(t, "seccomp")
+			sb, id := pe.runPod(t, runtime.ContainerConfig{Pod: pod, Name: "app", Image: runtimetest.TestboxImage, Args: []string{"sleep"}})
+			app := pe.waitState(t, id, runtime.StateRunning, 10*time.Second)
+			for _, p := range []struct {
+				what, exe string
+				pid       uint32
+				want      string
+			}{{"sandbox", "/pause", sb.PID, tt.wantSandbox}, {"app container", "/testbox", app.PID, "2"}} {
+				// A started container is running before its process has installed its filter
+				// and executed its program (crun start does not wait): look once it has.
+				eventstest.EventuallyErr(t, 10*time.Second, p.what+" executes "+p.exe, func() error {
+					if exe, err := os.Readlink(fmt.Sprintf("/proc/%d/exe", p.pid)); err != nil || !strings.HasSuffix(exe, p.exe) {
+						return fmt.Errorf("exe %q (%v)", exe, err)
+					}
+					return nil
+				})
+				if got := seccompMode(t, p.pid); got != p.want {
+					t.Errorf("%s (pid %d): Seccomp %s, want %s", p.what, p.pid, got, p.want)
+				}
+			}
+			if err := rt.RemoveSandbox(ctxT(t, 30*time.Second), pod); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+}
+
+// seccompMode is the Seccomp field of /proc/<pid>/status.
+func seccompMode(t *testing.T, pid uint32) string {
+	t.Helper()
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "Seccomp:"); ok {
+			return strings.TrimSpace(v)
+		}
+	}
+	t.Fatalf("no Seccomp line in /proc/%d/status", pid)
+	return ""
+}

@@ -145,8 +145,26 @@ type Netns struct {
 	cmd  *exec.Cmd
 }
 
-// NewNetns starts a process in a new network namespace. It is ended in tb.Cleanup.
+// NewNetns starts a process in a new network namespace, with its lo up. It is ended in
+// tb.Cleanup.
 func NewNetns(tb testing.TB) *Netns {
+	tb.Helper()
+	n := NewPodNetns(tb)
+	if err := n.Do(func() error {
+		lo, err := netlink.LinkByName("lo")
+		if err != nil {
+			return err
+		}
+		return netlink.LinkSetUp(lo)
+	}); err != nil {
+		tb.Fatalf("podnettest: bring up lo: %v", err)
+	}
+	return n
+}
+
+// NewPodNetns starts a process in a new network namespace left as the kernel makes it, lo
+// down, as a pod's sandbox has it before its network is set up. It is ended in tb.Cleanup.
+func NewPodNetns(tb testing.TB) *Netns {
 	tb.Helper()
 	cmd := exec.Command("sleep", "infinity")
 	runtime.LockOSThread() // see reexec about Pdeathsig
@@ -158,15 +176,6 @@ func NewNetns(tb testing.TB) *Netns {
 	}
 	n := &Netns{Path: fmt.Sprintf("/proc/%d/ns/net", cmd.Process.Pid), cmd: cmd}
 	tb.Cleanup(n.Close)
-	if err := n.Do(func() error {
-		lo, err := netlink.LinkByName("lo")
-		if err != nil {
-			return err
-		}
-		return netlink.LinkSetUp(lo)
-	}); err != nil {
-		tb.Fatalf("podnettest: bring up lo: %v", err)
-	}
 	return n
 }
 

@@ -21,6 +21,7 @@ import (
 	"github.com/containerd/containerd/namespaces"
 	"golang.org/x/sys/unix"
 
+	ctrd "skiff.dev/services/nodeagent/containerd"
 	"skiff.dev/services/nodeagent/internal/runtime"
 )
 
@@ -30,6 +31,7 @@ type Containerd struct {
 	Address      string // the gRPC socket
 	CgroupParent string // give this to runtime.Config: cleanup removes it
 	t            testing.TB
+	hostMounts   bool // run in the test's mount namespace, whatever the cgroups
 	cmd          *exec.Cmd
 	exited       chan struct{}
 	logFile      *os.File
@@ -47,7 +49,14 @@ func RequireRoot(t testing.TB) {
 type Option func(*options)
 
 type options struct {
-	disabled []string
+	disabled   []string
+	hostMounts bool
+}
+
+// InHostMountNamespace runs the daemon in the test's own mount namespace, as a system
+// containerd runs, even on a host with hybrid cgroups, where crun then cannot work.
+func InHostMountNamespace() Option {
+	return func(o *options) { o.hostMounts = true }
 }
 
 // DisablePlugins keeps containerd from loading the named plugins, e.g.
@@ -85,6 +94,7 @@ func StartContainerd(t testing.TB, opts ...Option) *Containerd {
 	for _, opt := range opts {
 		opt(&o)
 	}
+	c.hostMounts = o.hostMounts
 	// Only what the runtime uses: no CRI (it would want CNI and a pause
 	// image), no /opt/containerd, no snapshotters that cannot work here.
 	disabled := append([]string{
@@ -122,7 +132,13 @@ func (c *Containerd) Start() {
 	if err != nil {
 		c.t.Fatal(err)
 	}
-	cmd := exec.Command("containerd", "--config", filepath.Join(c.Dir, "config.toml"))
+	// As skiff up and the end-to-end harness run it: on a host with hybrid cgroups, in a
+	// mount namespace without the cgroup2 mount, so that crun works as well as runc.
+	argv := ctrd.Argv("--config", filepath.Join(c.Dir, "config.toml"))
+	if c.hostMounts {
+		argv = []string{"containerd", "--config", filepath.Join(c.Dir, "config.toml")}
+	}
+	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	// runc lives in /usr/sbin on Debian, which a test's PATH may lack.
 	cmd.Env = append(os.Environ(), "PATH="+os.Getenv("PATH")+":/usr/local/sbin:/usr/sbin:/sbin")
@@ -192,10 +208,16 @@ func (c *Containerd) Log() string {
 	return string(b)
 }
 
+// EnvOCIRuntime names the OCI runtime RuntimeConfig asks for (runc or crun); unset, the
+// runtime's default. `SKIFF_TEST_OCI_RUNTIME=runc go test ./...` runs the tests with the
+// one that is not the default.
+const EnvOCIRuntime = "SKIFF_TEST_OCI_RUNTIME"
+
 // RuntimeConfig is a runtime.Config for this daemon, with state and logs
 // under Dir.
 func (c *Containerd) RuntimeConfig() runtime.Config {
 	return runtime.Config{
+		OCIRuntime:   os.Getenv(EnvOCIRuntime),
 		Address:      c.Address,
 		Namespace:    "skiff",
 		StateDir:     filepath.Join(c.Dir, "skiff"),
@@ -231,24 +253,37 @@ func (c *Containerd) Client(t testing.TB) *containerd.Client {
 	return client
 }
 
-// Mounts returns the mount points under Dir, deepest first.
+// Mounts returns the mount points under Dir, deepest first, as the test process, the daemon
+// and its shims see them: the daemon may run in a mount namespace of its own (see ctrd.Argv),
+// where its shims mount the containers' root filesystems.
 func (c *Containerd) Mounts() []string {
-	f, err := os.Open("/proc/self/mountinfo")
-	if err != nil {
-		return nil
+	files := []string{"/proc/self/mountinfo"}
+	if pid := c.PID(); pid != 0 {
+		files = append(files, fmt.Sprintf("/proc/%d/mountinfo", pid))
 	}
-	defer f.Close()
+	for _, pid := range c.ShimPIDs() {
+		files = append(files, fmt.Sprintf("/proc/%d/mountinfo", pid))
+	}
+	seen := map[string]bool{}
 	var mounts []string
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		fields := strings.Fields(sc.Text())
-		if len(fields) < 5 {
+	for _, file := range files {
+		f, err := os.Open(file)
+		if err != nil {
 			continue
 		}
-		mp := unescapeMountPath(fields[4])
-		if mp == c.Dir || strings.HasPrefix(mp, c.Dir+"/") {
-			mounts = append(mounts, mp)
+		sc := bufio.NewScanner(f)
+		for sc.Scan() {
+			fields := strings.Fields(sc.Text())
+			if len(fields) < 5 {
+				continue
+			}
+			mp := unescapeMountPath(fields[4])
+			if (mp == c.Dir || strings.HasPrefix(mp, c.Dir+"/")) && !seen[mp] {
+				seen[mp] = true
+				mounts = append(mounts, mp)
+			}
 		}
+		f.Close()
 	}
 	sort.Slice(mounts, func(i, j int) bool { return len(mounts[i]) > len(mounts[j]) })
 	return mounts
