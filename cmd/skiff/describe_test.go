@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"skiff.dev/events"
-	"skiff.dev/events/eventstest"
 )
 
 func TestDescribe(t *testing.T) {
@@ -18,13 +17,7 @@ func TestDescribe(t *testing.T) {
 	f.waitSeq(t, c.append(33*time.Minute, "user/alice", podRef("default", "old", "u-old2"), "", &events.PodCreated{Pod: events.Pod{
 		Metadata: events.ObjectMeta{Namespace: "default", Name: "old", UID: "u-old2"},
 		Spec:     events.PodSpec{Containers: []events.Container{{Name: "c", Image: "busybox:2"}}}}}))
-	tests := []struct {
-		name       string
-		args       []string
-		golden     string
-		wantStderr string
-		wantCode   int
-	}{
+	tests := []cliCase{
 		{name: "pod", args: []string{"describe", "pod", "web-a"}, golden: "describe-pod-web-a.golden"},
 		{name: "unschedulable pod", args: []string{"describe", "po/cart", "-n", "shop"}, golden: "describe-pod-cart.golden"},
 		{name: "deployment", args: []string{"describe", "deploy", "web"}, golden: "describe-deployment-web.golden"},
@@ -38,19 +31,7 @@ func TestDescribe(t *testing.T) {
 		{name: "no name", args: []string{"describe", "pod"},
 			wantStderr: "error: skiff describe needs the name of the pod\nSee 'skiff describe --help' for usage.\n", wantCode: 2},
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			r := c.run(tt.args...)
-			if r.code != tt.wantCode || r.stderr != tt.wantStderr {
-				t.Errorf("exit %d, stderr %q; want exit %d, stderr %q", r.code, r.stderr, tt.wantCode, tt.wantStderr)
-			}
-			if tt.golden != "" {
-				eventstest.Golden(t, "testdata/"+tt.golden, r.stdout)
-			} else if r.stdout != "" {
-				t.Errorf("stdout = %q, want nothing", r.stdout)
-			}
-		})
-	}
+	c.check(t, tests)
 }
 
 // TestDescribeKeepsRecentEvents checks the cap on the Events section: a pod with a long history

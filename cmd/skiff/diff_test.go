@@ -2,20 +2,12 @@ package main
 
 import (
 	"testing"
-
-	"skiff.dev/events/eventstest"
 )
 
 func TestEventsDiff(t *testing.T) {
 	c := newCluster(t)
 	head := c.history()
-	tests := []struct {
-		name       string
-		args       []string
-		golden     string // stdout; "" when it must be empty
-		wantStderr string
-		wantCode   int
-	}{
+	tests := []cliCase{
 		// Between 23 and 30: web scaled to 3 (a spec change and a new pod), web-b started,
 		// the Service deleted (and its Endpoints with it).
 		{name: "everything", args: []string{"events", "diff", "23", "30"}, golden: "diff-23-30.golden", wantCode: 1,
@@ -55,19 +47,7 @@ func TestEventsDiff(t *testing.T) {
 		{name: "unknown kind", args: []string{"events", "diff", "1", "2", "widgets"}, wantCode: 2,
 			wantStderr: "error: the server doesn't have a resource type \"widgets\" (known: nodes, namespaces, deployments, pods, services, endpoints)\nSee 'skiff events diff --help' for usage.\n"},
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			r := c.run(tt.args...)
-			if r.code != tt.wantCode || r.stderr != tt.wantStderr {
-				t.Errorf("exit %d, stderr %q; want exit %d, stderr %q", r.code, r.stderr, tt.wantCode, tt.wantStderr)
-			}
-			if tt.golden != "" {
-				eventstest.Golden(t, "testdata/"+tt.golden, r.stdout)
-			} else if r.stdout != "" {
-				t.Errorf("stdout = %q, want nothing", r.stdout)
-			}
-		})
-	}
+	c.check(t, tests)
 	if h, err := c.st.Head(t.Context()); err != nil || h != head {
 		t.Errorf("the log's head is %d (%v) after the diffs, want %d", h, err, head)
 	}

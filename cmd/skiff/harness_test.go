@@ -335,3 +335,31 @@ func lines(s string) []string {
 }
 
 var _ = errors.New
+
+// cliCase is one command line and all it must print: stdout as its golden file in testdata
+// (none: stdout empty), stderr and the exit status exactly.
+type cliCase struct {
+	name       string
+	args       []string
+	golden     string
+	wantStderr string
+	wantCode   int
+}
+
+// check runs each case as a subtest against the cluster.
+func (c *cluster) check(t *testing.T, tests []cliCase) {
+	t.Helper()
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := c.run(tt.args...)
+			if r.code != tt.wantCode || r.stderr != tt.wantStderr {
+				t.Errorf("exit %d, stderr %q; want exit %d, stderr %q", r.code, r.stderr, tt.wantCode, tt.wantStderr)
+			}
+			if tt.golden != "" {
+				eventstest.Golden(t, "testdata/"+tt.golden, r.stdout)
+			} else if r.stdout != "" {
+				t.Errorf("stdout = %q, want nothing", r.stdout)
+			}
+		})
+	}
+}

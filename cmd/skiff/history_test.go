@@ -148,13 +148,7 @@ func TestGetAt(t *testing.T) {
 func TestDescribeAt(t *testing.T) {
 	c := newCluster(t)
 	c.history()
-	tests := []struct {
-		name       string
-		args       []string
-		golden     string
-		wantStderr string
-		wantCode   int
-	}{
+	tests := []cliCase{
 		{name: "a pod while it was starting", args: []string{"describe", "pod", "web-b", "--at", "15"}, golden: "describe-at-15-pod-web-b.golden"},
 		{name: "a deployment before its scale", args: []string{"describe", "deploy", "web", "--at", "23"}, golden: "describe-at-23-deployment-web.golden"},
 		{name: "a service later deleted", args: []string{"describe", "svc", "web", "--at", "2025-03-01T12:45:00Z"}, golden: "describe-at-45m-service-web.golden"},
@@ -164,17 +158,5 @@ func TestDescribeAt(t *testing.T) {
 		{name: "a sequence past the end", args: []string{"describe", "pod", "web-a", "--at", "100"}, wantCode: 1,
 			wantStderr: "error: --at 100 is past the end of the log: its last sequence is 30\n"},
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			r := c.run(tt.args...)
-			if r.code != tt.wantCode || r.stderr != tt.wantStderr {
-				t.Errorf("exit %d, stderr %q; want exit %d, stderr %q", r.code, r.stderr, tt.wantCode, tt.wantStderr)
-			}
-			if tt.golden != "" {
-				eventstest.Golden(t, "testdata/"+tt.golden, r.stdout)
-			} else if r.stdout != "" {
-				t.Errorf("stdout = %q, want nothing", r.stdout)
-			}
-		})
-	}
+	c.check(t, tests)
 }

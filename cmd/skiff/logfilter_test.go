@@ -13,13 +13,7 @@ import (
 func TestEventsLogRanges(t *testing.T) {
 	c := newCluster(t)
 	c.history()
-	tests := []struct {
-		name       string
-		args       []string
-		golden     string
-		wantStderr string
-		wantCode   int
-	}{
+	tests := []cliCase{
 		{name: "since a sequence", args: []string{"events", "log", "--since", "24"}, golden: "events-log-since-24.golden"},
 		{name: "between sequences", args: []string{"events", "log", "--since", "24", "--until", "27"}, golden: "events-log-24-27.golden"},
 		{name: "between times", args: []string{"events", "log", "--since", "2025-03-01T12:40:00Z", "--until", "2025-03-01T12:41:00Z"}, golden: "events-log-40m-41m.golden"},
@@ -48,19 +42,7 @@ func TestEventsLogRanges(t *testing.T) {
 		{name: "follow until", args: []string{"events", "log", "-f", "--until", "5"}, wantCode: 2,
 			wantStderr: "error: --until ends the log and -f follows it: give one of them\nSee 'skiff events log --help' for usage.\n"},
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			r := c.run(tt.args...)
-			if r.code != tt.wantCode || r.stderr != tt.wantStderr {
-				t.Errorf("exit %d, stderr %q; want exit %d, stderr %q", r.code, r.stderr, tt.wantCode, tt.wantStderr)
-			}
-			if tt.golden != "" {
-				eventstest.Golden(t, "testdata/"+tt.golden, r.stdout)
-			} else if r.stdout != "" {
-				t.Errorf("stdout = %q, want nothing", r.stdout)
-			}
-		})
-	}
+	c.check(t, tests)
 }
 
 // Following with filters prints only what they keep, from --since on, as events arrive.
