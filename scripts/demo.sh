@@ -77,6 +77,11 @@ until "$SKIFF" get nodes 2>/dev/null | grep -q ' Ready'; do
   sleep 0.5
 done
 
+if [ -n "${JAEGER:-}" ]; then
+  # The CLI traces its commands too when told where to send them: the apply below is then the
+  # root of one trace through admission, the controllers, the scheduler, the agent and the proxy.
+  export OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:4318 OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf OTEL_TRACES_EXPORTER=otlp
+fi
 set -x
 "$SKIFF" get nodes -o wide
 "$SKIFF" apply -f examples/echo.yaml
@@ -90,7 +95,9 @@ if [ -n "$vip" ] && command -v curl >/dev/null; then
   for _ in 1 2 3 4 5; do curl -s --max-time 2 "http://$vip/demo" || echo "(no answer)"; done
 fi
 if [ -n "${JAEGER:-}" ]; then
-  echo "Traces: http://localhost:16686/api/traces?service=skiff-scheduler (Jaeger's query API; its log in $DATA/jaeger/)"
+  echo "Traces: http://localhost:16686/api/traces?service=skiff&operation=skiff%20apply (the apply as one trace, from Jaeger's query API; its log in $DATA/jaeger/)"
+  echo "        skiff events trace deployment/echo prints the same chain from the log alone."
+  echo "        To trace your own commands: export OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:4318 OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf"
 fi
 if [ -n "${METRICS_ADDR:-}" ]; then
   echo "Metrics: curl http://$METRICS_ADDR/metrics"
