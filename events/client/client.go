@@ -244,15 +244,14 @@ func explain(r Resolved, err error) error {
 	return events.Errorf(events.ErrUnavailable, "connect to NATS at %s: %v (is the server running? set --server, SKIFF_SERVER or server: in %s)", r.Server, err, cmp.Or(r.ConfigFile, "the config file"))
 }
 
-// DefaultConfigPath is $XDG_CONFIG_HOME/skiff/config, else ~/.config/skiff/config, else "".
+// DefaultConfigPath is $XDG_CONFIG_HOME/skiff/config, else $HOME/.config/skiff/config, else "",
+// all read through getenv only: a command run with an environment of its own (a test's) never
+// picks up the config file of whoever runs it.
 func DefaultConfigPath(getenv func(string) string) string {
 	if d := getenv("XDG_CONFIG_HOME"); d != "" {
 		return filepath.Join(d, "skiff", "config")
 	}
 	home := getenv("HOME")
-	if home == "" {
-		home, _ = os.UserHomeDir()
-	}
 	if home == "" {
 		return ""
 	}
