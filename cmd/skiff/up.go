@@ -36,6 +36,7 @@ type upOptions struct {
 	logLevel   string
 	containerd string
 	ociRuntime string
+	sandbox    string
 	nodeName   string
 	imagesDir  string
 	noNode     bool
@@ -70,6 +71,7 @@ func newUpCommand(a *app) *cobra.Command {
 	f.StringVar(&o.listen, "listen", "127.0.0.1:4222", "HOST:PORT the embedded NATS server listens on")
 	f.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
 	f.StringVar(&o.containerd, "containerd-address", "/run/containerd/containerd.sock", "containerd socket; if none answers there, skiff up runs its own under --data-dir")
+	f.StringVar(&o.sandbox, "sandbox", "", `what holds a pod's namespaces: "pause" (a pause container; default) or "pinned" (namespaces pinned as files, no container)`)
 	f.StringVar(&o.ociRuntime, "oci-runtime", "", "what containers run with: crun or runc (default: crun if it works under the node's containerd, else runc)")
 	f.StringVar(&o.nodeName, "node-name", "", "this machine's node name (default: the host name)")
 	f.StringVar(&o.imagesDir, "images-dir", "", "image tarballs to import into the cluster if missing (default: images/ next to the skiff binary)")
@@ -254,7 +256,8 @@ func (a *app) startNode(ctx context.Context, o upOptions, start func(string, str
 	}
 	address := o.containerd
 	if !containerd.Answers(address) {
-		d, err := containerd.Start(ctx, filepath.Join(dataDir, "containerd"), log.With("part", "containerd"))
+		d, err := containerd.Start(ctx, filepath.Join(dataDir, "containerd"), log.With("part", "containerd"),
+			nodeagent.DefaultPinDir(o.nodeName))
 		if err != nil {
 			return stop, fmt.Errorf("no containerd answers at %s and starting one failed: %w", o.containerd, err)
 		}
@@ -269,7 +272,7 @@ func (a *app) startNode(ctx context.Context, o upOptions, start func(string, str
 	}
 	return stop, start("nodeagent", nodeID, func(ctx context.Context, nc *nats.Conn) error {
 		return nodeagent.Run(ctx, nodeagent.Config{
-			Conn: nc, Node: o.nodeName, Identity: nodeID, ContainerdAddress: address, OCIRuntime: o.ociRuntime,
+			Conn: nc, Node: o.nodeName, Identity: nodeID, ContainerdAddress: address, OCIRuntime: o.ociRuntime, Sandbox: o.sandbox,
 			StateDir: filepath.Join(dataDir, "node"), LogDir: filepath.Join(dataDir, "logs"),
 			Logger: log.With("part", "nodeagent"), Metrics: reg,
 		})

@@ -72,6 +72,14 @@ type Config struct {
 	// SandboxSeccomp gives pods' pause processes the default seccomp profile, as before
 	// (runtime.Config.SandboxSeccomp): the old way, to measure against.
 	SandboxSeccomp bool
+	// Sandbox is what holds a pod's namespaces: "pause" (a pause container, the default) or
+	// "pinned" (no container: the namespaces pinned as bind mounts in PinDir, as CRI-O's
+	// drop_infra_ctr does; runtime.Config.Sandbox).
+	Sandbox string
+	// PinDir holds pinned namespaces; default DefaultPinDir(Node). A containerd in a mount
+	// namespace of its own must start after it was made shared (runtime.SharePinDir, which
+	// containerd.Start does for the directories it is given).
+	PinDir string
 	// ClusterCIDR is the whole cluster's pod range; default 10.88.0.0/16.
 	ClusterCIDR netip.Prefix
 	// Bridge is the pod bridge's name; default skiff0.
@@ -142,6 +150,9 @@ func (c *Config) defaults() error {
 		// On tmpfs, and this node's own: several agents on one host (and a crash's
 		// leftovers) stay apart.
 		c.RuncRoot = filepath.Join("/run/skiff", c.Node, "runc")
+	}
+	if c.PinDir == "" {
+		c.PinDir = DefaultPinDir(c.Node)
 	}
 	if !c.ClusterCIDR.IsValid() {
 		c.ClusterCIDR = DefaultClusterCIDR
@@ -251,6 +262,7 @@ func Run(ctx context.Context, cfg Config) error {
 		Address: cfg.ContainerdAddress, Namespace: cfg.ContainerdNamespace,
 		StateDir: filepath.Join(cfg.StateDir, "runtime"), LogDir: cfg.LogDir, Logger: log,
 		RuncRoot: cfg.RuncRoot, OCIRuntime: cfg.OCIRuntime, SandboxSeccomp: cfg.SandboxSeccomp,
+		Sandbox: cfg.Sandbox, PinDir: cfg.PinDir,
 	})
 	if err != nil {
 		return failed(fmt.Errorf("containerd: %w", err))
@@ -355,3 +367,7 @@ func flushTraces(tp *telemetry.Provider, log *slog.Logger) {
 		log.Warn("flush traces", "err", err)
 	}
 }
+
+// DefaultPinDir is where a node's pinned namespaces live unless Config.PinDir says otherwise: on
+// tmpfs, as namespaces do not outlive a reboot, and the node's own.
+func DefaultPinDir(node string) string { return filepath.Join("/run/skiff", node, "ns") }

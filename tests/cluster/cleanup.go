@@ -64,6 +64,19 @@ func sweepRun(dir, runID string, logf func(string, ...any)) {
 			logf("cluster: unmount %s: %v", m, err)
 		}
 	}
+	// Pinned pod namespaces live outside dir (pinRoot), in directories named after the run's
+	// network namespaces.
+	pins, _ := filepath.Glob(filepath.Join(pinRoot, runID+"-*"))
+	for _, p := range pins {
+		for _, m := range mountsUnder(p) {
+			if err := unix.Unmount(m, unix.MNT_DETACH); err != nil && err != unix.EINVAL && err != unix.ENOENT {
+				logf("cluster: unmount %s: %v", m, err)
+			}
+		}
+		if err := os.RemoveAll(p); err != nil {
+			logf("cluster: remove %s: %v", p, err)
+		}
+	}
 	for _, p := range pods {
 		// libcni caches every ADD result here, whatever the agent's state dir.
 		_ = os.Remove(filepath.Join("/var/lib/cni/results", "skiff-"+p+"-eth0"))
@@ -86,12 +99,18 @@ func sweepRun(dir, runID string, logf func(string, ...any)) {
 // paths inside that namespace. It returns how many it killed.
 func killMountUsers(dir string) (killed int) {
 	self := os.Getpid()
+	// A process in this namespace is not inside a harness's private one, whatever it mounts:
+	// never kill the host's processes (this one's parents among them) for a stray mount.
+	ownNS, _ := os.Readlink("/proc/self/ns/mnt")
 	find := func() []int {
 		entries, _ := os.ReadDir("/proc")
 		var out []int
 		for _, e := range entries {
 			pid, err := strconv.Atoi(e.Name())
 			if err != nil || pid == self {
+				continue
+			}
+			if ns, _ := os.Readlink(filepath.Join("/proc", e.Name(), "ns", "mnt")); ns == ownNS {
 				continue
 			}
 			b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "mountinfo"))

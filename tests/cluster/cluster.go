@@ -434,6 +434,14 @@ func (c *Cluster) startContainerd(n *Node) {
 	if err := os.WriteFile(cfg, []byte(fmt.Sprintf(containerdConfig, filepath.Join(dir, "root"), filepath.Join(dir, "state"), n.ContainerdAddress)), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	// Before containerd's mount namespace is made (containerdArgv): pinned pod namespaces are
+	// bind mounts the agent makes later, which reach containerd only under a shared mount.
+	if err := sharePinRoot(); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(n.PinDir(), 0o755); err != nil {
+		t.Fatal(err)
+	}
 	n.containerd = c.newProc(n.Name+"-containerd", n.Netns, containerdArgv("--config", cfg)...)
 	if err := n.containerd.start(c.pidsPath()); err != nil {
 		t.Fatal(err)
@@ -452,7 +460,7 @@ func (c *Cluster) agentProc(n *Node, extra ...string) *proc {
 	argv := []string{c.Bin.NodeAgent,
 		"--server", c.Server, "--creds", c.Creds("node:" + n.Name), "--tls-ca", c.CA(), "--node-name", n.Name, "--address", n.Address,
 		"--containerd-address", n.ContainerdAddress, "--state-dir", n.StateDir, "--log-dir", n.LogDir,
-		"--runc-root", filepath.Join(n.StateDir, "runc"),
+		"--runc-root", filepath.Join(n.StateDir, "runc"), "--pin-dir", n.PinDir(),
 		"--backoff-base", c.opts.BackoffBase.String(), "--backoff-cap", c.opts.BackoffCap.String(),
 		"--log-level", c.opts.LogLevel}
 	argv = append(argv, c.metricsArgs(n.Name+"-agent", n.Netns, AgentMetricsPort)...)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"math/rand/v2"
 	"net/http"
+	"os"
 	"strings"
 	"syscall"
 	"testing"
@@ -18,9 +19,24 @@ import (
 // its start. Invariant: the rollout still completes with exactly 30 pods Running, each with one
 // running sandbox and one running container on the node, no task left stopped or created.
 // (Issue 8's finding: the agent tried to recreate such sandboxes under the same ID forever.)
+//
+// With --sandbox pinned there is no sandbox container: the pod's namespaces are pinned files,
+// which a restarted agent must find and keep for the pods it still runs, and a kill may leave
+// half made.
 func TestAgentKilledDuringRolloutLeavesNoStaleSandbox(t *testing.T) {
+	for _, tc := range []struct {
+		sandbox     string
+		tasksPerPod int
+	}{{"pause", 2}, {"pinned", 1}} {
+		t.Run("sandbox="+tc.sandbox, func(t *testing.T) {
+			agentKilledDuringRollout(t, tc.sandbox, tc.tasksPerPod)
+		})
+	}
+}
+
+func agentKilledDuringRollout(t *testing.T, sandbox string, tasksPerPod int) {
 	const replicas = 30
-	c := cluster.New(t, cluster.Options{})
+	c := cluster.New(t, cluster.Options{AgentArgs: []string{"--sandbox", sandbox}})
 	manifest := strings.Replace(echoDeployment, "replicas: 3", "replicas: 30", 1)
 	manifest = strings.Replace(manifest, "cpu: 50m", "cpu: 10m", 1)
 	start := time.Now()
@@ -32,7 +48,7 @@ func TestAgentKilledDuringRolloutLeavesNoStaleSandbox(t *testing.T) {
 		before := len(runningEcho(c))
 		c.WaitFor("the agent to be starting pods", func() bool {
 			ts, err := c.Tasks("node1")
-			return err == nil && len(ts) > 2*before || len(runningEcho(c)) == replicas
+			return err == nil && len(ts) > tasksPerPod*before || len(runningEcho(c)) == replicas
 		})
 		time.Sleep(time.Duration(100+rng.IntN(300)) * time.Millisecond) // the fault's timing, not synchronisation
 		c.KillAgent("node1", syscall.SIGKILL)
@@ -56,9 +72,9 @@ func TestAgentKilledDuringRolloutLeavesNoStaleSandbox(t *testing.T) {
 		t.Errorf("%d pods in the cluster, want exactly %d", len(all), replicas)
 	}
 	var tasks []cluster.Task
-	c.WaitFor("one running sandbox and one running container per pod, nothing else", func() bool {
+	c.WaitFor("one running container per pod (and one sandbox with pause), nothing else", func() bool {
 		tasks, err = c.Tasks("node1")
-		if err != nil || len(tasks) != 2*replicas {
+		if err != nil || len(tasks) != tasksPerPod*replicas {
 			return false
 		}
 		for _, ts := range tasks {
@@ -68,6 +84,12 @@ func TestAgentKilledDuringRolloutLeavesNoStaleSandbox(t *testing.T) {
 		}
 		return true
 	})
+	if sandbox == "pinned" {
+		pins, _ := os.ReadDir(c.Node("node1").PinDir())
+		if len(pins) != replicas {
+			t.Errorf("%d pods' namespaces pinned, want %d", len(pins), replicas)
+		}
+	}
 	log := c.Node("node1").AgentLog()
 	t.Logf("sandboxes found left not running and replaced: %d (depends on where the kills landed)",
 		strings.Count(log, "removing a sandbox that is not running"))

@@ -44,10 +44,12 @@ type startupPath struct {
 // startupPaths are compared round by round on one node: "before" is how the agent started
 // pods until December 2026 (runc, the loopback CNI plugin, a seccomp filter on the pause
 // process), "after" is its default (crun when it works, lo brought up in-process, no filter on
-// the pause process).
+// the pause process), "pinned" the same without a pause container (the pod's namespaces pinned
+// as files, --sandbox pinned).
 var startupPaths = []startupPath{
 	{"before", []string{"--oci-runtime", "runc", "--cni-loopback-plugin", "--sandbox-seccomp"}},
 	{"after", nil},
+	{"pinned", []string{"--sandbox", "pinned"}},
 }
 
 // BenchmarkPodStartup measures pod start-up latency on one node with the image present: the

@@ -18,6 +18,8 @@ import (
 	"path/filepath"
 	"syscall"
 	"time"
+
+	"skiff.dev/services/nodeagent/internal/runtime"
 )
 
 // Answers reports whether a containerd serves the socket at address.
@@ -40,7 +42,9 @@ type Daemon struct {
 }
 
 // Start starts containerd with everything under dir and waits until it serves (at most 30 s).
-func Start(ctx context.Context, dir string, log *slog.Logger) (*Daemon, error) {
+// Each of share is made a shared mount first (runtime.SharePinDir): mounts made under it later,
+// such as pinned pod namespaces, then reach the daemon's mount namespace (see Argv).
+func Start(ctx context.Context, dir string, log *slog.Logger, share ...string) (*Daemon, error) {
 	if _, err := exec.LookPath("containerd"); err != nil {
 		return nil, fmt.Errorf("containerd is not installed (Debian: apt-get install containerd runc): %w", err)
 	}
@@ -74,6 +78,12 @@ disabled_plugins = ["io.containerd.grpc.v1.cri"]
 	logFile, err := os.OpenFile(filepath.Join(dir, "containerd.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		return nil, fmt.Errorf("containerd log: %w", err)
+	}
+	for _, d := range share {
+		if err := runtime.SharePinDir(d); err != nil {
+			logFile.Close()
+			return nil, err
+		}
 	}
 	argv := Argv("--config", cfgPath)
 	cmd := exec.Command(argv[0], argv[1:]...)

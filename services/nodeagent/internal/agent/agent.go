@@ -424,7 +424,7 @@ func (a *Agent) reconcile(ctx context.Context) error {
 	for uid, ref := range gone {
 		a.log.Info("removing what is left of a pod no longer bound here", "pod", ref.Namespace+"/"+ref.Name, "uid", uid)
 		netns := ""
-		if sb, err := a.cfg.Runtime.GetSandbox(ctx, uid); err == nil && sb.PID != 0 {
+		if sb, err := a.cfg.Runtime.GetSandbox(ctx, uid); err == nil && sb.State == runtime.StateRunning {
 			netns = sb.NetNSPath()
 		}
 		if err := a.net.Teardown(ctx, uid, netns); err != nil {

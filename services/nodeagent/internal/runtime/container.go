@@ -172,14 +172,14 @@ func (r *Runtime) CreateContainer(ctx context.Context, cfg ContainerConfig) (str
 		containerd.WithNewSpec(
 			withProcess(argv, env, cwd),
 			withUser(ic.User),
-			withJoinedNamespaces(sb.PID),
+			withJoinedNamespaces(sb),
 			withResources(cfg.CPULimitMillis, cfg.CPURequestMillis, cfg.MemoryLimitBytes, r.cgroups.swap),
 			withBindMounts(cfg.Mounts),
 			oci.WithNoNewPrivileges,
 			seccomp.WithDefaultProfile(),
 			r.withCompiledSeccomp(),
 			withCgroupsPath(path.Join(r.cfg.CgroupParent, id)),
-			oci.WithAnnotations(map[string]string{shimGroupAnnotation: sb.ID}),
+			withShimGroup(sb),
 		))
 	if err != nil {
 		if errdefs.IsAlreadyExists(err) {
@@ -516,5 +516,10 @@ func (r *Runtime) List(ctx context.Context) ([]ContainerStatus, error) {
 			apps = append(apps, st)
 		}
 	}
+	pinned, err := r.listPinned()
+	if err != nil {
+		return nil, err
+	}
+	sandboxes = append(sandboxes, pinned...)
 	return append(sandboxes, apps...), nil
 }

@@ -55,6 +55,12 @@ type Config struct {
 	// profile too, as before: the old way, to measure against (see
 	// CreateSandbox).
 	SandboxSeccomp bool
+	// Sandbox is what holds a pod's namespaces: SandboxPause (the default) or SandboxPinned.
+	// Sandboxes keep the kind they were made with, so switching is safe with pods running.
+	Sandbox string
+	// PinDir holds pinned sandboxes' namespaces, a directory per pod; default StateDir/ns.
+	// See SharePinDir.
+	PinDir string
 	// DialTimeout bounds the first connection to containerd; default 10s.
 	DialTimeout time.Duration
 	// Logger receives the runtime's logs; default slog.Default().
@@ -70,6 +76,12 @@ func (c Config) withDefaults() Config {
 	}
 	if c.StateDir == "" {
 		c.StateDir = "/var/lib/skiff/runtime"
+	}
+	if c.Sandbox == "" {
+		c.Sandbox = SandboxPause
+	}
+	if c.PinDir == "" {
+		c.PinDir = filepath.Join(c.StateDir, "ns")
 	}
 	if c.LogDir == "" {
 		c.LogDir = "/var/log/skiff/pods"
@@ -139,6 +151,17 @@ func (r *Runtime) init(ctx context.Context) error {
 	if err := writeSandboxRootfs(r.sandboxRoot); err != nil {
 		return err
 	}
+	switch r.cfg.Sandbox {
+	case SandboxPause:
+	case SandboxPinned:
+		// Shared, so that a containerd in a mount namespace of its own made after this (the
+		// usual order is the reverse: see SharePinDir) sees the pins.
+		if err := SharePinDir(r.cfg.PinDir); err != nil {
+			return err
+		}
+	default:
+		return fmt.Errorf("sandbox %q: want %q or %q: %w", r.cfg.Sandbox, SandboxPause, SandboxPinned, errdefs.ErrInvalidArgument)
+	}
 	if err := os.MkdirAll(r.cfg.LogDir, 0o755); err != nil {
 		return fmt.Errorf("create log dir: %w", err)
 	}
@@ -153,7 +176,7 @@ func (r *Runtime) init(ctx context.Context) error {
 		return err
 	}
 	r.log.Info("containerd runtime ready", "address", r.cfg.Address, "namespace", r.cfg.Namespace,
-		"snapshotter", r.snapshotter, "ociRuntime", r.ociRuntime)
+		"snapshotter", r.snapshotter, "ociRuntime", r.ociRuntime, "sandbox", r.cfg.Sandbox)
 	return nil
 }
 

@@ -5,12 +5,14 @@ import (
 	"fmt"
 	"os"
 	"path"
+	"path/filepath"
 	"syscall"
 	"time"
 
 	containerd "github.com/containerd/containerd"
 	tasks "github.com/containerd/containerd/api/services/tasks/v1"
 	"github.com/containerd/containerd/cio"
+	"github.com/containerd/containerd/containers"
 	"github.com/containerd/containerd/contrib/seccomp"
 	ctrdErrdefs "github.com/containerd/containerd/errdefs"
 	"github.com/containerd/containerd/oci"
@@ -27,6 +29,19 @@ const pauseUID = 65535
 // starting an app container skips starting a shim.
 const shimGroupAnnotation = "io.containerd.runc.v2.group"
 
+// withShimGroup puts an app container in its pod's shim when a pause container holds that shim.
+// A pinned sandbox has no process to hold it: the shim would end with the pod's last container
+// and a container made meanwhile (a restart: delete, then create) could reach the shim as it
+// exits. With the group, the agent-kill test (tests/e2e faults_test.go) once left a pod's task
+// gone with its shim ("shim disconnected") and the pod never Running; without it, it passed.
+// Pinned pods' containers get a shim each (a one-container pod: the same count).
+func withShimGroup(sb Sandbox) oci.SpecOpts {
+	if sb.NSDir != "" {
+		return func(context.Context, oci.Client, *containers.Container, *oci.Spec) error { return nil }
+	}
+	return oci.WithAnnotations(map[string]string{shimGroupAnnotation: sb.ID})
+}
+
 // PodSandboxConfig describes the sandbox of one pod.
 type PodSandboxConfig struct {
 	Pod PodRef
@@ -42,14 +57,25 @@ type Sandbox struct {
 	ID        string
 	Pod       PodRef
 	State     State
-	PID       uint32 // pause process, in the host's PID namespace; 0 unless running
+	PID       uint32 // pause process, in the host's PID namespace; 0 unless running or pinned
 	CreatedAt time.Time
+	// NSDir holds the pinned namespaces (net, ipc, uts) of a pinned sandbox; empty for a
+	// pause container.
+	NSDir string
 }
 
 // NetNSPath is the pod's network namespace, to hand to CNI. It is valid
 // while the sandbox runs.
 func (s Sandbox) NetNSPath() string {
-	return fmt.Sprintf("/proc/%d/ns/net", s.PID)
+	return s.nsPath("net")
+}
+
+// nsPath is the pod's namespace of the given kind (net, ipc, uts) as a path.
+func (s Sandbox) nsPath(name string) string {
+	if s.NSDir != "" {
+		return filepath.Join(s.NSDir, name)
+	}
+	return fmt.Sprintf("/proc/%d/ns/%s", s.PID, name)
 }
 
 // CreateSandbox creates and starts the pod's sandbox and returns it running.
@@ -71,6 +97,17 @@ func (r *Runtime) CreateSandbox(ctx context.Context, cfg PodSandboxConfig) (Sand
 	}
 	if len(hostname) > 63 {
 		hostname = hostname[:63]
+	}
+	if r.cfg.Sandbox == SandboxPinned {
+		if _, err := r.client.LoadContainer(ctx, id); err == nil {
+			// A pause sandbox from before a switch still holds the pod.
+			return Sandbox{}, fmt.Errorf("create sandbox of pod %s: a pause sandbox exists: %w", cfg.Pod, errdefs.ErrAlreadyExists)
+		}
+		sb, err := r.createPinned(cfg, hostname)
+		if err == nil {
+			r.log.Debug("sandbox pinned", "pod", cfg.Pod.String(), "dir", sb.NSDir)
+		}
+		return sb, err
 	}
 	labels := podLabels(cfg.Pod, KindSandbox)
 	for k, v := range cfg.Labels {
@@ -187,8 +224,19 @@ func (r *Runtime) removeTask(ctx context.Context, id string) error {
 // errdefs.ErrNotFound error.
 func (r *Runtime) GetSandbox(ctx context.Context, podUID string) (Sandbox, error) {
 	ctx = r.ns(ctx)
+	// A pod keeps the kind of sandbox it was made with; look for the usual one first.
+	if r.cfg.Sandbox == SandboxPinned {
+		if sb, err := r.getPinned(podUID); !errdefs.IsNotFound(err) {
+			return sb, err
+		}
+	}
 	id := SandboxID(podUID)
 	c, err := r.client.LoadContainer(ctx, id)
+	if errdefs.IsNotFound(err) && r.cfg.Sandbox != SandboxPinned {
+		if sb, perr := r.getPinned(podUID); !errdefs.IsNotFound(perr) {
+			return sb, perr
+		}
+	}
 	if err != nil {
 		return Sandbox{}, fmt.Errorf("get sandbox of pod uid %s: %w", podUID, err)
 	}
@@ -223,6 +271,9 @@ func (r *Runtime) RemoveSandbox(ctx context.Context, pod PodRef) error {
 		}
 	}
 	if err := r.remove(ctx, sandboxID); err != nil {
+		return fmt.Errorf("remove sandbox of pod %s: %w", pod, err)
+	}
+	if err := r.removePinned(pod.UID); err != nil {
 		return fmt.Errorf("remove sandbox of pod %s: %w", pod, err)
 	}
 	if err := os.RemoveAll(podLogDir(r.cfg.LogDir, pod)); err != nil {

@@ -2,7 +2,6 @@ package runtime
 
 import (
 	"context"
-	"fmt"
 	"strconv"
 	"strings"
 
@@ -131,13 +130,13 @@ func withResources(cpuLimitMillis, cpuRequestMillis, memoryLimit int64, swapAcco
 
 // withJoinedNamespaces makes the container share the sandbox's network, IPC
 // and UTS namespaces; its PID and mount namespaces stay its own.
-func withJoinedNamespaces(sandboxPID uint32) oci.SpecOpts {
+func withJoinedNamespaces(sb Sandbox) oci.SpecOpts {
 	return func(ctx context.Context, c oci.Client, ctr *containers.Container, s *oci.Spec) error {
 		for _, ns := range []struct {
 			typ  specs.LinuxNamespaceType
 			name string
 		}{{specs.NetworkNamespace, "net"}, {specs.IPCNamespace, "ipc"}, {specs.UTSNamespace, "uts"}} {
-			path := fmt.Sprintf("/proc/%d/ns/%s", sandboxPID, ns.name)
+			path := sb.nsPath(ns.name)
 			if err := oci.WithLinuxNamespace(specs.LinuxNamespace{Type: ns.typ, Path: path})(ctx, c, ctr, s); err != nil {
 				return err
 			}

@@ -134,6 +134,11 @@ func (c *Containerd) Start() {
 	}
 	// As skiff up and the end-to-end harness run it: on a host with hybrid cgroups, in a
 	// mount namespace without the cgroup2 mount, so that crun works as well as runc.
+	// Pinned sandboxes' namespaces are bind mounts the runtime makes later: their directory
+	// must be shared before containerd's mount namespace is made, to reach it.
+	if err := runtime.SharePinDir(c.RuntimeConfig().PinDir); err != nil {
+		c.t.Fatal(err)
+	}
 	argv := ctrd.Argv("--config", filepath.Join(c.Dir, "config.toml"))
 	if c.hostMounts {
 		argv = []string{"containerd", "--config", filepath.Join(c.Dir, "config.toml")}
@@ -221,6 +226,7 @@ func (c *Containerd) RuntimeConfig() runtime.Config {
 		Address:      c.Address,
 		Namespace:    "skiff",
 		StateDir:     filepath.Join(c.Dir, "skiff"),
+		PinDir:       filepath.Join(c.Dir, "skiff", "ns"),
 		LogDir:       filepath.Join(c.Dir, "logs"),
 		CgroupParent: c.CgroupParent,
 		RuncRoot:     filepath.Join(c.Dir, "runc"),
