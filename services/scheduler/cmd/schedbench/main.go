@@ -236,6 +236,21 @@ func bench(o options) error {
 		fmt.Printf("median of %d %s: %.0f pods/s bound, %.2fs to bind all (CPU %.2fs%s), %.2fs to all Running\n",
 			o.runs, tg.name, median(rates[tg.name]), median(bound[tg.name]), median(cpus[tg.name]), recvNote, median(running[tg.name]))
 	}
+	// The cost within each pair, whose halves ran back to back: less moved by the load other
+	// work puts on a shared machine, which drifts from pair to pair, than the medians' ratio.
+	for _, tg := range targets {
+		if !tg.traced {
+			continue
+		}
+		base := strings.TrimSuffix(tg.name, "+traced")
+		var rate, cpu []float64
+		for i := range rates[tg.name] {
+			rate = append(rate, rates[tg.name][i]/rates[base][i]-1)
+			cpu = append(cpu, cpus[tg.name][i]/cpus[base][i]-1)
+		}
+		fmt.Printf("tracing cost (%s), median of %d pairs: %+.1f%% pods/s, %+.1f%% CPU of this process\n",
+			base, len(rate), 100*median(rate), 100*median(cpu))
+	}
 	return nil
 }
 
