@@ -186,9 +186,10 @@ type decision struct {
 	evaluated int
 	// bindSeq is the last sequence on the pod's bind subject on that node.
 	bindSeq uint64
-	// trace is the placement as the pod's spans tell it, noted when tracing is on; the writer
-	// records the spans and sets traceparent to the "schedule pod" span's.
-	trace       podTrace
+	// trace is the placement as the pod's spans tell it, noted when tracing is on (nil when
+	// off: an untraced decision stays as small as before); the writer records the spans and
+	// sets traceparent to the "schedule pod" span's.
+	trace       *podTrace
 	traceparent string
 }
 
@@ -198,7 +199,7 @@ type unschedulableWrite struct {
 	message string
 	reasons map[string]int
 	// trace, traceparent: as decision's.
-	trace       podTrace
+	trace       *podTrace
 	traceparent string
 }
 

@@ -37,8 +37,8 @@ type podTrace struct {
 }
 
 // newPodTrace notes the placement pl of a pod that took from start to now.
-func newPodTrace(pl placement, start time.Time, nodes int, chosen string) podTrace {
-	return podTrace{
+func newPodTrace(pl placement, start time.Time, nodes int, chosen string) *podTrace {
+	return &podTrace{
 		start: start, end: time.Now(), nodes: nodes, chosen: chosen,
 		score: pl.score, evaluated: pl.evaluated, feasible: pl.feasible,
 		filterTime: pl.filterTime, scoreTime: pl.scoreTime,
@@ -66,10 +66,10 @@ func (pt *podTracing) parentContext(traceparent string) context.Context {
 }
 
 // tracePod records the spans of placing p and returns the traceparent the pod's events carry,
-// "" when tracing is off.
-func (s *Scheduler) tracePod(pt *podTracing, p *podInfo, t podTrace) string {
+// "" when tracing is off (t is nil).
+func (s *Scheduler) tracePod(pt *podTracing, p *podInfo, t *podTrace) string {
 	tr := s.cfg.Tracer
-	if tr == nil {
+	if tr == nil || t == nil {
 		return ""
 	}
 	// Attributes are set after the start, not passed as a start option: the option's copy

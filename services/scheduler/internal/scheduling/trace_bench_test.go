@@ -37,7 +37,7 @@ func BenchmarkTracePod(b *testing.B) {
 		}
 	}
 	start := time.Now()
-	pt := podTrace{
+	pt := &podTrace{
 		start: start, end: start.Add(40 * time.Microsecond), nodes: 1000, chosen: "node-00042",
 		score: 87, feasible: 120, evaluated: 130, filterTime: 3 * time.Microsecond, scoreTime: time.Microsecond,
 	}
