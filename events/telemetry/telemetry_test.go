@@ -83,6 +83,29 @@ func TestExport(t *testing.T) {
 	}
 }
 
+// TestExportBurst ends more spans at once than the SDK's default queue (2,048) holds, as a
+// scheduling pass does: none may be dropped.
+func TestExportBurst(t *testing.T) {
+	clearEnv(t)
+	r := telemetrytest.New(t)
+	setEnv(t, r.Env("grpc"))
+	p, err := telemetry.Setup(context.Background(), telemetry.Config{Service: telemetry.ServiceScheduler})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = 5000
+	for range n {
+		_, span := telemetry.Start(context.Background(), p.Tracer(), "schedule pod", "")
+		span.End()
+	}
+	if err := p.Shutdown(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if got := r.Count(); got != n {
+		t.Fatalf("received %d of %d spans ended at once", got, n)
+	}
+}
+
 // TestPropagationThroughLog writes an event with a span's traceparent to a real JetStream log,
 // reads it back, and continues the trace from it.
 func TestPropagationThroughLog(t *testing.T) {
@@ -206,7 +229,8 @@ func TestLogHandler(t *testing.T) {
 
 func clearEnv(t *testing.T) {
 	for _, k := range []string{"OTEL_SDK_DISABLED", "OTEL_TRACES_EXPORTER", "OTEL_EXPORTER_OTLP_ENDPOINT",
-		"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_EXPORTER_OTLP_PROTOCOL", "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "OTEL_SERVICE_NAME"} {
+		"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_EXPORTER_OTLP_PROTOCOL", "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "OTEL_SERVICE_NAME",
+		"OTEL_BSP_MAX_QUEUE_SIZE", "OTEL_BSP_MAX_EXPORT_BATCH_SIZE"} {
 		t.Setenv(k, "")
 	}
 }
@@ -215,5 +239,32 @@ func setEnv(t *testing.T, env []string) {
 	for _, kv := range env {
 		k, v, _ := strings.Cut(kv, "=")
 		t.Setenv(k, v)
+	}
+}
+
+// FormatTraceparent must agree with the propagator's Inject (what Traceparent returns), which
+// the rest of Skiff and every other tracer parse.
+func TestFormatTraceparent(t *testing.T) {
+	tid, _ := trace.TraceIDFromHex("4bf92f3577b34da6a3ce929d0e0e4736")
+	sid, _ := trace.SpanIDFromHex("00f067aa0ba902b7")
+	for _, tc := range []struct {
+		name string
+		sc   trace.SpanContext
+		want string
+	}{
+		{"sampled", trace.NewSpanContext(trace.SpanContextConfig{TraceID: tid, SpanID: sid, TraceFlags: trace.FlagsSampled}), "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"},
+		{"not sampled", trace.NewSpanContext(trace.SpanContextConfig{TraceID: tid, SpanID: sid}), "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00"},
+		{"random and unknown flags", trace.NewSpanContext(trace.SpanContextConfig{TraceID: tid, SpanID: sid, TraceFlags: 0xff}), "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-03"},
+		{"invalid", trace.SpanContext{}, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got := telemetry.FormatTraceparent(tc.sc)
+			if got != tc.want {
+				t.Errorf("FormatTraceparent = %q, want %q", got, tc.want)
+			}
+			if viaCtx := telemetry.Traceparent(trace.ContextWithSpanContext(context.Background(), tc.sc)); got != viaCtx {
+				t.Errorf("FormatTraceparent = %q, Traceparent = %q", got, viaCtx)
+			}
+		})
 	}
 }

@@ -73,8 +73,12 @@ type options struct {
 	compareMetrics                      bool
 	// traceCompare runs, in each run, the scheduler untraced and traced (exporting to an
 	// in-process OTLP receiver).
-	traceCompare   bool
-	scrapeInterval time.Duration
+	traceCompare bool
+	// receiverInProcess serves the OTLP receiver in this process (its CPU counted with the
+	// scheduler's), not in a child process of its own as a collector would run.
+	receiverInProcess bool
+	memProfile        string
+	scrapeInterval    time.Duration
 
 	// cluster: the NATS cluster to run against; empty Server and Config: an embedded server.
 	cluster         client.Options
@@ -106,7 +110,17 @@ func main() {
 	flag.IntVar(&o.replicas, "replicas", 3, "with --server/--config: replicas of the stream and buckets each run bootstraps")
 	flag.BoolVar(&o.compareEmbedded, "compare-embedded", false, "with --server/--config: run the embedded baseline before each cluster run")
 	flag.BoolVar(&o.traceCompare, "trace-compare", false, "run each run untraced and tracing every pod, exported over OTLP/gRPC to an in-process receiver")
+	flag.BoolVar(&o.receiverInProcess, "receiver-in-process", false, "with -trace-compare: serve the OTLP receiver in this process (its CPU counted as the scheduler's), not in a process of its own")
+	flag.StringVar(&o.memProfile, "memprofile", "", "write a heap profile of the scheduling phase of the first run (the last target of it): allocations since scheduling began")
+	receiverChild := flag.Bool("otlp-receiver", false, "internal: serve a counting OTLP receiver (schedbench starts itself so for -trace-compare)")
 	flag.Parse()
+	if *receiverChild {
+		if err := serveReceiver(); err != nil {
+			fmt.Fprintln(os.Stderr, "schedbench receiver:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	if err := bench(o); err != nil {
 		fmt.Fprintln(os.Stderr, "schedbench:", err)
 		os.Exit(1)
@@ -147,16 +161,29 @@ func bench(o options) error {
 			targets = append(targets, target{tg.name + "+metrics", tg.remote, true, false})
 		}
 	}
+	var recv receiver
 	if o.traceCompare {
-		recv, stop, err := telemetrytest.Serve(net.Listen, "127.0.0.1", false)
-		if err != nil {
-			return err
+		var env []string
+		if o.receiverInProcess {
+			r, stop, err := telemetrytest.Serve(net.Listen, "127.0.0.1", false)
+			if err != nil {
+				return err
+			}
+			defer stop()
+			recv, env = inProcessReceiver{r}, r.Env("grpc")
+		} else {
+			c, err := startReceiver()
+			if err != nil {
+				return err
+			}
+			defer c.stop()
+			recv, env = c, c.env
 		}
 		defer func() {
-			stop()
-			fmt.Printf("trace receiver: %d spans received\n", recv.Count())
+			n, _, _ := recv.stats()
+			fmt.Printf("trace receiver: %d spans received\n", n)
 		}()
-		for _, kv := range recv.Env("grpc") {
+		for _, kv := range env {
 			k, v, _ := strings.Cut(kv, "=")
 			os.Setenv(k, v)
 		}
@@ -166,7 +193,7 @@ func bench(o options) error {
 			targets = append(targets, target{tg.name + "+traced", tg.remote, tg.metrics, true})
 		}
 	}
-	rates, bound, running, cpus := map[string][]float64{}, map[string][]float64{}, map[string][]float64{}, map[string][]float64{}
+	rates, bound, running, cpus, recvCPUs := map[string][]float64{}, map[string][]float64{}, map[string][]float64{}, map[string][]float64{}, map[string][]float64{}
 	for i := range o.runs {
 		order := targets
 		if (o.compareMetrics || o.traceCompare) && i%2 == 1 {
@@ -177,21 +204,52 @@ func bench(o options) error {
 		}
 		for ti, tg := range order {
 			// A data directory per run and target: an embedded server must start from an empty log.
-			r, err := once(o, tg.remote, tg.metrics, tg.traced, filepath.Join(tmp, fmt.Sprintf("run%d-%d", i, ti)), i == 0 && ti == len(order)-1)
+			var rv receiver
+			if tg.traced {
+				rv = recv
+			}
+			r, err := once(o, tg.remote, tg.metrics, tg.traced, rv, filepath.Join(tmp, fmt.Sprintf("run%d-%d", i, ti)), i == 0 && ti == len(order)-1)
 			if err != nil {
 				return fmt.Errorf("run %d (%s): %w", i+1, tg.name, err)
 			}
-			fmt.Printf("run %d %s: %d pods bound in %.2fs = %.0f pods/s (CPU %.2fs); all Running after %.2fs (setup %.1fs)\n",
-				i+1, tg.name, r.pods, r.bound.Seconds(), float64(r.pods)/r.bound.Seconds(), r.cpu.Seconds(), r.running.Seconds(), r.setup.Seconds())
+			traceNote := ""
+			if rv != nil {
+				traceNote = fmt.Sprintf("; receiver: %d spans, CPU %.2fs", r.spans, r.recvCPU.Seconds())
+				if o.receiverInProcess {
+					traceNote = fmt.Sprintf("; receiver (in this process, in the CPU): %d spans", r.spans)
+				}
+			}
+			fmt.Printf("run %d %s: %d pods bound in %.2fs = %.0f pods/s (CPU %.2fs); all Running after %.2fs (setup %.1fs)%s\n",
+				i+1, tg.name, r.pods, r.bound.Seconds(), float64(r.pods)/r.bound.Seconds(), r.cpu.Seconds(), r.running.Seconds(), r.setup.Seconds(), traceNote)
 			cpus[tg.name] = append(cpus[tg.name], r.cpu.Seconds())
+			recvCPUs[tg.name] = append(recvCPUs[tg.name], r.recvCPU.Seconds())
 			rates[tg.name] = append(rates[tg.name], float64(r.pods)/r.bound.Seconds())
 			bound[tg.name] = append(bound[tg.name], r.bound.Seconds())
 			running[tg.name] = append(running[tg.name], r.running.Seconds())
 		}
 	}
 	for _, tg := range targets {
-		fmt.Printf("median of %d %s: %.0f pods/s bound, %.2fs to bind all (CPU %.2fs), %.2fs to all Running\n",
-			o.runs, tg.name, median(rates[tg.name]), median(bound[tg.name]), median(cpus[tg.name]), median(running[tg.name]))
+		recvNote := ""
+		if tg.traced && !o.receiverInProcess {
+			recvNote = fmt.Sprintf(" + receiver CPU %.2fs", median(recvCPUs[tg.name]))
+		}
+		fmt.Printf("median of %d %s: %.0f pods/s bound, %.2fs to bind all (CPU %.2fs%s), %.2fs to all Running\n",
+			o.runs, tg.name, median(rates[tg.name]), median(bound[tg.name]), median(cpus[tg.name]), recvNote, median(running[tg.name]))
+	}
+	// The cost within each pair, whose halves ran back to back: less moved by the load other
+	// work puts on a shared machine, which drifts from pair to pair, than the medians' ratio.
+	for _, tg := range targets {
+		if !tg.traced {
+			continue
+		}
+		base := strings.TrimSuffix(tg.name, "+traced")
+		var rate, cpu []float64
+		for i := range rates[tg.name] {
+			rate = append(rate, rates[tg.name][i]/rates[base][i]-1)
+			cpu = append(cpu, cpus[tg.name][i]/cpus[base][i]-1)
+		}
+		fmt.Printf("tracing cost (%s), median of %d pairs: %+.1f%% pods/s, %+.1f%% CPU of this process\n",
+			base, len(rate), 100*median(rate), 100*median(cpu))
 	}
 	return nil
 }
@@ -209,8 +267,14 @@ type runResult struct {
 	pods                  int
 	setup, bound, running time.Duration
 	// cpu is the CPU time this process (server, projection, scheduler) spent until all were
-	// bound: less disturbed than the wall clock by other work on a shared machine.
+	// bound (traced: and their spans exported): less disturbed than the wall clock by other
+	// work on a shared machine.
 	cpu time.Duration
+	// recvCPU is the CPU time the receiver's own process spent over the same interval (traced
+	// runs with the receiver out of this process); spans is how many spans it received from
+	// the run, counted after the provider's shutdown flushed them.
+	recvCPU time.Duration
+	spans   int
 }
 
 // cpuTime is the CPU time (user and system) this process has used so far.
@@ -222,7 +286,7 @@ func cpuTime() time.Duration {
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
-func once(o options, remote, withMetrics, traced bool, dir string, profile bool) (runResult, error) {
+func once(o options, remote, withMetrics, traced bool, recv receiver, dir string, profile bool) (runResult, error) {
 	setupStart := time.Now()
 	logLevel := slog.LevelError
 	if o.verbose {
@@ -332,6 +396,14 @@ func once(o options, remote, withMetrics, traced bool, dir string, profile bool)
 		}
 		defer pprof.StopCPUProfile()
 	}
+	if profile && o.memProfile != "" {
+		// The heap profile counts allocations since the process started: the scheduling
+		// phase's are the difference from this one (go tool pprof -base).
+		runtime.GC()
+		if err := writeHeapProfile(o.memProfile + ".base"); err != nil {
+			return runResult{}, err
+		}
+	}
 	// As the leader does: a term, and the scheduling loop's writes fenced on it.
 	var appender scheduling.Appender = log
 	if !o.unfenced {
@@ -354,6 +426,13 @@ func once(o options, remote, withMetrics, traced bool, dir string, profile bool)
 		}
 		defer func() { _ = tp.Shutdown(context.Background()) }()
 	}
+	var spansStart int
+	var recvStart time.Duration
+	if recv != nil {
+		if spansStart, recvStart, err = recv.stats(); err != nil {
+			return runResult{}, err
+		}
+	}
 	start, cpuStart := time.Now(), cpuTime()
 	sched := scheduling.New(scheduling.Config{
 		Log: appender, Projection: proj, Actor: "scheduler/bench", Logger: logger, Metrics: sm, Tracer: tp.Tracer(),
@@ -366,19 +445,62 @@ func once(o options, remote, withMetrics, traced bool, dir string, profile bool)
 	var cpu time.Duration
 	select {
 	case tBound = <-allBound:
+		if traced {
+			// The spans of the run that the batch processor still holds are part of its
+			// cost: exported before the CPU is read (the rate is from tBound, unaffected).
+			if f, ok := tp.TracerProvider().(interface{ ForceFlush(context.Context) error }); ok {
+				if err := f.ForceFlush(ctx); err != nil {
+					return runResult{}, fmt.Errorf("flush spans: %w", err)
+				}
+			}
+		}
 		cpu = cpuTime() - cpuStart
 	case <-timeout:
 		return runResult{}, fmt.Errorf("timed out: %d of %d pods bound", nBound.Load(), n)
 	}
+	var recvCPU time.Duration
+	if recv != nil {
+		_, c, err := recv.stats()
+		if err != nil {
+			return runResult{}, err
+		}
+		recvCPU = c - recvStart
+	}
 	if profile && o.cpuProfile != "" {
 		pprof.StopCPUProfile()
+	}
+	if profile && o.memProfile != "" {
+		if err := writeHeapProfile(o.memProfile); err != nil {
+			return runResult{}, err
+		}
 	}
 	select {
 	case tRunning = <-allRunning:
 	case <-timeout:
 		return runResult{}, fmt.Errorf("timed out: %d of %d pods running", nRunning.Load(), n)
 	}
-	return runResult{pods: n, setup: setup, bound: tBound.Sub(start), running: tRunning.Sub(start), cpu: cpu}, nil
+	result := runResult{pods: n, setup: setup, bound: tBound.Sub(start), running: tRunning.Sub(start), cpu: cpu, recvCPU: recvCPU}
+	if recv != nil {
+		// Count what arrived (flushed above; anything later, too).
+		if err := tp.Shutdown(ctx); err != nil {
+			return runResult{}, err
+		}
+		spans, _, err := recv.stats()
+		if err != nil {
+			return runResult{}, err
+		}
+		result.spans = spans - spansStart
+	}
+	return result, nil
+}
+
+func writeHeapProfile(path string) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	return pprof.Lookup("allocs").WriteTo(f, 0)
 }
 
 // serveMetrics registers the scheduling loop's and the projection's metrics, as skiff-scheduler

@@ -186,7 +186,10 @@ type decision struct {
 	evaluated int
 	// bindSeq is the last sequence on the pod's bind subject on that node.
 	bindSeq uint64
-	// traceparent is the pod's "schedule pod" span, "" when tracing is off.
+	// trace is the placement as the pod's spans tell it, noted when tracing is on (nil when
+	// off: an untraced decision stays as small as before); the writer records the spans and
+	// sets traceparent to the "schedule pod" span's.
+	trace       *podTrace
 	traceparent string
 }
 
@@ -195,7 +198,8 @@ type unschedulableWrite struct {
 	pod     podInfo
 	message string
 	reasons map[string]int
-	// traceparent: as decision's.
+	// trace, traceparent: as decision's.
+	trace       *podTrace
 	traceparent string
 }
 
@@ -466,8 +470,11 @@ func (s *Scheduler) decide(chunk []candidate, now time.Time) *batch {
 			e := s.backoff.unplaceable(p.key, p.uid, now, s.gen)
 			if msg != p.unschedulable && msg != e.message {
 				e.message = msg
-				tp := s.tracePod(p, pl, podTrace{start: podStart, end: time.Now(), nodes: len(s.nodes.nodes)})
-				b.unschedulable = append(b.unschedulable, unschedulableWrite{pod: *p, message: msg, reasons: reasons, traceparent: tp})
+				u := unschedulableWrite{pod: *p, message: msg, reasons: reasons}
+				if traced {
+					u.trace = newPodTrace(pl, podStart, len(s.nodes.nodes), "")
+				}
+				b.unschedulable = append(b.unschedulable, u)
 			}
 			s.log.Debug("pod fits no node", "pod", p.key, "message", msg)
 			continue
@@ -483,7 +490,7 @@ func (s *Scheduler) decide(chunk []candidate, now time.Time) *batch {
 		s.binding[p.key] = struct{}{}
 		d := decision{pod: *p, node: n.name, score: pl.score, feasible: pl.feasible, evaluated: pl.evaluated}
 		if traced {
-			d.traceparent = s.tracePod(p, pl, podTrace{start: podStart, end: time.Now(), nodes: len(s.nodes.nodes), chosen: n.name})
+			d.trace = newPodTrace(pl, podStart, len(s.nodes.nodes), n.name)
 		}
 		d.pod.pod.Spec.NodeName = n.name
 		b.decisions = append(b.decisions, d)

@@ -21,6 +21,7 @@ func (s *Scheduler) write(ctx context.Context) {
 	}
 	var carry []store.Write // PodBounds whose PodScheduled landed
 	var carryTags []tag
+	var tracing podTracing
 	for {
 		var b *batch
 		if len(carry) == 0 {
@@ -45,6 +46,7 @@ func (s *Scheduler) write(ctx context.Context) {
 		if b != nil {
 			for i := range b.decisions {
 				d := &b.decisions[i]
+				d.traceparent = s.tracePod(&tracing, &d.pod, d.trace)
 				ev, err := events.New(now, caused(meta, d.pod.cause, d.traceparent), podRef(&d.pod), "", &events.PodScheduled{
 					UID: d.pod.uid, Node: d.node, Score: d.score, Feasible: d.feasible, Nodes: d.evaluated,
 				})
@@ -60,6 +62,7 @@ func (s *Scheduler) write(ctx context.Context) {
 			}
 			for i := range b.unschedulable {
 				u := &b.unschedulable[i]
+				u.traceparent = s.tracePod(&tracing, &u.pod, u.trace)
 				ev, err := events.New(now, caused(meta, u.pod.cause, u.traceparent), podRef(&u.pod), "", &events.PodUnschedulable{
 					UID: u.pod.uid, Message: u.message, Reasons: u.reasons,
 				})
