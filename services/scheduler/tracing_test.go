@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -98,12 +99,22 @@ func TestRolloutCausationAndTrace(t *testing.T) {
 			t.Errorf("no %s in the log", tc.typ)
 		}
 		for _, ev := range evs {
-			if ev.CorrelationID != cmd || (causeType(ev) != tc.cause && !(tc.typ == "EndpointsUpdated" && causeType(ev) == "ServiceApplied")) {
+			cause := causeType(ev)
+			// Endpoints list not-ready pods too, so an update may answer any change of a selected
+			// pod, or the Service itself; the one that made both pods ready is checked below.
+			endpointsCause := tc.typ == "EndpointsUpdated" && slices.Contains([]string{"ServiceApplied", "PodCreated", "PodScheduled", "PodBound"}, cause)
+			if ev.CorrelationID != cmd || (cause != tc.cause && !endpointsCause) {
 				t.Errorf("%s (seq %d): correlation %s, cause %s; want %s and a %s", ev.Type, ev.Seq, ev.CorrelationID, causeType(ev), cmd, tc.cause)
 			}
 			if !telemetry.SpanContext(ev.Traceparent).IsValid() || telemetry.SpanContext(ev.Traceparent).TraceID().String() != "4bf92f3577b34da6a3ce929d0e0e4736" {
 				t.Errorf("%s (seq %d) traceparent %q is not in the caller's trace", ev.Type, ev.Seq, ev.Traceparent)
 			}
+		}
+	}
+
+	if eps := ofType(all, "EndpointsUpdated"); len(eps) > 0 {
+		if last := eps[len(eps)-1]; causeType(last) != "PodStatusReported" {
+			t.Errorf("the EndpointsUpdated that made both pods ready (seq %d) is caused by a %s, want a PodStatusReported", last.Seq, causeType(last))
 		}
 	}
 
@@ -134,8 +145,8 @@ func TestRolloutCausationAndTrace(t *testing.T) {
 			"endpoints reconcile": "schedule pod",
 		}[s.Name]
 		switch got := parentName(s); {
-		case s.Name == "endpoints reconcile" && got == "admit apply":
-			want = got // the first update, caused by the ServiceApplied
+		case s.Name == "endpoints reconcile" && (got == "admit apply" || got == "deployments reconcile"):
+			want = got // an update caused by the ServiceApplied, or by a PodCreated
 		case s.Name == "deployments reconcile" && (got == "deployments reconcile" || got == "schedule pod"):
 			// Rollout progress reacts to the latest change of a pod: its PodCreated or its
 			// PodScheduled (or PodBound), whose spans are these.
