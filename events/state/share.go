@@ -38,28 +38,22 @@ func (s *State) share(pod *Pod) {
 		t = &template{}
 		s.templates[pod.OwnerUID] = t
 	}
-	if reflect.DeepEqual(&t.spec, &pod.Spec) {
-		pod.Spec = t.spec
-	} else {
-		t.spec = clipSpec(pod.Spec)
-		pod.Spec = t.spec
-	}
+	pod.Spec = clipSpec(pod.Spec)
+	adopt(&t.spec, &pod.Spec, func(a, b events.PodSpec) bool { return reflect.DeepEqual(&a, &b) })
 	meta := &pod.Metadata
-	if maps.Equal(t.labels, meta.Labels) && (t.labels == nil) == (meta.Labels == nil) {
-		meta.Labels = t.labels
+	adopt(&t.labels, &meta.Labels, maps.Equal)
+	adopt(&t.annotations, &meta.Annotations, maps.Equal)
+	meta.OwnerReferences = slices.Clip(meta.OwnerReferences)
+	adopt(&t.owners, &meta.OwnerReferences, slices.Equal)
+}
+
+// adopt points *v at the template's *t when the two are equal, and makes *v the template when
+// they are not.
+func adopt[T any](t, v *T, equal func(T, T) bool) {
+	if equal(*t, *v) {
+		*v = *t
 	} else {
-		t.labels = meta.Labels
-	}
-	if maps.Equal(t.annotations, meta.Annotations) && (t.annotations == nil) == (meta.Annotations == nil) {
-		meta.Annotations = t.annotations
-	} else {
-		t.annotations = meta.Annotations
-	}
-	if slices.Equal(t.owners, meta.OwnerReferences) && (t.owners == nil) == (meta.OwnerReferences == nil) {
-		meta.OwnerReferences = t.owners
-	} else {
-		t.owners = slices.Clip(meta.OwnerReferences)
-		meta.OwnerReferences = t.owners
+		*t = *v
 	}
 }
 

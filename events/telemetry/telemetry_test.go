@@ -86,13 +86,7 @@ func TestExport(t *testing.T) {
 // TestExportBurst ends more spans at once than the SDK's default queue (2,048) holds, as a
 // scheduling pass does: none may be dropped.
 func TestExportBurst(t *testing.T) {
-	clearEnv(t)
-	r := telemetrytest.New(t)
-	setEnv(t, r.Env("grpc"))
-	p, err := telemetry.Setup(context.Background(), telemetry.Config{Service: telemetry.ServiceScheduler})
-	if err != nil {
-		t.Fatal(err)
-	}
+	r, p := traced(t, telemetry.ServiceScheduler)
 	const n = 5000
 	for range n {
 		_, span := telemetry.Start(context.Background(), p.Tracer(), "schedule pod", "")
@@ -109,13 +103,7 @@ func TestExportBurst(t *testing.T) {
 // TestPropagationThroughLog writes an event with a span's traceparent to a real JetStream log,
 // reads it back, and continues the trace from it.
 func TestPropagationThroughLog(t *testing.T) {
-	clearEnv(t)
-	r := telemetrytest.New(t)
-	setEnv(t, r.Env("grpc"))
-	p, err := telemetry.Setup(context.Background(), telemetry.Config{Service: telemetry.ServiceScheduler})
-	if err != nil {
-		t.Fatal(err)
-	}
+	r, p := traced(t, telemetry.ServiceScheduler)
 	st, _, _ := eventstest.NewStore(t)
 	ctx := context.Background()
 
@@ -171,13 +159,7 @@ func TestPropagationThroughLog(t *testing.T) {
 }
 
 func TestBatchLinks(t *testing.T) {
-	clearEnv(t)
-	r := telemetrytest.New(t)
-	setEnv(t, r.Env("grpc"))
-	p, err := telemetry.Setup(context.Background(), telemetry.Config{Service: telemetry.ServiceNetProxy})
-	if err != nil {
-		t.Fatal(err)
-	}
+	r, p := traced(t, telemetry.ServiceNetProxy)
 	ctx := context.Background()
 	var causes []string
 	for range 3 {
@@ -267,4 +249,18 @@ func TestFormatTraceparent(t *testing.T) {
 			}
 		})
 	}
+}
+
+// traced is a provider for service exporting over OTLP/gRPC to a fresh in-process receiver,
+// with nothing else of the environment's OTEL_* in play.
+func traced(t *testing.T, service string) (*telemetrytest.Receiver, *telemetry.Provider) {
+	t.Helper()
+	clearEnv(t)
+	r := telemetrytest.New(t)
+	setEnv(t, r.Env("grpc"))
+	p, err := telemetry.Setup(context.Background(), telemetry.Config{Service: service})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r, p
 }

@@ -27,23 +27,7 @@ import (
 //
 //	go test ./internal/runtime -run '^$' -bench PodStart -benchtime 50x -count 5
 func BenchmarkPodStart(b *testing.B) {
-	runtimetest.RequireRoot(b)
-	imgs := runtimetest.Images(b)
-	ctd := runtimetest.StartContainerd(b)
-	cfg := ctd.RuntimeConfig()
-	rt, err := runtime.New(context.Background(), cfg)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer rt.Close()
-	f, err := os.Open(imgs.Echo)
-	if err != nil {
-		b.Fatal(err)
-	}
-	if _, err := rt.ImportImage(context.Background(), f); err != nil {
-		b.Fatal(err)
-	}
-	f.Close()
+	rt, _ := echoRuntime(b)
 
 	for _, parallel := range []int{1, 10} {
 		name := "sequential"
@@ -139,22 +123,7 @@ func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond)
 //	go test ./internal/runtime -run '^$' -bench SandboxCPU -benchtime 20x -count 3
 //	SKIFF_TEST_OCI_RUNTIME=runc go test ./internal/runtime -run '^$' -bench SandboxCPU -benchtime 20x -count 3
 func BenchmarkSandboxCPU(b *testing.B) {
-	runtimetest.RequireRoot(b)
-	imgs := runtimetest.Images(b)
-	ctd := runtimetest.StartContainerd(b)
-	rt, err := runtime.New(context.Background(), ctd.RuntimeConfig())
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer rt.Close()
-	f, err := os.Open(imgs.Echo)
-	if err != nil {
-		b.Fatal(err)
-	}
-	if _, err := rt.ImportImage(context.Background(), f); err != nil {
-		b.Fatal(err)
-	}
-	f.Close()
+	rt, ctd := echoRuntime(b)
 	ctx := context.Background()
 	pods := make([]runtime.PodRef, b.N)
 	for i := range pods {
@@ -275,4 +244,27 @@ func childPIDs(pid int) []int {
 		}
 	}
 	return out
+}
+
+// echoRuntime is a runtime on a containerd of the benchmark's own (returned too), with the echo image imported;
+// it is closed when the benchmark ends. Root only: it fails without.
+func echoRuntime(b *testing.B) (*runtime.Runtime, *runtimetest.Containerd) {
+	b.Helper()
+	runtimetest.RequireRoot(b)
+	imgs := runtimetest.Images(b)
+	ctd := runtimetest.StartContainerd(b)
+	rt, err := runtime.New(context.Background(), ctd.RuntimeConfig())
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { rt.Close() })
+	f, err := os.Open(imgs.Echo)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := rt.ImportImage(context.Background(), f); err != nil {
+		b.Fatal(err)
+	}
+	return rt, ctd
 }
