@@ -71,7 +71,7 @@ func newUpCommand(a *app) *cobra.Command {
 	f.StringVar(&o.listen, "listen", "127.0.0.1:4222", "HOST:PORT the embedded NATS server listens on")
 	f.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
 	f.StringVar(&o.containerd, "containerd-address", "/run/containerd/containerd.sock", "containerd socket; if none answers there, skiff up runs its own under --data-dir")
-	f.StringVar(&o.sandbox, "sandbox", "", `what holds a pod's namespaces: "pause" (a pause container; default) or "pinned" (namespaces pinned as files, no container)`)
+	f.StringVar(&o.sandbox, "sandbox", "", `what holds a pod's namespaces: "pinned" (the namespaces pinned as files, no container; default where containerd sees the pins, else pause) or "pause" (a pause container)`)
 	f.StringVar(&o.ociRuntime, "oci-runtime", "", "what containers run with: crun or runc (default: crun if it works under the node's containerd, else runc)")
 	f.StringVar(&o.nodeName, "node-name", "", "this machine's node name (default: the host name)")
 	f.StringVar(&o.imagesDir, "images-dir", "", "image tarballs to import into the cluster if missing (default: images/ next to the skiff binary)")

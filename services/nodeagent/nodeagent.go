@@ -72,9 +72,9 @@ type Config struct {
 	// SandboxSeccomp gives pods' pause processes the default seccomp profile, as before
 	// (runtime.Config.SandboxSeccomp): the old way, to measure against.
 	SandboxSeccomp bool
-	// Sandbox is what holds a pod's namespaces: "pause" (a pause container, the default) or
-	// "pinned" (no container: the namespaces pinned as bind mounts in PinDir, as CRI-O's
-	// drop_infra_ctr does; runtime.Config.Sandbox).
+	// Sandbox is what holds a pod's namespaces: "pinned" (no container: the namespaces pinned
+	// as bind mounts in PinDir, as CRI-O's drop_infra_ctr does) or "pause" (a pause container).
+	// Empty: pinned where containerd sees the pins, else pause (runtime.Config.Sandbox).
 	Sandbox string
 	// PinDir holds pinned namespaces; default DefaultPinDir(Node). A containerd in a mount
 	// namespace of its own must start after it was made shared (runtime.SharePinDir, which

@@ -2,6 +2,8 @@ package e2e_test
 
 import (
 	"fmt"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -257,18 +259,38 @@ func TestImageNeverImported(t *testing.T) {
 
 // Killing the agent with SIGKILL and starting it again adopts the running container: same
 // container ID, same process, restart count unchanged, and nothing reported about a new one.
+// A pod deleted while the agent was down is stopped and its pinned namespaces removed; the
+// adopted pod keeps its own.
 func TestAgentRestartAdoptsRunningContainers(t *testing.T) {
 	c := cluster.New(t, cluster.Options{})
 	c.Apply(podSpec{name: "steady", args: []string{"sleep"}, restartPolicy: events.RestartAlways, grace: 1}.manifest())
+	c.Apply(podSpec{name: "leaving", args: []string{"sleep"}, grace: 1}.manifest())
 	before := waitRunning(t, c, "steady")
+	leaving := waitRunning(t, c, "leaving")
 	pidBefore, err := c.ContainerPID(before, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
+	pins := c.Node("node1").PinDir()
+	for _, p := range []events.Pod{before, leaving} {
+		if _, err := os.Stat(filepath.Join(pins, p.Metadata.UID, "net")); err != nil {
+			t.Fatalf("pod %s's network namespace is not pinned (the default sandbox): %v", p.Metadata.Name, err)
+		}
+	}
 	head := c.Head()
 
 	c.KillAgent("node1", syscall.SIGKILL)
+	if _, err := c.Skiff("delete", "pod", "leaving"); err != nil {
+		t.Fatal(err)
+	}
 	c.StartAgent("node1")
+	waitGone(t, c, "leaving")
+	if _, err := os.Stat(filepath.Join(pins, leaving.Metadata.UID)); !os.IsNotExist(err) {
+		t.Errorf("pinned namespaces of the pod deleted while the agent was down: %v, want removed", err)
+	}
+	if _, err := os.Stat(filepath.Join(pins, before.Metadata.UID, "net")); err != nil {
+		t.Errorf("pinned namespaces of the adopted pod: %v", err)
+	}
 	// A new pod running proves the restarted agent has caught up and its workers act; the
 	// adopted pod's worker synced before that (workers start together, after reconciling).
 	c.Apply(podSpec{name: "probe", args: []string{"sleep"}, grace: 1}.manifest())

@@ -42,14 +42,14 @@ type startupPath struct {
 }
 
 // startupPaths are compared round by round on one node: "before" is how the agent started
-// pods until December 2026 (runc, the loopback CNI plugin, a seccomp filter on the pause
-// process), "after" is its default (crun when it works, lo brought up in-process, no filter on
-// the pause process), "pinned" the same without a pause container (the pod's namespaces pinned
-// as files, --sandbox pinned).
+// pods until December 2026 (runc, the loopback CNI plugin, a pause container with a seccomp
+// filter), "pause" the default of 5 December 2026 until pinned sandboxes became it (crun when it
+// works, lo brought up in-process, a pause container without a filter), "pinned" today's
+// default (the same without a pause container: the pod's namespaces pinned as files).
 var startupPaths = []startupPath{
-	{"before", []string{"--oci-runtime", "runc", "--cni-loopback-plugin", "--sandbox-seccomp"}},
-	{"after", nil},
-	{"pinned", []string{"--sandbox", "pinned"}},
+	{"before", []string{"--oci-runtime", "runc", "--cni-loopback-plugin", "--sandbox", "pause", "--sandbox-seccomp"}},
+	{"pause", []string{"--sandbox", "pause"}},
+	{"pinned", nil},
 }
 
 // BenchmarkPodStartup measures pod start-up latency on one node with the image present: the
@@ -63,7 +63,7 @@ var startupPaths = []startupPath{
 // times on it, the Deployment scaled back to 0 (and every pod gone) in between. Each run is one
 // round per path of startupPaths, in alternating order, the agent restarted with the path's
 // flags in between, so that both paths see the same machine load; metrics are prefixed with the
-// path ("after-p99-ms"). p99 of 10, 20 or 50 samples is their maximum. Besides latency it
+// path ("pinned-p99-ms"). p99 of 10, 20 or 50 samples is their maximum. Besides latency it
 // reports the node's CPU time per pod by process class (agent, CNI plugins, containerd, `shim
 // start`, shims, runc or crun, the containers' own processes) and how busy the machine was; with SKIFF_E2E_LOG_LEVEL=debug it
 // also logs where on the node the time went (see logBreakdown).
@@ -97,7 +97,7 @@ func BenchmarkPodStartup(b *testing.B) {
 	waitGone(b, c, "warmup")
 	c.Apply(benchDeployment)
 
-	current := "after" // the agent runs with the default flags
+	current := "pinned" // the agent runs with the default flags
 	use := func(p startupPath) {
 		if current != p.name {
 			c.RestartAgent("node1", p.flags...)

@@ -52,7 +52,7 @@ func run(args []string) error {
 	fs.StringVar(&cfg.RuncRoot, "runc-root", "", "directory for runc's (or crun's) container state (default /run/skiff/<node>/runc)")
 	fs.StringVar(&cfg.OCIRuntime, "oci-runtime", "", "what containers run with: crun or runc (default: crun if it works under this containerd, else runc)")
 	fs.StringVar(&cfg.Bridge, "bridge", "skiff0", "the pod bridge's name")
-	fs.StringVar(&cfg.Sandbox, "sandbox", "", `what holds a pod's namespaces: "pause" (a pause container; default) or "pinned" (namespaces pinned as files, no container)`)
+	fs.StringVar(&cfg.Sandbox, "sandbox", "", `what holds a pod's namespaces: "pinned" (the namespaces pinned as files, no container; default where containerd sees the pins, else pause) or "pause" (a pause container)`)
 	fs.StringVar(&cfg.PinDir, "pin-dir", "", "where pinned namespaces live; a containerd in its own mount namespace must start after it was made shared (default /run/skiff/<node>/ns)")
 	fs.BoolVar(&cfg.SandboxSeccomp, "sandbox-seccomp", false, "give pods' pause processes the default seccomp profile too (slower; to compare)")
 	fs.BoolVar(&cfg.CNILoopbackPlugin, "cni-loopback-plugin", false, "bring pods' lo up with the loopback CNI plugin rather than in-process (slower; to compare)")

@@ -22,23 +22,30 @@
 //
 // # Sandbox
 //
-// A pod's sandbox is a containerd container whose only process, /pause, is
-// PID 1 of its own PID namespace and owns the pod's new network, IPC and UTS
-// namespaces (hostname = pod name). App containers join those three
-// namespaces through /proc/<pause pid>/ns/*, and the agent hands CNI
-// /proc/<pause pid>/ns/net ([Sandbox.NetNSPath]). Because the pause process
-// is a containerd task, its shim keeps it (and so the namespaces) alive when
-// the agent or containerd is killed.
+// A pod's sandbox holds its network, IPC and UTS namespaces (hostname = pod
+// name); app containers join them, each in a PID namespace of its own, and
+// the agent hands CNI the network namespace ([Sandbox.NetNSPath]). By
+// default the sandbox is no process at all: the runtime makes the
+// namespaces on a locked thread and pins them as bind mounts under
+// PinDir/<pod uid>/ (see pinned.go), as CRI-O does without an infra
+// container. The pins outlive the agent and containerd; they go when the
+// sandbox is removed. The other kind, a pause container, is a containerd
+// container whose only process, /pause, owns the namespaces
+// (/proc/<pause pid>/ns/*) and is kept alive by its shim; pods get it where
+// containerd cannot see the pins (New checks, see SharePinDir) or when
+// Config.Sandbox asks for it. A pod keeps the kind it was made with.
 //
 // The pause program needs no image: at start the runtime writes a static
 // ELF executable of under 150 bytes (see pause.go) into
-// StateDir/sandbox-rootfs, and every sandbox uses that directory, read-only,
-// as its root. There is nothing to import or unpack, no snapshot per
-// sandbox, and no image that an operator could delete or forget to ship.
+// StateDir/sandbox-rootfs, and every pause sandbox uses that directory,
+// read-only, as its root. There is nothing to import or unpack, no snapshot
+// per sandbox, and no image that an operator could delete or forget to ship.
 //
-// All containers of a pod share one containerd shim process (the runc
-// shim's io.containerd.runc.v2.group annotation names the sandbox), so a
-// pod costs one shim and starting an app container starts no new one.
+// All containers of a pod with a pause sandbox share one containerd shim
+// process (the runc shim's io.containerd.runc.v2.group annotation names the
+// sandbox). A pinned sandbox has no process to keep a shared shim alive, so
+// there each container has its own shim; a pod of one container, the usual
+// case, costs one shim either way.
 //
 // # OCI runtime
 //
@@ -54,7 +61,7 @@
 // and lists what runs.
 //
 // Most of crun's work for a container is compiling containerd's default seccomp profile
-// with libseccomp. The pause process gets no filter (see CreateSandbox), and every app
+// with libseccomp. A pause process gets no filter (see CreateSandbox), and every app
 // container of a node has the same profile, so with crun the probe container runs under it,
 // the runtime reads back the program crun compiled (ptrace) and hands it to crun for every
 // app container with that profile (crun's run.oci.seccomp_bpf_data annotation; seccomp.go).

@@ -28,16 +28,30 @@ type env struct {
 	rt  *runtime.Runtime
 }
 
-func newEnv(t *testing.T) *env {
+// newEnv starts a containerd and a runtime on it with the default config, changed by opts.
+func newEnv(t *testing.T, opts ...func(*runtime.Config)) *env {
 	t.Helper()
 	runtimetest.RequireRoot(t)
 	imgs := runtimetest.Images(t)
 	ctd := runtimetest.StartContainerd(t)
-	rt := ctd.NewRuntime(t)
+	cfg := ctd.RuntimeConfig()
+	for _, o := range opts {
+		o(&cfg)
+	}
+	rt, err := runtime.New(ctxT(t, 30*time.Second), cfg)
+	if err != nil {
+		t.Fatalf("runtime.New: %v", err)
+	}
+	t.Cleanup(func() { rt.Close() })
 	for _, p := range []string{imgs.Echo, imgs.Testbox} {
 		importImage(t, rt, p)
 	}
 	return &env{ctd: ctd, rt: rt}
+}
+
+// sandboxKind sets the kind of sandbox a runtime makes.
+func sandboxKind(kind string) func(*runtime.Config) {
+	return func(c *runtime.Config) { c.Sandbox = kind }
 }
 
 func importImage(t *testing.T, rt *runtime.Runtime, path string) []string {

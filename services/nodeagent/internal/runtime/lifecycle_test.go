@@ -285,7 +285,7 @@ func TestAlreadyExistsAndNotFound(t *testing.T) {
 	}
 }
 
-// The pause process runs without a seccomp filter unless SandboxSeccomp asks for one; app
+// A pause sandbox's process runs without a seccomp filter unless SandboxSeccomp asks for one; app
 // containers always have containerd's default profile. The kernel says which a process has
 // (Seccomp: 0 none, 2 filter).
 func TestSandboxSeccomp(t *testing.T) {
@@ -296,6 +296,7 @@ func TestSandboxSeccomp(t *testing.T) {
 	}{{false, "0"}, {true, "2"}} {
 		t.Run(fmt.Sprintf("SandboxSeccomp=%v", tt.sandboxSeccomp), func(t *testing.T) {
 			cfg := e.ctd.RuntimeConfig()
+			cfg.Sandbox = runtime.SandboxPause
 			cfg.SandboxSeccomp = tt.sandboxSeccomp
 			rt, err := runtime.New(ctxT(t, 30*time.Second), cfg)
 			if err != nil {

@@ -18,11 +18,12 @@ import (
 	"skiff.dev/services/nodeagent/internal/runtime/runtimetest"
 )
 
-// newRuntime is a runtime on e's containerd with the given OCI runtime choice.
-func (e *env) newRuntime(t *testing.T, oci string) (*runtime.Runtime, error) {
+// newRuntime is a runtime on e's containerd with the given OCI runtime choice and sandbox kind.
+func (e *env) newRuntime(t *testing.T, oci, sandbox string) (*runtime.Runtime, error) {
 	t.Helper()
 	cfg := e.ctd.RuntimeConfig()
 	cfg.OCIRuntime = oci
+	cfg.Sandbox = sandbox
 	r, err := runtime.New(ctxT(t, 30*time.Second), cfg)
 	if err == nil {
 		t.Cleanup(func() { r.Close() })
@@ -59,19 +60,20 @@ func (e *env) binaryOf(t *testing.T, id string) string {
 	return opts.BinaryName
 }
 
-// Both OCI runtimes run pods, the default is crun (containerd runs as skiff up runs it), and
-// a pod keeps working when the agent comes back with the other choice.
+// Both OCI runtimes run pods, with either kind of sandbox, the default is crun (containerd runs
+// as skiff up runs it), and a pod keeps working when the agent comes back with the other choice.
 func TestOCIRuntimes(t *testing.T) {
 	e := newEnv(t)
 	for _, tt := range []struct {
-		choice, want string
+		choice, sandbox, want string
 	}{
-		{"", runtime.OCIRuntimeCrun},
-		{runtime.OCIRuntimeCrun, runtime.OCIRuntimeCrun},
-		{runtime.OCIRuntimeRunc, runtime.OCIRuntimeRunc},
+		{"", "", runtime.OCIRuntimeCrun},
+		{runtime.OCIRuntimeCrun, runtime.SandboxPause, runtime.OCIRuntimeCrun},
+		{runtime.OCIRuntimeRunc, runtime.SandboxPause, runtime.OCIRuntimeRunc},
+		{runtime.OCIRuntimeRunc, runtime.SandboxPinned, runtime.OCIRuntimeRunc},
 	} {
-		t.Run("choice="+tt.choice, func(t *testing.T) {
-			rt, err := e.newRuntime(t, tt.choice)
+		t.Run("choice="+tt.choice+",sandbox="+tt.sandbox, func(t *testing.T) {
+			rt, err := e.newRuntime(t, tt.choice, tt.sandbox)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -86,19 +88,23 @@ func TestOCIRuntimes(t *testing.T) {
 			if st.ExitCode != 3 || st.OOMKilled {
 				t.Errorf("status = exit %d oomKilled %v, want exit 3", st.ExitCode, st.OOMKilled)
 			}
-			for _, c := range []string{sb.ID, id} {
+			runs := []string{id}
+			if sb.NSDir == "" {
+				runs = append(runs, sb.ID) // a pause container
+			}
+			for _, c := range runs {
 				if got := pe.binaryOf(t, c); got != tt.want {
 					t.Errorf("container %s runs with %s, want %s", c, got, tt.want)
 				}
 			}
 
-			// The agent restarts with the other runtime: the sandbox keeps its own, and a
-			// restarted container in it runs with the new one.
+			// The agent restarts with the other runtime: a pause sandbox keeps its own, and a
+			// restarted container in the sandbox runs with the new one.
 			other := runtime.OCIRuntimeRunc
 			if tt.want == other {
 				other = runtime.OCIRuntimeCrun
 			}
-			rt2, err := e.newRuntime(t, other)
+			rt2, err := e.newRuntime(t, other, tt.sandbox)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -119,7 +125,7 @@ func TestOCIRuntimes(t *testing.T) {
 			}
 		})
 	}
-	if _, err := e.newRuntime(t, "youki"); !errdefs.IsInvalidArgument(err) {
+	if _, err := e.newRuntime(t, "youki", ""); !errdefs.IsInvalidArgument(err) {
 		t.Errorf("runtime.New with OCI runtime youki: %v, want InvalidArgument", err)
 	}
 }
@@ -131,7 +137,7 @@ func TestOCIRuntimeUnderHybridCgroups(t *testing.T) {
 	ctd := runtimetest.StartContainerd(t, runtimetest.InHostMountNamespace())
 	e := &env{ctd: ctd}
 	hybrid := ctrd.HybridCgroups()
-	rt, err := e.newRuntime(t, "")
+	rt, err := e.newRuntime(t, "", "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -142,7 +148,7 @@ func TestOCIRuntimeUnderHybridCgroups(t *testing.T) {
 	if got := rt.OCIRuntime(); got != want {
 		t.Errorf("hybrid cgroups %v: default OCI runtime %s, want %s", hybrid, got, want)
 	}
-	_, err = e.newRuntime(t, runtime.OCIRuntimeCrun)
+	_, err = e.newRuntime(t, runtime.OCIRuntimeCrun, "")
 	if hybrid != (err != nil) {
 		t.Errorf("hybrid cgroups %v: runtime.New with crun: %v", hybrid, err)
 	}
@@ -161,7 +167,7 @@ func namespacesCtx(ctx context.Context, rt *runtime.Runtime) context.Context {
 // it runs under is byte for byte the one crun compiles for that profile itself.
 func TestCrunSeccompCompiledOnce(t *testing.T) {
 	e := newEnv(t)
-	rt, err := e.newRuntime(t, runtime.OCIRuntimeCrun)
+	rt, err := e.newRuntime(t, runtime.OCIRuntimeCrun, "")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	goruntime "runtime"
@@ -285,4 +286,83 @@ func (r *Runtime) listPinned() ([]ContainerStatus, error) {
 		out = append(out, ContainerStatus{ID: sb.ID, Kind: KindSandbox, Pod: sb.Pod, State: sb.State, CreatedAt: sb.CreatedAt})
 	}
 	return out, nil
+}
+
+// preparePins readies the pin directory and checks that containerd will see pins made in it:
+// a containerd in a mount namespace of its own sees them only if the directory was a shared
+// mount before that namespace was made, and crun, run by containerd's shim, must open them.
+// It pins the agent's own network namespace under a name of its own as a probe, looks for it
+// through /proc/<containerd's pid>/root, and removes it. An error says why pins cannot work.
+func (r *Runtime) preparePins() error {
+	if err := SharePinDir(r.cfg.PinDir); err != nil {
+		return err
+	}
+	pid, err := socketPeerPID(r.cfg.Address)
+	if err != nil {
+		return fmt.Errorf("find containerd's process to check that it sees pinned namespaces: %w", err)
+	}
+	if same, err := sameMountNamespace(pid); err != nil || same {
+		return err
+	}
+	dir, err := filepath.Abs(r.cfg.PinDir)
+	if err != nil {
+		return err
+	}
+	probe := filepath.Join(dir, fmt.Sprintf(".probe-%d-%d", os.Getpid(), time.Now().UnixNano()))
+	f, err := os.OpenFile(probe, os.O_CREATE|os.O_EXCL|os.O_RDONLY, 0o444)
+	if err != nil {
+		return fmt.Errorf("pin probe: %w", err)
+	}
+	f.Close()
+	defer os.Remove(probe)
+	if err := unix.Mount("/proc/self/ns/net", probe, "", unix.MS_BIND, ""); err != nil {
+		return fmt.Errorf("pin probe: %w", err)
+	}
+	defer unix.Unmount(probe, unix.MNT_DETACH)
+	var st unix.Statfs_t
+	if err := unix.Statfs(fmt.Sprintf("/proc/%d/root%s", pid, probe), &st); err != nil || st.Type != unix.NSFS_MAGIC {
+		return fmt.Errorf("containerd (pid %d) runs in a mount namespace that does not see mounts made under %s "+
+			"(start containerd after the directory is a shared mount, or use pause sandboxes): %w", pid, dir, errdefs.ErrFailedPrecondition)
+	}
+	return nil
+}
+
+// socketPeerPID is the PID of the process listening on the unix socket at address, as the
+// kernel recorded it (SO_PEERCRED), in this process's PID namespace.
+func socketPeerPID(address string) (int, error) {
+	conn, err := net.DialTimeout("unix", strings.TrimPrefix(address, "unix://"), 5*time.Second)
+	if err != nil {
+		return 0, err
+	}
+	defer conn.Close()
+	raw, err := conn.(*net.UnixConn).SyscallConn()
+	if err != nil {
+		return 0, err
+	}
+	var cred *unix.Ucred
+	var serr error
+	if err := raw.Control(func(fd uintptr) {
+		cred, serr = unix.GetsockoptUcred(int(fd), unix.SOL_SOCKET, unix.SO_PEERCRED)
+	}); err != nil {
+		return 0, err
+	}
+	if serr != nil {
+		return 0, fmt.Errorf("SO_PEERCRED of %s: %w", address, serr)
+	}
+	if cred.Pid <= 0 {
+		return 0, fmt.Errorf("the process behind %s is not in this PID namespace", address)
+	}
+	return int(cred.Pid), nil
+}
+
+// sameMountNamespace says whether process pid shares this process's mount namespace.
+func sameMountNamespace(pid int) (bool, error) {
+	var self, other unix.Stat_t
+	if err := unix.Stat("/proc/self/ns/mnt", &self); err != nil {
+		return false, err
+	}
+	if err := unix.Stat(fmt.Sprintf("/proc/%d/ns/mnt", pid), &other); err != nil {
+		return false, fmt.Errorf("mount namespace of containerd (pid %d): %w", pid, err)
+	}
+	return self.Dev == other.Dev && self.Ino == other.Ino, nil
 }

@@ -142,3 +142,55 @@ func TestPinnedSandbox(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// Pods get pinned namespaces by default only where containerd sees the pins: under a containerd
+// whose mount namespace no later mount reaches, the default falls back to pause sandboxes, which
+// work there, and an explicit choice of pinned is refused with the reason, before any pod fails.
+func TestPinnedOnlyWhereContainerdSeesThePins(t *testing.T) {
+	runtimetest.RequireRoot(t)
+	imgs := runtimetest.Images(t)
+	for _, tc := range []struct {
+		name string
+		opts []runtimetest.Option
+		want string // the default's kind
+	}{
+		{"containerd sees the pins", nil, runtime.SandboxPinned},
+		{"containerd in a private mount namespace", []runtimetest.Option{runtimetest.InPrivateMountNamespace()}, runtime.SandboxPause},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctd := runtimetest.StartContainerd(t, tc.opts...)
+			rt := ctd.NewRuntime(t)
+			if got := rt.SandboxKind(); got != tc.want {
+				t.Fatalf("default sandbox kind %q, want %q", got, tc.want)
+			}
+			importImage(t, rt, imgs.Testbox)
+			e := &env{ctd: ctd, rt: rt}
+			pod := newPod(t, "probe")
+			sb, id := e.runPod(t, runtime.ContainerConfig{Pod: pod, Name: "app", Image: runtimetest.TestboxImage, Args: []string{"exit", "0"}})
+			if (sb.NSDir != "") != (tc.want == runtime.SandboxPinned) {
+				t.Errorf("sandbox %+v, want a %s one", sb, tc.want)
+			}
+			if st := e.waitState(t, id, runtime.StateExited, 10*time.Second); st.ExitCode != 0 {
+				t.Errorf("app container exited %d, want 0", st.ExitCode)
+			}
+			if err := rt.RemoveSandbox(ctxT(t, 30*time.Second), pod); err != nil {
+				t.Fatal(err)
+			}
+
+			cfg := ctd.RuntimeConfig()
+			cfg.Sandbox = runtime.SandboxPinned
+			pinned, err := runtime.New(ctxT(t, 30*time.Second), cfg)
+			if tc.want == runtime.SandboxPinned {
+				if err != nil {
+					t.Fatalf("runtime with pinned sandboxes: %v", err)
+				}
+				pinned.Close()
+			} else if !errdefs.IsFailedPrecondition(err) || !strings.Contains(err.Error(), "does not see mounts made under "+cfg.PinDir) {
+				t.Errorf("runtime with pinned sandboxes under a containerd that cannot see them: %v, want FailedPrecondition naming %s", err, cfg.PinDir)
+			}
+			if probes, _ := filepath.Glob(filepath.Join(cfg.PinDir, ".probe-*")); len(probes) > 0 {
+				t.Errorf("probes left: %v", probes)
+			}
+		})
+	}
+}

@@ -55,7 +55,8 @@ type Config struct {
 	// profile too, as before: the old way, to measure against (see
 	// CreateSandbox).
 	SandboxSeccomp bool
-	// Sandbox is what holds a pod's namespaces: SandboxPause (the default) or SandboxPinned.
+	// Sandbox is what holds a pod's namespaces: SandboxPinned or SandboxPause. Empty: pinned
+	// when containerd sees the pins (New checks; see SharePinDir), else pause, with a warning.
 	// Sandboxes keep the kind they were made with, so switching is safe with pods running.
 	Sandbox string
 	// PinDir holds pinned sandboxes' namespaces, a directory per pod; default StateDir/ns.
@@ -76,9 +77,6 @@ func (c Config) withDefaults() Config {
 	}
 	if c.StateDir == "" {
 		c.StateDir = "/var/lib/skiff/runtime"
-	}
-	if c.Sandbox == "" {
-		c.Sandbox = SandboxPause
 	}
 	if c.PinDir == "" {
 		c.PinDir = filepath.Join(c.StateDir, "ns")
@@ -112,6 +110,7 @@ type Runtime struct {
 	log         *slog.Logger
 	snapshotter string
 	ociRuntime  string        // the binary the shim runs: runc or crun
+	sandbox     string        // the kind of sandbox new pods get: SandboxPinned or SandboxPause
 	seccomp     *seccompCache // app containers' filter compiled by crun; nil: none
 	images      imageCache
 	sandboxRoot string
@@ -153,11 +152,17 @@ func (r *Runtime) init(ctx context.Context) error {
 	}
 	switch r.cfg.Sandbox {
 	case SandboxPause:
-	case SandboxPinned:
-		// Shared, so that a containerd in a mount namespace of its own made after this (the
-		// usual order is the reverse: see SharePinDir) sees the pins.
-		if err := SharePinDir(r.cfg.PinDir); err != nil {
-			return err
+		r.sandbox = SandboxPause
+	case SandboxPinned, "":
+		err := r.preparePins()
+		switch {
+		case err == nil:
+			r.sandbox = SandboxPinned
+		case r.cfg.Sandbox == "":
+			r.log.Warn("pods get pause containers: pinned namespaces would not reach containerd", "err", err)
+			r.sandbox = SandboxPause
+		default:
+			return fmt.Errorf("sandbox %q: %w", SandboxPinned, err)
 		}
 	default:
 		return fmt.Errorf("sandbox %q: want %q or %q: %w", r.cfg.Sandbox, SandboxPause, SandboxPinned, errdefs.ErrInvalidArgument)
@@ -176,7 +181,7 @@ func (r *Runtime) init(ctx context.Context) error {
 		return err
 	}
 	r.log.Info("containerd runtime ready", "address", r.cfg.Address, "namespace", r.cfg.Namespace,
-		"snapshotter", r.snapshotter, "ociRuntime", r.ociRuntime, "sandbox", r.cfg.Sandbox)
+		"snapshotter", r.snapshotter, "ociRuntime", r.ociRuntime, "sandbox", r.sandbox)
 	return nil
 }
 
@@ -215,6 +220,9 @@ func (r *Runtime) Close() error {
 	r.closeOnce.Do(func() { close(r.closed) })
 	return r.client.Close()
 }
+
+// SandboxKind is the kind of sandbox new pods get: SandboxPinned or SandboxPause.
+func (r *Runtime) SandboxKind() string { return r.sandbox }
 
 // OCIRuntime is the program the runc shim runs new containers with: OCIRuntimeCrun or
 // OCIRuntimeRunc.

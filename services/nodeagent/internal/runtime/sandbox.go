@@ -98,7 +98,7 @@ func (r *Runtime) CreateSandbox(ctx context.Context, cfg PodSandboxConfig) (Sand
 	if len(hostname) > 63 {
 		hostname = hostname[:63]
 	}
-	if r.cfg.Sandbox == SandboxPinned {
+	if r.sandbox == SandboxPinned {
 		if _, err := r.client.LoadContainer(ctx, id); err == nil {
 			// A pause sandbox from before a switch still holds the pod.
 			return Sandbox{}, fmt.Errorf("create sandbox of pod %s: a pause sandbox exists: %w", cfg.Pod, errdefs.ErrAlreadyExists)
@@ -225,14 +225,14 @@ func (r *Runtime) removeTask(ctx context.Context, id string) error {
 func (r *Runtime) GetSandbox(ctx context.Context, podUID string) (Sandbox, error) {
 	ctx = r.ns(ctx)
 	// A pod keeps the kind of sandbox it was made with; look for the usual one first.
-	if r.cfg.Sandbox == SandboxPinned {
+	if r.sandbox == SandboxPinned {
 		if sb, err := r.getPinned(podUID); !errdefs.IsNotFound(err) {
 			return sb, err
 		}
 	}
 	id := SandboxID(podUID)
 	c, err := r.client.LoadContainer(ctx, id)
-	if errdefs.IsNotFound(err) && r.cfg.Sandbox != SandboxPinned {
+	if errdefs.IsNotFound(err) && r.sandbox != SandboxPinned {
 		if sb, perr := r.getPinned(podUID); !errdefs.IsNotFound(perr) {
 			return sb, perr
 		}

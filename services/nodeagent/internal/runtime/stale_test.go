@@ -121,11 +121,12 @@ func TestRemoveTaskByID(t *testing.T) {
 	}
 }
 
-// staleEnv is a runtime on its own containerd, a client to reach behind its back, and a context
-// of two minutes, also in the runtime's namespace (nsctx), for the client.
+// staleEnv is a runtime making pause sandboxes on its own containerd, a client to reach behind
+// its back, and a context of two minutes, also in the runtime's namespace (nsctx), for the
+// client. (A pinned sandbox left half made is TestPinnedSandbox's.)
 func staleEnv(t *testing.T) (e *env, client *containerd.Client, ctx, nsctx context.Context) {
 	t.Helper()
-	e = newEnv(t)
+	e = newEnv(t, sandboxKind(runtime.SandboxPause))
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	t.Cleanup(cancel)
 	return e, e.ctd.Client(t), ctx, namespaces.WithNamespace(ctx, e.ctd.RuntimeConfig().Namespace)

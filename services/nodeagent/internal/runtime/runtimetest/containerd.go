@@ -32,6 +32,7 @@ type Containerd struct {
 	CgroupParent string // give this to runtime.Config: cleanup removes it
 	t            testing.TB
 	hostMounts   bool // run in the test's mount namespace, whatever the cgroups
+	privateMount bool // run in a mount namespace that sees no mount made after it starts
 	cmd          *exec.Cmd
 	exited       chan struct{}
 	logFile      *os.File
@@ -49,8 +50,16 @@ func RequireRoot(t testing.TB) {
 type Option func(*options)
 
 type options struct {
-	disabled   []string
-	hostMounts bool
+	disabled     []string
+	hostMounts   bool
+	privateMount bool
+}
+
+// InPrivateMountNamespace runs the daemon in a mount namespace of its own that no later mount
+// of the test's reaches (private propagation), as a containerd started under a service
+// manager's mount isolation might run: pinned namespaces made after it started cannot reach it.
+func InPrivateMountNamespace() Option {
+	return func(o *options) { o.privateMount = true }
 }
 
 // InHostMountNamespace runs the daemon in the test's own mount namespace, as a system
@@ -94,7 +103,7 @@ func StartContainerd(t testing.TB, opts ...Option) *Containerd {
 	for _, opt := range opts {
 		opt(&o)
 	}
-	c.hostMounts = o.hostMounts
+	c.hostMounts, c.privateMount = o.hostMounts, o.privateMount
 	// Only what the runtime uses: no CRI (it would want CNI and a pause
 	// image), no /opt/containerd, no snapshotters that cannot work here.
 	disabled := append([]string{
@@ -140,8 +149,14 @@ func (c *Containerd) Start() {
 		c.t.Fatal(err)
 	}
 	argv := ctrd.Argv("--config", filepath.Join(c.Dir, "config.toml"))
-	if c.hostMounts {
+	switch {
+	case c.hostMounts:
 		argv = []string{"containerd", "--config", filepath.Join(c.Dir, "config.toml")}
+	case c.privateMount:
+		// Without the cgroup2 mount where there is one, as ctrd.Argv does, so crun works.
+		argv = []string{"unshare", "--mount", "--propagation", "private", "--", "sh", "-c",
+			`umount ` + ctrd.UnifiedMount + ` 2>/dev/null; exec "$@"`, "sh",
+			"containerd", "--config", filepath.Join(c.Dir, "config.toml")}
 	}
 	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Stdout, cmd.Stderr = logFile, logFile
