@@ -54,12 +54,20 @@ type (
 		Pod Pod `json:"pod"`
 	}
 	// PodScheduled is the scheduler's decision; it is followed by PodBound on the node's subject.
+	// Score is the winner's; Feasible how many feasible nodes the search found among the Nodes
+	// it looked at.
 	PodScheduled struct {
 		UID      string `json:"uid"`
 		Node     string `json:"node"`
 		Score    int64  `json:"score"`
 		Feasible int    `json:"feasible"`
 		Nodes    int    `json:"nodes"`
+		// StateSeq is the sequence the scheduler's state was folded to when it decided. Its
+		// own decisions that state did not show yet are the PodScheduled events between
+		// StateSeq and this one: the two say exactly what the decision saw, so it can be run
+		// again from the log (skiff explain --replay, skiff events verify). 0 in logs from
+		// before it was recorded.
+		StateSeq uint64 `json:"stateSeq,omitempty"`
 	}
 	// PodUnschedulable says why no node fits, e.g. "0/3 nodes are available: 2 insufficient
 	// memory, 1 node(s) had untolerated taint {dedicated=db}".
@@ -67,6 +75,16 @@ type (
 		UID     string         `json:"uid"`
 		Message string         `json:"message"`
 		Reasons map[string]int `json:"reasons,omitempty"`
+		// NodeReasons names the nodes behind each reason: reason → ranges of positions in the
+		// list of the cluster's nodes sorted by name at StateSeq, e.g. "0-2,5" (a node may
+		// have several reasons). Bounded by the node count whatever the names: at 5,000 nodes
+		// a reason shared by all is "0-4999".
+		NodeReasons map[string]string `json:"nodeReasons,omitempty"`
+		// NodeSet is a digest of that sorted list (NodeSetDigest), so a reader can tell that
+		// its own fold at StateSeq lists the same nodes.
+		NodeSet string `json:"nodeSet,omitempty"`
+		// StateSeq: as PodScheduled's.
+		StateSeq uint64 `json:"stateSeq,omitempty"`
 	}
 	// PodDeletionRequested starts a graceful deletion.
 	PodDeletionRequested struct {

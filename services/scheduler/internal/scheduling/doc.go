@@ -8,8 +8,10 @@
 // Feasible nodes are ranked (rank.go) by how much room they keep (least allocated CPU and memory)
 // plus how few replicas of the pod's owner they already run (spread), and the best wins. Like
 // kube-scheduler's percentageOfNodesToScore and Nomad's limit iterator, the search stops once it
-// has found enough feasible nodes (place.go), starting each pod where the previous one stopped,
-// so a pod costs O(nodes to find), not O(all nodes). A pod that fits nowhere costs one full pass,
+// has found enough feasible nodes (place.go), starting each pod at a node picked by a hash of
+// its UID, so a pod costs O(nodes to find), not O(all nodes). Nothing else (no clock, no map
+// order, no earlier pass) enters a decision: the same fold gives the same node, so a recorded
+// decision can be re-run from the log (Rerun). A pod that fits nowhere costs one full pass,
 // which yields kube-scheduler's message ("0/3 nodes are available: 1 node(s) had untolerated taint
 // {dedicated: db}, 2 Insufficient memory.") written as PodUnschedulable, only when it changed.
 //

@@ -2,9 +2,12 @@ package scheduling
 
 import (
 	"fmt"
+
 	"sort"
 	"strings"
 	"time"
+
+	"skiff.dev/events"
 )
 
 // Defaults of how many feasible nodes to find before picking the best, as kube-scheduler's
@@ -47,24 +50,29 @@ type placement struct {
 	filterTime, scoreTime time.Duration
 }
 
-// placer picks nodes for pods over one node set. It keeps the rotating start, so consecutive
-// pods look at different nodes first: without it, a limited search would always favour the
-// first nodes in name order (Nomad's and kube-scheduler's rotation serve the same purpose).
+// placer picks nodes for pods over one node set. Each pod's search starts at a node chosen by
+// a hash of its UID, so pods look at different nodes first (without it, a limited search would
+// always favour the first nodes in name order; Nomad's and kube-scheduler's rotation serve the
+// same purpose), and the choice depends only on the pod and the node set: the same state gives
+// the same decision, which is what `skiff explain --replay` and `skiff events verify` rely on.
 type placer struct {
 	chain   []checker
 	percent int
-	next    int
 	why     []reason // scratch
 	// timed measures filterTime and scoreTime; off, place reads no clock.
 	timed bool
+	// seen, if set, hears of every node looked at: why it was rejected, or its two score parts
+	// (a re-run that explains; nil in the loop, which skips the spread of nodes that cannot win).
+	seen func(idx int, why []reason, leastAllocated, spread int64)
 }
 
 // timingSample is how many nodes place looks at per node it times: reading the clock around
 // every check cost 15 % of a traced run's CPU (two reads per node, hundreds of nodes per pod).
 const timingSample = 16
 
-// place looks at nodes from the rotating start until it has found enough feasible ones (or
-// looked at all), and returns the best by score; ties go to the node looked at first.
+// place looks at nodes from the pod's start (podInfo.start) until it has found enough feasible
+// ones (or looked at all), and returns the best by score; ties go to the node looked at first.
+// Nothing but p, nodes and sameOwner decides: no clock, no map order, no earlier pod.
 // sameOwner[i] is how many pods of p's owner node i already has (nil: none anywhere).
 func (pl *placer) place(p *podInfo, nodes []nodeInfo, sameOwner map[int]int) placement {
 	all := len(nodes)
@@ -75,7 +83,7 @@ func (pl *placer) place(p *podInfo, nodes []nodeInfo, sameOwner map[int]int) pla
 	best := placement{node: -1}
 	var counts [numReasonCodes]int
 	var taints map[reason]int
-	start := pl.next % all
+	start := int(p.start % uint32(all))
 	i := 0
 	var t0 time.Time
 	for ; i < all && best.feasible < want; i++ {
@@ -90,6 +98,13 @@ func (pl *placer) place(p *podInfo, nodes []nodeInfo, sameOwner map[int]int) pla
 			t1 := time.Now()
 			best.filterTime += t1.Sub(t0)
 			t0 = t1
+		}
+		if pl.seen != nil {
+			if len(pl.why) > 0 {
+				pl.seen(idx, pl.why, 0, 0)
+			} else {
+				pl.seen(idx, nil, leastAllocated(p, n), spread(p, sameOwner[idx]))
+			}
 		}
 		if len(pl.why) > 0 {
 			for _, r := range pl.why {
@@ -118,7 +133,6 @@ func (pl *placer) place(p *podInfo, nodes []nodeInfo, sameOwner map[int]int) pla
 		}
 	}
 	best.evaluated = i
-	pl.next = (start + i) % all
 	if best.node >= 0 {
 		return best
 	}
@@ -132,6 +146,28 @@ func (pl *placer) place(p *podInfo, nodes []nodeInfo, sameOwner map[int]int) pla
 		}
 	}
 	return best
+}
+
+// nodeReasons checks p against every node and names the nodes behind each reason, as
+// PodUnschedulable.NodeReasons: reason text → ranges of positions in nodes (sorted by name).
+// A full pass, run only for a PodUnschedulable that is written (its message changed).
+func nodeReasons(chain []checker, p *podInfo, nodes []nodeInfo) map[string]string {
+	positions := map[string][]int{}
+	var why []reason
+	for i := range nodes {
+		why = feasible(chain, p, &nodes[i], why)
+		for _, r := range why {
+			text := r.String()
+			if ps := positions[text]; len(ps) == 0 || ps[len(ps)-1] != i {
+				positions[text] = append(ps, i)
+			}
+		}
+	}
+	out := make(map[string]string, len(positions))
+	for text, ps := range positions {
+		out[text] = events.NodeRanges(ps)
+	}
+	return out
 }
 
 // unschedulableMessage says why a pod fits nowhere, in kube-scheduler's words and order: the

@@ -87,20 +87,19 @@ func TestPlace(t *testing.T) {
 		nodes     []nodeInfo
 		pod       podInfo
 		sameOwner map[int]int
-		start     int
 		want      placement
 	}{
 		{name: "least allocated wins", nodes: nodes(2000, 1000, 3000),
 			want: placement{node: 1, score: 175 + 0, feasible: 3, evaluated: 3}},
 		{name: "spread beats a little more room", nodes: nodes(1000, 1200), pod: podInfo{owner: "web"}, sameOwner: map[int]int{0: 1},
 			want: placement{node: 1, score: 70 + 100, feasible: 2, evaluated: 2}},
-		{name: "ties go to the first looked at", nodes: nodes(0, 0, 0), start: 1,
+		{name: "ties go to the first looked at", nodes: nodes(0, 0, 0), pod: podInfo{start: 1},
 			want: placement{node: 1, score: 200, feasible: 3, evaluated: 3}},
 		{name: "infeasible nodes are skipped", nodes: nodes(4000, 3900, 1000), pod: podInfo{milliCPU: 200},
 			want: placement{node: 2, score: (70+75)/2 + 100, feasible: 1, evaluated: 3}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			pl := placer{chain: defaultCheckers(), next: c.start}
+			pl := placer{chain: defaultCheckers()}
 			got := pl.place(&c.pod, c.nodes, c.sameOwner)
 			if diff := cmp.Diff(c.want, got, cmp.AllowUnexported(placement{}, reason{})); diff != "" {
 				t.Errorf("placement (-want +got):\n%s", diff)
@@ -109,9 +108,10 @@ func TestPlace(t *testing.T) {
 	}
 }
 
-// TestPlaceStopsEarlyAndRotates checks the limited search on a large cluster: it stops once it
-// found enough feasible nodes, and the next pod starts where this one stopped.
-func TestPlaceStopsEarlyAndRotates(t *testing.T) {
+// TestPlaceStopsEarlyFromThePodsStart checks the limited search on a large cluster: it starts at
+// the pod's own node (a hash of its UID), stops once it found enough feasible nodes, and decides
+// the same whatever was placed before.
+func TestPlaceStopsEarlyFromThePodsStart(t *testing.T) {
 	ns := make([]nodeInfo, 1000)
 	for i := range ns {
 		ns[i] = readyNode()
@@ -119,12 +119,21 @@ func TestPlaceStopsEarlyAndRotates(t *testing.T) {
 	}
 	ns[0].ready = false // one infeasible node is looked at but does not count
 	pl := placer{chain: defaultCheckers()}
-	first := pl.place(&podInfo{}, ns, nil)
+	first := pl.place(&podInfo{start: 1000}, ns, nil) // starts at node 0
 	if first.feasible != 420 || first.evaluated != 421 || first.node != 1 {
 		t.Errorf("first pod: feasible=%d evaluated=%d node=%d, want 420, 421, 1", first.feasible, first.evaluated, first.node)
 	}
-	second := pl.place(&podInfo{}, ns, nil)
-	if second.node != 421 {
-		t.Errorf("second pod went to node %d, want 421 (where the first search stopped)", second.node)
+	a, b := podInfo{uid: "3f1c", start: searchStart("3f1c")}, podInfo{uid: "9e07", start: searchStart("9e07")}
+	wantA, wantB := int(a.start%1000), int(b.start%1000)
+	if wantA == wantB {
+		t.Fatalf("test UIDs hash to the same start %d", wantA)
+	}
+	for range 2 {
+		if got := pl.place(&a, ns, nil); got.node != wantA {
+			t.Errorf("pod %s went to node %d, want %d (its start)", a.uid, got.node, wantA)
+		}
+		if got := pl.place(&b, ns, nil); got.node != wantB {
+			t.Errorf("pod %s went to node %d, want %d (its start)", b.uid, got.node, wantB)
+		}
 	}
 }

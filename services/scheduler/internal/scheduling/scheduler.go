@@ -186,6 +186,8 @@ type decision struct {
 	evaluated int
 	// bindSeq is the last sequence on the pod's bind subject on that node.
 	bindSeq uint64
+	// stateSeq is the sequence the projection was at when the batch was decided.
+	stateSeq uint64
 	// trace is the placement as the pod's spans tell it, noted when tracing is on (nil when
 	// off: an untraced decision stays as small as before); the writer records the spans and
 	// sets traceparent to the "schedule pod" span's.
@@ -198,6 +200,10 @@ type unschedulableWrite struct {
 	pod     podInfo
 	message string
 	reasons map[string]int
+	// nodeReasons, nodeSet and stateSeq: as PodUnschedulable's.
+	nodeReasons map[string]string
+	nodeSet     string
+	stateSeq    uint64
 	// trace, traceparent: as decision's.
 	trace       *podTrace
 	traceparent string
@@ -395,7 +401,9 @@ func (s *Scheduler) eligibleOf(cands []candidate, now time.Time) []candidate {
 func (s *Scheduler) decide(chunk []candidate, now time.Time) *batch {
 	pods := s.pods[:0]
 	clear(s.owners)
+	var stateSeq uint64
 	s.cfg.Projection.View(func(st *state.State) {
+		stateSeq = st.Seq
 		for _, c := range chunk {
 			p := st.Pods[c.key]
 			if p == nil || p.Metadata.UID != c.uid || p.Spec.NodeName != "" || p.Deleting() {
@@ -470,7 +478,8 @@ func (s *Scheduler) decide(chunk []candidate, now time.Time) *batch {
 			e := s.backoff.unplaceable(p.key, p.uid, now, s.gen)
 			if msg != p.unschedulable && msg != e.message {
 				e.message = msg
-				u := unschedulableWrite{pod: *p, message: msg, reasons: reasons}
+				u := unschedulableWrite{pod: *p, message: msg, reasons: reasons, stateSeq: stateSeq,
+					nodeReasons: nodeReasons(s.placer.chain, p, s.nodes.nodes), nodeSet: s.nodes.digest()}
 				if traced {
 					u.trace = newPodTrace(pl, podStart, len(s.nodes.nodes), "")
 				}
@@ -488,7 +497,7 @@ func (s *Scheduler) decide(chunk []candidate, now time.Time) *batch {
 		}
 		s.assumed[p.key] = assumption{node: n.name, milliCPU: p.milliCPU, memory: p.memory, owner: p.owner}
 		s.binding[p.key] = struct{}{}
-		d := decision{pod: *p, node: n.name, score: pl.score, feasible: pl.feasible, evaluated: pl.evaluated}
+		d := decision{pod: *p, node: n.name, score: pl.score, feasible: pl.feasible, evaluated: pl.evaluated, stateSeq: stateSeq}
 		if traced {
 			d.trace = newPodTrace(pl, podStart, len(s.nodes.nodes), n.name)
 		}

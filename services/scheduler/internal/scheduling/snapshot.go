@@ -14,6 +14,9 @@ type podInfo struct {
 	key     state.Key
 	uid     string
 	created uint64
+	// start is where the pod's search begins among the nodes (modulo their number): a hash of
+	// its UID, so the decision depends on the state alone.
+	start uint32
 	// seq is the last sequence on the pod's subject when the pod was copied: PodScheduled is
 	// appended only if nothing happened to the pod since.
 	seq              uint64
@@ -38,6 +41,7 @@ func newPodInfo(st *state.State, p *state.Pod) podInfo {
 	pi := podInfo{
 		key:         p.Key(),
 		uid:         p.Metadata.UID,
+		start:       searchStart(p.Metadata.UID),
 		created:     p.Created,
 		seq:         st.SubjectSeq(events.ObjectSubject(events.KindPod, p.Metadata.Namespace, p.Metadata.Name)),
 		milliCPU:    p.MilliCPU,
@@ -59,6 +63,16 @@ func newPodInfo(st *state.State, p *state.Pod) podInfo {
 		}
 	}
 	return pi
+}
+
+// searchStart hashes a pod's UID (FNV-1a) to the start of its search among the nodes.
+func searchStart(uid string) uint32 {
+	h := uint32(2166136261)
+	for i := 0; i < len(uid); i++ {
+		h ^= uint32(uid[i])
+		h *= 16777619
+	}
+	return h
 }
 
 // nodeInfo is one node as a pass sees it: the projection's view plus the pods this scheduler
@@ -112,7 +126,7 @@ type assumption struct {
 	owner            string
 }
 
-// nodeSet is the pass's copy of all nodes, in name order so that rotating through them is
+// nodeSet is the pass's copy of all nodes, in name order so that searching them is
 // deterministic.
 type nodeSet struct {
 	nodes []nodeInfo
@@ -120,6 +134,15 @@ type nodeSet struct {
 	// base is the projection's view at the previous snapshot, before assumptions, to notice
 	// nodes that got better.
 	base map[string]nodeInfo
+}
+
+// digest is PodUnschedulable.NodeSet of the nodes.
+func (ns *nodeSet) digest() string {
+	names := make([]string, len(ns.nodes))
+	for i := range ns.nodes {
+		names[i] = ns.nodes[i].name
+	}
+	return events.NodeSetDigest(names)
 }
 
 // snapshot copies the nodes out of st and adds the assumptions the projection does not show

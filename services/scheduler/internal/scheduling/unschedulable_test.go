@@ -41,8 +41,11 @@ func TestUnschedulableWrittenOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 	got := evs[1].Data.(*events.PodUnschedulable)
+	// Nodes in name order: db-1 (0), small (1); the state had the three events above.
 	wantEv := &events.PodUnschedulable{UID: "uid-big", Message: want,
-		Reasons: map[string]int{"Insufficient memory": 1, "node(s) had untolerated taint {dedicated: db}": 1}}
+		Reasons:     map[string]int{"Insufficient memory": 1, "node(s) had untolerated taint {dedicated: db}": 1},
+		NodeReasons: map[string]string{"Insufficient memory": "1", "node(s) had untolerated taint {dedicated: db}": "0"},
+		NodeSet:     events.NodeSetDigest([]string{"db-1", "small"}), StateSeq: 3}
 	if diff := cmp.Diff(wantEv, got); diff != "" {
 		t.Errorf("PodUnschedulable (-want +got):\n%s", diff)
 	}

@@ -48,7 +48,7 @@ func (s *Scheduler) write(ctx context.Context) {
 				d := &b.decisions[i]
 				d.traceparent = s.tracePod(&tracing, &d.pod, d.trace)
 				ev, err := events.New(now, caused(meta, d.pod.cause, d.traceparent), podRef(&d.pod), "", &events.PodScheduled{
-					UID: d.pod.uid, Node: d.node, Score: d.score, Feasible: d.feasible, Nodes: d.evaluated,
+					UID: d.pod.uid, Node: d.node, Score: d.score, Feasible: d.feasible, Nodes: d.evaluated, StateSeq: d.stateSeq,
 				})
 				if err != nil {
 					// Cannot happen with a registered payload; if it does, the loop must forget
@@ -65,6 +65,7 @@ func (s *Scheduler) write(ctx context.Context) {
 				u.traceparent = s.tracePod(&tracing, &u.pod, u.trace)
 				ev, err := events.New(now, caused(meta, u.pod.cause, u.traceparent), podRef(&u.pod), "", &events.PodUnschedulable{
 					UID: u.pod.uid, Message: u.message, Reasons: u.reasons,
+					NodeReasons: u.nodeReasons, NodeSet: u.nodeSet, StateSeq: u.stateSeq,
 				})
 				if err != nil {
 					s.log.Error("build PodUnschedulable", "pod", u.pod.key, "err", err)
