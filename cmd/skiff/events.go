@@ -25,7 +25,7 @@ import (
 
 func init() {
 	register(func(a *app) *cobra.Command {
-		return group("events", "Read the cluster's event log", newEventsLogCmd(a), newEventsReplayCmd(a), newEventsDiffCmd(a), newEventsTraceCmd(a))
+		return group("events", "Read the cluster's event log", newEventsLogCmd(a), newEventsReplayCmd(a), newEventsDiffCmd(a), newEventsTraceCmd(a), newEventsVerifyCmd(a))
 	})
 }
 
