@@ -14,7 +14,9 @@ import (
 // nowhere, with the nodes behind its reason. Every event names its cause, as the services write
 // them. It returns the head.
 func placements(c *cluster) uint64 {
-	user := func(cmd string) events.Meta { return events.Meta{Actor: "user/alice", CausationID: cmd, CorrelationID: cmd} }
+	user := func(cmd string) events.Meta {
+		return events.Meta{Actor: "user/alice", CausationID: cmd, CorrelationID: cmd}
+	}
 	sched := events.Meta{Actor: "scheduler/r1"}
 	for i, n := range []struct {
 		name string
