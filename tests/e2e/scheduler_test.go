@@ -54,4 +54,15 @@ func TestStandbySchedulerTakesOver(t *testing.T) {
 	if pod.Spec.NodeName != "node1" {
 		t.Errorf("pod on %q, want node1", pod.Spec.NodeName)
 	}
+
+	// Both replicas' decisions come out the same when made again from the log, by the CLI.
+	out, err := c.Skiff("events", "verify")
+	if err != nil || !strings.Contains(out, "2 the same, 0 different") {
+		t.Errorf("skiff events verify: %v\n%s", err, out)
+	}
+	out, err = c.Skiff("explain", "pod", "after", "--replay")
+	if err != nil || !strings.Contains(out, "Scheduled at sequence") || !strings.Contains(out, "picks node1 again: the same node") ||
+		!strings.Contains(out, scheduled.Actor) {
+		t.Errorf("skiff explain pod after --replay: %v\n%s", err, out)
+	}
 }

@@ -56,4 +56,9 @@
 //
 // Score is the winner's score (0..200); Feasible is how many feasible nodes the search found and
 // Nodes how many nodes it looked at to find them (all of them when the cluster is small).
+// StateSeq is the projection's sequence when the batch was decided: with the decisions between
+// it and this one (assumed), it is everything the decision saw, so Verify and ExplainDecision
+// (verify.go) can make it again. PodUnschedulable also names the nodes behind each reason
+// (nodeReasons: ranges of positions in the nodes sorted by name; a full pass over the nodes,
+// done only when the message changes and the event is written).
 package scheduling
