@@ -233,7 +233,7 @@ func (a *app) nodesOf(ctx context.Context, st *store.Store, d *events.PodUnsched
 	}
 	out := map[string][]string{}
 	for reason, ranges := range d.NodeReasons {
-		ps, err := events.ParseNodeRanges(ranges, len(names))
+		ps, err := events.ParseNodePositions(ranges, len(names))
 		if err != nil {
 			return nil, err
 		}

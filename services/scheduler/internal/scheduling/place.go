@@ -165,7 +165,7 @@ func nodeReasons(chain []checker, p *podInfo, nodes []nodeInfo) map[string]strin
 	}
 	out := make(map[string]string, len(positions))
 	for text, ps := range positions {
-		out[text] = events.NodeRanges(ps)
+		out[text] = events.NodePositions(ps, len(nodes))
 	}
 	return out
 }
