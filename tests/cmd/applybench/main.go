@@ -60,6 +60,7 @@ import (
 type options struct {
 	bin, topology        string
 	runs, nodes, gets    int
+	verify               bool
 	replicas             int
 	timeout, setup, stop time.Duration
 }
@@ -70,6 +71,7 @@ func main() {
 	flag.StringVar(&o.topology, "topology", "up", "the control plane's processes: up (skiff up, NATS and the scheduler in one) or split (nats-server and skiff-scheduler apart)")
 	flag.IntVar(&o.runs, "runs", 3, "runs, each on a fresh cluster")
 	flag.IntVar(&o.gets, "gets", 3, "how many times each run lists every pod with skiff get pods -A (its median is reported)")
+	flag.BoolVar(&o.verify, "verify", false, "after each run, time skiff events verify (every decision made again from the log) and skiff explain of one pod")
 	flag.IntVar(&o.nodes, "nodes", 1000, "simulated nodes")
 	flag.IntVar(&o.replicas, "replicas", 30000, "replicas of the Deployment")
 	flag.DurationVar(&o.timeout, "timeout", 10*time.Minute, "how long a run may take from exec of skiff apply to the last PodBound")
@@ -405,6 +407,11 @@ wait:
 	}
 	c.status("skiff get pods -A, exec to exit: %v", gets)
 	r.getPods = median(gets)
+	if o.verify {
+		if err := timeVerify(ctx, c, cp.user, o.replicas); err != nil {
+			return r, err
+		}
+	}
 
 	for _, p := range cp.measured {
 		rss, err := p.peakRSS()
@@ -422,6 +429,37 @@ wait:
 		}
 	}
 	return r, nil
+}
+
+// timeVerify times what a user runs to check the scheduler's decisions after an upgrade (skiff
+// events verify: all of them made again) and to ask about one pod (skiff explain), exec to exit.
+func timeVerify(ctx context.Context, c *cluster, user string, replicas int) error {
+	t0 := time.Now()
+	out, err := exec.CommandContext(ctx, c.skiff(), "--config", user, "events", "verify").CombinedOutput()
+	took := time.Since(t0)
+	if err != nil {
+		return fmt.Errorf("skiff events verify: %w: %s", err, out)
+	}
+	want := fmt.Sprintf("%d the same, 0 different", replicas)
+	if !strings.Contains(string(out), want) {
+		return fmt.Errorf("skiff events verify said %q, want %q", oneLine(string(out)), want)
+	}
+	c.status("skiff events verify, exec to exit: %v (%s)", took.Round(time.Millisecond), oneLine(string(out)))
+	names, err := exec.CommandContext(ctx, c.skiff(), "--config", user, "get", "pods", "-o", "name").Output()
+	if err != nil {
+		return fmt.Errorf("skiff get pods -o name: %w", err)
+	}
+	last := strings.Fields(string(names))
+	if len(last) == 0 {
+		return errors.New("skiff get pods -o name listed no pod")
+	}
+	t0 = time.Now()
+	out, err = exec.CommandContext(ctx, c.skiff(), "--config", user, "explain", last[len(last)-1], "--replay").CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("skiff explain %s --replay: %w: %s", last[len(last)-1], err, out)
+	}
+	c.status("skiff explain %s --replay, exec to exit: %v", last[len(last)-1], time.Since(t0).Round(time.Millisecond))
+	return nil
 }
 
 // deploymentYAML is a Deployment of replicas small pods: 30 of them fit a simulated node many
