@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"path/filepath"
 	"slices"
 	"sort"
 	"strings"
@@ -193,8 +194,9 @@ func waitConverged(ctx context.Context, t *testing.T, c *datacenter.Cluster, nam
 	return time.Now()
 }
 
-// checkNodes asserts that every VM runs exactly the pods the log places there: two running
-// tasks (sandbox and container) per pod and nothing else, and host-local holds exactly their
+// checkNodes asserts that every VM runs exactly the pods the log places there: a running
+// container and a sandbox (pinned namespaces, or a pause container's task) per pod and nothing
+// else, and host-local holds exactly their
 // addresses: no orphan container, no leaked IP. It polls, since a pod deleted a moment ago may
 // still be stopping.
 func checkNodes(ctx context.Context, t *testing.T, c *datacenter.Cluster) {
@@ -219,10 +221,13 @@ func checkNodes(ctx context.Context, t *testing.T, c *datacenter.Cluster) {
 				why = err.Error()
 				return false
 			}
+			pins := pinnedSandboxes(vm)
 			held := ipAllocations(vm)
 			sort.Strings(ips)
-			if tasks != 2*len(ips) || strings.Join(held, ",") != strings.Join(ips, ",") {
-				why += fmt.Sprintf("%s: %d running tasks for %d pods; addresses held %v, pods' %v. ", vm.Name, tasks, len(ips), held, ips)
+			// Each pod is its container and its sandbox: pinned namespaces (the default) or a
+			// pause container's task.
+			if tasks+pins != 2*len(ips) || (pins != 0 && pins != len(ips)) || strings.Join(held, ",") != strings.Join(ips, ",") {
+				why += fmt.Sprintf("%s: %d running tasks and %d pinned sandboxes for %d pods; addresses held %v, pods' %v. ", vm.Name, tasks, pins, len(ips), held, ips)
 			}
 		}
 		return why == ""
@@ -244,6 +249,18 @@ func runningTasks(ctx context.Context, vm *datacenter.VM) (int, error) {
 		}
 	}
 	return n, nil
+}
+
+// pinnedSandboxes counts the pods whose namespaces vm's agent keeps pinned.
+func pinnedSandboxes(vm *datacenter.VM) int {
+	entries, _ := os.ReadDir(vm.Path(filepath.Join("/run/skiff", vm.Name, "ns")))
+	n := 0
+	for _, e := range entries {
+		if e.IsDir() {
+			n++
+		}
+	}
+	return n
 }
 
 // ipAllocations are the pod addresses host-local holds on vm, sorted.

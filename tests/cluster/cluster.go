@@ -830,6 +830,16 @@ func (n *Node) ShimIDs() []string {
 // and its shims see them: containerd may run in a mount namespace of its own (containerdArgv),
 // where its shims mount the tasks' root filesystems.
 func (n *Node) Mounts() []string {
+	return n.mountsUnder(n.Dir)
+}
+
+// PinMounts lists the mounts under the node's pin directory (its pods' pinned namespaces), as
+// Mounts does.
+func (n *Node) PinMounts() []string {
+	return n.mountsUnder(n.PinDir())
+}
+
+func (n *Node) mountsUnder(dir string) []string {
 	pids := append([]int{os.Getpid(), n.containerd.pid()}, n.Shims()...)
 	seen := map[string]bool{}
 	var out []string
@@ -838,7 +848,7 @@ func (n *Node) Mounts() []string {
 			continue
 		}
 		for _, m := range mountsOf(pid) {
-			if (m == n.Dir || strings.HasPrefix(m, n.Dir+"/")) && !seen[m] {
+			if (m == dir || strings.HasPrefix(m, dir+"/")) && !seen[m] {
 				seen[m] = true
 				out = append(out, m)
 			}

@@ -38,11 +38,12 @@ spec:
 // nodeLeftovers is everything a pod holds on a node while it exists; after the pod is gone, all
 // of it must be back where it was.
 type nodeLeftovers struct {
-	Containers []string // containerd containers (sandboxes and app containers)
+	Containers []string // containerd containers (app containers; pause sandboxes where pods have them)
 	Tasks      []string
 	Snapshots  []string // snapshot keys (the image's committed layers stay)
 	IPs        []string // host-local allocations
 	Mounts     []string // under the node's directory
+	Pins       []string // pinned sandboxes' directories and mounts (the default sandbox)
 	Shims      []string // IDs the long-lived shims were started with
 	Veths      []string // node ends of the pods' veth pairs
 	PodRecords []string // podnet's per-pod records
@@ -74,6 +75,7 @@ func leftovers(t *testing.T, c *cluster.Cluster, node string) nodeLeftovers {
 	sort.Strings(l.Snapshots)
 	l.IPs = n.IPAllocations()
 	l.Mounts = n.Mounts()
+	l.Pins = append(globBase(filepath.Join(n.PinDir(), "*")), n.PinMounts()...)
 	l.Shims = n.ShimIDs()
 	links, err := c.ExecInNode(node, "ip", "-o", "link", "show", "type", "veth")
 	if err != nil {
@@ -135,10 +137,12 @@ func TestCreateDeleteCyclesLeakNothing(t *testing.T) {
 			// The checks below must be able to see leaks: while the pods run, they see
 			// everything the pods hold.
 			l := leftovers(t, c, "node1")
-			got := []int{len(l.Containers), len(l.Tasks), len(l.IPs), len(l.Shims), len(l.Veths), len(l.PodRecords), len(l.LogDirs)}
-			want := []int{2 * replicas, 2 * replicas, replicas, replicas, replicas, replicas, replicas}
+			// A pod is one container (its sandbox is pinned namespaces: a directory and three
+			// mounts, net, ipc and uts) with its own shim.
+			got := []int{len(l.Containers), len(l.Tasks), len(l.IPs), len(l.Shims), len(l.Veths), len(l.PodRecords), len(l.LogDirs), len(l.Pins)}
+			want := []int{replicas, replicas, replicas, replicas, replicas, replicas, replicas, 4 * replicas}
 			if diff := cmp.Diff(want, got); diff != "" || len(l.Mounts) < replicas {
-				t.Fatalf("with %d pods running, containers, tasks, IPs, shims, veths, pod records, log dirs (-want +got):\n%s\nmounts: %d\n%+v", replicas, diff, len(l.Mounts), l)
+				t.Fatalf("with %d pods running, containers, tasks, IPs, shims, veths, pod records, log dirs, pins (-want +got):\n%s\nmounts: %d\n%+v", replicas, diff, len(l.Mounts), l)
 			}
 		}
 		if _, err := c.Skiff("scale", "deployment", "churn", "--replicas", "0"); err != nil {
