@@ -99,9 +99,19 @@ func (r *Runtime) CreateSandbox(ctx context.Context, cfg PodSandboxConfig) (Sand
 		hostname = hostname[:63]
 	}
 	if r.sandbox == SandboxPinned {
-		if _, err := r.client.LoadContainer(ctx, id); err == nil {
-			// A pause sandbox from before a switch still holds the pod.
-			return Sandbox{}, fmt.Errorf("create sandbox of pod %s: a pause sandbox exists: %w", cfg.Pod, errdefs.ErrAlreadyExists)
+		// A pause sandbox from before a switch: running, it still holds the pod; not running
+		// (its pause process died, or an agent was killed while making it), it is in the way
+		// of nothing but would be found first by GetSandbox: it goes, and the pod's namespaces
+		// are made again, pinned, as a dead pause sandbox is replaced by a new one.
+		if c, err := r.client.LoadContainer(ctx, id); err == nil {
+			st, serr := r.status(ctx, c)
+			if serr == nil && st.State == StateRunning {
+				return Sandbox{}, fmt.Errorf("create sandbox of pod %s: a pause sandbox runs: %w", cfg.Pod, errdefs.ErrAlreadyExists)
+			}
+			r.log.Warn("removing a pause sandbox that is not running to pin the pod's namespaces", "pod", cfg.Pod.String(), "id", id, "state", st.State)
+			if rerr := r.remove(ctx, id); rerr != nil {
+				return Sandbox{}, fmt.Errorf("create sandbox of pod %s: remove the pause sandbox left %s: %w", cfg.Pod, st.State, rerr)
+			}
 		}
 		sb, err := r.createPinned(cfg, hostname)
 		if err == nil {

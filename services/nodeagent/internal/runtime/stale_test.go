@@ -143,3 +143,50 @@ func (e *env) runSandbox(ctx context.Context, t *testing.T, name string) (runtim
 	t.Cleanup(func() { _ = e.rt.RemoveSandbox(context.Background(), pod) })
 	return pod, sb
 }
+
+// An agent that now pins namespaces meets a pod's pause sandbox of before the switch: running,
+// it keeps the pod (AlreadyExists); left not running (its pause process died), it no longer
+// blocks the pod: it is removed and the pod's namespaces are pinned instead (the demo's pods,
+// made with pause sandboxes, were stuck on "a pause sandbox exists" after an upgrade).
+func TestPinnedRuntimeReplacesAPauseSandboxLeftNotRunning(t *testing.T) {
+	e, client, ctx, nsctx := staleEnv(t)
+	cfg := e.ctd.RuntimeConfig()
+	cfg.Sandbox = runtime.SandboxPinned
+	pinned, err := runtime.New(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { pinned.Close() })
+
+	pod, first := e.runSandbox(ctx, t, "switched")
+	if _, err := pinned.CreateSandbox(ctx, runtime.PodSandboxConfig{Pod: pod}); !errdefs.IsAlreadyExists(err) {
+		t.Fatalf("pin the namespaces of a pod whose pause sandbox runs: %v, want AlreadyExists", err)
+	}
+	c, err := client.LoadContainer(nsctx, first.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	task, err := c.Task(nsctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := task.Delete(nsctx, containerd.WithProcessKill); err != nil {
+		t.Fatal(err)
+	}
+	if left, err := pinned.GetSandbox(ctx, pod.UID); err != nil || left.State == runtime.StateRunning || left.NSDir != "" {
+		t.Fatalf("the pause sandbox left: %+v, %v; want it found, not running", left, err)
+	}
+	sb, err := pinned.CreateSandbox(ctx, runtime.PodSandboxConfig{Pod: pod})
+	if err != nil || sb.NSDir == "" || sb.State != runtime.StateRunning {
+		t.Fatalf("pin the namespaces over a pause sandbox left not running: %+v, %v", sb, err)
+	}
+	if _, err := client.LoadContainer(nsctx, first.ID); !errdefs.IsNotFound(ctrdErrdefs.FromGRPC(err)) && !errdefs.IsNotFound(err) {
+		t.Errorf("the pause sandbox's container after pinning: %v, want it removed", err)
+	}
+	if got, err := pinned.GetSandbox(ctx, pod.UID); err != nil || got.NSDir != sb.NSDir || got.State != runtime.StateRunning {
+		t.Errorf("GetSandbox after pinning = %+v, %v; want the pinned one", got, err)
+	}
+	if err := pinned.RemoveSandbox(ctx, pod); err != nil {
+		t.Fatal(err)
+	}
+}
