@@ -35,6 +35,9 @@ if [ "${1:-}" = purge ]; then
   ip link del skiff0 2>/dev/null || true
   nft delete table ip skiff 2>/dev/null || true
   nft delete table ip skiff-podnet 2>/dev/null || true
+  # The agent makes its pin directory (/run/skiff/<node>/ns) a shared bind mount of itself, and
+  # pods' pinned namespaces are mounts under it: unmount them, deepest first, before removing.
+  awk '$5 ~ "^/run/skiff(/|$)" {print $5}' /proc/self/mountinfo | sort -r | while read -r m; do umount -l "$m" 2>/dev/null || true; done
   rm -rf /run/skiff
   # The client config skiff up wrote names creds under $DATA: it goes with them.
   if [ -f "$CONFIG" ] && grep -qF "$(realpath "$DATA")/auth/" "$CONFIG"; then rm -f "$CONFIG"; fi
