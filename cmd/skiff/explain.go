@@ -288,8 +288,8 @@ func (ex *explanation) print(w io.Writer) error {
 	}
 	fmt.Fprintf(tw, " (the log up to sequence %d)\n", ex.AtSeq)
 	if s := ex.Scheduled; s != nil {
-		fmt.Fprintf(tw, "\nScheduled at sequence %d (%s) by %s: score %d, %d feasible of %d nodes looked at; its state was the log up to %d.\n",
-			s.Seq, s.Time.UTC().Format(time.RFC3339), s.Actor, s.Score, s.Feasible, s.Looked, s.StateSeq)
+		fmt.Fprintf(tw, "\nScheduled at sequence %d (%s) by %s: score %d, %d feasible of %s looked at; its state was the log up to %d.\n",
+			s.Seq, s.Time.UTC().Format(time.RFC3339), s.Actor, s.Score, s.Feasible, count(s.Looked, "node"), s.StateSeq)
 		if r := s.Rerun; r != nil {
 			fmt.Fprintf(tw, "Re-run on that state (%s, %s made since assumed): %s, score %d.\n", count(r.Nodes, "node"), count(r.Assumed, "decision"), orNowhere(r.Node), r.Score)
 			fmt.Fprintln(tw, "\n  NODE\tSCORE\tLEAST-ALLOCATED\tSPREAD")
