@@ -40,6 +40,33 @@ job "skiff-node" {
       mode     = "delay"
     }
 
+    # Each part's Prometheus metrics (--metrics-addr), registered in Nomad's service catalogue
+    # for Prometheus's nomad_sd_configs. Static: one allocation a node (a system job).
+    network {
+      port "agent_metrics" {
+        static = 9181
+      }
+      port "proxy_metrics" {
+        static = 9182
+      }
+    }
+
+    service {
+      provider = "nomad"
+      name     = "skiff-nodeagent-metrics"
+      port     = "agent_metrics"
+      tags     = ["prometheus"]
+      task     = "nodeagent"
+    }
+
+    service {
+      provider = "nomad"
+      name     = "skiff-netproxy-metrics"
+      port     = "proxy_metrics"
+      tags     = ["prometheus"]
+      task     = "netproxy"
+    }
+
     task "nodeagent" {
       driver = "raw_exec"
 
@@ -52,6 +79,7 @@ job "skiff-node" {
           "--containerd-address", "/run/containerd/containerd.sock",
           "--state-dir", "/var/lib/skiff",
           "--log-dir", "/var/log/skiff/pods",
+          "--metrics-addr", "${NOMAD_ADDR_agent_metrics}",
         ]
       }
 
@@ -99,7 +127,7 @@ EOT
 
       config {
         command = "/usr/local/bin/skiff-netproxy"
-        args    = ["--config", "local/node.yaml"]
+        args    = ["--config", "local/node.yaml", "--metrics-addr", "${NOMAD_ADDR_proxy_metrics}"]
       }
 
       template {

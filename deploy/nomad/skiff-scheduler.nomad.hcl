@@ -41,6 +41,21 @@ job "skiff-scheduler" {
       mode     = "delay"
     }
 
+    # Prometheus metrics and /debug/pprof/ (--metrics-addr), registered in Nomad's service
+    # catalogue for Prometheus's nomad_sd_configs. Static, like NATS's ports: one replica a VM.
+    network {
+      port "metrics" {
+        static = 9180
+      }
+    }
+
+    service {
+      provider = "nomad"
+      name     = "skiff-scheduler-metrics"
+      port     = "metrics"
+      tags     = ["prometheus"]
+    }
+
     task "scheduler" {
       driver = "exec"
 
@@ -56,6 +71,7 @@ job "skiff-scheduler" {
           "--service-cidr", "10.96.0.0/16",
           "--pod-cidr", "10.88.0.0/16",
           "--log-level", "info",
+          "--metrics-addr", "${NOMAD_ADDR_metrics}",
         ]
       }
 

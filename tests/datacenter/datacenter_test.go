@@ -2,6 +2,9 @@ package datacenter
 
 import (
 	"context"
+	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"sort"
@@ -103,6 +106,29 @@ func TestDatacenterFromNomadJobspecs(t *testing.T) {
 	}
 	lap("ClusterIP from every VM")
 
+	// Prometheus scrapes every part where the jobspecs' metrics ports say: each VM's agent and
+	// proxy, and each scheduler replica's VM.
+	schedVMs := map[string]bool{}
+	for _, vm := range c.Schedulers() {
+		schedVMs[vm.Name] = true
+	}
+	for _, vm := range dc.VMs {
+		scrapes := []struct{ port, metric string }{{"9181", "skiff_nodeagent_pods_running"}, {"9182", "skiff_netproxy_full_syncs_total"}}
+		if schedVMs[vm.Name] {
+			scrapes = append(scrapes, struct{ port, metric string }{"9180", "skiff_scheduler_pods_bound_total"})
+		}
+		for _, sc := range scrapes {
+			body, err := getText(vm.HTTPClient(2*time.Second), "http://"+vm.Address+":"+sc.port+"/metrics")
+			if err != nil || !strings.Contains(body, "\n"+sc.metric) {
+				t.Errorf("from %s: metrics on port %s: %v; want %s in:\n%.400s", vm.Name, sc.port, err, sc.metric, body)
+			}
+		}
+	}
+	if len(schedVMs) != 2 {
+		t.Errorf("scheduler replicas on %d VMs, want 2", len(schedVMs))
+	}
+	lap("metrics from every part")
+
 	checkActors(ctx, t, st, dc.VMs)
 	// Nomad would have restarted a task that exited; none may have needed it.
 	if gone := dc.exited(); len(gone) > 0 {
@@ -198,4 +224,18 @@ func checkActors(ctx context.Context, t *testing.T, st *store.Store, vms []*VM) 
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("nodes that reported pod status (-want +got):\n%s", diff)
 	}
+}
+
+// getText GETs url and returns the body of a 200 answer.
+func getText(hc *http.Client, url string) (string, error) {
+	resp, err := hc.Get(url)
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err == nil && resp.StatusCode != http.StatusOK {
+		err = fmt.Errorf("%s: %s", url, resp.Status)
+	}
+	return string(b), err
 }
