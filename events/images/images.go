@@ -13,31 +13,36 @@ import (
 	"os"
 	"strings"
 
+	"github.com/distribution/reference"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"skiff.dev/events"
 	"skiff.dev/events/api"
 )
 
-// Normalize returns the full reference of an image name as containerd stores it:
-// "nginx" → "docker.io/library/nginx:latest", "skiff.dev/echo:v1" stays.
+// Normalize returns the full reference of an image name as containerd stores it and Docker
+// and Kubernetes resolve it (Parse): "nginx" and "docker.io/nginx" → "docker.io/library/nginx:latest",
+// "skiff.dev/echo:v1" stays. A name Parse refuses is returned as it is: admission refuses it
+// before it gets here.
 func Normalize(ref string) string {
-	name, digest, hasDigest := strings.Cut(ref, "@")
-	first, _, hasSlash := strings.Cut(name, "/")
-	if !hasSlash || (!strings.ContainsAny(first, ".:") && first != "localhost") {
-		if !hasSlash {
-			name = "library/" + name
-		}
-		name = "docker.io/" + name
+	n, err := Parse(ref)
+	if err != nil {
+		return ref
 	}
-	lastSlash := strings.LastIndex(name, "/")
-	if !strings.Contains(name[lastSlash+1:], ":") && !hasDigest {
-		name += ":latest"
+	return n
+}
+
+// Parse normalises an image reference exactly as github.com/distribution/reference does (what
+// Docker, containerd's CRI plugin and the kubelet use): the default registry docker.io and its
+// library/ namespace for official images, and the tag latest when neither a tag nor a digest
+// is given. An invalid reference (upper case in the repository, an empty name, a malformed
+// digest) is an error that says why.
+func Parse(ref string) (string, error) {
+	named, err := reference.ParseNormalizedNamed(ref)
+	if err != nil {
+		return "", fmt.Errorf("invalid image reference %q: %w", ref, err)
 	}
-	if hasDigest {
-		return name + "@" + digest
-	}
-	return name
+	return reference.TagNameOnly(named).String(), nil
 }
 
 // NamesInTarball returns the image names an OCI-layout or `docker save` tarball holds.

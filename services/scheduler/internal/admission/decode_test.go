@@ -196,6 +196,10 @@ func TestDecodeRejects(t *testing.T) {
 			[]c{{"spec.template.spec.containers[0].image", "required value"}}},
 		{"image with a space", func(t *testing.T) string { return edit(t, podYAML, "image: nginx:1.27", `image: "nginx :1.27"`) },
 			[]c{{"spec.containers[0].image", `image "nginx :1.27" must not contain whitespace`}}},
+		{"image with upper case", func(t *testing.T) string { return edit(t, podYAML, "image: nginx:1.27", `image: "Nginx:1.27"`) },
+			[]c{{"spec.containers[0].image", `invalid image reference "Nginx:1.27": invalid reference format: repository name (library/Nginx) must be lowercase`}}},
+		{"image with a bad digest", func(t *testing.T) string { return edit(t, podYAML, "image: nginx:1.27", `image: "nginx@sha256:12"`) },
+			[]c{{"spec.containers[0].image", `invalid image reference "nginx@sha256:12": invalid reference format`}}},
 		{"bad container name", func(t *testing.T) string { return edit(t, podYAML, "name: app", "name: App") },
 			[]c{{"spec.containers[0].name", `"App" has upper-case letters: must be a DNS-1123 label: at most 63 lowercase letters, digits and '-', starting and ending with a letter or digit (e.g. "my-name")`}}},
 		{"duplicate container name", func(t *testing.T) string {

@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"skiff.dev/events"
+	"skiff.dev/events/images"
 	"skiff.dev/events/state"
 )
 
@@ -135,6 +136,10 @@ func validatePodSpec(p *problems, path string, spec *events.PodSpec, template bo
 			p.add(join(ci, "image"), "required value")
 		case strings.TrimSpace(c.Image) != c.Image || strings.ContainsAny(c.Image, " \t\n"):
 			p.add(join(ci, "image"), "image %q must not contain whitespace", c.Image)
+		default:
+			if _, err := images.Parse(c.Image); err != nil {
+				p.add(join(ci, "image"), "%v", err)
+			}
 		}
 		for j, e := range c.Env {
 			ep := join(index(join(ci, "env"), j), "name")
