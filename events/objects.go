@@ -77,8 +77,12 @@ func (s *PodSpec) GracePeriodSeconds() int64 {
 
 // Container is the supported subset of a v1 Container.
 type Container struct {
-	Name       string               `json:"name"`
-	Image      string               `json:"image"`
+	Name  string `json:"name"`
+	Image string `json:"image"`
+	// ImagePullPolicy is Always, IfNotPresent or Never; empty means Kubernetes' default for
+	// the image (images.DefaultPullPolicy), applied where it is used rather than written into
+	// the log, so that a Deployment applied before the field existed is not a new template.
+	ImagePullPolicy string `json:"imagePullPolicy,omitempty"`
 	Command    []string             `json:"command,omitempty"`
 	Args       []string             `json:"args,omitempty"`
 	Env        []EnvVar             `json:"env,omitempty"`
@@ -86,6 +90,13 @@ type Container struct {
 	Ports      []ContainerPort      `json:"ports,omitempty"`
 	Resources  ResourceRequirements `json:"resources,omitempty"`
 }
+
+// Image pull policies, as Kubernetes names them.
+const (
+	PullAlways       = "Always"
+	PullIfNotPresent = "IfNotPresent"
+	PullNever        = "Never"
+)
 
 // EnvVar is a literal environment variable.
 type EnvVar struct {

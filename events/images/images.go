@@ -45,6 +45,25 @@ func Parse(ref string) (string, error) {
 	return reference.TagNameOnly(named).String(), nil
 }
 
+// DefaultPullPolicy is Kubernetes' default imagePullPolicy for an image: Always when it names no
+// tag and no digest, or the tag latest; IfNotPresent otherwise.
+func DefaultPullPolicy(ref string) string {
+	named, err := reference.ParseNormalizedNamed(ref)
+	if err != nil {
+		return events.PullIfNotPresent
+	}
+	if tagged, ok := named.(reference.Tagged); ok {
+		if tagged.Tag() == "latest" {
+			return events.PullAlways
+		}
+		return events.PullIfNotPresent
+	}
+	if _, ok := named.(reference.Digested); ok {
+		return events.PullIfNotPresent
+	}
+	return events.PullAlways
+}
+
 // NamesInTarball returns the image names an OCI-layout or `docker save` tarball holds.
 func NamesInTarball(path string) ([]string, error) {
 	f, err := os.Open(path)

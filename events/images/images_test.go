@@ -46,3 +46,20 @@ func TestParse(t *testing.T) {
 		}
 	}
 }
+
+func TestDefaultPullPolicy(t *testing.T) {
+	const digest = "@sha256:6c3c624b58dbbcd3c0dd82b4c53f04194d1247c6eebdaab7c610cf7d66709b3b"
+	for in, want := range map[string]string{
+		"nginx":                 "Always",
+		"nginx:latest":          "Always",
+		"docker.io/nginx":       "Always",
+		"nginx:1.27":            "IfNotPresent",
+		"skiff.dev/echo:v1":     "IfNotPresent",
+		"nginx" + digest:        "IfNotPresent",
+		"nginx:latest" + digest: "Always", // as the API server defaults it: the tag decides
+	} {
+		if got := DefaultPullPolicy(in); got != want {
+			t.Errorf("DefaultPullPolicy(%q) = %s, want %s", in, got, want)
+		}
+	}
+}

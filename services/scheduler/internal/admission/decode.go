@@ -365,7 +365,7 @@ var kubernetesOnly = map[reflect.Type][]string{
 		"preemptionPolicy", "imagePullSecrets", "activeDeadlineSeconds", "enableServiceLinks",
 		"runtimeClassName", "shareProcessNamespace", "readinessGates", "overhead", "os",
 		"setHostnameAsFQDN", "schedulingGates", "resourceClaims"},
-	reflect.TypeFor[events.Container](): {"imagePullPolicy", "volumeMounts", "volumeDevices",
+	reflect.TypeFor[events.Container](): {"volumeMounts", "volumeDevices",
 		"livenessProbe", "readinessProbe", "startupProbe", "lifecycle", "securityContext", "envFrom",
 		"terminationMessagePath", "terminationMessagePolicy", "stdin", "stdinOnce", "tty",
 		"resizePolicy", "restartPolicy"},

@@ -124,8 +124,8 @@ func TestDecodeRejects(t *testing.T) {
 		{"unknown field without a suggestion", func(t *testing.T) string { return podYAML + "extra: 1\n" },
 			[]c{{"extra", "unknown field; supported here: apiVersion, kind, metadata, spec"}}},
 		{"Kubernetes field Skiff does not support", func(t *testing.T) string {
-			return edit(t, deploymentYAML, "        image: nginx:1.27\n", "        image: nginx:1.27\n        imagePullPolicy: Always\n")
-		}, []c{{"spec.template.spec.containers[0].imagePullPolicy", "field not supported by Skiff (see docs/manifests.md for what is)"}}},
+			return edit(t, deploymentYAML, "        image: nginx:1.27\n", "        image: nginx:1.27\n        stdin: true\n")
+		}, []c{{"spec.template.spec.containers[0].stdin", "field not supported by Skiff (see docs/manifests.md for what is)"}}},
 		{"duplicate field", func(t *testing.T) string {
 			return "{\"apiVersion\":\"v1\",\"kind\":\"Namespace\",\"metadata\":{\"name\":\"a\",\"name\":\"b\"}}"
 		},
@@ -196,6 +196,9 @@ func TestDecodeRejects(t *testing.T) {
 			[]c{{"spec.template.spec.containers[0].image", "required value"}}},
 		{"image with a space", func(t *testing.T) string { return edit(t, podYAML, "image: nginx:1.27", `image: "nginx :1.27"`) },
 			[]c{{"spec.containers[0].image", `image "nginx :1.27" must not contain whitespace`}}},
+		{"bad imagePullPolicy", func(t *testing.T) string {
+			return edit(t, podYAML, "    image: nginx:1.27\n", "    image: nginx:1.27\n    imagePullPolicy: Sometimes\n")
+		}, []c{{"spec.containers[0].imagePullPolicy", `unsupported value "Sometimes": supported values: "Always", "IfNotPresent", "Never"`}}},
 		{"image with upper case", func(t *testing.T) string { return edit(t, podYAML, "image: nginx:1.27", `image: "Nginx:1.27"`) },
 			[]c{{"spec.containers[0].image", `invalid image reference "Nginx:1.27": invalid reference format: repository name (library/Nginx) must be lowercase`}}},
 		{"image with a bad digest", func(t *testing.T) string { return edit(t, podYAML, "image: nginx:1.27", `image: "nginx@sha256:12"`) },

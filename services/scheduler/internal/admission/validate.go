@@ -141,6 +141,12 @@ func validatePodSpec(p *problems, path string, spec *events.PodSpec, template bo
 				p.add(join(ci, "image"), "%v", err)
 			}
 		}
+		switch c.ImagePullPolicy {
+		case "", events.PullAlways, events.PullIfNotPresent, events.PullNever:
+		default:
+			p.add(join(ci, "imagePullPolicy"), "unsupported value %q: supported values: %q, %q, %q",
+				c.ImagePullPolicy, events.PullAlways, events.PullIfNotPresent, events.PullNever)
+		}
 		for j, e := range c.Env {
 			ep := join(index(join(ci, "env"), j), "name")
 			switch {
