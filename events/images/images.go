@@ -171,3 +171,17 @@ func Get(ctx context.Context, obs jetstream.ObjectStore, ref string) (io.ReadClo
 	}
 	return r, nil
 }
+
+// Digest is the digest of the tarball holding image ref (the object store's SHA-256 of it): what
+// a node compares with the tarball it imported last, to re-import only a changed image.
+// Errors: events.ErrNotFound when no tarball holds it.
+func Digest(ctx context.Context, obs jetstream.ObjectStore, ref string) (string, error) {
+	info, err := obs.GetInfo(ctx, Normalize(ref))
+	if errors.Is(err, jetstream.ErrObjectNotFound) {
+		return "", fmt.Errorf("image %s was never imported (skiff image import FILE.tar): %w", ref, events.ErrNotFound)
+	}
+	if err != nil {
+		return "", fmt.Errorf("look up image %s: %w", ref, err)
+	}
+	return info.Digest, nil
+}

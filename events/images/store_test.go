@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"io"
@@ -275,7 +276,15 @@ func TestStore(t *testing.T) {
 			if sha256.Sum256(got) != sha256.Sum256(want) {
 				t.Errorf("%s: got %d bytes that differ from the %d of %s", ref, len(got), len(want), tc.file)
 			}
+			// The digest a node compares for imagePullPolicy Always is the tarball's.
+			sum := sha256.Sum256(want)
+			if d, err := images.Digest(ctx, obs, ref); err != nil || d != "SHA-256="+base64.URLEncoding.EncodeToString(sum[:]) {
+				t.Errorf("digest of %s = %q, %v; want the tarball's SHA-256", ref, d, err)
+			}
 		}
+	}
+	if _, err := images.Digest(ctx, obs, "skiff.dev/echo:v9"); !errors.Is(err, events.ErrNotFound) {
+		t.Errorf("digest of an image never imported: err = %v, want NotFound", err)
 	}
 	if _, err := images.Get(ctx, obs, "skiff.dev/echo:v9"); !errors.Is(err, events.ErrNotFound) {
 		t.Errorf("get of an image never imported: err = %v, want NotFound", err)

@@ -91,6 +91,10 @@ func (b imageBucket) Get(ctx context.Context, image string) (io.ReadCloser, erro
 	return images.Get(ctx, b.obs, image)
 }
 
+func (b imageBucket) Digest(ctx context.Context, image string) (string, error) {
+	return images.Digest(ctx, b.obs, image)
+}
+
 // Agent runs one node's pods.
 type Agent struct {
 	cfg   Config

@@ -117,6 +117,7 @@ type fakeRuntime struct {
 	names      map[string]string           // ID → "pod/container", for the call log
 	reads      map[string]int              // ContainerStatus calls by ID
 	images     map[string]bool
+	labels     map[string]map[string]string // by image
 	pid        uint32
 	watchers   []chan runtime.Event
 }
@@ -130,7 +131,7 @@ func newFakeRuntime(clk Clock, calls *callLog) *fakeRuntime {
 	return &fakeRuntime{
 		clock: clk, calls: calls,
 		sandboxes: map[string]*runtime.Sandbox{}, containers: map[string]*fakeContainer{},
-		names: map[string]string{}, reads: map[string]int{}, images: map[string]bool{}, pid: 1000,
+		names: map[string]string{}, reads: map[string]int{}, images: map[string]bool{}, labels: map[string]map[string]string{}, pid: 1000,
 	}
 }
 
@@ -359,6 +360,29 @@ func (r *fakeRuntime) ImportImage(ctx context.Context, tarball io.Reader) ([]str
 		r.images[n] = true
 	}
 	return names, nil
+}
+
+func (r *fakeRuntime) ImageLabel(ctx context.Context, name, key string) (string, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if !r.images[name] {
+		return "", fmt.Errorf("image %s is not on this node: %w", name, errdefs.ErrNotFound)
+	}
+	return r.labels[name][key], nil
+}
+
+func (r *fakeRuntime) SetImageLabel(ctx context.Context, name, key, value string) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.calls.add("SetImageLabel %s %s=%s", name, key, value)
+	if !r.images[name] {
+		return fmt.Errorf("image %s is not on this node: %w", name, errdefs.ErrNotFound)
+	}
+	if r.labels[name] == nil {
+		r.labels[name] = map[string]string{}
+	}
+	r.labels[name][key] = value
+	return nil
 }
 
 // PullImage finds every image in its registry unless told to fail.
@@ -660,6 +684,15 @@ func (s fakeImageStore) Get(ctx context.Context, image string) (io.ReadCloser, e
 		return nil, fmt.Errorf("image %s was never imported: %w", image, events.ErrNotFound)
 	}
 	return io.NopCloser(strings.NewReader(b)), nil
+}
+
+// Digest of a "tarball" is its text, so tests can name it.
+func (s fakeImageStore) Digest(ctx context.Context, image string) (string, error) {
+	b, ok := s[image]
+	if !ok {
+		return "", fmt.Errorf("image %s was never imported: %w", image, events.ErrNotFound)
+	}
+	return "digest of " + b, nil
 }
 
 // errUnavailable is a failure the fakes are told to return.

@@ -12,6 +12,7 @@ const (
 	ReasonContainerCreating = "ContainerCreating"
 	ReasonCrashLoopBackOff  = "CrashLoopBackOff"
 	ReasonErrImageNotFound  = "ErrImageNotFound"
+	ReasonErrImageNeverPull = "ErrImageNeverPull"
 	ReasonCreateError       = "CreateContainerError"
 	ReasonNetworkNotReady   = "NetworkNotReady"
 )

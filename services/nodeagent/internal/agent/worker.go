@@ -44,13 +44,21 @@ type imageRuntime interface {
 	HasImage(ctx context.Context, name string) (bool, error)
 	ImportImage(ctx context.Context, tarball io.Reader) ([]string, error)
 	PullImage(ctx context.Context, ref string) error
+	ImageLabel(ctx context.Context, name, key string) (string, error)
+	SetImageLabel(ctx context.Context, name, key, value string) error
 }
 
-// imageStore is the cluster's image store, where `skiff image import` puts tarballs. Get fails
-// with events.ErrNotFound when no tarball holds the image.
+// imageStore is the cluster's image store, where `skiff image import` puts tarballs. Get and
+// Digest (the tarball's, as the store computed it) fail with events.ErrNotFound when no tarball
+// holds the image.
 type imageStore interface {
 	Get(ctx context.Context, image string) (io.ReadCloser, error)
+	Digest(ctx context.Context, image string) (string, error)
 }
+
+// labelStoreDigest is the image label that records the digest of the image store's tarball an
+// image was imported from, for imagePullPolicy Always.
+const labelStoreDigest = "skiff.dev/store-digest"
 
 // podNetwork gives a pod's sandbox its IP and takes it back; *podnet.Network is one.
 type podNetwork interface {
@@ -337,11 +345,18 @@ func (w *worker) syncContainer(ctx context.Context, p work.Pod, ref runtime.PodR
 	}
 	// Create and start.
 	image := images.Normalize(c.Image)
+	policy := c.ImagePullPolicy
+	if policy == "" {
+		policy = images.DefaultPullPolicy(c.Image)
+	}
 	ictx, span := w.child(ctx, "ensure image", attribute.String("container.image.name", image))
-	err = w.ensureImage(ictx, image)
+	err = w.ensureImage(ictx, image, policy)
 	endSpan(span, err)
 	if err != nil {
 		o.waiting, o.message = ReasonErrImageNotFound, err.Error()
+		if errors.Is(err, errNeverPull) {
+			o.waiting = ReasonErrImageNeverPull
+		}
 		return o, now.Add(w.env.imageRetry)
 	}
 	cfg, err := containerConfig(ref, c, image, o.restarts)
@@ -377,7 +392,24 @@ func (w *worker) syncContainer(ctx context.Context, p work.Pod, ref runtime.PodR
 // node without its image would otherwise import it thirty times at once, and containerd's
 // content store turns all but one away ("ref … locked"), so the pods waited ImageRetry after
 // ImageRetry.
-func (w *worker) ensureImage(ctx context.Context, image string) error {
+//
+// The pull policy decides when to fetch (Kubernetes' meanings): IfNotPresent only when the node
+// lacks the image; Never never (errNeverPull when it lacks it); Always at every container start:
+// the name is looked up again, in the image store by its tarball's digest (imported again only
+// when the tarball changed since this node imported it), else in its registry (a pull, which
+// resolves the name again and fetches only layers the node lacks).
+func (w *worker) ensureImage(ctx context.Context, image, policy string) error {
+	switch policy {
+	case events.PullAlways:
+		_, err, _ := w.env.imports.Do("always "+image, func() (any, error) { return nil, w.refreshImage(ctx, image) })
+		return err
+	case events.PullNever:
+		ok, err := w.env.images.HasImage(ctx, image)
+		if err == nil && !ok {
+			err = fmt.Errorf("container image %q is not present with pull policy of Never: %w", image, errNeverPull)
+		}
+		return err
+	}
 	ok, err := w.env.images.HasImage(ctx, image)
 	if err != nil || ok {
 		return err
@@ -391,10 +423,42 @@ func (w *worker) ensureImage(ctx context.Context, image string) error {
 	return err
 }
 
+// errNeverPull is a missing image whose pull policy is Never.
+var errNeverPull = errors.New("ErrImageNeverPull")
+
+// refreshImage resolves image again for pull policy Always: the image store's tarball when it
+// has one (imported unless the node's copy came from the same tarball), else its registry.
+func (w *worker) refreshImage(ctx context.Context, image string) error {
+	if w.env.store != nil {
+		digest, err := w.env.store.Digest(ctx, image)
+		switch {
+		case err == nil:
+			if have, _ := w.env.images.ImageLabel(ctx, image, labelStoreDigest); have == digest {
+				return nil
+			}
+			if err := w.fetchImage(ctx, image); err != nil {
+				return err
+			}
+			return w.env.images.SetImageLabel(ctx, image, labelStoreDigest, digest)
+		case !errors.Is(err, events.ErrNotFound):
+			return fmt.Errorf("image %s has pull policy Always, and the cluster's image store could not be asked for it: %w", image, err)
+		}
+	}
+	start := w.env.clock.Now()
+	pctx, cancel := context.WithTimeout(ctx, pullTimeout)
+	defer cancel()
+	if err := w.env.images.PullImage(pctx, image); err != nil {
+		return fmt.Errorf("image %s has pull policy Always and is not in the cluster's image store, and pulling it from its registry failed: %w", image, err)
+	}
+	w.env.metrics.ImageFromRegistry.Observe(w.env.clock.Now().Sub(start).Seconds())
+	return nil
+}
+
+// pullTimeout bounds one pull attempt; the worker tries again after ImageRetry.
+const pullTimeout = 60 * time.Second
+
 // fetchImage brings image into containerd from the cluster's image store or its registry.
 func (w *worker) fetchImage(ctx context.Context, image string) error {
-	// Bounds one pull attempt; the worker tries again after ImageRetry.
-	const pullTimeout = 60 * time.Second
 	start := w.env.clock.Now()
 	rt := w.env.images
 	var err error

@@ -23,6 +23,14 @@ var t0 = time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)
 
 const echo = "skiff.dev/echo:v1"
 
+// withPullPolicy sets every container's imagePullPolicy.
+func withPullPolicy(p events.Pod, policy string) events.Pod {
+	for i := range p.Spec.Containers {
+		p.Spec.Containers[i].ImagePullPolicy = policy
+	}
+	return p
+}
+
 // testPod is a pod bound to node n1 whose containers run the echo image.
 func testPod(name string, containers ...string) events.Pod {
 	p := events.Pod{
@@ -243,6 +251,61 @@ func TestWorkerSync(t *testing.T) {
 		calls:   []string{"CreateSandbox web", "Setup uid-web /proc/1001/ns/net", "ImportImage "},
 		status:  "Pending ip=10.88.0.2 app=waiting:ErrImageNotFound",
 		message: "import image " + echo,
+		next:    10 * time.Second,
+	}, {
+		name: "pull policy Never, image on the node: used, nothing fetched",
+		pod:  withPullPolicy(testPod("web", "app"), events.PullNever),
+		setup: func(h *workerHarness, p events.Pod) {
+			h.rt.addImage(echo)
+			h.env.store = fakeImageStore{echo: echo}
+		},
+		calls:  []string{"CreateSandbox web", "Setup uid-web /proc/1001/ns/net", "CreateContainer web/app restart=0", "StartContainer web/app"},
+		status: "Running ip=10.88.0.2 app=running",
+	}, {
+		name:    "pull policy Never, image missing: ErrImageNeverPull, nothing fetched though the store has it",
+		pod:     withPullPolicy(testPod("web", "app"), events.PullNever),
+		setup:   func(h *workerHarness, p events.Pod) { h.env.store = fakeImageStore{echo: echo} },
+		calls:   []string{"CreateSandbox web", "Setup uid-web /proc/1001/ns/net"},
+		status:  "Pending ip=10.88.0.2 app=waiting:ErrImageNeverPull",
+		message: `container image "` + echo + `" is not present with pull policy of Never`,
+		next:    10 * time.Second,
+	}, {
+		name: "pull policy Always, the node's copy came from the store's tarball: used as it is",
+		pod:  withPullPolicy(testPod("web", "app"), events.PullAlways),
+		setup: func(h *workerHarness, p events.Pod) {
+			h.rt.addImage(echo)
+			h.rt.labels[echo] = map[string]string{labelStoreDigest: "digest of " + echo}
+			h.env.store = fakeImageStore{echo: echo}
+		},
+		calls:  []string{"CreateSandbox web", "Setup uid-web /proc/1001/ns/net", "CreateContainer web/app restart=0", "StartContainer web/app"},
+		status: "Running ip=10.88.0.2 app=running",
+	}, {
+		name: "pull policy Always, the store's tarball changed: imported again and remembered",
+		pod:  withPullPolicy(testPod("web", "app"), events.PullAlways),
+		setup: func(h *workerHarness, p events.Pod) {
+			h.rt.addImage(echo)
+			h.rt.labels[echo] = map[string]string{labelStoreDigest: "digest of an older tarball"}
+			h.env.store = fakeImageStore{echo: echo}
+		},
+		calls: []string{"CreateSandbox web", "Setup uid-web /proc/1001/ns/net", "ImportImage " + echo,
+			"SetImageLabel " + echo + " " + labelStoreDigest + "=digest of " + echo,
+			"CreateContainer web/app restart=0", "StartContainer web/app"},
+		status: "Running ip=10.88.0.2 app=running",
+	}, {
+		name: "pull policy Always, not in the store: pulled from the registry though on the node",
+		pod:  withPullPolicy(testPod("web", "app"), events.PullAlways),
+		setup: func(h *workerHarness, p events.Pod) {
+			h.rt.addImage(echo)
+		},
+		calls:  []string{"CreateSandbox web", "Setup uid-web /proc/1001/ns/net", "PullImage " + echo, "CreateContainer web/app restart=0", "StartContainer web/app"},
+		status: "Running ip=10.88.0.2 app=running",
+	}, {
+		name:    "pull policy Always, registry unreachable: the start fails though the node has the image",
+		pod:     withPullPolicy(testPod("web", "app"), events.PullAlways),
+		setup:   func(h *workerHarness, p events.Pod) { h.rt.addImage(echo); h.rt.fail("PullImage", 1, errUnavailable) },
+		calls:   []string{"CreateSandbox web", "Setup uid-web /proc/1001/ns/net", "PullImage " + echo},
+		status:  "Pending ip=10.88.0.2 app=waiting:ErrImageNotFound",
+		message: "has pull policy Always and is not in the cluster's image store, and pulling it from its registry failed",
 		next:    10 * time.Second,
 	}, {
 		name:    "sandbox that cannot be created: every container waits, and the pass fails",

@@ -79,3 +79,28 @@ func (r *Runtime) findImage(ctx context.Context, name string) (containerd.Image,
 	}
 	return img, nil
 }
+
+// ImageLabel returns the value of an image's label ("" when it has none), by the image's exact
+// or normalised name. errdefs.ErrNotFound when the image is not stored.
+func (r *Runtime) ImageLabel(ctx context.Context, name, key string) (string, error) {
+	img, err := r.findImage(r.ns(ctx), name)
+	if err != nil {
+		return "", err
+	}
+	return img.Labels()[key], nil
+}
+
+// SetImageLabel sets one label of a stored image.
+func (r *Runtime) SetImageLabel(ctx context.Context, name, key, value string) error {
+	ctx = r.ns(ctx)
+	img, err := r.findImage(ctx, name)
+	if err != nil {
+		return err
+	}
+	meta := img.Metadata()
+	meta.Labels = map[string]string{key: value}
+	if _, err := r.client.ImageService().Update(ctx, meta, "labels."+key); err != nil {
+		return fmt.Errorf("label image %s: %w", name, err)
+	}
+	return nil
+}

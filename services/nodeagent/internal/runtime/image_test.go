@@ -203,3 +203,29 @@ func TestImageFactsFollowTheImage(t *testing.T) {
 	}
 	e.waitState(t, id, runtime.StateRunning, 10*time.Second)
 }
+
+// An image's labels are read and set by its exact or its short name (the agent records there
+// which image store tarball it was imported from); a missing image is NotFound.
+func TestImageLabels(t *testing.T) {
+	e := newEnv(t)
+	ctx := ctxT(t, 30*time.Second)
+	const key = "skiff.dev/store-digest"
+	if v, err := e.rt.ImageLabel(ctx, runtimetest.TestboxImage, key); err != nil || v != "" {
+		t.Fatalf("label of an imported image = %q, %v; want none", v, err)
+	}
+	if err := e.rt.SetImageLabel(ctx, runtimetest.TestboxImage, key, "SHA-256=abc"); err != nil {
+		t.Fatal(err)
+	}
+	if v, err := e.rt.ImageLabel(ctx, runtimetest.TestboxImage, key); err != nil || v != "SHA-256=abc" {
+		t.Errorf("label after setting it = %q, %v", v, err)
+	}
+	if err := e.rt.SetImageLabel(ctx, runtimetest.TestboxImage, key, "SHA-256=def"); err != nil {
+		t.Fatal(err)
+	}
+	if v, _ := e.rt.ImageLabel(ctx, runtimetest.TestboxImage, key); v != "SHA-256=def" {
+		t.Errorf("label after changing it = %q", v)
+	}
+	if _, err := e.rt.ImageLabel(ctx, "skiff.dev/nothing:v1", key); !errdefs.IsNotFound(err) {
+		t.Errorf("label of a missing image: %v, want NotFound", err)
+	}
+}
