@@ -25,6 +25,7 @@ type podSpec struct {
 	restartPolicy string
 	grace         int64
 	memoryLimit   string
+	pullPolicy    string
 	node          string // nodeSelector kubernetes.io/hostname
 	labels        map[string]string
 }
@@ -61,6 +62,9 @@ func (p podSpec) manifest() string {
 		image = testboxImage
 	}
 	fmt.Fprintf(&b, `"containers":[{"name":"main","image":%q`, image)
+	if p.pullPolicy != "" {
+		fmt.Fprintf(&b, `,"imagePullPolicy":%q`, p.pullPolicy)
+	}
 	if len(p.args) > 0 {
 		b.WriteString(`,"args":[`)
 		for i, a := range p.args {

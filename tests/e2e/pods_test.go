@@ -257,6 +257,41 @@ func TestImageNeverImported(t *testing.T) {
 	}
 }
 
+// Pull policies on a node that has no image yet, with both test images in the cluster's image
+// store: Never runs nothing the node lacks (ErrImageNeverPull) though the store has it; Always
+// imports the image from the store for the first pod and, the store's tarball unchanged, not
+// again for the second.
+func TestImagePullPolicy(t *testing.T) {
+	c := cluster.New(t, cluster.Options{})
+	c.Apply(podSpec{name: "never", args: []string{"sleep"}, pullPolicy: "Never", grace: 1}.manifest())
+	var w *events.ContainerStateWaiting
+	c.WaitFor("never waiting with ErrImageNeverPull", func() bool {
+		p, ok := c.Pod("never")
+		if !ok || len(p.Status.ContainerStatuses) == 0 {
+			return false
+		}
+		w = p.Status.ContainerStatuses[0].State.Waiting
+		return w != nil && w.Reason == "ErrImageNeverPull"
+	})
+	if !strings.Contains(w.Message, "is not present with pull policy of Never") {
+		t.Errorf("waiting message %q", w.Message)
+	}
+
+	for _, name := range []string{"always-1", "always-2"} {
+		c.Apply(podSpec{name: name, image: echoImage, pullPolicy: "Always", grace: 1}.manifest())
+		waitRunning(t, c, name)
+	}
+	n := 0
+	for _, line := range strings.Split(c.Node("node1").AgentLog(), "\n") {
+		if strings.Contains(line, `msg="importing image from the cluster's image store"`) && strings.HasSuffix(line, "image="+echoImage) {
+			n++
+		}
+	}
+	if n != 1 {
+		t.Errorf("the agent imported %s %d times for two pods with pull policy Always, want once (the store's tarball did not change)", echoImage, n)
+	}
+}
+
 // Killing the agent with SIGKILL and starting it again adopts the running container: same
 // container ID, same process, restart count unchanged, and nothing reported about a new one.
 // A pod deleted while the agent was down is stopped and its pinned namespaces removed; the
