@@ -347,11 +347,19 @@ func (w *walker) object(path string, n *node, v reflect.Value) {
 // drops them on create, so output of `get -o yaml` applies again; `status` at the top of any
 // object is dropped the same way. metadata.uid, metadata.ownerReferences and spec.nodeName are not
 // here: Apply compares them with the existing object.
+//
+// Some pod fields change nothing in Skiff and are accepted and dropped the same way, so that
+// manifests that set them apply (docs/manifests.md lists them): where a container's termination
+// message goes (Skiff reports the last log lines of no container), and the Docker-link style
+// environment variables for Services (Skiff sets none, which is what enableServiceLinks: false
+// asks for; true asks for variables nobody should rely on).
 var ignoredFields = map[reflect.Type]map[string]bool{
 	reflect.TypeFor[events.ObjectMeta](): {
 		"creationTimestamp": true, "deletionTimestamp": true, "deletionGracePeriodSeconds": true,
 		"generation": true, "resourceVersion": true, "selfLink": true, "managedFields": true,
 	},
+	reflect.TypeFor[events.Container](): {"terminationMessagePath": true, "terminationMessagePolicy": true},
+	reflect.TypeFor[events.PodSpec]():   {"enableServiceLinks": true},
 }
 
 // kubernetesOnly lists fields Kubernetes has that Skiff does not support, to tell them apart from
@@ -362,12 +370,12 @@ var kubernetesOnly = map[reflect.Type][]string{
 		"topologySpreadConstraints", "hostNetwork", "hostPID", "hostIPC", "serviceAccountName",
 		"serviceAccount", "automountServiceAccountToken", "securityContext", "dnsPolicy", "dnsConfig",
 		"hostname", "subdomain", "hostAliases", "schedulerName", "priorityClassName", "priority",
-		"preemptionPolicy", "imagePullSecrets", "activeDeadlineSeconds", "enableServiceLinks",
+		"preemptionPolicy", "imagePullSecrets", "activeDeadlineSeconds",
 		"runtimeClassName", "shareProcessNamespace", "readinessGates", "overhead", "os",
 		"setHostnameAsFQDN", "schedulingGates", "resourceClaims"},
 	reflect.TypeFor[events.Container](): {"volumeMounts", "volumeDevices",
 		"livenessProbe", "readinessProbe", "startupProbe", "lifecycle", "securityContext", "envFrom",
-		"terminationMessagePath", "terminationMessagePolicy", "stdin", "stdinOnce", "tty",
+		"stdin", "stdinOnce", "tty",
 		"resizePolicy", "restartPolicy"},
 	reflect.TypeFor[events.EnvVar]():               {"valueFrom"},
 	reflect.TypeFor[events.ContainerPort]():        {"hostPort", "hostIP"},

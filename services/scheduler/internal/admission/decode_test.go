@@ -95,6 +95,24 @@ func TestDecodeAcceptsBaseManifests(t *testing.T) {
 	}
 }
 
+// Fields that change nothing in Skiff are accepted and dropped: the pod decodes as without them.
+func TestDecodeDropsFieldsThatChangeNothing(t *testing.T) {
+	plain, causes := Decode(docs(t, podYAML)[0])
+	if len(causes) > 0 {
+		t.Fatal(causes)
+	}
+	with := edit(t, podYAML, "    image: nginx:1.27\n",
+		"    image: nginx:1.27\n    terminationMessagePath: /dev/termination-log\n    terminationMessagePolicy: FallbackToLogsOnError\n")
+	with = edit(t, with, "  containers:\n", "  enableServiceLinks: false\n  containers:\n")
+	obj, causes := Decode(docs(t, with)[0])
+	if len(causes) > 0 {
+		t.Fatalf("a pod with terminationMessagePath, terminationMessagePolicy and enableServiceLinks: %v", causes)
+	}
+	if diff := cmp.Diff(plain, obj); diff != "" {
+		t.Errorf("the fields changed the pod (-without +with):\n%s", diff)
+	}
+}
+
 // TestDecodeRejects has one case per rule: each breaks one thing in a valid manifest and wants
 // exactly the one cause that names it.
 func TestDecodeRejects(t *testing.T) {
