@@ -190,6 +190,9 @@ type Condition struct {
 	Reason             string     `json:"reason,omitempty"`
 	Message            string     `json:"message,omitempty"`
 	LastTransitionTime *time.Time `json:"lastTransitionTime,omitempty"`
+	// LastUpdateTime is when a Deployment's condition was last set with progress (Kubernetes'
+	// DeploymentCondition field); other conditions leave it out.
+	LastUpdateTime *time.Time `json:"lastUpdateTime,omitempty"`
 }
 
 // ContainerStatus is one container's state as its node reports it.
@@ -246,6 +249,27 @@ type DeploymentSpec struct {
 	Selector *LabelSelector     `json:"selector"`
 	Template PodTemplateSpec    `json:"template"`
 	Strategy DeploymentStrategy `json:"strategy,omitempty"`
+	// MinReadySeconds is how long a pod must have been ready to count as available.
+	MinReadySeconds int32 `json:"minReadySeconds,omitempty"`
+	// RevisionHistoryLimit is accepted and kept: Skiff keeps no ReplicaSets, and a
+	// Deployment's revisions are in the log.
+	RevisionHistoryLimit *int32 `json:"revisionHistoryLimit,omitempty"`
+	// ProgressDeadlineSeconds is how long a rollout may make no progress before its
+	// Progressing condition turns False (ProgressDeadlineExceeded); default 600.
+	ProgressDeadlineSeconds *int32 `json:"progressDeadlineSeconds,omitempty"`
+	// Paused stops rollouts: template changes wait until it is false; scaling goes on.
+	Paused bool `json:"paused,omitempty"`
+}
+
+// DefaultProgressDeadlineSeconds is ProgressDeadlineSeconds' default, as in Kubernetes.
+const DefaultProgressDeadlineSeconds = 600
+
+// ProgressDeadline is spec.progressDeadlineSeconds, defaulted.
+func (s *DeploymentSpec) ProgressDeadline() time.Duration {
+	if s.ProgressDeadlineSeconds == nil {
+		return DefaultProgressDeadlineSeconds * time.Second
+	}
+	return time.Duration(*s.ProgressDeadlineSeconds) * time.Second
 }
 
 // DesiredReplicas is spec.replicas, defaulted to 1.

@@ -380,7 +380,6 @@ var kubernetesOnly = map[reflect.Type][]string{
 	reflect.TypeFor[events.EnvVar]():               {"valueFrom"},
 	reflect.TypeFor[events.ContainerPort]():        {"hostPort", "hostIP"},
 	reflect.TypeFor[events.ResourceRequirements](): {"claims"},
-	reflect.TypeFor[events.DeploymentSpec]():       {"minReadySeconds", "revisionHistoryLimit", "progressDeadlineSeconds", "paused"},
 	reflect.TypeFor[events.LabelSelector]():        {"matchExpressions"},
 	reflect.TypeFor[events.ServiceSpec](): {"clusterIPs", "externalIPs", "externalName", "sessionAffinity",
 		"sessionAffinityConfig", "loadBalancerIP", "loadBalancerSourceRanges", "loadBalancerClass",

@@ -214,6 +214,15 @@ func TestDecodeRejects(t *testing.T) {
 			[]c{{"spec.template.spec.containers[0].image", "required value"}}},
 		{"image with a space", func(t *testing.T) string { return edit(t, podYAML, "image: nginx:1.27", `image: "nginx :1.27"`) },
 			[]c{{"spec.containers[0].image", `image "nginx :1.27" must not contain whitespace`}}},
+		{"negative minReadySeconds", func(t *testing.T) string {
+			return edit(t, deploymentYAML, "  selector:\n", "  minReadySeconds: -1\n  selector:\n")
+		}, []c{{"spec.minReadySeconds", "must be greater than or equal to 0 (got -1)"}}},
+		{"progress deadline not above minReadySeconds", func(t *testing.T) string {
+			return edit(t, deploymentYAML, "  selector:\n", "  minReadySeconds: 30\n  progressDeadlineSeconds: 30\n  selector:\n")
+		}, []c{{"spec.progressDeadlineSeconds", "must be greater than 0 and than spec.minReadySeconds (30) (got 30)"}}},
+		{"negative revisionHistoryLimit", func(t *testing.T) string {
+			return edit(t, deploymentYAML, "  selector:\n", "  revisionHistoryLimit: -3\n  selector:\n")
+		}, []c{{"spec.revisionHistoryLimit", "must be greater than or equal to 0 (got -3)"}}},
 		{"bad imagePullPolicy", func(t *testing.T) string {
 			return edit(t, podYAML, "    image: nginx:1.27\n", "    image: nginx:1.27\n    imagePullPolicy: Sometimes\n")
 		}, []c{{"spec.containers[0].imagePullPolicy", `unsupported value "Sometimes": supported values: "Always", "IfNotPresent", "Never"`}}},

@@ -306,6 +306,15 @@ func validateDeploymentSpec(p *problems, spec *events.DeploymentSpec) {
 	if spec.Replicas != nil && *spec.Replicas < 0 {
 		p.add("spec.replicas", "must be greater than or equal to 0 (got %d)", *spec.Replicas)
 	}
+	if spec.MinReadySeconds < 0 {
+		p.add("spec.minReadySeconds", "must be greater than or equal to 0 (got %d)", spec.MinReadySeconds)
+	}
+	if spec.RevisionHistoryLimit != nil && *spec.RevisionHistoryLimit < 0 {
+		p.add("spec.revisionHistoryLimit", "must be greater than or equal to 0 (got %d)", *spec.RevisionHistoryLimit)
+	}
+	if d := spec.ProgressDeadlineSeconds; d != nil && (*d <= 0 || *d <= spec.MinReadySeconds) {
+		p.add("spec.progressDeadlineSeconds", "must be greater than 0 and than spec.minReadySeconds (%d) (got %d)", spec.MinReadySeconds, *d)
+	}
 	if spec.Selector == nil || len(spec.Selector.MatchLabels) == 0 {
 		p.add("spec.selector.matchLabels", "required value: the labels that select the Deployment's pods (and that spec.template.metadata.labels must have)")
 	} else {

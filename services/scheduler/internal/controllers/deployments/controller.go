@@ -53,6 +53,9 @@ type Controller struct {
 	// synced counts the Deployments synced, for tests that check a pass touches only what
 	// changed.
 	synced int
+	// due are Deployments to sync again at a time even if nothing changes: a pod that becomes
+	// available once it has been ready for minReadySeconds, a progress deadline that runs out.
+	due map[state.Key]time.Time
 }
 
 type hashed struct {
@@ -72,7 +75,7 @@ func New(cfg Config) *Controller {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	cfg.Logger = cfg.Logger.With("controller", "deployments")
-	c := &Controller{cfg: cfg, hashes: map[state.Key]hashed{}}
+	c := &Controller{cfg: cfg, hashes: map[state.Key]hashed{}, due: map[state.Key]time.Time{}}
 	c.loop = reconcile.NewLoop(reconcile.Config{
 		Name: "deployments", Projection: cfg.Projection, Clock: cfg.Clock, Logger: cfg.Logger,
 	}, c.Sync)
@@ -107,9 +110,18 @@ func (c *Controller) Sync(ctx context.Context) (reconcile.Result, error) {
 		}
 		c.syncChanged(s, changes, now, b)
 	})
+	var next time.Time
+	for _, at := range c.due {
+		if next.IsZero() || at.Before(next) {
+			next = at
+		}
+	}
 	c.mu.Unlock()
 	res, err := b.Flush(ctx, c.cfg.Log)
 	c.changes.Done(res, err)
+	if !next.IsZero() {
+		res.Requeue(next)
+	}
 	return res, err
 }
 
@@ -123,6 +135,11 @@ func (c *Controller) syncAll(s *state.State, now time.Time, b *reconcile.Batch) 
 	for key := range c.hashes {
 		if _, ok := s.Deployments[key]; !ok {
 			delete(c.hashes, key)
+		}
+	}
+	for key := range c.due {
+		if _, ok := s.Deployments[key]; !ok {
+			delete(c.due, key)
 		}
 	}
 	collectGarbage(s, owners, b)
@@ -141,6 +158,7 @@ func (c *Controller) syncChanged(s *state.State, changes []live.Change, now time
 			dirty[key] = true
 			if ch.Type == (events.DeploymentDeleted{}).EventType() {
 				delete(c.hashes, key)
+				delete(c.due, key)
 				if ch.Object.UID == "" {
 					gcAll = true // an event written without the UID: look at every pod
 				}
@@ -166,6 +184,11 @@ func (c *Controller) syncChanged(s *state.State, changes []live.Change, now time
 					dirty[key] = true
 				}
 			}
+		}
+	}
+	for key, at := range c.due {
+		if !at.After(now) {
+			dirty[key] = true
 		}
 	}
 	for key := range dirty {
@@ -239,6 +262,10 @@ func requestDeletion(s *state.State, p *state.Pod, cause events.Cause, b *reconc
 type pods struct {
 	newReady, newUnready []*state.Pod
 	oldReady, oldUnready []*state.Pod
+	// readyNotAvailable counts ready pods not yet ready for minReadySeconds (among the
+	// unready ones above); nextAvailable is when the first of them will be.
+	readyNotAvailable int
+	nextAvailable     time.Time
 	// oldLeft counts old-template pods of any kind, terminating ones too (for Recreate).
 	oldLeft int
 	// finished are pods that will not run again (Failed, Succeeded, or stopped by their node)
@@ -246,29 +273,61 @@ type pods struct {
 	finished []*state.Pod
 }
 
-func classify(owned map[state.Key]*state.Pod, hash string) pods {
+// classify sorts a Deployment's pods by template and availability: a pod is available once it
+// has been ready for minReady (Kubernetes' minReadySeconds); ready pods that are not yet are
+// counted apart (readyNotAvailable), and the earliest time one becomes available is
+// nextAvailable.
+func classify(owned map[state.Key]*state.Pod, hash string, now time.Time, minReady time.Duration) pods {
 	var ps pods
 	for _, p := range owned {
 		isNew := p.Metadata.Labels[TemplateHashLabel] == hash
 		if !isNew {
 			ps.oldLeft++
 		}
+		available, availableAt := p.Ready(), time.Time{}
+		if available && minReady > 0 {
+			if at := readySince(p).Add(minReady); at.After(now) {
+				available, availableAt = false, at
+			}
+		}
 		switch {
 		case p.Deleting():
 			// Terminating pods are not counted, as in Kubernetes: their replacements start at once.
+			continue
 		case p.Status.Phase == events.PodFailed || p.Status.Phase == events.PodSucceeded || p.Terminated:
 			ps.finished = append(ps.finished, p)
-		case isNew && p.Ready():
+			continue
+		}
+		if !availableAt.IsZero() {
+			ps.readyNotAvailable++
+			if ps.nextAvailable.IsZero() || availableAt.Before(ps.nextAvailable) {
+				ps.nextAvailable = availableAt
+			}
+		}
+		switch {
+		case isNew && available:
 			ps.newReady = append(ps.newReady, p)
 		case isNew:
 			ps.newUnready = append(ps.newUnready, p)
-		case p.Ready():
+		case available:
 			ps.oldReady = append(ps.oldReady, p)
 		default:
 			ps.oldUnready = append(ps.oldUnready, p)
 		}
 	}
 	return ps
+}
+
+// readySince is when a ready pod became ready: when its last container started (a container
+// is ready while it runs; readiness probes are not there yet).
+func readySince(p *state.Pod) time.Time {
+	var t time.Time
+	for _, c := range p.Status.ContainerStatuses {
+		if r := c.State.Running; r != nil && r.StartedAt != nil && r.StartedAt.After(t) {
+			t = *r.StartedAt
+		}
+	}
+	return t
 }
 
 // firstToDelete returns the n pods of ps that a scale-down deletes first. It sorts only when it
@@ -333,7 +392,8 @@ func (c *Controller) syncDeployment(s *state.State, key state.Key, d *state.Depl
 		// there would fight it.
 		return
 	}
-	ps := classify(s.PodsOwnedBy(d.Metadata.UID), hash)
+	minReady := time.Duration(d.Spec.MinReadySeconds) * time.Second
+	ps := classify(s.PodsOwnedBy(d.Metadata.UID), hash, now, minReady)
 	replicas := int(d.Spec.DesiredReplicas())
 	surge, unavailable := Bounds(d.Spec.Strategy, replicas)
 	counts := Counts{
@@ -342,9 +402,14 @@ func (c *Controller) syncDeployment(s *state.State, key state.Key, d *state.Depl
 		Old: len(ps.oldReady) + len(ps.oldUnready), OldReady: len(ps.oldReady),
 	}
 	var plan Plan
-	if d.Spec.Strategy.Type == "Recreate" {
+	switch {
+	case d.Spec.Paused && counts.Old > 0:
+		// Paused in the middle of a rollout (or with a template changed since it paused): no
+		// step of the rollout; a scale is still honoured, with the newest template the pods
+		// have (pausedScale).
+	case d.Spec.Strategy.Type == "Recreate":
 		plan = RecreatePlan(counts, ps.oldLeft)
-	} else {
+	default:
 		plan = RollingPlan(counts)
 	}
 
@@ -369,8 +434,16 @@ func (c *Controller) syncDeployment(s *state.State, key state.Key, d *state.Depl
 	// At most CreateBurst new pods a pass: a pass holds its writes, encoded, until they land
 	// (150,000 at once cost the scheduler about a gigabyte), and the scheduler can place the
 	// first ones while the next pass creates more. A pass that wrote runs again at once.
+	template, templateHash := d.Spec.Template, hash
+	if d.Spec.Paused && counts.Old > 0 {
+		var deleteOld []*state.Pod
+		plan.Create, deleteOld, template, templateHash = pausedScale(ps, replicas, d.Spec.Template, hash)
+		for _, p := range deleteOld {
+			requestDeletion(s, p, d.Cause, b)
+		}
+	}
 	for range min(plan.Create, CreateBurst) {
-		pod := newPod(d, hash)
+		pod := newPod(d, template, templateHash)
 		// A random suffix repeats one of this pass or one the log has seen about once in 14
 		// million pairs: some 30 times among 30,000 pods. Such a pod would wait for a later
 		// pass (the batch takes one write per subject, the log refuses a used one), so it
@@ -380,14 +453,22 @@ func (c *Controller) syncDeployment(s *state.State, key state.Key, d *state.Depl
 			if !b.Has(subject) && s.SubjectSeq(subject) == 0 {
 				break
 			}
-			pod.Metadata.Name = PodName(d.Metadata.Name, hash)
+			pod.Metadata.Name = PodName(d.Metadata.Name, templateHash)
 		}
 		ref := events.ObjectRef{Kind: events.KindPod, Namespace: key.Namespace, Name: pod.Metadata.Name, UID: pod.Metadata.UID}
 		// A fresh name: the subject must be empty.
 		b.AddCaused(d.Cause, ref, "", &events.PodCreated{Pod: pod}, 0)
 	}
 
-	status := computeStatus(d, counts, hash, now)
+	status, recheck := computeStatus(d, counts, ps.readyNotAvailable, hash, now)
+	if !ps.nextAvailable.IsZero() && (recheck.IsZero() || ps.nextAvailable.Before(recheck)) {
+		recheck = ps.nextAvailable
+	}
+	if recheck.IsZero() {
+		delete(c.due, key)
+	} else {
+		c.due[key] = recheck
+	}
 	if !statusEqual(d.Status, status) {
 		ref := events.ObjectRef{Kind: events.KindDeployment, Namespace: key.Namespace, Name: key.Name, UID: d.Metadata.UID}
 		subject := events.ObjectSubject(events.KindDeployment, key.Namespace, key.Name)
@@ -402,9 +483,35 @@ func (c *Controller) syncDeployment(s *state.State, key state.Key, d *state.Depl
 	}
 }
 
-// newPod stamps a pod out of d's template.
-func newPod(d *state.Deployment, hash string) events.Pod {
-	t := d.Spec.Template
+// pausedScale is what a paused Deployment with pods of more than one template does: nothing of
+// the rollout, only its replica count, as Kubernetes scales a paused Deployment's ReplicaSets
+// without rolling them. Missing pods are made from the template of the newest pod there is
+// (recovered from the pod itself: its spec, and its labels and annotations without the hash
+// label), surplus ones deleted, scale-down order as usual.
+func pausedScale(ps pods, replicas int, current events.PodTemplateSpec, hash string) (create int, del []*state.Pod, t events.PodTemplateSpec, h string) {
+	active := slices.Concat(ps.newReady, ps.newUnready, ps.oldReady, ps.oldUnready)
+	if n := len(active); n > replicas {
+		return 0, firstToDelete(active, n-replicas), current, hash
+	}
+	var newest *state.Pod
+	for _, p := range active {
+		if newest == nil || p.Created > newest.Created {
+			newest = p
+		}
+	}
+	if newest == nil || newest.Metadata.Labels[TemplateHashLabel] == hash {
+		return replicas - len(active), nil, current, hash
+	}
+	labels := maps.Clone(newest.Metadata.Labels)
+	h = labels[TemplateHashLabel]
+	delete(labels, TemplateHashLabel)
+	t = events.PodTemplateSpec{Metadata: events.ObjectMeta{Labels: labels, Annotations: maps.Clone(newest.Metadata.Annotations)}, Spec: newest.Spec}
+	t.Spec.NodeName = ""
+	return replicas - len(active), nil, t, h
+}
+
+// newPod stamps a pod out of template t, whose hash is hash, for d.
+func newPod(d *state.Deployment, t events.PodTemplateSpec, hash string) events.Pod {
 	labels := make(map[string]string, len(t.Metadata.Labels)+1)
 	maps.Copy(labels, t.Metadata.Labels)
 	labels[TemplateHashLabel] = hash
@@ -434,17 +541,24 @@ const (
 	ReasonMinimumReplicasUnavailable = "MinimumReplicasUnavailable"
 	ReasonNewReplicaSetAvailable     = "NewReplicaSetAvailable"
 	ReasonReplicaSetUpdated          = "ReplicaSetUpdated"
+	ReasonProgressDeadlineExceeded   = "ProgressDeadlineExceeded"
+	ReasonDeploymentPaused           = "DeploymentPaused"
 )
 
-// computeStatus is the Deployment's status for the counts of this pass. Conditions keep their
-// last transition time while their status holds.
-func computeStatus(d *state.Deployment, c Counts, hash string, now time.Time) events.DeploymentStatus {
+// computeStatus is the Deployment's status for the counts of this pass (c's ready counts are
+// the available pods; readyExtra are ready but not yet available). Conditions keep their last
+// transition time while their status holds. Progressing, as in Kubernetes: True while the
+// rollout moves (its lastUpdateTime is the last move: a count or the generation changed), False
+// with ProgressDeadlineExceeded when it has not moved for the progress deadline, Unknown while
+// paused, and True NewReplicaSetAvailable once complete. recheck is when the deadline runs out
+// (zero when no deadline runs).
+func computeStatus(d *state.Deployment, c Counts, readyExtra int, hash string, now time.Time) (st events.DeploymentStatus, recheck time.Time) {
 	available := c.NewReady + c.OldReady
-	st := events.DeploymentStatus{
+	st = events.DeploymentStatus{
 		ObservedGeneration:  d.Metadata.Generation,
 		Replicas:            int32(c.New + c.Old),
 		UpdatedReplicas:     int32(c.New),
-		ReadyReplicas:       int32(available),
+		ReadyReplicas:       int32(available + readyExtra),
 		AvailableReplicas:   int32(available),
 		UnavailableReplicas: int32(max(0, c.Replicas-available)),
 	}
@@ -455,11 +569,33 @@ func computeStatus(d *state.Deployment, c Counts, hash string, now time.Time) ev
 		avail = events.Condition{Type: ConditionAvailable, Status: "False", Reason: ReasonMinimumReplicasUnavailable,
 			Message: "Deployment does not have minimum availability."}
 	}
+	var old *events.Condition
+	for i := range d.Status.Conditions {
+		if d.Status.Conditions[i].Type == ConditionProgressing {
+			old = &d.Status.Conditions[i]
+		}
+	}
+	moved := d.Status.ObservedGeneration != st.ObservedGeneration || d.Status.Replicas != st.Replicas ||
+		d.Status.UpdatedReplicas != st.UpdatedReplicas || d.Status.ReadyReplicas != st.ReadyReplicas ||
+		d.Status.AvailableReplicas != st.AvailableReplicas || old == nil || old.Status == "Unknown"
+	lastUpdate := now
+	if !moved && old.LastUpdateTime != nil {
+		lastUpdate = *old.LastUpdateTime
+	}
 	prog := events.Condition{Type: ConditionProgressing, Status: "True", Reason: ReasonReplicaSetUpdated,
-		Message: fmt.Sprintf("ReplicaSet %q is progressing.", rs)}
-	if c.New == c.Replicas && c.Old == 0 && c.NewReady == c.Replicas {
+		Message: fmt.Sprintf("ReplicaSet %q is progressing.", rs), LastUpdateTime: &lastUpdate}
+	switch deadline := d.Spec.ProgressDeadline(); {
+	case d.Spec.Paused:
+		prog = events.Condition{Type: ConditionProgressing, Status: "Unknown", Reason: ReasonDeploymentPaused,
+			Message: "Deployment is paused", LastUpdateTime: &lastUpdate}
+	case c.New == c.Replicas && c.Old == 0 && c.NewReady == c.Replicas:
 		prog.Reason = ReasonNewReplicaSetAvailable
 		prog.Message = fmt.Sprintf("ReplicaSet %q has successfully progressed.", rs)
+	case !now.Before(lastUpdate.Add(deadline)):
+		prog = events.Condition{Type: ConditionProgressing, Status: "False", Reason: ReasonProgressDeadlineExceeded,
+			Message: fmt.Sprintf("ReplicaSet %q has timed out progressing.", rs), LastUpdateTime: &lastUpdate}
+	default:
+		recheck = lastUpdate.Add(deadline)
 	}
 	for _, cond := range []events.Condition{avail, prog} {
 		cond.LastTransitionTime = &now
@@ -470,7 +606,7 @@ func computeStatus(d *state.Deployment, c Counts, hash string, now time.Time) ev
 		}
 		st.Conditions = append(st.Conditions, cond)
 	}
-	return st
+	return st, recheck
 }
 
 // statusEqual compares statuses without the conditions' times: a status is rewritten only when

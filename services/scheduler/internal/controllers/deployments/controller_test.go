@@ -7,6 +7,7 @@ import (
 	"slices"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 
@@ -109,7 +110,7 @@ func TestDeploymentGetsItsPods(t *testing.T) {
 		st := s.Deployments[state.Key{Namespace: "default", Name: "web"}].Status
 		st.Conditions = slices.Clone(st.Conditions) // the state is shared: change only a copy
 		for i := range st.Conditions {
-			st.Conditions[i].LastTransitionTime = nil
+			st.Conditions[i].LastTransitionTime, st.Conditions[i].LastUpdateTime = nil, nil
 		}
 		want := events.DeploymentStatus{
 			ObservedGeneration: 1, Replicas: 3, UpdatedReplicas: 3, ReadyReplicas: 3, AvailableReplicas: 3,
@@ -166,7 +167,7 @@ func TestScale(t *testing.T) {
 	// Scaling down deletes the newest pods first (all are ready and running).
 	var newest []string
 	c.Projection.View(func(s *state.State) {
-		ps := classify(s.PodsOwnedBy("uid-web"), "")
+		ps := classify(s.PodsOwnedBy("uid-web"), "", time.Time{}, 0)
 		for _, p := range firstToDelete(ps.oldReady, 4) {
 			newest = append(newest, p.Metadata.Name)
 		}

@@ -29,7 +29,7 @@ func TestStatusGolden(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			st := computeStatus(d, tt.c, "bcdfghjklm", now)
+			st, _ := computeStatus(d, tt.c, 0, "bcdfghjklm", now)
 			got, err := json.MarshalIndent(events.DeploymentRolloutProgressed{Status: st}, "", "  ")
 			if err != nil {
 				t.Fatal(err)
@@ -45,10 +45,10 @@ func TestConditionTimesHold(t *testing.T) {
 	t0 := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
 	d := &state.Deployment{}
 	c := Counts{Replicas: 2, MaxUnavailable: 0, MaxSurge: 1, New: 2}
-	first := computeStatus(d, c, "h", t0)
+	first, _ := computeStatus(d, c, 0, "h", t0)
 	d.Status = first
 	c.NewReady = 2
-	second := computeStatus(d, c, "h", t0.Add(time.Minute))
+	second, _ := computeStatus(d, c, 0, "h", t0.Add(time.Minute))
 	if !second.Conditions[0].LastTransitionTime.Equal(t0.Add(time.Minute)) {
 		t.Errorf("Available flipped to True but kept time %v", second.Conditions[0].LastTransitionTime)
 	}
