@@ -87,3 +87,74 @@ func (s *PodSpec) Requests() (milliCPU, memory int64) {
 	}
 	return milliCPU, memory
 }
+
+// ResourceEphemeralStorage is the local storage a pod's containers may use (logs, writable
+// layers), in bytes, as Kubernetes names it.
+const ResourceEphemeralStorage = "ephemeral-storage"
+
+// IsExtendedResource reports whether name is an extended resource: a domain-qualified name
+// ("nvidia.com/gpu") outside Kubernetes' own kubernetes.io domain, counted in whole units.
+func IsExtendedResource(name string) bool {
+	domain, rest, ok := strings.Cut(name, "/")
+	return ok && domain != "" && rest != "" && strings.Contains(domain, ".") &&
+		domain != "kubernetes.io" && !strings.HasSuffix(domain, ".kubernetes.io") && !strings.Contains(rest, "/")
+}
+
+// ParseCount parses an extended resource's quantity: a whole number of units, 0 or more.
+func ParseCount(q string) (int64, error) {
+	v, err := strconv.ParseInt(q, 10, 64)
+	if err != nil || v < 0 {
+		return 0, fmt.Errorf("%q is not a whole number of units", q)
+	}
+	return v, nil
+}
+
+// ExtraResources are what a pod requests, or a node offers, beyond CPU and memory: ephemeral
+// storage in bytes, and extended resources (devices a node advertises, "nvidia.com/gpu") in
+// units. Most pods request none: they carry a nil *ExtraResources.
+type ExtraResources struct {
+	EphemeralStorage int64            `json:"ephemeralStorage,omitempty"`
+	Extended         map[string]int64 `json:"extended,omitempty"`
+}
+
+// ExtraRequests sums the pod's requests beyond CPU and memory, nil when it has none. A
+// container with a limit but no request requests its limit, as in Kubernetes (and an extended
+// resource's request must equal its limit). Quantities were validated at admission; one that
+// does not parse counts as zero.
+func (s *PodSpec) ExtraRequests() *ExtraResources {
+	var out *ExtraResources
+	for i := range s.Containers {
+		r := &s.Containers[i].Resources
+		names := map[string]bool{}
+		for n := range r.Requests {
+			names[n] = true
+		}
+		for n := range r.Limits {
+			names[n] = true
+		}
+		for n := range names {
+			q := r.Requests[n]
+			if q == "" {
+				q = r.Limits[n]
+			}
+			switch {
+			case n == ResourceEphemeralStorage:
+				v, _ := ParseMemory(q)
+				if out == nil {
+					out = &ExtraResources{}
+				}
+				out.EphemeralStorage += v
+			case IsExtendedResource(n):
+				v, _ := ParseCount(q)
+				if out == nil {
+					out = &ExtraResources{}
+				}
+				if out.Extended == nil {
+					out.Extended = map[string]int64{}
+				}
+				out.Extended[n] += v
+			}
+		}
+	}
+	return out
+}

@@ -24,6 +24,11 @@ type (
 		MilliCPU int64             `json:"milliCPU"`
 		Memory   int64             `json:"memory"`
 		MaxPods  int32             `json:"maxPods"`
+		// EphemeralStorage is the node's local storage for pods, in bytes (0: not reported,
+		// as by agents from before it was); Extended are the extended resources it advertises
+		// ("nvidia.com/gpu": 2).
+		EphemeralStorage int64            `json:"ephemeralStorage,omitempty"`
+		Extended         map[string]int64 `json:"extended,omitempty"`
 	}
 	// NodePodCIDRAssigned is the control plane's allocation of a pod CIDR to a node.
 	NodePodCIDRAssigned struct {

@@ -20,6 +20,7 @@ func (s *State) applyPod(ev *events.Event, sub events.Subject, key Key) error {
 		}
 		pod.Spec.NodeName = ""
 		pod.MilliCPU, pod.Memory = pod.Spec.Requests()
+		pod.Extra = pod.Spec.ExtraRequests()
 		pod.Status = events.PodStatus{Phase: events.PodPending}
 		for _, o := range pod.Metadata.OwnerReferences {
 			if o.Controller {
@@ -58,6 +59,7 @@ func (s *State) applyPod(ev *events.Event, sub events.Subject, key Key) error {
 		if n := s.Nodes[p.Node]; n != nil {
 			n.RequestedCPU += pod.MilliCPU
 			n.RequestedMemory += pod.Memory
+			n.addExtra(pod.Extra, 1)
 			n.PodCount++
 			if a := n.Address(); a != "" {
 				pod.Status.HostIP = a
@@ -117,6 +119,7 @@ func (s *State) release(pod *Pod) {
 	if n := s.Nodes[pod.Spec.NodeName]; n != nil && pod.Spec.NodeName != "" {
 		n.RequestedCPU -= pod.MilliCPU
 		n.RequestedMemory -= pod.Memory
+		n.addExtra(pod.Extra, -1)
 		n.PodCount--
 	}
 }
@@ -150,4 +153,26 @@ func unindex(m map[string]map[Key]*Pod, k string, key Key) {
 			delete(m, k)
 		}
 	}
+}
+
+// addExtra adds (sign 1) or takes back (-1) a pod's requests beyond CPU and memory. The node's
+// map is replaced, not written into: readers copied it out of the state under a read lock.
+func (n *Node) addExtra(x *events.ExtraResources, sign int64) {
+	if x == nil {
+		return
+	}
+	n.RequestedEphemeralStorage += sign * x.EphemeralStorage
+	if len(x.Extended) == 0 {
+		return
+	}
+	m := make(map[string]int64, len(n.RequestedExtended)+len(x.Extended))
+	for k, v := range n.RequestedExtended {
+		m[k] = v
+	}
+	for k, v := range x.Extended {
+		if m[k] += sign * v; m[k] == 0 {
+			delete(m, k)
+		}
+	}
+	n.RequestedExtended = m
 }

@@ -15,8 +15,10 @@ func (k Key) String() string { return k.Namespace + "/" + k.Name }
 // Pod is a pod as the log tells it: the Kubernetes-shaped object plus what controllers need.
 type Pod struct {
 	events.Pod
-	// MilliCPU and Memory are the pod's requests, summed once at creation.
+	// MilliCPU and Memory are the pod's requests, summed once at creation; Extra what it
+	// requests beyond them (nil for most pods).
 	MilliCPU, Memory int64
+	Extra            *events.ExtraResources
 	// Bound: PodBound was written to the node's subject.
 	Bound bool
 	// StopRequested: PodStopRequested was written to the node's subject.
@@ -63,6 +65,13 @@ type Node struct {
 	// Requested sums the requests of pods assigned to the node and not yet terminated.
 	RequestedCPU, RequestedMemory int64
 	PodCount                      int
+	// EphemeralStorage and Extended are what the node offers beyond CPU and memory;
+	// RequestedEphemeralStorage and RequestedExtended what its pods request of them. The maps
+	// are replaced, never written into.
+	EphemeralStorage          int64
+	Extended                  map[string]int64
+	RequestedEphemeralStorage int64
+	RequestedExtended         map[string]int64
 }
 
 // Deployment is a Deployment as the log tells it.
@@ -337,10 +346,17 @@ func (s *State) applyNodeRegistered(name string, t time.Time, p *events.NodeRegi
 	n.Metadata.Labels = p.Labels
 	n.Spec.Taints = p.Taints
 	n.MilliCPU, n.Memory, n.MaxPods = p.MilliCPU, p.Memory, p.MaxPods
+	n.EphemeralStorage, n.Extended = p.EphemeralStorage, p.Extended
 	capacity := events.ResourceList{
 		"cpu":    fmt.Sprintf("%dm", p.MilliCPU),
 		"memory": fmt.Sprintf("%d", p.Memory),
 		"pods":   fmt.Sprintf("%d", p.MaxPods),
+	}
+	if p.EphemeralStorage > 0 {
+		capacity[events.ResourceEphemeralStorage] = fmt.Sprintf("%d", p.EphemeralStorage)
+	}
+	for name, v := range p.Extended {
+		capacity[name] = fmt.Sprintf("%d", v)
 	}
 	n.Status.Capacity, n.Status.Allocatable = capacity, capacity
 	n.Status.Addresses = nil

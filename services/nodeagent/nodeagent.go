@@ -23,6 +23,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/sys/unix"
 
 	"skiff.dev/events"
 	"skiff.dev/events/live"
@@ -56,6 +57,12 @@ type Config struct {
 	MilliCPU int64
 	Memory   int64
 	MaxPods  int32
+	// EphemeralStorage is the local storage pods may use, in bytes; default the size of the
+	// file system holding StateDir. Extended are the extended resources the node advertises
+	// ("nvidia.com/gpu": 2), scheduled against like CPU; Skiff hands no device to a container
+	// (there are no device plugins): the count is for placement.
+	EphemeralStorage int64
+	Extended         map[string]int64
 	// ContainerdAddress is containerd's socket; default /run/containerd/containerd.sock.
 	ContainerdAddress   string
 	ContainerdNamespace string
@@ -146,6 +153,9 @@ func (c *Config) defaults() error {
 	if c.StateDir == "" {
 		c.StateDir = "/var/lib/skiff"
 	}
+	if c.EphemeralStorage == 0 {
+		c.EphemeralStorage = fsSize(c.StateDir)
+	}
 	if c.RuncRoot == "" {
 		// On tmpfs, and this node's own: several agents on one host (and a crash's
 		// leftovers) stay apart.
@@ -231,7 +241,8 @@ func Run(ctx context.Context, cfg Config) error {
 		return failed(err)
 	}
 	info := register.NodeInfo{Name: cfg.Node, Labels: cfg.Labels, Taints: cfg.Taints, Address: cfg.Address,
-		MilliCPU: cfg.MilliCPU, Memory: cfg.Memory, MaxPods: cfg.MaxPods}
+		MilliCPU: cfg.MilliCPU, Memory: cfg.Memory, MaxPods: cfg.MaxPods,
+		EphemeralStorage: cfg.EphemeralStorage, Extended: cfg.Extended}
 	if info.Labels == nil {
 		info.Labels = map[string]string{}
 	}
@@ -371,3 +382,17 @@ func flushTraces(tp *telemetry.Provider, log *slog.Logger) {
 // DefaultPinDir is where a node's pinned namespaces live unless Config.PinDir says otherwise: on
 // tmpfs, as namespaces do not outlive a reboot, and the node's own.
 func DefaultPinDir(node string) string { return filepath.Join("/run/skiff", node, "ns") }
+
+// fsSize is the size in bytes of the file system holding dir (or of the nearest parent that
+// exists), 0 when it cannot be read.
+func fsSize(dir string) int64 {
+	for d := dir; ; d = filepath.Dir(d) {
+		var st unix.Statfs_t
+		if err := unix.Statfs(d, &st); err == nil {
+			return int64(st.Blocks) * st.Bsize
+		}
+		if d == filepath.Dir(d) {
+			return 0
+		}
+	}
+}

@@ -37,6 +37,8 @@ func run(args []string) error {
 		cpu         = fs.String("cpu", "", "allocatable CPU, e.g. 4 or 3500m (default: the machine's CPUs)")
 		memory      = fs.String("memory", "", "allocatable memory, e.g. 8Gi (default: the machine's memory)")
 		maxPods     = fs.Int("max-pods", 110, "most pods this node runs")
+		ephemeral   = fs.String("ephemeral-storage", "", "local storage pods may use, e.g. 50Gi (default: the size of the file system holding --state-dir)")
+		extended    = fs.String("extended-resources", "", "extended resources this node advertises for scheduling, name=count,... e.g. nvidia.com/gpu=2 (no device is handed to containers)")
 		clusterCIDR = fs.String("cluster-cidr", nodeagent.DefaultClusterCIDR.String(), "the whole cluster's pod range")
 		logger      = client.LogFlag(fs)
 		metricsAddr = metrics.Flag(fs)
@@ -70,6 +72,14 @@ func run(args []string) error {
 	cfg.Backoff.ResetAfter = agent.DefaultBackoff.ResetAfter
 	cfg.MaxPods = int32(*maxPods)
 	var err error
+	if *ephemeral != "" {
+		if cfg.EphemeralStorage, err = events.ParseMemory(*ephemeral); err != nil {
+			return fmt.Errorf("--ephemeral-storage: %w", err)
+		}
+	}
+	if cfg.Extended, err = parseExtended(*extended); err != nil {
+		return fmt.Errorf("--extended-resources: %w", err)
+	}
 	if cfg.ClusterCIDR, err = netip.ParsePrefix(*clusterCIDR); err != nil {
 		return fmt.Errorf("--cluster-cidr: %w", err)
 	}
@@ -142,6 +152,29 @@ func parseTaints(s string) ([]events.Taint, error) {
 			return nil, fmt.Errorf("%q: the key is empty", t)
 		}
 		out = append(out, events.Taint{Key: k, Value: v, Effect: effect})
+	}
+	return out, nil
+}
+
+// parseExtended reads name=count,... of extended resources.
+func parseExtended(s string) (map[string]int64, error) {
+	if strings.TrimSpace(s) == "" {
+		return nil, nil
+	}
+	out := map[string]int64{}
+	for _, item := range strings.Split(s, ",") {
+		name, count, ok := strings.Cut(strings.TrimSpace(item), "=")
+		if !ok {
+			return nil, fmt.Errorf("%q: want name=count, e.g. nvidia.com/gpu=2", item)
+		}
+		if !events.IsExtendedResource(name) {
+			return nil, fmt.Errorf("%q is not an extended resource name: want a domain and a name, e.g. nvidia.com/gpu", name)
+		}
+		n, err := events.ParseCount(count)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", name, err)
+		}
+		out[name] = n
 	}
 	return out, nil
 }

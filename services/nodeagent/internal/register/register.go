@@ -25,6 +25,10 @@ type NodeInfo struct {
 	MilliCPU int64
 	Memory   int64
 	MaxPods  int32
+	// EphemeralStorage (bytes) and Extended (units by name) are what the node offers beyond
+	// CPU and memory.
+	EphemeralStorage int64
+	Extended         map[string]int64
 }
 
 // Log is the part of the event log registration needs; *store.Store is one.
@@ -96,7 +100,8 @@ func RegisterAll(ctx context.Context, log Log, proj Projection, nodes []NodeInfo
 					a = "node/" + n.Name
 				}
 				ev, err := events.New(now, events.Meta{Actor: a}, events.ObjectRef{Kind: events.KindNode, Name: n.Name, UID: n.Name}, "",
-					&events.NodeRegistered{Labels: n.Labels, Taints: n.Taints, Address: n.Address, MilliCPU: n.MilliCPU, Memory: n.Memory, MaxPods: n.MaxPods})
+					&events.NodeRegistered{Labels: n.Labels, Taints: n.Taints, Address: n.Address, MilliCPU: n.MilliCPU, Memory: n.Memory, MaxPods: n.MaxPods,
+						EphemeralStorage: n.EphemeralStorage, Extended: n.Extended})
 				if err != nil {
 					buildErr = errors.Join(buildErr, err)
 					continue
@@ -147,5 +152,6 @@ func same(cur *state.Node, n NodeInfo) bool {
 		maps.Equal(cur.Metadata.Labels, n.Labels) &&
 		slices.Equal(cur.Spec.Taints, n.Taints) &&
 		cur.Address() == n.Address &&
-		cur.MilliCPU == n.MilliCPU && cur.Memory == n.Memory && cur.MaxPods == n.MaxPods
+		cur.MilliCPU == n.MilliCPU && cur.Memory == n.Memory && cur.MaxPods == n.MaxPods &&
+		cur.EphemeralStorage == n.EphemeralStorage && maps.Equal(cur.Extended, n.Extended)
 }

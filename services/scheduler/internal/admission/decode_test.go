@@ -223,6 +223,12 @@ func TestDecodeRejects(t *testing.T) {
 		{"negative revisionHistoryLimit", func(t *testing.T) string {
 			return edit(t, deploymentYAML, "  selector:\n", "  revisionHistoryLimit: -3\n  selector:\n")
 		}, []c{{"spec.revisionHistoryLimit", "must be greater than or equal to 0 (got -3)"}}},
+		{"extended resource requested without its limit", func(t *testing.T) string {
+			return edit(t, podYAML, "        memory: 64Mi\n", "        memory: 64Mi\n        nvidia.com/gpu: 1\n")
+		}, []c{{"spec.containers[0].resources.requests.nvidia.com/gpu", "must equal the nvidia.com/gpu limit: extended resources cannot be overcommitted (set the limit; a limit alone requests itself)"}}},
+		{"extended resource, fractional", func(t *testing.T) string {
+			return edit(t, podYAML, "        memory: 128Mi\n", "        memory: 128Mi\n        nvidia.com/gpu: \"0.5\"\n")
+		}, []c{{"spec.containers[0].resources.limits.nvidia.com/gpu", `"0.5" is not a nvidia.com/gpu quantity: want a whole number of units ("1")`}}},
 		{"bad imagePullPolicy", func(t *testing.T) string {
 			return edit(t, podYAML, "    image: nginx:1.27\n", "    image: nginx:1.27\n    imagePullPolicy: Sometimes\n")
 		}, []c{{"spec.containers[0].imagePullPolicy", `unsupported value "Sometimes": supported values: "Always", "IfNotPresent", "Never"`}}},
@@ -258,9 +264,9 @@ func TestDecodeRejects(t *testing.T) {
 		{"bad cpu quantity", func(t *testing.T) string { return edit(t, podYAML, "cpu: 100m", "cpu: 1 core") },
 			[]c{{"spec.containers[0].resources.requests.cpu", `"1 core" is not a cpu quantity: want cores ("0.5", "2") or millicores ("500m")`}}},
 		{"unsupported resource", func(t *testing.T) string {
-			return edit(t, podYAML, "        memory: 128Mi\n", "        memory: 128Mi\n        nvidia.com/gpu: 1\n")
+			return edit(t, podYAML, "        memory: 128Mi\n", "        memory: 128Mi\n        hugepages-2Mi: 1Gi\n")
 		},
-			[]c{{"spec.containers[0].resources.limits.nvidia.com/gpu", `unsupported resource "nvidia.com/gpu": Skiff schedules cpu and memory`}}},
+			[]c{{"spec.containers[0].resources.limits.hugepages-2Mi", `unsupported resource "hugepages-2Mi": Skiff schedules cpu, memory, ephemeral-storage and extended resources named by a domain ("example.com/device")`}}},
 		{"request above limit", func(t *testing.T) string { return edit(t, podYAML, "memory: 64Mi", "memory: 1Gi") },
 			[]c{{"spec.containers[0].resources.requests.memory", "must be less than or equal to the memory limit (128Mi)"}}},
 
@@ -390,5 +396,15 @@ func TestDecodeRejects(t *testing.T) {
 				t.Errorf("Decode returned an object along with causes")
 			}
 		})
+	}
+}
+
+// Ephemeral storage and extended resources decode, as Kubernetes writes them.
+func TestDecodeAcceptsExtraResources(t *testing.T) {
+	m := edit(t, podYAML, "        memory: 64Mi\n", "        memory: 64Mi\n        ephemeral-storage: 1Gi\n")
+	m = edit(t, m, "        memory: 128Mi\n", "        memory: 128Mi\n        ephemeral-storage: 2Gi\n        nvidia.com/gpu: 2\n")
+	obj, causes := Decode(docs(t, m)[0])
+	if len(causes) > 0 || obj == nil {
+		t.Fatalf("Decode = %v", causes)
 	}
 }

@@ -221,7 +221,14 @@ var resourceUnits = map[string]struct {
 }{
 	"cpu":    {events.ParseCPU, `cores ("0.5", "2") or millicores ("500m")`},
 	"memory": {events.ParseMemory, `bytes ("1048576") or a number with a suffix Ki, Mi, Gi, Ti, Pi, k, M, G, T, P ("128Mi")`},
+	events.ResourceEphemeralStorage: {events.ParseMemory, `bytes ("1048576") or a number with a suffix Ki, Mi, Gi, Ti, Pi, k, M, G, T, P ("1Gi")`},
 }
+
+// extendedUnit is how extended resources ("nvidia.com/gpu") are counted: whole units.
+var extendedUnit = struct {
+	parse func(string) (int64, error)
+	want  string
+}{events.ParseCount, `a whole number of units ("1")`}
 
 func validateResources(p *problems, path string, r *events.ResourceRequirements) {
 	parsed := map[string]map[string]int64{}
@@ -233,8 +240,11 @@ func validateResources(p *problems, path string, r *events.ResourceRequirements)
 		for _, res := range sortedKeys(part.list) {
 			fp := join(join(path, part.name), res)
 			unit, ok := resourceUnits[res]
+			if !ok && events.IsExtendedResource(res) {
+				unit, ok = extendedUnit, true
+			}
 			if !ok {
-				p.add(fp, "unsupported resource %q: Skiff schedules cpu and memory", res)
+				p.add(fp, "unsupported resource %q: Skiff schedules cpu, memory, ephemeral-storage and extended resources named by a domain (\"example.com/device\")", res)
 				continue
 			}
 			v, err := unit.parse(part.list[res])
@@ -245,11 +255,22 @@ func validateResources(p *problems, path string, r *events.ResourceRequirements)
 			parsed[part.name][res] = v
 		}
 	}
-	for _, res := range []string{"cpu", "memory"} {
+	for _, res := range []string{"cpu", "memory", events.ResourceEphemeralStorage} {
 		req, hasReq := parsed["requests"][res]
 		lim, hasLim := parsed["limits"][res]
 		if hasReq && hasLim && req > lim {
 			p.add(join(join(path, "requests"), res), "must be less than or equal to the %s limit (%s)", res, r.Limits[res])
+		}
+	}
+	// Extended resources are not overcommitted: a request needs a limit, and equals it (a limit
+	// alone requests itself), as in Kubernetes.
+	for _, res := range sortedKeys(r.Requests) {
+		req, ok := parsed["requests"][res]
+		if !ok || !events.IsExtendedResource(res) {
+			continue
+		}
+		if lim, hasLim := parsed["limits"][res]; !hasLim || lim != req {
+			p.add(join(join(path, "requests"), res), "must equal the %s limit: extended resources cannot be overcommitted (set the limit; a limit alone requests itself)", res)
 		}
 	}
 }

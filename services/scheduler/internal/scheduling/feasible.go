@@ -18,6 +18,7 @@ const (
 	reasonTooManyPods
 	reasonInsufficientCPU
 	reasonInsufficientMemory
+	reasonInsufficientResource // ephemeral storage or an extended resource, named by key
 	numReasonCodes
 )
 
@@ -31,19 +32,29 @@ var reasonText = [numReasonCodes]string{
 	reasonInsufficientMemory: "Insufficient memory",
 }
 
+// hasDetail reports whether a reason's words depend on its key (and value), so reasons with the
+// same code are counted apart.
+func (r reason) hasDetail() bool {
+	return r.code == reasonUntoleratedTaint || r.code == reasonInsufficientResource
+}
+
 // reason is why one node cannot take one pod. It is a comparable value, not an error and not a
 // formatted string: the hot path records it without allocating, and only a pod that fits nowhere
 // pays for formatting the message.
 type reason struct {
 	code reasonCode
-	// key and value of the untolerated taint, for reasonUntoleratedTaint only.
+	// key and value of the untolerated taint, for reasonUntoleratedTaint; key is the
+	// resource for reasonInsufficientResource.
 	key, value string
 }
 
 // String is the reason in kube-scheduler's words.
 func (r reason) String() string {
-	if r.code == reasonUntoleratedTaint {
+	switch r.code {
+	case reasonUntoleratedTaint:
 		return fmt.Sprintf("node(s) had untolerated taint {%s: %s}", r.key, r.value)
+	case reasonInsufficientResource:
+		return "Insufficient " + r.key
 	}
 	return reasonText[r.code]
 }
@@ -155,9 +166,10 @@ func (selectorChecker) check(p *podInfo, n *nodeInfo, why []reason) []reason {
 	return why
 }
 
-// resourceChecker rejects nodes without a free pod slot, or without the CPU or memory the pod
-// requests. A pod that requests none of a resource is not held back by it, even on an
-// overcommitted node (as in kube-scheduler).
+// resourceChecker rejects nodes without a free pod slot, or without the CPU, memory, ephemeral
+// storage or extended resources the pod requests. A pod that requests none of a resource is not
+// held back by it, even on an overcommitted node (as in kube-scheduler); a node that does not
+// advertise an extended resource has none of it.
 type resourceChecker struct{}
 
 func (resourceChecker) check(p *podInfo, n *nodeInfo, why []reason) []reason {
@@ -169,6 +181,16 @@ func (resourceChecker) check(p *podInfo, n *nodeInfo, why []reason) []reason {
 	}
 	if p.memory > 0 && n.requestedMemory+p.memory > n.memory {
 		why = append(why, reason{code: reasonInsufficientMemory})
+	}
+	if x := p.extra; x != nil {
+		if x.EphemeralStorage > 0 && n.requestedEphemeral+x.EphemeralStorage > n.ephemeral {
+			why = append(why, reason{code: reasonInsufficientResource, key: events.ResourceEphemeralStorage})
+		}
+		for name, want := range x.Extended {
+			if want > 0 && n.requestedExtended[name]+want > n.extended[name] {
+				why = append(why, reason{code: reasonInsufficientResource, key: name})
+			}
+		}
 	}
 	return why
 }

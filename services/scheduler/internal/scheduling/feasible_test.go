@@ -86,6 +86,22 @@ func TestCheckers(t *testing.T) {
 		{name: "resources/everything short is reported", checker: resourceChecker{}, pod: podInfo{milliCPU: 5000, memory: 9 << 30},
 			node: func(n *nodeInfo) { n.podCount = 10 },
 			want: []reason{{code: reasonTooManyPods}, {code: reasonInsufficientCPU}, {code: reasonInsufficientMemory}}},
+		{name: "resources/extended resource the node advertises", checker: resourceChecker{},
+			pod:  podInfo{extra: &events.ExtraResources{Extended: map[string]int64{"nvidia.com/gpu": 1}}},
+			node: func(n *nodeInfo) { n.extended = map[string]int64{"nvidia.com/gpu": 2} }},
+		{name: "resources/extended resource all taken", checker: resourceChecker{},
+			pod: podInfo{extra: &events.ExtraResources{Extended: map[string]int64{"nvidia.com/gpu": 1}}},
+			node: func(n *nodeInfo) {
+				n.extended, n.requestedExtended = map[string]int64{"nvidia.com/gpu": 2}, map[string]int64{"nvidia.com/gpu": 2}
+			},
+			want: []reason{{code: reasonInsufficientResource, key: "nvidia.com/gpu"}}},
+		{name: "resources/extended resource the node lacks", checker: resourceChecker{},
+			pod:  podInfo{extra: &events.ExtraResources{Extended: map[string]int64{"example.com/fpga": 1}}},
+			want: []reason{{code: reasonInsufficientResource, key: "example.com/fpga"}}},
+		{name: "resources/ephemeral storage", checker: resourceChecker{},
+			pod:  podInfo{extra: &events.ExtraResources{EphemeralStorage: 2 << 30}},
+			node: func(n *nodeInfo) { n.ephemeral, n.requestedEphemeral = 10<<30, 9<<30 },
+			want: []reason{{code: reasonInsufficientResource, key: "ephemeral-storage"}}},
 		{name: "resources/zero request fits an overcommitted node", checker: resourceChecker{},
 			node: func(n *nodeInfo) { n.requestedCPU, n.requestedMemory = 5000, 9<<30 }},
 	} {

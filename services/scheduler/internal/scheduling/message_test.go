@@ -95,3 +95,36 @@ func TestPlaceNowhere(t *testing.T) {
 		t.Errorf("message:\n got %q\nwant %q", msg, want)
 	}
 }
+
+// A pod wanting a GPU on a cluster where one node has two, both taken, and two have none:
+// kube-scheduler's words, one count per resource.
+func TestUnschedulableMessageNamesExtendedResources(t *testing.T) {
+	nodes := []nodeInfo{readyNode(), readyNode(), readyNode()}
+	nodes[0].name, nodes[1].name, nodes[2].name = "a", "b", "gpu-1"
+	nodes[2].extended, nodes[2].requestedExtended = map[string]int64{"nvidia.com/gpu": 2}, map[string]int64{"nvidia.com/gpu": 2}
+	pl := placer{chain: defaultCheckers()}
+	p := &podInfo{extra: &events.ExtraResources{Extended: map[string]int64{"nvidia.com/gpu": 1}}}
+	res := pl.place(p, nodes, nil)
+	if res.node >= 0 {
+		t.Fatalf("placed on %s", nodes[res.node].name)
+	}
+	msg, _ := unschedulableMessage(len(nodes), res.why)
+	if want := "0/3 nodes are available: 3 Insufficient nvidia.com/gpu."; msg != want {
+		t.Errorf("message %q, want %q", msg, want)
+	}
+	// A decision counts its GPUs on the node, so a second pod of the same batch does not take
+	// the same one.
+	nodes[2].requestedExtended = map[string]int64{"nvidia.com/gpu": 1}
+	shared := nodes[2].requestedExtended
+	res = pl.place(p, nodes, nil)
+	if res.node != 2 {
+		t.Fatalf("one GPU free on gpu-1: placed on %d", res.node)
+	}
+	nodes[2].take(0, 0, p.extra)
+	if got := pl.place(p, nodes, nil); got.node >= 0 {
+		t.Errorf("after taking the last GPU, the next pod was placed on %s", nodes[got.node].name)
+	}
+	if shared["nvidia.com/gpu"] != 1 {
+		t.Errorf("taking a GPU wrote into the map the state shares (now %d)", shared["nvidia.com/gpu"])
+	}
+}

@@ -108,7 +108,7 @@ func (pl *placer) place(p *podInfo, nodes []nodeInfo, sameOwner map[int]int) pla
 		}
 		if len(pl.why) > 0 {
 			for _, r := range pl.why {
-				if r.code == reasonUntoleratedTaint {
+				if r.hasDetail() {
 					if taints == nil {
 						taints = map[reason]int{}
 					}

@@ -98,16 +98,13 @@ func (r *rerunner) assume(rec Recorded) {
 	if _, dup := r.assumed[rec.Pod]; dup {
 		return
 	}
-	a := assumption{node: rec.Node, milliCPU: p.MilliCPU, memory: p.Memory, owner: p.OwnerUID}
+	a := assumption{node: rec.Node, milliCPU: p.MilliCPU, memory: p.Memory, extra: p.Extra, owner: p.OwnerUID}
 	r.assumed[rec.Pod] = a
 	idx, ok := r.ns.index[a.node]
 	if !ok {
 		return
 	}
-	n := &r.ns.nodes[idx]
-	n.requestedCPU += a.milliCPU
-	n.requestedMemory += a.memory
-	n.podCount++
+	r.ns.nodes[idx].take(a.milliCPU, a.memory, a.extra)
 	if counts, ok := r.owners[a.owner]; ok && a.owner != "" {
 		counts[idx]++
 	}

@@ -489,13 +489,11 @@ func (s *Scheduler) decide(chunk []candidate, now time.Time) *batch {
 			continue
 		}
 		n := &s.nodes.nodes[pl.node]
-		n.requestedCPU += p.milliCPU
-		n.requestedMemory += p.memory
-		n.podCount++
+		n.take(p.milliCPU, p.memory, p.extra)
 		if p.owner != "" {
 			s.owners[p.owner][pl.node]++
 		}
-		s.assumed[p.key] = assumption{node: n.name, milliCPU: p.milliCPU, memory: p.memory, owner: p.owner}
+		s.assumed[p.key] = assumption{node: n.name, milliCPU: p.milliCPU, memory: p.memory, extra: p.extra, owner: p.owner}
 		s.binding[p.key] = struct{}{}
 		d := decision{pod: *p, node: n.name, score: pl.score, feasible: pl.feasible, evaluated: pl.evaluated, stateSeq: stateSeq}
 		if traced {
@@ -520,6 +518,9 @@ func (s *Scheduler) decide(chunk []candidate, now time.Time) *batch {
 
 // classOf names the scheduling requirements of p: pods of one class fit the same nodes.
 func classOf(p *podInfo) string {
+	if p.extra != nil {
+		return fmt.Sprintf("%d/%d/%v/%v/%d/%v", p.milliCPU, p.memory, p.selector, p.tolerations, p.extra.EphemeralStorage, p.extra.Extended)
+	}
 	return fmt.Sprintf("%d/%d/%v/%v", p.milliCPU, p.memory, p.selector, p.tolerations)
 }
 

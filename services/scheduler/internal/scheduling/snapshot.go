@@ -21,9 +21,11 @@ type podInfo struct {
 	// appended only if nothing happened to the pod since.
 	seq              uint64
 	milliCPU, memory int64
-	selector         map[string]string
-	tolerations      []events.Toleration
-	owner            string
+	// extra is what the pod requests beyond CPU and memory; nil for most pods.
+	extra       *events.ExtraResources
+	selector    map[string]string
+	tolerations []events.Toleration
+	owner       string
 	// unschedulable is the message of the PodScheduled=False condition the log holds, if any.
 	unschedulable string
 	// pod is the Kubernetes-shaped pod PodBound carries.
@@ -46,6 +48,7 @@ func newPodInfo(st *state.State, p *state.Pod) podInfo {
 		seq:         st.SubjectSeq(events.ObjectSubject(events.KindPod, p.Metadata.Namespace, p.Metadata.Name)),
 		milliCPU:    p.MilliCPU,
 		memory:      p.Memory,
+		extra:       p.Extra,
 		selector:    p.Spec.NodeSelector,
 		tolerations: p.Spec.Tolerations,
 		owner:       p.OwnerUID,
@@ -89,6 +92,12 @@ type nodeInfo struct {
 	maxPods                       int32
 	requestedCPU, requestedMemory int64
 	podCount                      int
+	// ephemeral and extended are what the node offers beyond CPU and memory, requested* what
+	// is asked of them. The maps are shared with the state (which replaces them, never writes
+	// into them) until an assumption adds to requestedExtended: it copies first (ownExtended).
+	ephemeral, requestedEphemeral int64
+	extended, requestedExtended   map[string]int64
+	ownExtended                   bool
 }
 
 func newNodeInfo(n *state.Node) nodeInfo {
@@ -104,6 +113,33 @@ func newNodeInfo(n *state.Node) nodeInfo {
 		requestedCPU:    n.RequestedCPU,
 		requestedMemory: n.RequestedMemory,
 		podCount:        n.PodCount,
+
+		ephemeral:          n.EphemeralStorage,
+		requestedEphemeral: n.RequestedEphemeralStorage,
+		extended:           n.Extended,
+		requestedExtended:  n.RequestedExtended,
+	}
+}
+
+// take counts a pod's requests on the node: a decision of this pass, or an assumption.
+func (n *nodeInfo) take(milliCPU, memory int64, extra *events.ExtraResources) {
+	n.requestedCPU += milliCPU
+	n.requestedMemory += memory
+	n.podCount++
+	if extra == nil {
+		return
+	}
+	n.requestedEphemeral += extra.EphemeralStorage
+	if len(extra.Extended) > 0 {
+		if !n.ownExtended {
+			n.requestedExtended, n.ownExtended = maps.Clone(n.requestedExtended), true
+			if n.requestedExtended == nil {
+				n.requestedExtended = map[string]int64{}
+			}
+		}
+		for k, v := range extra.Extended {
+			n.requestedExtended[k] += v
+		}
 	}
 }
 
@@ -114,6 +150,8 @@ func (n *nodeInfo) improvedOver(old *nodeInfo) bool {
 		(!n.unschedulable && old.unschedulable) ||
 		n.milliCPU > old.milliCPU || n.memory > old.memory || n.maxPods > old.maxPods ||
 		n.requestedCPU < old.requestedCPU || n.requestedMemory < old.requestedMemory || n.podCount < old.podCount ||
+		n.ephemeral > old.ephemeral || n.requestedEphemeral < old.requestedEphemeral ||
+		!maps.Equal(n.extended, old.extended) || !maps.Equal(n.requestedExtended, old.requestedExtended) ||
 		!maps.Equal(n.labels, old.labels) || !slices.Equal(n.taints, old.taints)
 }
 
@@ -123,6 +161,7 @@ func (n *nodeInfo) improvedOver(old *nodeInfo) bool {
 type assumption struct {
 	node             string
 	milliCPU, memory int64
+	extra            *events.ExtraResources
 	owner            string
 }
 
@@ -206,10 +245,7 @@ func (ns *nodeSet) snapshot(st *state.State, assumed map[state.Key]assumption) (
 			continue
 		}
 		if i, ok := ns.index[a.node]; ok {
-			n := &ns.nodes[i]
-			n.requestedCPU += a.milliCPU
-			n.requestedMemory += a.memory
-			n.podCount++
+			ns.nodes[i].take(a.milliCPU, a.memory, a.extra)
 		}
 	}
 	return improved
