@@ -85,8 +85,10 @@ func (a *app) logs(ctx context.Context, name string, o logsOptions) error {
 	req := api.LogsRequest{
 		Namespace: pod.Metadata.Namespace, Pod: pod.Metadata.Name, UID: pod.Metadata.UID, Container: container,
 		Previous: o.previous,
-		// A pod that ended writes nothing more: following it would wait for its deletion.
-		Follow: o.follow && pod.Status.Phase != events.PodSucceeded && pod.Status.Phase != events.PodFailed,
+		// A pod that ended, or a container that exited, writes nothing more: following it
+		// would wait for the pod's deletion (or a restart). kubectl's follow ends there too.
+		Follow: o.follow && pod.Status.Phase != events.PodSucceeded && pod.Status.Phase != events.PodFailed &&
+			!exited(&pod, container),
 	}
 	if o.tail >= 0 {
 		req.TailLines = &o.tail
@@ -103,6 +105,16 @@ func (a *app) logs(ctx context.Context, name string, o logsOptions) error {
 		return nil // Ctrl-C ends a follow: following was all it was asked to do
 	}
 	return err
+}
+
+// exited reports whether the container's last report says it exited (and has not started again).
+func exited(pod *events.Pod, container string) bool {
+	for _, cs := range pod.Status.ContainerStatuses {
+		if cs.Name == container {
+			return cs.State.Terminated != nil
+		}
+	}
+	return false
 }
 
 // pickContainer is the container whose logs to print: the one named, or the pod's only one.

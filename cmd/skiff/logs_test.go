@@ -231,6 +231,21 @@ func TestLogsFollow(t *testing.T) {
 		}
 	})
 
+	t.Run("a container that exited", func(t *testing.T) {
+		c := newCluster(t)
+		f := c.startScheduler()
+		p := logsPods[0]
+		p.status = &events.PodStatus{Phase: events.PodRunning, ContainerStatuses: []events.ContainerStatus{{Name: "app",
+			State: events.ContainerState{Terminated: &events.ContainerStateTerminated{ExitCode: 1}}}}}
+		f.waitSeq(t, appendPod(c, p))
+		dir, _ := startLogsServer(t, c.nc, p.node)
+		writeLog(t, dir, "web", "u-web", "app", "0.log", "last words\n")
+		r := c.run("logs", "-f", "web")
+		if r.code != 0 || r.stdout != "last words\n" || r.stderr != "" {
+			t.Fatalf("logs -f of an exited container: exit %d, stdout %q, stderr %q; want its log, then the end", r.code, r.stdout, r.stderr)
+		}
+	})
+
 	t.Run("interrupted", func(t *testing.T) {
 		c, dir := logsCluster(t, logsPods[0])
 		writeLog(t, dir, "web", "u-web", "app", "0.log", "hello\n")
