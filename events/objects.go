@@ -98,10 +98,33 @@ const (
 	PullNever        = "Never"
 )
 
-// EnvVar is a literal environment variable.
+// EnvVar is an environment variable: a literal value, or one taken from the pod's own fields
+// or its container's resources.
 type EnvVar struct {
-	Name  string `json:"name"`
-	Value string `json:"value,omitempty"`
+	Name      string        `json:"name"`
+	Value     string        `json:"value,omitempty"`
+	ValueFrom *EnvVarSource `json:"valueFrom,omitempty"`
+}
+
+// EnvVarSource is where an environment variable's value comes from: one of its fields.
+type EnvVarSource struct {
+	FieldRef         *ObjectFieldSelector   `json:"fieldRef,omitempty"`
+	ResourceFieldRef *ResourceFieldSelector `json:"resourceFieldRef,omitempty"`
+}
+
+// ObjectFieldSelector names a field of the pod ("metadata.name", "status.podIP",
+// "metadata.labels['app']").
+type ObjectFieldSelector struct {
+	APIVersion string `json:"apiVersion,omitempty"`
+	FieldPath  string `json:"fieldPath"`
+}
+
+// ResourceFieldSelector names a container's request or limit ("limits.memory"), in units of
+// Divisor (default 1: cores, bytes).
+type ResourceFieldSelector struct {
+	ContainerName string `json:"containerName,omitempty"`
+	Resource      string `json:"resource"`
+	Divisor       string `json:"divisor,omitempty"`
 }
 
 // ContainerPort is a port a container listens on.

@@ -292,6 +292,7 @@ func Run(ctx context.Context, cfg Config) error {
 	a := agent.New(agent.Config{
 		Node: cfg.Node, Address: cfg.Address, Log: st, Nodes: nodes, JetStream: st.JetStream(), Runtime: rt,
 		Backoff: cfg.Backoff, Logger: log, Metrics: m, Tracer: tp.Tracer(),
+		Allocatable: map[string]int64{"cpu": cfg.MilliCPU, "memory": cfg.Memory, events.ResourceEphemeralStorage: cfg.EphemeralStorage},
 		Network: func(ctx context.Context, podCIDR netip.Prefix) (agent.Network, error) {
 			return podnet.New(ctx, podnet.Config{PodCIDR: podCIDR, ClusterCIDR: cfg.ClusterCIDR, Bridge: cfg.Bridge,
 				LoopbackPlugin: cfg.CNILoopbackPlugin,

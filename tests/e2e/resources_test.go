@@ -54,3 +54,33 @@ func TestExtendedResources(t *testing.T) {
 		t.Errorf("fpga-b: %s on %q", p.Status.Phase, p.Spec.NodeName)
 	}
 }
+
+// A container's environment takes the pod's own fields and its resources (the downward API), as
+// the kubelet gives them: its name, namespace, IP, node and a label; its memory limit in MiB.
+func TestEnvFromThePod(t *testing.T) {
+	c := cluster.New(t, cluster.Options{})
+	c.Apply(`{"apiVersion":"v1","kind":"Pod","metadata":{"name":"downward","labels":{"app":"dw"}},"spec":{` +
+		`"terminationGracePeriodSeconds":1,"containers":[{"name":"main","image":"` + testboxImage + `","args":["env"],` +
+		`"resources":{"limits":{"memory":"64Mi"}},"env":[` +
+		`{"name":"POD_NAME","valueFrom":{"fieldRef":{"fieldPath":"metadata.name"}}},` +
+		`{"name":"POD_NAMESPACE","valueFrom":{"fieldRef":{"fieldPath":"metadata.namespace"}}},` +
+		`{"name":"POD_IP","valueFrom":{"fieldRef":{"fieldPath":"status.podIP"}}},` +
+		`{"name":"NODE_NAME","valueFrom":{"fieldRef":{"fieldPath":"spec.nodeName"}}},` +
+		`{"name":"APP","valueFrom":{"fieldRef":{"fieldPath":"metadata.labels['app']"}}},` +
+		`{"name":"MEM_MI","valueFrom":{"resourceFieldRef":{"resource":"limits.memory","divisor":"1Mi"}}}]}]}}` + "\n")
+	p := waitRunning(t, c, "downward") // testbox env prints its environment, then sleeps
+	var out string
+	c.WaitFor("downward's environment in its log", func() bool {
+		var err error
+		out, err = c.Skiff("logs", "downward")
+		return err == nil && strings.Contains(out, "PWD=")
+	})
+	for _, want := range []string{"POD_NAME=downward", "POD_NAMESPACE=default", "POD_IP=" + p.Status.PodIP, "NODE_NAME=node1", "APP=dw", "MEM_MI=64"} {
+		if !strings.Contains(out, want+"\n") {
+			t.Errorf("environment lacks %s:\n%s", want, out)
+		}
+	}
+	if p.Status.PodIP == "" {
+		t.Error("the pod reported no IP")
+	}
+}

@@ -55,6 +55,10 @@ type Config struct {
 	// Tracer traces each pod's start and stop (a child of its PodBound's or PodStopRequested's
 	// span); nil traces nothing.
 	Tracer trace.Tracer
+	// Allocatable is the node's capacity for pods: "cpu" in millicores, "memory" and
+	// "ephemeral-storage" in bytes. A container's environment takes a limit it does not set
+	// from here (resourceFieldRef), as the kubelet does.
+	Allocatable map[string]int64
 }
 
 // Clock is the agent's time. clock.RealClock is the real one; tests step a fake one
@@ -202,7 +206,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	env := &workerEnv{
 		runtime: a.cfg.Runtime, images: a.cfg.Runtime, net: net, status: a, clock: a.cfg.Clock,
 		backoff: a.cfg.Backoff, imageRetry: a.cfg.ImageRetry, imports: &singleflight.Group{}, metrics: a.cfg.Metrics,
-		tracer: a.cfg.Tracer,
+		tracer: a.cfg.Tracer, allocatable: a.cfg.Allocatable, hostIP: a.cfg.Address,
 	}
 	if obs, err := images.OpenBucket(ctx, a.cfg.JetStream); err != nil {
 		a.log.Warn("image store unavailable; only images already on the node can run", "err", err)

@@ -89,6 +89,9 @@ type workerEnv struct {
 	imports *singleflight.Group
 	// tracer traces pod work; nil traces nothing.
 	tracer trace.Tracer
+	// allocatable is the node's capacity (Config.Allocatable); hostIP its address.
+	allocatable map[string]int64
+	hostIP      string
 }
 
 // worker owns one pod: it alone creates, restarts, stops and removes the pod's sandbox and
@@ -359,7 +362,7 @@ func (w *worker) syncContainer(ctx context.Context, p work.Pod, ref runtime.PodR
 		}
 		return o, now.Add(w.env.imageRetry)
 	}
-	cfg, err := containerConfig(ref, c, image, o.restarts)
+	cfg, err := containerConfig(ref, c, image, o.restarts, downward{pod: &p.Pod, podIP: w.podIP, hostIP: w.env.hostIP, alloc: w.env.allocatable})
 	if err == nil {
 		cctx, span := w.child(ctx, "create container", attribute.String("k8s.container.name", c.Name))
 		_, err = rt.CreateContainer(cctx, cfg)
@@ -497,14 +500,25 @@ func (w *worker) fetchImage(ctx context.Context, image string) error {
 	return nil
 }
 
+// downward is what a container's environment may take from its pod (the downward API).
+type downward struct {
+	pod           *events.Pod
+	podIP, hostIP string
+	alloc         map[string]int64
+}
+
 // containerConfig maps a Kubernetes container onto the runtime's config.
-func containerConfig(ref runtime.PodRef, c *events.Container, image string, restarts int) (runtime.ContainerConfig, error) {
+func containerConfig(ref runtime.PodRef, c *events.Container, image string, restarts int, dw downward) (runtime.ContainerConfig, error) {
 	cfg := runtime.ContainerConfig{
 		Pod: ref, Name: c.Name, Image: image, Command: c.Command, Args: c.Args,
 		WorkingDir: c.WorkingDir, RestartCount: restarts,
 	}
 	for _, e := range c.Env {
-		cfg.Env = append(cfg.Env, e.Name+"="+e.Value)
+		v, err := envValue(c, &e, dw)
+		if err != nil {
+			return cfg, fmt.Errorf("env %s: %w", e.Name, err)
+		}
+		cfg.Env = append(cfg.Env, e.Name+"="+v)
 	}
 	var err error
 	if q := c.Resources.Limits["cpu"]; q != "" {
@@ -523,6 +537,30 @@ func containerConfig(ref runtime.PodRef, c *events.Container, image string, rest
 		}
 	}
 	return cfg, nil
+}
+
+// envValue is an environment variable's value: literal, or from the pod's fields or a
+// container's resources.
+func envValue(c *events.Container, e *events.EnvVar, dw downward) (string, error) {
+	src := e.ValueFrom
+	switch {
+	case src == nil:
+		return e.Value, nil
+	case src.FieldRef != nil:
+		return events.FieldValue(dw.pod, src.FieldRef.FieldPath, dw.podIP, dw.hostIP)
+	case src.ResourceFieldRef != nil:
+		r := src.ResourceFieldRef
+		target := c
+		if r.ContainerName != "" && dw.pod != nil {
+			for i := range dw.pod.Spec.Containers {
+				if dw.pod.Spec.Containers[i].Name == r.ContainerName {
+					target = &dw.pod.Spec.Containers[i]
+				}
+			}
+		}
+		return events.ResourceValue(target, r.Resource, r.Divisor, dw.alloc)
+	}
+	return "", errors.New("valueFrom names no source")
 }
 
 // waitingAll is the status of a pod none of whose containers could start.

@@ -666,6 +666,21 @@ func TestContainerConfig(t *testing.T) {
 		want: runtime.ContainerConfig{Pod: ref, Name: "app", Image: echo, RestartCount: 3,
 			CPULimitMillis: 500, CPURequestMillis: 250, MemoryLimitBytes: 64 << 20},
 	}, {
+		name: "env from the pod's fields and resources",
+		c: events.Container{Name: "app", Resources: events.ResourceRequirements{Limits: events.ResourceList{"memory": "64Mi"}},
+			Env: []events.EnvVar{
+				{Name: "POD", ValueFrom: &events.EnvVarSource{FieldRef: &events.ObjectFieldSelector{FieldPath: "metadata.name"}}},
+				{Name: "NS", ValueFrom: &events.EnvVarSource{FieldRef: &events.ObjectFieldSelector{FieldPath: "metadata.namespace"}}},
+				{Name: "IP", ValueFrom: &events.EnvVarSource{FieldRef: &events.ObjectFieldSelector{FieldPath: "status.podIP"}}},
+				{Name: "HOST", ValueFrom: &events.EnvVarSource{FieldRef: &events.ObjectFieldSelector{FieldPath: "status.hostIP"}}},
+				{Name: "NODE", ValueFrom: &events.EnvVarSource{FieldRef: &events.ObjectFieldSelector{FieldPath: "spec.nodeName"}}},
+				{Name: "APP", ValueFrom: &events.EnvVarSource{FieldRef: &events.ObjectFieldSelector{FieldPath: "metadata.labels['app']"}}},
+				{Name: "MEM_MI", ValueFrom: &events.EnvVarSource{ResourceFieldRef: &events.ResourceFieldSelector{Resource: "limits.memory", Divisor: "1Mi"}}},
+				{Name: "CPUS", ValueFrom: &events.EnvVarSource{ResourceFieldRef: &events.ResourceFieldSelector{Resource: "limits.cpu"}}},
+			}},
+		want: runtime.ContainerConfig{Pod: ref, Name: "app", Image: echo, RestartCount: 3, MemoryLimitBytes: 64 << 20,
+			Env: []string{"POD=web", "NS=default", "IP=10.88.0.7", "HOST=192.168.0.1", "NODE=n1", "APP=web", "MEM_MI=64", "CPUS=2"}},
+	}, {
 		name: "bad cpu limit",
 		c:    events.Container{Name: "app", Resources: events.ResourceRequirements{Limits: events.ResourceList{"cpu": "lots"}}},
 		err:  true,
@@ -679,7 +694,10 @@ func TestContainerConfig(t *testing.T) {
 		err:  true,
 	}} {
 		t.Run(tc.name, func(t *testing.T) {
-			got, err := containerConfig(ref, &tc.c, echo, 3)
+			pod := testPod("web", "app")
+			pod.Metadata.Labels = map[string]string{"app": "web"}
+			dw := downward{pod: &pod, podIP: "10.88.0.7", hostIP: "192.168.0.1", alloc: map[string]int64{"cpu": 2000, "memory": 4 << 30}}
+			got, err := containerConfig(ref, &tc.c, echo, 3, dw)
 			if (err != nil) != tc.err {
 				t.Fatalf("error = %v, want error: %v", err, tc.err)
 			}

@@ -377,7 +377,7 @@ var kubernetesOnly = map[reflect.Type][]string{
 		"livenessProbe", "readinessProbe", "startupProbe", "lifecycle", "securityContext", "envFrom",
 		"stdin", "stdinOnce", "tty",
 		"resizePolicy", "restartPolicy"},
-	reflect.TypeFor[events.EnvVar]():               {"valueFrom"},
+	reflect.TypeFor[events.EnvVarSource]():         {"configMapKeyRef", "secretKeyRef"},
 	reflect.TypeFor[events.ContainerPort]():        {"hostPort", "hostIP"},
 	reflect.TypeFor[events.ResourceRequirements](): {"claims"},
 	reflect.TypeFor[events.LabelSelector]():        {"matchExpressions"},

@@ -229,6 +229,18 @@ func TestDecodeRejects(t *testing.T) {
 		{"extended resource, fractional", func(t *testing.T) string {
 			return edit(t, podYAML, "        memory: 128Mi\n", "        memory: 128Mi\n        nvidia.com/gpu: \"0.5\"\n")
 		}, []c{{"spec.containers[0].resources.limits.nvidia.com/gpu", `"0.5" is not a nvidia.com/gpu quantity: want a whole number of units ("1")`}}},
+		{"env from an unsupported field", func(t *testing.T) string {
+			return edit(t, podYAML, "    image: nginx:1.27\n", "    image: nginx:1.27\n    env:\n    - name: PHASE\n      valueFrom:\n        fieldRef:\n          fieldPath: status.phase\n")
+		}, []c{{"spec.containers[0].env[0].valueFrom.fieldRef.fieldPath", `unsupported field path "status.phase": supported: metadata.name, metadata.namespace, metadata.uid, spec.nodeName, spec.serviceAccountName, status.podIP, status.podIPs, status.hostIP, status.hostIPs, metadata.labels['KEY'], metadata.annotations['KEY']`}}},
+		{"env from a value and a field", func(t *testing.T) string {
+			return edit(t, podYAML, "    image: nginx:1.27\n", "    image: nginx:1.27\n    env:\n    - name: POD\n      value: x\n      valueFrom:\n        fieldRef:\n          fieldPath: metadata.name\n")
+		}, []c{{"spec.containers[0].env[0].value", "may not be set when valueFrom is"}}},
+		{"env from another container's resources", func(t *testing.T) string {
+			return edit(t, podYAML, "    image: nginx:1.27\n", "    image: nginx:1.27\n    env:\n    - name: MEM\n      valueFrom:\n        resourceFieldRef:\n          containerName: nope\n          resource: limits.memory\n")
+		}, []c{{"spec.containers[0].env[0].valueFrom.resourceFieldRef.containerName", `no container "nope" in the pod`}}},
+		{"env from a config map", func(t *testing.T) string {
+			return edit(t, podYAML, "    image: nginx:1.27\n", "    image: nginx:1.27\n    env:\n    - name: C\n      valueFrom:\n        configMapKeyRef:\n          name: cfg\n          key: k\n")
+		}, []c{{"spec.containers[0].env[0].valueFrom.configMapKeyRef", "field not supported by Skiff (see docs/manifests.md for what is)"}}},
 		{"bad imagePullPolicy", func(t *testing.T) string {
 			return edit(t, podYAML, "    image: nginx:1.27\n", "    image: nginx:1.27\n    imagePullPolicy: Sometimes\n")
 		}, []c{{"spec.containers[0].imagePullPolicy", `unsupported value "Sometimes": supported values: "Always", "IfNotPresent", "Never"`}}},

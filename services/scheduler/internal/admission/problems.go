@@ -57,6 +57,16 @@ func (p *problems) covered(path string) bool {
 	return false
 }
 
+// inside reports whether a problem was already found at path or below it.
+func (p *problems) inside(path string) bool {
+	for q := range p.bad {
+		if q == path || strings.HasPrefix(q, path+".") || strings.HasPrefix(q, path+"[") {
+			return true
+		}
+	}
+	return false
+}
+
 func parentPath(path string) string {
 	i := strings.LastIndexAny(path, ".[")
 	if i < 0 {

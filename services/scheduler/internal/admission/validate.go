@@ -148,7 +148,8 @@ func validatePodSpec(p *problems, path string, spec *events.PodSpec, template bo
 				c.ImagePullPolicy, events.PullAlways, events.PullIfNotPresent, events.PullNever)
 		}
 		for j, e := range c.Env {
-			ep := join(index(join(ci, "env"), j), "name")
+			ei := index(join(ci, "env"), j)
+			ep := join(ei, "name")
 			switch {
 			case e.Name == "":
 				p.add(ep, "required value")
@@ -156,6 +157,9 @@ func validatePodSpec(p *problems, path string, spec *events.PodSpec, template bo
 				p.add(ep, "%q must not contain '='", e.Name)
 			case strings.IndexFunc(e.Name, func(r rune) bool { return r < '!' || r > '~' }) >= 0:
 				p.add(ep, "%q must consist of printable ASCII characters other than space", e.Name)
+			}
+			if e.ValueFrom != nil {
+				validateEnvSource(p, ei, &e, spec)
 			}
 		}
 		for j, cp := range c.Ports {
@@ -219,8 +223,8 @@ var resourceUnits = map[string]struct {
 	parse func(string) (int64, error)
 	want  string
 }{
-	"cpu":    {events.ParseCPU, `cores ("0.5", "2") or millicores ("500m")`},
-	"memory": {events.ParseMemory, `bytes ("1048576") or a number with a suffix Ki, Mi, Gi, Ti, Pi, k, M, G, T, P ("128Mi")`},
+	"cpu":                           {events.ParseCPU, `cores ("0.5", "2") or millicores ("500m")`},
+	"memory":                        {events.ParseMemory, `bytes ("1048576") or a number with a suffix Ki, Mi, Gi, Ti, Pi, k, M, G, T, P ("128Mi")`},
 	events.ResourceEphemeralStorage: {events.ParseMemory, `bytes ("1048576") or a number with a suffix Ki, Mi, Gi, Ti, Pi, k, M, G, T, P ("1Gi")`},
 }
 
@@ -271,6 +275,41 @@ func validateResources(p *problems, path string, r *events.ResourceRequirements)
 		}
 		if lim, hasLim := parsed["limits"][res]; !hasLim || lim != req {
 			p.add(join(join(path, "requests"), res), "must equal the %s limit: extended resources cannot be overcommitted (set the limit; a limit alone requests itself)", res)
+		}
+	}
+}
+
+// validateEnvSource checks an environment variable's valueFrom: no value beside it, exactly
+// one source, a field the downward API offers, a container of the pod.
+func validateEnvSource(p *problems, path string, e *events.EnvVar, spec *events.PodSpec) {
+	vf := join(path, "valueFrom")
+	if e.Value != "" {
+		p.add(join(path, "value"), "may not be set when valueFrom is")
+	}
+	src := e.ValueFrom
+	switch {
+	case src.FieldRef == nil && src.ResourceFieldRef == nil:
+		if p.inside(vf) {
+			return // a source Skiff does not support was named already
+		}
+		p.add(vf, "required value: one of fieldRef or resourceFieldRef (configMapKeyRef and secretKeyRef are not supported)")
+	case src.FieldRef != nil && src.ResourceFieldRef != nil:
+		p.add(vf, "may not have more than one source: fieldRef and resourceFieldRef are both set")
+	case src.FieldRef != nil:
+		if why := events.CheckFieldPath(src.FieldRef.FieldPath); why != "" {
+			p.add(join(join(vf, "fieldRef"), "fieldPath"), "%s", why)
+		}
+		if v := src.FieldRef.APIVersion; v != "" && v != "v1" {
+			p.add(join(join(vf, "fieldRef"), "apiVersion"), "unsupported value %q: only \"v1\"", v)
+		}
+	default:
+		r := src.ResourceFieldRef
+		rp := join(vf, "resourceFieldRef")
+		if why := events.CheckResourceField(r.Resource, r.Divisor); why != "" {
+			p.add(rp, "%s", why)
+		}
+		if r.ContainerName != "" && !slices.ContainsFunc(spec.Containers, func(c events.Container) bool { return c.Name == r.ContainerName }) {
+			p.add(join(rp, "containerName"), "no container %q in the pod", r.ContainerName)
 		}
 	}
 }
