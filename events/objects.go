@@ -49,6 +49,8 @@ type Pod struct {
 
 // PodSpec is the supported subset of a v1 PodSpec.
 type PodSpec struct {
+	// InitContainers run one after the other, each to success, before Containers start.
+	InitContainers                []Container       `json:"initContainers,omitempty"`
 	Containers                    []Container       `json:"containers"`
 	RestartPolicy                 string            `json:"restartPolicy,omitempty"`
 	TerminationGracePeriodSeconds *int64            `json:"terminationGracePeriodSeconds,omitempty"`
@@ -82,13 +84,13 @@ type Container struct {
 	// ImagePullPolicy is Always, IfNotPresent or Never; empty means Kubernetes' default for
 	// the image (images.DefaultPullPolicy), applied where it is used rather than written into
 	// the log, so that a Deployment applied before the field existed is not a new template.
-	ImagePullPolicy string `json:"imagePullPolicy,omitempty"`
-	Command    []string             `json:"command,omitempty"`
-	Args       []string             `json:"args,omitempty"`
-	Env        []EnvVar             `json:"env,omitempty"`
-	WorkingDir string               `json:"workingDir,omitempty"`
-	Ports      []ContainerPort      `json:"ports,omitempty"`
-	Resources  ResourceRequirements `json:"resources,omitempty"`
+	ImagePullPolicy string               `json:"imagePullPolicy,omitempty"`
+	Command         []string             `json:"command,omitempty"`
+	Args            []string             `json:"args,omitempty"`
+	Env             []EnvVar             `json:"env,omitempty"`
+	WorkingDir      string               `json:"workingDir,omitempty"`
+	Ports           []ContainerPort      `json:"ports,omitempty"`
+	Resources       ResourceRequirements `json:"resources,omitempty"`
 }
 
 // Image pull policies, as Kubernetes names them.
@@ -196,14 +198,15 @@ const (
 
 // PodStatus is what the pod's node reports, plus the scheduler's conditions.
 type PodStatus struct {
-	Phase             string            `json:"phase,omitempty"`
-	Reason            string            `json:"reason,omitempty"`
-	Message           string            `json:"message,omitempty"`
-	HostIP            string            `json:"hostIP,omitempty"`
-	PodIP             string            `json:"podIP,omitempty"`
-	StartTime         *time.Time        `json:"startTime,omitempty"`
-	Conditions        []Condition       `json:"conditions,omitempty"`
-	ContainerStatuses []ContainerStatus `json:"containerStatuses,omitempty"`
+	Phase                 string            `json:"phase,omitempty"`
+	Reason                string            `json:"reason,omitempty"`
+	Message               string            `json:"message,omitempty"`
+	HostIP                string            `json:"hostIP,omitempty"`
+	PodIP                 string            `json:"podIP,omitempty"`
+	StartTime             *time.Time        `json:"startTime,omitempty"`
+	Conditions            []Condition       `json:"conditions,omitempty"`
+	InitContainerStatuses []ContainerStatus `json:"initContainerStatuses,omitempty"`
+	ContainerStatuses     []ContainerStatus `json:"containerStatuses,omitempty"`
 }
 
 // Condition is a typed status condition (PodScheduled, Ready, Available, ...).

@@ -66,9 +66,21 @@ func ParseMemory(q string) (int64, error) {
 // Requests sums the pod's CPU (millicores) and memory (bytes) requests. A container with a limit
 // but no request requests its limit, as in Kubernetes. Quantities were validated at admission;
 // one that does not parse counts as zero.
+//
+// Init containers run one at a time, before the others: a pod needs the larger of what its
+// app containers request together and what its largest init container requests, per resource.
 func (s *PodSpec) Requests() (milliCPU, memory int64) {
-	for i := range s.Containers {
-		r := &s.Containers[i].Resources
+	milliCPU, memory = requests(s.Containers)
+	for i := range s.InitContainers {
+		cpu, mem := requests(s.InitContainers[i : i+1])
+		milliCPU, memory = max(milliCPU, cpu), max(memory, mem)
+	}
+	return milliCPU, memory
+}
+
+func requests(cs []Container) (milliCPU, memory int64) {
+	for i := range cs {
+		r := &cs[i].Resources
 		cpu, mem := r.Requests["cpu"], r.Requests["memory"]
 		if cpu == "" {
 			cpu = r.Limits["cpu"]

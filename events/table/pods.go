@@ -1,6 +1,7 @@
 package table
 
 import (
+	"fmt"
 	"strconv"
 	"time"
 
@@ -29,6 +30,9 @@ func PodRow(p *events.Pod, opts Options, now time.Time) []string {
 // containerCounts sums ready containers and restarts, and finds when a container last ended
 // (the "(5m ago)" after RESTARTS).
 func containerCounts(p *events.Pod) (ready int, restarts int32, last *time.Time) {
+	for _, c := range p.Status.InitContainerStatuses {
+		restarts += c.RestartCount
+	}
 	for _, c := range p.Status.ContainerStatuses {
 		restarts += c.RestartCount
 		if c.Ready && c.State.Running != nil {
@@ -54,6 +58,29 @@ func PodStatus(p *events.Pod) string {
 	}
 	if reason == "" {
 		reason = events.PodPending
+	}
+	// An init container that has not succeeded says where initialization stands, as kubectl
+	// shows it: Init:1/2 while the second runs, Init:CrashLoopBackOff, Init:Error.
+	for i, c := range p.Status.InitContainerStatuses {
+		t, w := c.State.Terminated, c.State.Waiting
+		switch {
+		case t != nil && t.ExitCode == 0:
+			continue
+		case t != nil && t.Reason != "":
+			reason = "Init:" + t.Reason
+		case t != nil && t.Signal != 0:
+			reason = "Init:Signal:" + strconv.Itoa(int(t.Signal))
+		case t != nil:
+			reason = "Init:ExitCode:" + strconv.Itoa(int(t.ExitCode))
+		case w != nil && w.Reason != "" && w.Reason != "PodInitializing":
+			reason = "Init:" + w.Reason
+		default:
+			reason = fmt.Sprintf("Init:%d/%d", i, len(p.Status.InitContainerStatuses))
+		}
+		if p.Metadata.DeletionTimestamp != nil {
+			reason = "Terminating"
+		}
+		return reason
 	}
 	running := false
 	cs := p.Status.ContainerStatuses

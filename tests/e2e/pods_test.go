@@ -427,3 +427,41 @@ func exitStatus(t *testing.T, evs, id string) int {
 }
 
 var exitStatusRE = regexp.MustCompile(`"exit_status":(\d+)`)
+
+// Init containers run on a real node one after the other, each to completion, before the app
+// container starts; a failing one (restartPolicy Never) fails the pod, shown as kubectl shows it.
+func TestInitContainers(t *testing.T) {
+	c := cluster.New(t, cluster.Options{})
+	initPod := func(name, restart, secondInit string) string {
+		return fmt.Sprintf(`{"apiVersion":"v1","kind":"Pod","metadata":{"name":%q},"spec":{"restartPolicy":%q,"terminationGracePeriodSeconds":1,`+
+			`"initContainers":[{"name":"first","image":%q,"args":["exit","0"]},{"name":"second","image":%q,"args":%s}],`+
+			`"containers":[{"name":"main","image":%q,"args":["sleep"]}]}}`+"\n", name, restart, testboxImage, testboxImage, secondInit, testboxImage)
+	}
+	c.Apply(initPod("inits", "Always", `["exit","0"]`))
+	p := waitRunning(t, c, "inits")
+	if len(p.Status.InitContainerStatuses) != 2 {
+		t.Fatalf("init container statuses: %+v", p.Status.InitContainerStatuses)
+	}
+	first, second := p.Status.InitContainerStatuses[0].State.Terminated, p.Status.InitContainerStatuses[1].State.Terminated
+	app := p.Status.ContainerStatuses[0].State.Running
+	if first == nil || second == nil || app == nil || first.Reason != "Completed" || second.Reason != "Completed" {
+		t.Fatalf("init containers %+v, app %+v: want both completed and the app running", p.Status.InitContainerStatuses, p.Status.ContainerStatuses)
+	}
+	if second.StartedAt.Before(*first.FinishedAt) || app.StartedAt.Before(*second.FinishedAt) {
+		t.Errorf("order: first %v–%v, second %v–%v, app from %v; want one after the other",
+			first.StartedAt, first.FinishedAt, second.StartedAt, second.FinishedAt, app.StartedAt)
+	}
+
+	c.Apply(initPod("broken", "Never", `["exit","3"]`))
+	c.WaitFor("broken failed", func() bool {
+		p, ok := c.Pod("broken")
+		return ok && p.Status.Phase == events.PodFailed
+	})
+	out, err := c.Skiff("get", "pod", "broken")
+	if err != nil || !strings.Contains(out, "Init:Error") {
+		t.Errorf("skiff get pod broken (%v):\n%s", err, out)
+	}
+	if p, _ := c.Pod("broken"); p.Status.ContainerStatuses[0].State.Waiting == nil {
+		t.Errorf("the app container of a pod whose init failed: %+v, want waiting", p.Status.ContainerStatuses[0])
+	}
+}

@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"fmt"
 	"time"
 
 	"skiff.dev/events"
@@ -15,6 +16,7 @@ const (
 	ReasonErrImageNeverPull = "ErrImageNeverPull"
 	ReasonCreateError       = "CreateContainerError"
 	ReasonNetworkNotReady   = "NetworkNotReady"
+	ReasonPodInitializing   = "PodInitializing"
 )
 
 // observed is what a pod worker knows about one of its containers.
@@ -117,6 +119,43 @@ func podStatus(cs []observed, podIP, hostIP string, started *time.Time) events.P
 }
 
 // restartable reports whether a container that exited with code should be restarted.
+// podStatusWithInit is podStatus with the init containers' statuses: until every init container
+// has succeeded the pod is Pending (its app containers waiting PodInitializing), and Failed once
+// one has failed for good; after that, the app containers decide as in podStatus.
+func podStatusWithInit(inits, cs []observed, podIP, hostIP string, started *time.Time) events.PodStatus {
+	st := podStatus(cs, podIP, hostIP, started)
+	if len(inits) == 0 {
+		return st
+	}
+	is := podStatus(inits, podIP, hostIP, started)
+	st.InitContainerStatuses = is.ContainerStatuses
+	done, failed := 0, false
+	for i, o := range inits {
+		if o.final && o.run != nil && o.run.ExitCode == 0 {
+			done++
+			st.InitContainerStatuses[i].Ready = true
+		} else if o.final {
+			failed = true
+		}
+		if s := &st.InitContainerStatuses[i]; s.State.Running != nil {
+			s.Ready = false // an init container is ready when it has succeeded
+		}
+	}
+	switch {
+	case failed:
+		st.Phase = events.PodFailed
+	case done < len(inits):
+		st.Phase = events.PodPending
+	}
+	initialized := events.Condition{Type: "Initialized", Status: "True"}
+	if done < len(inits) {
+		initialized.Status, initialized.Reason = "False", "ContainersNotInitialized"
+		initialized.Message = fmt.Sprintf("containers with incomplete status: [%s]", inits[done].name)
+	}
+	st.Conditions = append(st.Conditions, initialized)
+	return st
+}
+
 func restartable(policy string, code uint32) bool {
 	switch policy {
 	case events.RestartNever:

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/netip"
 	"reflect"
+	"slices"
 	"sync"
 	"time"
 
@@ -274,20 +275,48 @@ func (w *worker) sync(ctx context.Context, p work.Pod) (time.Time, error) {
 		w.started = utc(now)
 	}
 
+	// Init containers first, one at a time, each to success: the next starts only once the one
+	// before exited 0. A failed one is restarted (with back-off) unless the pod's restartPolicy
+	// is Never, which fails the pod; one that succeeded is done for the sandbox's life.
+	initPolicy := events.RestartOnFailure
+	if spec.RestartPolicy == events.RestartNever {
+		initPolicy = events.RestartNever
+	}
+	var inits []observed
+	initialized := true
+	for i := range spec.InitContainers {
+		c := &spec.InitContainers[i]
+		var o observed
+		if initialized {
+			var at time.Time
+			o, at = w.syncContainer(ctx, p, ref, c, initPolicy, now)
+			if !at.IsZero() {
+				wakeAt(at)
+			}
+			initialized = o.run != nil && o.run.State == runtime.StateExited && o.run.ExitCode == 0 && o.final
+		} else {
+			o = observed{name: c.Name, image: c.Image, waiting: ReasonPodInitializing}
+		}
+		inits = append(inits, o)
+	}
 	obs := make([]observed, 0, len(spec.Containers))
 	for i := range spec.Containers {
 		c := &spec.Containers[i]
-		o, at := w.syncContainer(ctx, p, ref, c, now)
+		if !initialized {
+			obs = append(obs, observed{name: c.Name, image: c.Image, waiting: ReasonPodInitializing})
+			continue
+		}
+		o, at := w.syncContainer(ctx, p, ref, c, spec.RestartPolicy, now)
 		if !at.IsZero() {
 			wakeAt(at)
 		}
 		obs = append(obs, o)
 	}
-	return next, w.report(ctx, podStatus(obs, w.podIP, "", w.started), nil)
+	return next, w.report(ctx, podStatusWithInit(inits, obs, w.podIP, "", w.started), nil)
 }
 
 // syncContainer brings one container to where the spec and restart policy want it.
-func (w *worker) syncContainer(ctx context.Context, p work.Pod, ref runtime.PodRef, c *events.Container, now time.Time) (observed, time.Time) {
+func (w *worker) syncContainer(ctx context.Context, p work.Pod, ref runtime.PodRef, c *events.Container, policy string, now time.Time) (observed, time.Time) {
 	rt := w.env.runtime
 	o := observed{name: c.Name, image: c.Image, restarts: w.restarts[c.Name], last: w.last[c.Name]}
 	id := runtime.ContainerID(w.uid, c.Name)
@@ -313,7 +342,7 @@ func (w *worker) syncContainer(ctx context.Context, p work.Pod, ref runtime.PodR
 			return o, time.Time{}
 		}
 		// Exited (or unknown: its shim is gone, which we treat as exited).
-		if w.final[c.Name] || !restartable(p.Pod.Spec.RestartPolicy, st.ExitCode) {
+		if w.final[c.Name] || !restartable(policy, st.ExitCode) {
 			w.final[c.Name] = true
 			o.final = true
 			return o, time.Time{}
@@ -348,12 +377,12 @@ func (w *worker) syncContainer(ctx context.Context, p work.Pod, ref runtime.PodR
 	}
 	// Create and start.
 	image := images.Normalize(c.Image)
-	policy := c.ImagePullPolicy
-	if policy == "" {
-		policy = images.DefaultPullPolicy(c.Image)
+	pull := c.ImagePullPolicy
+	if pull == "" {
+		pull = images.DefaultPullPolicy(c.Image)
 	}
 	ictx, span := w.child(ctx, "ensure image", attribute.String("container.image.name", image))
-	err = w.ensureImage(ictx, image, policy)
+	err = w.ensureImage(ictx, image, pull)
 	endSpan(span, err)
 	if err != nil {
 		o.waiting, o.message = ReasonErrImageNotFound, err.Error()
@@ -565,11 +594,18 @@ func envValue(c *events.Container, e *events.EnvVar, dw downward) (string, error
 
 // waitingAll is the status of a pod none of whose containers could start.
 func (w *worker) waitingAll(spec *events.PodSpec, reason, message string) events.PodStatus {
-	obs := make([]observed, 0, len(spec.Containers))
-	for _, c := range spec.Containers {
-		obs = append(obs, observed{name: c.Name, image: c.Image, waiting: reason, message: message, restarts: w.restarts[c.Name], last: w.last[c.Name]})
+	waiting := func(cs []events.Container) []observed {
+		obs := make([]observed, 0, len(cs))
+		for _, c := range cs {
+			obs = append(obs, observed{name: c.Name, image: c.Image, waiting: reason, message: message, restarts: w.restarts[c.Name], last: w.last[c.Name]})
+		}
+		return obs
 	}
-	return podStatus(obs, w.podIP, "", w.started)
+	var inits []observed
+	if len(spec.InitContainers) > 0 {
+		inits = waiting(spec.InitContainers)
+	}
+	return podStatusWithInit(inits, waiting(spec.Containers), w.podIP, "", w.started)
 }
 
 // report appends the pod's status if it changed, and returns cause (so callers can report and
@@ -611,8 +647,9 @@ func (w *worker) stop(ctx context.Context, p work.Pod) error {
 func (w *worker) removeAll(ctx context.Context, p work.Pod, grace time.Duration) error {
 	rt := w.env.runtime
 	var wg sync.WaitGroup
-	errs := make([]error, len(p.Pod.Spec.Containers))
-	for i, c := range p.Pod.Spec.Containers {
+	all := slices.Concat(p.Pod.Spec.InitContainers, p.Pod.Spec.Containers)
+	errs := make([]error, len(all))
+	for i, c := range all {
 		id := runtime.ContainerID(w.uid, c.Name)
 		wg.Add(1)
 		go func() {

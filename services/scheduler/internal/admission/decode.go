@@ -366,7 +366,7 @@ var ignoredFields = map[reflect.Type]map[string]bool{
 // typos in error messages.
 var kubernetesOnly = map[reflect.Type][]string{
 	reflect.TypeFor[events.ObjectMeta](): {"generateName", "finalizers"},
-	reflect.TypeFor[events.PodSpec](): {"volumes", "initContainers", "ephemeralContainers", "affinity",
+	reflect.TypeFor[events.PodSpec](): {"volumes", "ephemeralContainers", "affinity",
 		"topologySpreadConstraints", "hostNetwork", "hostPID", "hostIPC", "serviceAccountName",
 		"serviceAccount", "automountServiceAccountToken", "securityContext", "dnsPolicy", "dnsConfig",
 		"hostname", "subdomain", "hostAliases", "schedulerName", "priorityClassName", "priority",

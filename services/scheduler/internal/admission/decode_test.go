@@ -241,6 +241,12 @@ func TestDecodeRejects(t *testing.T) {
 		{"env from a config map", func(t *testing.T) string {
 			return edit(t, podYAML, "    image: nginx:1.27\n", "    image: nginx:1.27\n    env:\n    - name: C\n      valueFrom:\n        configMapKeyRef:\n          name: cfg\n          key: k\n")
 		}, []c{{"spec.containers[0].env[0].valueFrom.configMapKeyRef", "field not supported by Skiff (see docs/manifests.md for what is)"}}},
+		{"init container named like a container", func(t *testing.T) string {
+			return edit(t, podYAML, "  containers:\n", "  initContainers:\n  - name: app\n    image: busybox\n  containers:\n")
+		}, []c{{"spec.containers[0].name", `duplicate container name "app" (also initContainers[0])`}}},
+		{"init container without an image", func(t *testing.T) string {
+			return edit(t, podYAML, "  containers:\n", "  initContainers:\n  - name: migrate\n  containers:\n")
+		}, []c{{"spec.initContainers[0].image", "required value"}}},
 		{"bad imagePullPolicy", func(t *testing.T) string {
 			return edit(t, podYAML, "    image: nginx:1.27\n", "    image: nginx:1.27\n    imagePullPolicy: Sometimes\n")
 		}, []c{{"spec.containers[0].imagePullPolicy", `unsupported value "Sometimes": supported values: "Always", "IfNotPresent", "Never"`}}},

@@ -118,84 +118,90 @@ func validatePodSpec(p *problems, path string, spec *events.PodSpec, template bo
 	if len(spec.Containers) == 0 {
 		p.add(cpath, "required value: a pod needs at least one container")
 	}
-	names := map[string]int{}
+	names := map[string]string{} // container name → where it is, init containers included
 	portNames := map[string]string{}
 	ports := map[string]string{}
-	for i := range spec.Containers {
-		c := &spec.Containers[i]
-		ci := index(cpath, i)
-		if r := checkDNSLabel(c.Name); r != "" {
-			p.add(join(ci, "name"), "%s", r)
-		} else if j, dup := names[c.Name]; dup {
-			p.add(join(ci, "name"), "duplicate container name %q (also containers[%d])", c.Name, j)
-		} else {
-			names[c.Name] = i
-		}
-		switch {
-		case c.Image == "":
-			p.add(join(ci, "image"), "required value")
-		case strings.TrimSpace(c.Image) != c.Image || strings.ContainsAny(c.Image, " \t\n"):
-			p.add(join(ci, "image"), "image %q must not contain whitespace", c.Image)
-		default:
-			if _, err := images.Parse(c.Image); err != nil {
-				p.add(join(ci, "image"), "%v", err)
+	type group struct {
+		field string
+		list  []events.Container
+	}
+	for _, g := range []group{{"initContainers", spec.InitContainers}, {"containers", spec.Containers}} {
+		for i := range g.list {
+			c := &g.list[i]
+			ci := index(join(path, g.field), i)
+			if r := checkDNSLabel(c.Name); r != "" {
+				p.add(join(ci, "name"), "%s", r)
+			} else if other, dup := names[c.Name]; dup {
+				p.add(join(ci, "name"), "duplicate container name %q (also %s)", c.Name, strings.TrimPrefix(other, path+"."))
+			} else {
+				names[c.Name] = ci
 			}
-		}
-		switch c.ImagePullPolicy {
-		case "", events.PullAlways, events.PullIfNotPresent, events.PullNever:
-		default:
-			p.add(join(ci, "imagePullPolicy"), "unsupported value %q: supported values: %q, %q, %q",
-				c.ImagePullPolicy, events.PullAlways, events.PullIfNotPresent, events.PullNever)
-		}
-		for j, e := range c.Env {
-			ei := index(join(ci, "env"), j)
-			ep := join(ei, "name")
 			switch {
-			case e.Name == "":
-				p.add(ep, "required value")
-			case strings.Contains(e.Name, "="):
-				p.add(ep, "%q must not contain '='", e.Name)
-			case strings.IndexFunc(e.Name, func(r rune) bool { return r < '!' || r > '~' }) >= 0:
-				p.add(ep, "%q must consist of printable ASCII characters other than space", e.Name)
-			}
-			if e.ValueFrom != nil {
-				validateEnvSource(p, ei, &e, spec)
-			}
-		}
-		for j, cp := range c.Ports {
-			pp := index(join(ci, "ports"), j)
-			if cp.ContainerPort < 1 || cp.ContainerPort > 65535 {
-				p.add(join(pp, "containerPort"), "must be between 1 and 65535, inclusive (got %d)", cp.ContainerPort)
-			}
-			proto := cp.Protocol
-			switch proto {
-			case "":
-				proto = "TCP"
-			case "TCP", "UDP":
-			case "SCTP":
-				p.add(join(pp, "protocol"), "SCTP is not supported by Skiff: use TCP or UDP")
+			case c.Image == "":
+				p.add(join(ci, "image"), "required value")
+			case strings.TrimSpace(c.Image) != c.Image || strings.ContainsAny(c.Image, " \t\n"):
+				p.add(join(ci, "image"), "image %q must not contain whitespace", c.Image)
 			default:
-				p.add(join(pp, "protocol"), "unsupported value %q: supported values: %s", cp.Protocol, quoteAll("TCP", "UDP"))
-			}
-			if cp.Name != "" {
-				if r := checkPortName(cp.Name); r != "" {
-					p.add(join(pp, "name"), "%s", r)
-				} else if other, dup := portNames[cp.Name]; dup {
-					p.add(join(pp, "name"), "duplicate port name %q (also %s): named target ports of Services must be unambiguous", cp.Name, other)
-				} else {
-					portNames[cp.Name] = pp
+				if _, err := images.Parse(c.Image); err != nil {
+					p.add(join(ci, "image"), "%v", err)
 				}
 			}
-			if cp.ContainerPort >= 1 && cp.ContainerPort <= 65535 {
-				k := fmt.Sprintf("%d/%s", cp.ContainerPort, proto)
-				if other, dup := ports[k]; dup {
-					p.add(join(pp, "containerPort"), "duplicate port %s (also %s): the containers of a pod share one network namespace", k, other)
-				} else {
-					ports[k] = pp
+			switch c.ImagePullPolicy {
+			case "", events.PullAlways, events.PullIfNotPresent, events.PullNever:
+			default:
+				p.add(join(ci, "imagePullPolicy"), "unsupported value %q: supported values: %q, %q, %q",
+					c.ImagePullPolicy, events.PullAlways, events.PullIfNotPresent, events.PullNever)
+			}
+			for j, e := range c.Env {
+				ei := index(join(ci, "env"), j)
+				ep := join(ei, "name")
+				switch {
+				case e.Name == "":
+					p.add(ep, "required value")
+				case strings.Contains(e.Name, "="):
+					p.add(ep, "%q must not contain '='", e.Name)
+				case strings.IndexFunc(e.Name, func(r rune) bool { return r < '!' || r > '~' }) >= 0:
+					p.add(ep, "%q must consist of printable ASCII characters other than space", e.Name)
+				}
+				if e.ValueFrom != nil {
+					validateEnvSource(p, ei, &e, spec)
 				}
 			}
+			for j, cp := range c.Ports {
+				pp := index(join(ci, "ports"), j)
+				if cp.ContainerPort < 1 || cp.ContainerPort > 65535 {
+					p.add(join(pp, "containerPort"), "must be between 1 and 65535, inclusive (got %d)", cp.ContainerPort)
+				}
+				proto := cp.Protocol
+				switch proto {
+				case "":
+					proto = "TCP"
+				case "TCP", "UDP":
+				case "SCTP":
+					p.add(join(pp, "protocol"), "SCTP is not supported by Skiff: use TCP or UDP")
+				default:
+					p.add(join(pp, "protocol"), "unsupported value %q: supported values: %s", cp.Protocol, quoteAll("TCP", "UDP"))
+				}
+				if cp.Name != "" {
+					if r := checkPortName(cp.Name); r != "" {
+						p.add(join(pp, "name"), "%s", r)
+					} else if other, dup := portNames[cp.Name]; dup {
+						p.add(join(pp, "name"), "duplicate port name %q (also %s): named target ports of Services must be unambiguous", cp.Name, other)
+					} else {
+						portNames[cp.Name] = pp
+					}
+				}
+				if cp.ContainerPort >= 1 && cp.ContainerPort <= 65535 {
+					k := fmt.Sprintf("%d/%s", cp.ContainerPort, proto)
+					if other, dup := ports[k]; dup {
+						p.add(join(pp, "containerPort"), "duplicate port %s (also %s): the containers of a pod share one network namespace", k, other)
+					} else {
+						ports[k] = pp
+					}
+				}
+			}
+			validateResources(p, join(ci, "resources"), &c.Resources)
 		}
-		validateResources(p, join(ci, "resources"), &c.Resources)
 	}
 	rp := join(path, "restartPolicy")
 	switch spec.RestartPolicy {
