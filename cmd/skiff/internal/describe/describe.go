@@ -171,7 +171,12 @@ func (d *doc) flush() error {
 func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }
 
 func containers(d *doc, level int, cs []events.Container, statuses []events.ContainerStatus) {
-	d.line(level, "Containers:")
+	containerList(d, level, "Containers:", cs, statuses)
+}
+
+// containerList is one list of containers under its heading ("Init Containers:").
+func containerList(d *doc, level int, heading string, cs []events.Container, statuses []events.ContainerStatus) {
+	d.line(level, heading)
 	for _, c := range cs {
 		d.line(level+1, "%s:", c.Name)
 		l := level + 2

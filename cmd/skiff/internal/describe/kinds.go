@@ -49,6 +49,13 @@ func Pod(w io.Writer, p *events.Pod, evs Events, now time.Time) error {
 	if statuses == nil {
 		statuses = []events.ContainerStatus{} // show "not reported" rather than nothing
 	}
+	if len(p.Spec.InitContainers) > 0 {
+		inits := p.Status.InitContainerStatuses
+		if inits == nil {
+			inits = []events.ContainerStatus{}
+		}
+		containerList(d, 0, "Init Containers:", p.Spec.InitContainers, inits)
+	}
 	containers(d, 0, p.Spec.Containers, statuses)
 	d.conditions(0, p.Status.Conditions)
 	d.kv(0, "Restart Policy", orDefault(p.Spec.RestartPolicy, events.RestartAlways))
