@@ -30,7 +30,9 @@
 //
 // # Concurrency
 //
-// A Writer walks the state under the projection's read lock (readers go on; the fold waits for
-// that long) and does everything else, compression and the buckets, after it. Writing and
-// loading may run at once with any number of readers of a bucket.
+// A Writer copies what the fold changes in place under the projection's read lock
+// (state.Freeze: the fold waits for that long, readers do not) and does everything else after
+// it: walking the copy, compression, the buckets. Decode turns the collector off while it
+// builds the state (see pauseGC). Writing and loading may run at once with any number of
+// readers of a bucket.
 package snapshot

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/crc32"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"time"
@@ -243,7 +244,11 @@ func Decode(data []byte, stream string) (*state.State, Header, error) {
 	if err != nil {
 		return nil, h, err
 	}
+	// Decoding allocates the whole state, which lives on: a collection meanwhile finds almost
+	// nothing to free, and took about as much CPU as the decoding itself at 150,000 pods.
+	resume := pauseGC()
 	st, err := state.UnmarshalSnapshot(body)
+	resume()
 	if err != nil {
 		return nil, h, fmt.Errorf("%w: %w", ErrCorrupt, err)
 	}
@@ -299,3 +304,28 @@ var (
 		return d
 	})
 )
+
+// gc counts the decodes that run with the collector off: the first one turns it off and the
+// last one turns it back to what it was (the parts of one skiff up decode at once).
+var gc struct {
+	sync.Mutex
+	paused  int
+	percent int
+}
+
+// pauseGC turns the collector off until the returned func is called. A memory limit
+// (GOMEMLIMIT) still holds meanwhile.
+func pauseGC() (resume func()) {
+	gc.Lock()
+	if gc.paused++; gc.paused == 1 {
+		gc.percent = debug.SetGCPercent(-1)
+	}
+	gc.Unlock()
+	return func() {
+		gc.Lock()
+		if gc.paused--; gc.paused == 0 {
+			debug.SetGCPercent(gc.percent)
+		}
+		gc.Unlock()
+	}
+}

@@ -74,9 +74,10 @@ func NewWriter(log *store.Store, full, nodes *Bucket, src Source, cfg WriterConf
 // Written is what one snapshot cost.
 type Written struct {
 	Seq uint64
-	// Locked is how long the projection's read lock was held (the fold waited that long);
-	// Encoded the compression and checksum after it; Took the whole write, buckets included.
-	Locked, Encoded, Took time.Duration
+	// Locked is how long the projection's read lock was held (the fold waited that long, to
+	// copy what it changes in place); Walked the writing of the bodies from the copy after it;
+	// Encoded the compression and checksum; Took the whole write, buckets included.
+	Locked, Walked, Encoded, Took time.Duration
 	// Raw and Stored are the full snapshot's body size and what it took in the bucket.
 	Raw, Stored int
 	// NodeStored is the node bucket's snapshot size.
@@ -119,7 +120,7 @@ func (w *Writer) Run(ctx context.Context) error {
 				w.cfg.Logger.Warn("write snapshot", "seq", seq, "err", err)
 			} else {
 				w.cfg.Logger.Info("wrote snapshot", "seq", wr.Seq, "bytes", wr.Stored, "raw", wr.Raw, "node_bytes", wr.NodeStored,
-					"locked", wr.Locked.Round(time.Microsecond), "took", wr.Took.Round(time.Millisecond))
+					"locked", wr.Locked.Round(time.Microsecond), "walked", wr.Walked.Round(time.Millisecond), "took", wr.Took.Round(time.Millisecond))
 			}
 			// A failed write waits for the next reason too, rather than being tried again at
 			// once for every event.
@@ -156,16 +157,19 @@ func (w *Writer) Write(ctx context.Context) (Written, error) {
 		body, node []byte
 		err        error
 	)
-	buf := make([]byte, 0, w.size+w.size/8)
-	// Under the read lock: readers go on, the fold waits. Everything but walking the state
-	// (compressing, the checksum, the buckets) happens after it.
+	// Under the read lock only a copy of what the fold changes in place (the fold waits for
+	// it, readers do not); walking it, compressing and the buckets come after.
+	var frozen *state.Frozen
 	w.src.View(func(s *state.State) {
 		wr.Seq = s.Seq
-		if body, err = s.MarshalSnapshot(buf, nil); err == nil && w.nodes != nil {
-			node, err = s.MarshalSnapshot(nil, NodeKinds)
-		}
+		frozen = s.Freeze()
 	})
 	wr.Locked = time.Since(start)
+	if body, err = frozen.MarshalSnapshot(make([]byte, 0, w.size+w.size/8), nil); err == nil && w.nodes != nil {
+		node, err = frozen.MarshalSnapshot(nil, NodeKinds)
+	}
+	frozen = nil
+	wr.Walked = time.Since(start) - wr.Locked
 	if err != nil {
 		return wr, err
 	}

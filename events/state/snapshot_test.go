@@ -56,6 +56,36 @@ func TestSnapshotRoundTripAtEveryPoint(t *testing.T) {
 	}
 }
 
+// A frozen state is the state when it was frozen, whatever is applied to the original after:
+// a writer writes it without the projection's lock while the fold goes on (go test -race checks
+// that they share nothing the fold writes).
+func TestFreeze(t *testing.T) {
+	evs := eventstest.Number(eventstest.History(t))
+	for k := 0; k <= len(evs); k++ {
+		st := foldTo(evs, k)
+		frozen := st.Freeze()
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			for _, ev := range evs[k:] {
+				_ = st.Apply(ev)
+			}
+		}()
+		body, err := frozen.MarshalSnapshot(nil, nil)
+		<-done
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := state.UnmarshalSnapshot(body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d := eventstest.DiffStates(foldTo(evs, k), got); d != "" {
+			t.Fatalf("frozen at %d, written while the rest was applied (-fold +frozen):\n%s", k, d)
+		}
+	}
+}
+
 func containers(p *state.Pod) *events.Container { return unsafe.SliceData(p.Spec.Containers) }
 
 // Pods that share their owner's template in the fold share it after decoding, and a pod
