@@ -240,12 +240,13 @@ func logObject(ev *events.Event) string {
 
 func newEventsReplayCmd(a *app) *cobra.Command {
 	var (
-		toSeq  uint64
-		at     string
-		output string
+		toSeq        uint64
+		at           string
+		output       string
+		fromSnapshot string
 	)
 	cmd := &cobra.Command{
-		Use:   "replay [KIND] [--to-seq N | --at TIME]",
+		Use:   "replay [KIND] [--to-seq N | --at TIME] [--from-snapshot[=SEQ]]",
 		Short: "Show the cluster as it was at a point of its log",
 		Long: "Fold the event log up to a sequence number, or up to a time, with the same fold every service\n" +
 			"uses, and print the state the cluster was in then: tables of nodes, deployments, pods and\n" +
@@ -256,6 +257,9 @@ func newEventsReplayCmd(a *app) *cobra.Command {
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if toSeq > 0 && at != "" {
 				return usage(cmd, "give --to-seq or --at, not both")
+			}
+			if _, _, err := parseFromSnapshot(fromSnapshot); err != nil {
+				return usage(cmd, "%v", err)
 			}
 			switch output {
 			case "", "wide", printer.JSON, printer.YAML:
@@ -285,12 +289,15 @@ func newEventsReplayCmd(a *app) *cobra.Command {
 			if cmd.Flags().Changed("namespace") {
 				ns = a.namespace
 			}
-			return a.replay(cmd.Context(), replayOptions{toSeq: toSeq, until: until, kinds: kinds, namespace: ns, output: output})
+			return a.replay(cmd.Context(), replayOptions{toSeq: toSeq, until: until, kinds: kinds, namespace: ns, output: output,
+				fromSnapshot: fromSnapshot})
 		},
 	}
 	cmd.Flags().Uint64Var(&toSeq, "to-seq", 0, "replay up to and including this sequence")
 	cmd.Flags().StringVar(&at, "at", "", "replay the events written up to this time")
 	cmd.Flags().StringVarP(&output, "output", "o", "", "output format: wide, json or yaml")
+	cmd.Flags().StringVar(&fromSnapshot, "from-snapshot", "", "start from the newest snapshot at or before the point (--from-snapshot=SEQ: the one at SEQ) and fold only the log after it")
+	cmd.Flags().Lookup("from-snapshot").NoOptDefVal = fromSnapshotNewest
 	return cmd
 }
 
@@ -319,6 +326,8 @@ type replayOptions struct {
 	kinds     []string
 	namespace string // "" for all
 	output    string
+	// fromSnapshot is --from-snapshot: "", "newest" or a sequence.
+	fromSnapshot string
 }
 
 // errReplayDone stops the read at the first event past --at.
@@ -329,11 +338,15 @@ func (a *app) replay(ctx context.Context, o replayOptions) error {
 	if err != nil {
 		return err
 	}
-	fold := state.New()
+	fold, foldTime, err := a.replayStart(ctx, st, o)
+	if err != nil {
+		return err
+	}
 	var last *events.Event
 	var unapplied int
 	var firstErr error
 	err = st.Read(ctx, store.ReadOptions{
+		From:     fold.Seq + 1,
 		To:       o.toSeq,
 		OnPoison: func(subject string, seq uint64, _ error) { fold.Skip(subject, seq) },
 	}, func(ev *events.Event) error {
@@ -359,10 +372,15 @@ func (a *app) replay(ctx context.Context, o replayOptions) error {
 		now = o.until
 	case o.toSeq > 0 && last != nil:
 		now = last.Time
+	case o.toSeq > 0 && !foldTime.IsZero():
+		now = foldTime
 	}
-	if last == nil {
+	switch {
+	case last == nil && fold.Seq > 0:
+		fmt.Fprintf(a.Stderr, "Replayed the log up to sequence %d (the snapshot's).\n", fold.Seq)
+	case last == nil:
 		fmt.Fprintln(a.Stderr, "The log has no events up to that point: the cluster was empty.")
-	} else {
+	default:
 		fmt.Fprintf(a.Stderr, "Replayed the log up to sequence %d (%s).\n", fold.Seq, last.Time.UTC().Format(time.RFC3339))
 	}
 	if unapplied > 0 {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"log/slog"
 	"os"
@@ -21,6 +22,7 @@ import (
 	"skiff.dev/events/localauth"
 	"skiff.dev/events/metrics"
 	"skiff.dev/events/natsserver"
+	snapshots "skiff.dev/events/snapshot"
 	"skiff.dev/services/netproxy"
 	"skiff.dev/services/nodeagent"
 	"skiff.dev/services/nodeagent/containerd"
@@ -52,6 +54,8 @@ type upOptions struct {
 	// traces at it.
 	jaeger    bool
 	jaegerBin string
+	// snapshots: when the scheduler's leader writes snapshots of the fold.
+	snapshotWriter snapshots.WriterConfig
 }
 
 func newUpCommand(a *app) *cobra.Command {
@@ -84,6 +88,9 @@ func newUpCommand(a *app) *cobra.Command {
 	f.StringVar(&o.metricsAddr, "metrics-addr", "", metrics.FlagUsage+"; one endpoint for every part")
 	f.BoolVar(&o.jaeger, "jaeger", false, "also run Jaeger all-in-one (traces in memory; UI and query API on http://"+jaegerUI+", OTLP on "+jaegerOTLPGRPC+" and "+jaegerOTLPHTTP+") and send every part's traces there")
 	f.StringVar(&o.jaegerBin, "jaeger-bin", "", "the Jaeger binary for --jaeger (default: jaeger next to skiff, as `make jaeger` builds it, else on PATH)")
+	snapshotFlags := flag.NewFlagSet("snapshots", flag.ContinueOnError)
+	snapshots.Flags(snapshotFlags, &o.snapshotWriter)
+	f.AddGoFlagSet(snapshotFlags)
 	f.Var((*byteSize)(&o.maxBytes), "max-bytes", "the log's size limit (64Mi, 10Gi): once reached, every write fails until it is raised; nothing is ever dropped (0: no limit)")
 	return cmd
 }
@@ -189,7 +196,7 @@ func (a *app) up(ctx context.Context, o upOptions) error {
 		return nil
 	}
 	if err := start("scheduler", "scheduler", func(ctx context.Context, nc *nats.Conn) error {
-		return schedsvc.Run(ctx, schedsvc.Config{Conn: nc, ID: "up", Logger: log.With("part", "scheduler"), Metrics: reg})
+		return schedsvc.Run(ctx, schedsvc.Config{Conn: nc, ID: "up", Logger: log.With("part", "scheduler"), Metrics: reg, Snapshots: o.snapshotWriter})
 	}); err != nil {
 		return err
 	}

@@ -62,6 +62,9 @@ job "skiff-scheduler" {
       # --id names this replica in the leader key; the allocation ID stays the same across
       # restarts in place, so a restarted leader recognises its own key.
       # --pod-cidr must equal every node agent's --cluster-cidr (its default, 10.88.0.0/16).
+      # The leader writes a snapshot of the fold every --snapshot-events events or
+      # --snapshot-interval, whichever comes first, and keeps --snapshot-keep of them; every
+      # scheduler, agent and proxy starts from the newest.
       config {
         command = "/usr/local/bin/skiff-scheduler"
         args = [
@@ -70,6 +73,9 @@ job "skiff-scheduler" {
           "--lease-timeout", "40s",
           "--service-cidr", "10.96.0.0/16",
           "--pod-cidr", "10.88.0.0/16",
+          "--snapshot-events", "100000",
+          "--snapshot-interval", "10m",
+          "--snapshot-keep", "3",
           "--log-level", "info",
           "--metrics-addr", "${NOMAD_ADDR_metrics}",
         ]

@@ -296,4 +296,10 @@ const (
 	LeaderBucket = "skiff-leader"
 	// ImageBucket is the object store of imported images.
 	ImageBucket = "skiff-images"
+	// SnapshotBucket is the object store of snapshots of the whole fold (package snapshot),
+	// written by the scheduler's leader, read by scheduler replicas and users.
+	SnapshotBucket = "skiff-snapshots"
+	// NodeSnapshotBucket holds the same snapshots restricted to what a node may read (nodes,
+	// services, endpoints), for node agents and net proxies.
+	NodeSnapshotBucket = "skiff-snapshots-nodes"
 )

@@ -27,7 +27,10 @@
 //   - scheduler ("scheduler"): appends every kind of event except a node's status, runs the
 //     leader election in KV skiff-leader and is the only one (admin aside) to write leader terms
 //     and their fences (skiff.ev.leader.>), deletes a gone node's lease, reads the whole log and
-//     the two buckets, serves skiff.cmd.> and skiff.q.get, and publishes to _INBOX.> for the
+//     the two buckets, writes and prunes snapshots (skiff-snapshots, which it also reads, and
+//     skiff-snapshots-nodes, which it only writes and deletes by name: its JWT, the longest,
+//     must fit the server's 4 KiB CONNECT line),
+//     serves skiff.cmd.> and skiff.q.get, and publishes to _INBOX.> for the
 //     answers (an acknowledgement, then chunks). Not through a response permission: the
 //     server keeps that with the connection the request came in on, and an answer sent after
 //     the replica reconnected to another server (its own lost mid-command) was refused.
@@ -38,11 +41,13 @@
 //     bindings and status, and what every node needs (services, endpoints, nodes), but not pods
 //     or other
 //     nodes' work: a node taken over cannot see or change the rest of the cluster's pods. It
+//     reads the snapshots of what it may read (skiff-snapshots-nodes: nodes, services,
+//     endpoints), never those of the whole fold. It
 //     reads images, never writes them, and answers log requests on skiff.logs.X with chunks
 //     sent to the asking client's _INBOX.<identity>.logs.> inbox.
 //   - user U ("U", a DNS label other than admin, scheduler, node, sys, system): sends commands
 //     only as itself (skiff.cmd.<verb>.U: the scheduler takes the actor from the subject's last
-//     token, which the server has checked), queries, reads the log, asks nodes for logs and
+//     token, which the server has checked), queries, reads the log and its snapshots, asks nodes for logs and
 //     imports images. It cannot append events: everything it changes goes through the
 //     scheduler's admission.
 //

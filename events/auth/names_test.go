@@ -73,6 +73,13 @@ func TestPermissions(t *testing.T) {
 			"$JS.API.CONSUMER.CREATE." + s, "$JS.API.CONSUMER.CREATE." + s + ".>", "$JS.API.CONSUMER.MSG.NEXT." + s + ".>",
 			"$JS.API.CONSUMER.DELETE." + s + ".>", "$JS.API.CONSUMER.INFO." + s + ".>", "$JS.FC." + s + ".>"}
 	}
+	objRead := func(s string) []string {
+		return []string{"$JS.API.STREAM.INFO." + s, "$JS.API.DIRECT.GET." + s + ".>", "$JS.API.CONSUMER.CREATE." + s + ".>",
+			"$JS.API.CONSUMER.DELETE." + s + ".>", "$JS.FC." + s + ".>"}
+	}
+	objWrite := func(b string) []string {
+		return []string{"$JS.API.STREAM.INFO.OBJ_" + b, "$JS.API.DIRECT.GET.OBJ_" + b + ".>", "$O." + b + ".>", "$JS.API.STREAM.PURGE.OBJ_" + b}
+	}
 	cat := func(parts ...[]string) jwt.StringList {
 		var out jwt.StringList
 		for _, p := range parts {
@@ -91,7 +98,10 @@ func TestPermissions(t *testing.T) {
 			Pub: jwt.Permission{Allow: cat(
 				[]string{"skiff.ev.pod.>", "skiff.ev.bind.>", "skiff.ev.deployment.>", "skiff.ev.service.>", "skiff.ev.endpoints.>",
 					"skiff.ev.namespace.>", "skiff.ev.node.>", "skiff.ev.leader.>", "$KV.skiff-leader.>", "$KV.skiff-leases.>", "_INBOX.>", "$JS.API.INFO"},
-				jsRead("SKIFF"), jsRead("KV_skiff-leader"), jsRead("KV_skiff-leases"))},
+				jsRead("SKIFF"), jsRead("KV_skiff-leader"), jsRead("KV_skiff-leases"),
+				// list dropped repeats: what objWrite and objRead share.
+				objWrite("skiff-snapshots"), objRead("OBJ_skiff-snapshots")[2:],
+				objWrite("skiff-snapshots-nodes"))},
 			Sub: jwt.Permission{Allow: jwt.StringList{"_INBOX.scheduler.>", "skiff.cmd.>", "skiff.q.get"}},
 		}},
 		{role: RoleNode, name: "a", want: jwt.Permissions{
@@ -107,7 +117,7 @@ func TestPermissions(t *testing.T) {
 				"$JS.API.DIRECT.GET.SKIFF.skiff.ev.service.>", "$JS.API.DIRECT.GET.SKIFF.skiff.ev.endpoints.>",
 				"$JS.API.DIRECT.GET.SKIFF.skiff.ev.node.>",
 				"$JS.API.STREAM.INFO.KV_skiff-leases", "$JS.API.DIRECT.GET.KV_skiff-leases.$KV.skiff-leases.a",
-			}, jsRead("OBJ_skiff-images"))},
+			}, jsRead("OBJ_skiff-images"), objRead("OBJ_skiff-snapshots-nodes"))},
 			Sub:  jwt.Permission{Allow: jwt.StringList{"_INBOX.node:a.>", "skiff.logs.a"}},
 			Resp: one,
 		}},
@@ -116,7 +126,7 @@ func TestPermissions(t *testing.T) {
 				[]string{"skiff.cmd.*.alice", "skiff.q.get", "skiff.logs.*", "$JS.API.INFO"},
 				jsRead("SKIFF"),
 				[]string{"$O.skiff-images.>", "$JS.API.STREAM.PURGE.OBJ_skiff-images"},
-				jsRead("OBJ_skiff-images"))},
+				jsRead("OBJ_skiff-images"), objRead("OBJ_skiff-snapshots"))},
 			Sub:  jwt.Permission{Allow: jwt.StringList{"_INBOX.alice.>"}},
 			Resp: one,
 		}},

@@ -17,7 +17,34 @@ const (
 	streamLeases = "KV_" + api.LeaseBucket
 	streamLeader = "KV_" + api.LeaderBucket
 	streamImages = "OBJ_" + api.ImageBucket
+	// Snapshots of the whole fold, and of what a node may read of it (package snapshot).
+	streamSnapshots     = "OBJ_" + api.SnapshotBucket
+	streamNodeSnapshots = "OBJ_" + api.NodeSnapshotBucket
 )
+
+// objRead is what reading an object store takes, and no more: a user JWT travels in the
+// CONNECT line, which the server caps at 4 KiB, and the scheduler's is close to it. Opening it
+// (stream info), looking objects up (direct gets by subject), and the object store's ordered
+// push consumers (one filter, a name: CONSUMER.CREATE.S.<name>.<filter>; deleted after; flow
+// control).
+func objRead(stream string) []string {
+	return []string{
+		"$JS.API.STREAM.INFO." + stream,
+		"$JS.API.DIRECT.GET." + stream + ".>",
+		"$JS.API.CONSUMER.CREATE." + stream + ".>",
+		"$JS.API.CONSUMER.DELETE." + stream + ".>",
+		"$JS.FC." + stream + ".>",
+	}
+}
+
+// objWrite is what writing and deleting objects of a bucket by name takes, without listing or
+// reading them: opening it, looking the name up, its chunk and meta subjects, and purging the
+// chunks of a replaced or deleted object.
+func objWrite(bucket string) []string {
+	stream := "OBJ_" + bucket
+	return []string{"$JS.API.STREAM.INFO." + stream, "$JS.API.DIRECT.GET." + stream + ".>",
+		"$O." + bucket + ".>", "$JS.API.STREAM.PURGE." + stream}
+}
 
 // responseTTL is how long a user may answer a request it received.
 const responseTTL = time.Minute
@@ -77,6 +104,10 @@ func Permissions(role Role, name string) (jwt.Permissions, error) {
 				"_INBOX.>",
 			},
 			jsRead(streamLog), jsRead(streamLeader), jsRead(streamLeases),
+			// The leader writes snapshots and prunes old ones; every replica starts from one.
+			// The node bucket it only writes, pruning it by the names the other's listing gave.
+			objWrite(api.SnapshotBucket), objRead(streamSnapshots),
+			objWrite(api.NodeSnapshotBucket),
 		)
 		p.Sub.Allow = jwt.StringList{inbox, "skiff.cmd.>", api.SubjectGet}
 	case RoleNode:
@@ -114,6 +145,8 @@ func Permissions(role Role, name string) (jwt.Permissions, error) {
 				"$JS.API.DIRECT.GET." + streamLeases + ".$KV." + api.LeaseBucket + "." + name,
 			},
 			jsRead(streamImages),
+			// What a node may read of the fold, never the whole of it (it holds every pod).
+			objRead(streamNodeSnapshots),
 		)
 		p.Sub.Allow = jwt.StringList{inbox, api.LogsSubject(name)}
 		p.Resp = &jwt.ResponsePermission{MaxMsgs: 1, Expires: responseTTL}
@@ -123,6 +156,8 @@ func Permissions(role Role, name string) (jwt.Permissions, error) {
 			jsRead(streamLog),
 			[]string{"$O." + api.ImageBucket + ".>", "$JS.API.STREAM.PURGE." + streamImages},
 			jsRead(streamImages),
+			// Users read the whole log, so the whole fold too (skiff events replay --from-snapshot).
+			objRead(streamSnapshots),
 		)
 		p.Sub.Allow = jwt.StringList{inbox}
 		// Log chunks arrive as requests whose acks the CLI sends back.

@@ -187,6 +187,41 @@ func readOne(c *client, filter string) func(ctx context.Context) error {
 	}
 }
 
+// getObject reads name from bucket and wants want.
+func getObject(c *client, bucket, name string, want []byte) func(ctx context.Context) error {
+	return func(ctx context.Context) error {
+		obs, err := c.js.ObjectStore(ctx, bucket)
+		if err != nil {
+			return err
+		}
+		got, err := obs.GetBytes(ctx, name)
+		if err == nil && !bytes.Equal(got, want) {
+			err = errors.New(bucket + "/" + name + " differs")
+		}
+		return err
+	}
+}
+
+// putObject writes name to bucket twice (the second replaces the first, purging its chunks),
+// and with del deletes it after.
+func putObject(c *client, bucket, name string, del bool) func(ctx context.Context) error {
+	return func(ctx context.Context) error {
+		obs, err := c.js.ObjectStore(ctx, bucket)
+		if err != nil {
+			return err
+		}
+		for range 2 {
+			if _, err := obs.PutBytes(ctx, name, []byte("snapshot")); err != nil {
+				return err
+			}
+		}
+		if del {
+			return obs.Delete(ctx, name)
+		}
+		return nil
+	}
+}
+
 // bootstrap makes the stream and buckets as admin, and some events for the others to read.
 func bootstrap(t *testing.T, s *opServer) (admin *client, image []byte) {
 	admin = s.connect(auth.RoleAdmin, "")
@@ -207,6 +242,15 @@ func bootstrap(t *testing.T, s *opServer) (admin *client, image []byte) {
 	image = bytes.Repeat([]byte("layer"), 100_000) // several chunks
 	if _, err := obs.PutBytes(ctx, "nginx:latest", image); err != nil {
 		t.Fatal(err)
+	}
+	for _, b := range []string{api.SnapshotBucket, api.NodeSnapshotBucket} {
+		obs, err := admin.js.CreateObjectStore(ctx, jetstream.ObjectStoreConfig{Bucket: b})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := obs.PutBytes(ctx, "snapshot-1", image); err != nil {
+			t.Fatal(err)
+		}
 	}
 	for _, subj := range []string{"skiff.ev.bind.a.ns.p", "skiff.ev.bind.b.ns.q", "skiff.ev.pod.ns.p", "skiff.ev.service.ns.s",
 		"skiff.ev.endpoints.ns.s", "skiff.ev.node._.b", "skiff.ev.node.b"} {
@@ -264,6 +308,10 @@ func TestRolesOnServer(t *testing.T) {
 			_, err = kv.Get(ctx, "a")
 			return err
 		})
+		n.ok("read a snapshot of what nodes read", getObject(n, api.NodeSnapshotBucket, "snapshot-1", image))
+		n.denied("read a snapshot of the whole fold", "$JS.API.STREAM.INFO.OBJ_skiff-snapshots",
+			getObject(n, api.SnapshotBucket, "snapshot-1", image))
+		n.denied("write a snapshot", "$O.skiff-snapshots-nodes", putObject(n, api.NodeSnapshotBucket, "snapshot-2", false))
 		n.denied("publish another node's status", "skiff.ev.status.b.ns.p", publish(n, "skiff.ev.status.b.ns.p"))
 		n.denied("publish a binding", "skiff.ev.bind.a.ns.p", publish(n, "skiff.ev.bind.a.ns.p"))
 		n.denied("start a leader term", events.TermSubject, publish(n, events.TermSubject))
@@ -297,6 +345,19 @@ func TestRolesOnServer(t *testing.T) {
 			_, err = kv.Put(ctx, "b", []byte("1"))
 			return err
 		})
+	})
+
+	// A JWT travels in the CONNECT line, which the server caps at 4 KiB: the longest node name
+	// (a DNS label of 63) still connects and reads what a node reads.
+	t.Run("node with the longest name", func(t *testing.T) {
+		s.t = t
+		name := strings.Repeat("n", 63)
+		if _, err := admin.js.Publish(context.Background(), "skiff.ev.bind."+name+".ns.p", []byte(`{}`)); err != nil {
+			t.Fatal(err)
+		}
+		n := s.connect(auth.RoleNode, name)
+		n.ok("read a snapshot of what nodes read", getObject(n, api.NodeSnapshotBucket, "snapshot-1", image))
+		n.ok("read its own bind and status", readOne(n, "skiff.ev.*."+name+".*.*"))
 	})
 
 	t.Run("scheduler", func(t *testing.T) {
@@ -348,6 +409,17 @@ func TestRolesOnServer(t *testing.T) {
 			_, err := sc.nc.Subscribe("skiff.cmd.>", func(*nats.Msg) {})
 			if err == nil {
 				err = sc.nc.Flush()
+			}
+			return err
+		})
+		for _, b := range []string{api.SnapshotBucket, api.NodeSnapshotBucket} {
+			sc.ok("write, replace and delete a snapshot in "+b, putObject(sc, b, "snapshot-2", true))
+		}
+		sc.ok("read a snapshot", getObject(sc, api.SnapshotBucket, "snapshot-1", image))
+		sc.ok("list snapshots", func(ctx context.Context) error {
+			obs, err := sc.js.ObjectStore(ctx, api.SnapshotBucket)
+			if err == nil {
+				_, err = obs.List(ctx)
 			}
 			return err
 		})
@@ -417,6 +489,8 @@ func TestRolesOnServer(t *testing.T) {
 			}
 			return err
 		})
+		u.ok("read a snapshot", getObject(u, api.SnapshotBucket, "snapshot-1", image))
+		u.denied("write a snapshot", "$O.skiff-snapshots", putObject(u, api.SnapshotBucket, "snapshot-2", false))
 		u.denied("append an event", "skiff.ev.pod.ns.p", publish(u, "skiff.ev.pod.ns.p"))
 		u.denied("start a leader term", events.TermSubject, publish(u, events.TermSubject))
 		u.denied("serve commands", "skiff.cmd.>", func(ctx context.Context) error {

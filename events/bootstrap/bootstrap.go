@@ -98,20 +98,31 @@ func Run(ctx context.Context, nc *nats.Conn, cfg Config) (*Result, error) {
 		}
 		res.Lines = append(res.Lines, line)
 	}
-	err = retryStoreRace(ctx, func() error {
-		_, err := js.CreateOrUpdateObjectStore(ctx, jetstream.ObjectStoreConfig{
-			Bucket:      api.ImageBucket,
-			Description: "Skiff: imported container images (OCI or docker save tarballs)",
-			Storage:     jetstream.FileStorage,
-			Replicas:    cfg.Replicas,
-			Compression: true,
-		})
-		return err
-	})
-	if err != nil {
-		return nil, fmt.Errorf("object store %s: %w", api.ImageBucket, explain(err))
+	objs := []jetstream.ObjectStoreConfig{{
+		Bucket:      api.ImageBucket,
+		Description: "Skiff: imported container images (OCI or docker save tarballs)",
+		Storage:     jetstream.FileStorage,
+		Replicas:    cfg.Replicas,
+		Compression: true,
+	}, {
+		// Snapshots are compressed already (package snapshot).
+		Bucket:      api.SnapshotBucket,
+		Description: "Skiff: snapshots of the fold, written by the scheduler's leader",
+		Storage:     jetstream.FileStorage,
+		Replicas:    cfg.Replicas,
+	}, {
+		Bucket:      api.NodeSnapshotBucket,
+		Description: "Skiff: snapshots of what nodes fold (nodes, services, endpoints)",
+		Storage:     jetstream.FileStorage,
+		Replicas:    cfg.Replicas,
+	}}
+	for _, oc := range objs {
+		err = retryStoreRace(ctx, func() error { _, err := js.CreateOrUpdateObjectStore(ctx, oc); return err })
+		if err != nil {
+			return nil, fmt.Errorf("object store %s: %w", oc.Bucket, explain(err))
+		}
+		res.Lines = append(res.Lines, fmt.Sprintf("object store %s: replicas %d", oc.Bucket, oc.Replicas))
 	}
-	res.Lines = append(res.Lines, fmt.Sprintf("object store %s: replicas %d", api.ImageBucket, cfg.Replicas))
 	return res, nil
 }
 

@@ -53,8 +53,10 @@ func TestBootstrap(t *testing.T) {
 			t.Errorf("bucket %s: %v", b, err)
 		}
 	}
-	if _, err := js.ObjectStore(ctx, api.ImageBucket); err != nil {
-		t.Errorf("object store: %v", err)
+	for _, b := range []string{api.ImageBucket, api.SnapshotBucket, api.NodeSnapshotBucket} {
+		if _, err := js.ObjectStore(ctx, b); err != nil {
+			t.Errorf("object store %s: %v", b, err)
+		}
 	}
 
 	// One server cannot hold three replicas: the error says what to do.

@@ -16,8 +16,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"skiff.dev/events"
+	"skiff.dev/events/api"
 	"skiff.dev/events/live"
-	"skiff.dev/events/state"
+	"skiff.dev/events/snapshot"
 	"skiff.dev/events/store"
 	"skiff.dev/events/telemetry"
 	"skiff.dev/services/netproxy/internal/proxier"
@@ -43,6 +44,9 @@ type Config struct {
 
 // Filters are the subjects the proxy reads: Services and their Endpoints, nothing else.
 var Filters = []string{events.KindFilter(events.KindService), events.KindFilter(events.KindEndpoints)}
+
+// snapshotKinds are the kinds of Filters, what the proxy keeps of a snapshot.
+var snapshotKinds = []string{events.KindService, events.KindEndpoints}
 
 // Run programs the rules until ctx ends. The table stays when it returns, so Services keep
 // working while the proxy restarts; the next start replaces it whole.
@@ -91,7 +95,8 @@ func Run(ctx context.Context, cfg Config) error {
 	defer wg.Wait()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	proj := live.New(state.New(), cfg.Logger)
+	// From the newest snapshot of what nodes read, restricted to what the proxy folds.
+	proj := live.New(snapshot.Start(ctx, st, api.NodeSnapshotBucket, snapshotKinds, cfg.Logger), cfg.Logger)
 	followErr := make(chan error, 1)
 	wg.Add(1)
 	go func() {

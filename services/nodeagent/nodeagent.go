@@ -26,8 +26,9 @@ import (
 	"golang.org/x/sys/unix"
 
 	"skiff.dev/events"
+	"skiff.dev/events/api"
 	"skiff.dev/events/live"
-	"skiff.dev/events/state"
+	"skiff.dev/events/snapshot"
 	"skiff.dev/events/store"
 	"skiff.dev/events/telemetry"
 	"skiff.dev/services/nodeagent/internal/agent"
@@ -218,7 +219,8 @@ func Run(ctx context.Context, cfg Config) error {
 	// The node subjects: this node's registration and pod CIDR, and other nodes' for routes.
 	// Without them the agent cannot tell its pod CIDR or route to other nodes: it stops, with
 	// the error, for its supervisor to start it again.
-	nodes := live.New(state.New(), log)
+	// From the newest snapshot of what nodes read, restricted to the node subjects.
+	nodes := live.New(snapshot.Start(ctx, st, api.NodeSnapshotBucket, []string{events.KindNode}, log), log)
 	nodesErr := make(chan error, 1)
 	wg.Add(1)
 	go func() {

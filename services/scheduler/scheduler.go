@@ -22,7 +22,7 @@ import (
 	"skiff.dev/events"
 	"skiff.dev/events/api"
 	"skiff.dev/events/live"
-	"skiff.dev/events/state"
+	"skiff.dev/events/snapshot"
 	"skiff.dev/events/store"
 	"skiff.dev/events/telemetry"
 	"skiff.dev/services/scheduler/internal/admission"
@@ -61,6 +61,11 @@ type Config struct {
 	// Metrics, if set, receives the replica's metrics (skiff_scheduler_*); Run fails if it
 	// holds them already.
 	Metrics prometheus.Registerer
+	// Snapshots says when the leader writes a snapshot of its projection (package snapshot):
+	// every Snapshots.Every events or Snapshots.Interval, whichever comes first; the zero
+	// value never writes. Every replica starts from the newest snapshot it can read whatever
+	// this says.
+	Snapshots snapshot.WriterConfig
 
 	// hooks stand in, in tests, for what a real process suffers (a SIGSTOP).
 	hooks *hooks
@@ -137,7 +142,8 @@ func Run(ctx context.Context, cfg Config) error {
 	if err := st.CheckFencing(); err != nil {
 		return fmt.Errorf("scheduler: %w", err)
 	}
-	proj := live.New(state.New(), log)
+	// From the newest snapshot, folding only the log's tail; from the log's start without one.
+	proj := live.New(snapshot.Start(ctx, st, api.SnapshotBucket, nil, log), log)
 	met, err := newReplicaMetrics(cfg.Metrics, proj, st)
 	if err != nil {
 		return fmt.Errorf("scheduler: %w", err)
@@ -278,6 +284,9 @@ func runLoops(ctx context.Context, cfg Config, st *store.Store, proj *live.Proje
 				PodCIDRRange: podCIDRRange, LeaseTimeout: cfg.LeaseTimeout})
 		},
 	}
+	if w := snapshotWriter(ctx, cfg, st, proj, log); w != nil {
+		loops["snapshots"] = w.Run
+	}
 	var wg sync.WaitGroup
 	for name, run := range loops {
 		wg.Add(1)
@@ -297,6 +306,31 @@ func runLoops(ctx context.Context, cfg Config, st *store.Store, proj *live.Proje
 		}()
 	}
 	wg.Wait()
+}
+
+// snapshotWriter returns the leader's snapshot writer, or nil when snapshots are off or their
+// bucket is missing (a log bootstrapped before snapshots: said once per term).
+func snapshotWriter(ctx context.Context, cfg Config, st *store.Store, proj *live.Projection, log *slog.Logger) *snapshot.Writer {
+	wc := cfg.Snapshots
+	if wc.Every == 0 && wc.Interval == 0 {
+		return nil
+	}
+	log = log.With("loop", "snapshots")
+	full, err := snapshot.Open(ctx, st.JetStream(), api.SnapshotBucket)
+	if err != nil {
+		log.Warn("not writing snapshots", "err", err)
+		return nil
+	}
+	nodes, err := snapshot.Open(ctx, st.JetStream(), api.NodeSnapshotBucket)
+	if err != nil {
+		log.Warn("not writing node snapshots", "err", err)
+		nodes = nil
+	}
+	wc.Logger = log
+	if wc.After == nil {
+		wc.After = cfg.Clock.After
+	}
+	return snapshot.NewWriter(st, full, nodes, proj, wc)
 }
 
 // serve subscribes the command and query handlers in the replicas' queue group. Each handler

@@ -12,7 +12,9 @@ import (
 	"time"
 
 	"skiff.dev/events"
+	"skiff.dev/events/api"
 	"skiff.dev/events/live"
+	"skiff.dev/events/snapshot"
 	"skiff.dev/events/state"
 	"skiff.dev/events/store"
 	"skiff.dev/services/nodeagent/internal/register"
@@ -102,7 +104,7 @@ func Run(ctx context.Context, cfg Config) error {
 	defer cancel()
 
 	// The nodes' own subjects, for idempotent registration and for pod CIDRs.
-	nodes := live.New(state.New(), log)
+	nodes := live.New(snapshot.Start(ctx, cfg.Store, api.NodeSnapshotBucket, []string{events.KindNode}, log), log)
 	wg.Go(func() {
 		if err := nodes.Run(ctx, cfg.Store, []string{events.KindFilter(events.KindNode)}); err != nil {
 			log.Error("follow nodes", "err", err)

@@ -13,6 +13,7 @@ import (
 
 	"skiff.dev/events/client"
 	"skiff.dev/events/metrics"
+	"skiff.dev/events/snapshot"
 	"skiff.dev/services/scheduler"
 )
 
@@ -36,6 +37,7 @@ func run(args []string) error {
 	fs.StringVar(&cfg.Stream, "stream", "SKIFF", "JetStream stream holding the log")
 	fs.StringVar(&cfg.ID, "id", "", "this replica's name (default hostname-pid)")
 	fs.DurationVar(&cfg.LeaseTimeout, "lease-timeout", 40*time.Second, "a node that does not renew its lease for this long is NotReady")
+	snapshot.Flags(fs, &cfg.Snapshots)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
