@@ -10,11 +10,11 @@ import (
 	"sync"
 	"time"
 
-	"go.opentelemetry.io/otel/trace"
 	"skiff.dev/events"
 	"skiff.dev/events/live"
 	"skiff.dev/events/state"
 	"skiff.dev/events/store"
+	"skiff.dev/events/telemetry"
 )
 
 // Appender appends conditional writes to the log, many in flight at once, and reports one error
@@ -39,9 +39,9 @@ type Config struct {
 	Logger *slog.Logger
 	// Metrics records what the loop does; default instruments registered nowhere.
 	Metrics *Metrics
-	// Tracer traces each pod's placement and each batch (see trace.go); nil traces nothing and
+	// Spans records each pod's placement and each batch (see trace.go); nil traces nothing and
 	// reads no clock while placing.
-	Tracer trace.Tracer
+	Spans *telemetry.SpanBatcher
 
 	// BatchSize is how many pods are decided between two looks at the projection, and handed
 	// to the log in one pipelined append; default 1024.
@@ -160,7 +160,7 @@ func New(cfg Config) *Scheduler {
 	return &Scheduler{
 		cfg:     cfg,
 		log:     cfg.Logger,
-		placer:  placer{chain: defaultCheckers(), percent: cfg.PercentageOfNodesToScore, timed: cfg.Tracer != nil},
+		placer:  placer{chain: defaultCheckers(), percent: cfg.PercentageOfNodesToScore, timed: cfg.Spans != nil},
 		backoff: newBackoff(cfg.InitialBackoff, cfg.MaxBackoff, cfg.RetryUnschedulableAfter),
 		assumed: map[state.Key]assumption{},
 		binding: map[state.Key]struct{}{},
@@ -444,7 +444,7 @@ func (s *Scheduler) decide(chunk []candidate, now time.Time) *batch {
 	}
 
 	b := &batch{}
-	traced := s.cfg.Tracer != nil
+	traced := s.cfg.Spans != nil
 	var batchStart, podStart time.Time
 	if traced {
 		batchStart = time.Now()
