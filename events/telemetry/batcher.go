@@ -440,14 +440,12 @@ func spanFlags(own trace.TraceFlags, other trace.SpanContext) uint32 {
 // add appends s with context sc as the SDK's exporter encodes a span.
 func (sb *spanBatch) add(s *Span, sc trace.SpanContext, tracestate string) {
 	sp := sb.spans.next()
-	kind := s.Kind
-	if kind == trace.SpanKindUnspecified {
-		kind = trace.SpanKindInternal
-	}
 	*sp = tracepb.Span{
-		TraceState:        tracestate,
-		Name:              s.Name,
-		Kind:              tracepb.Span_SpanKind(kind), // the same numbers
+		TraceState: tracestate,
+		Name:       s.Name,
+		// Unspecified and unknown kinds are internal, as the SDK makes them; the numbers
+		// are OTLP's.
+		Kind:              tracepb.Span_SpanKind(trace.ValidateSpanKind(s.Kind)),
 		StartTimeUnixNano: unixNano(s.Start),
 		EndTimeUnixNano:   unixNano(s.End),
 		Flags:             spanFlags(sc.TraceFlags(), s.Parent),
