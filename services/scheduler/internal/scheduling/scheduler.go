@@ -446,8 +446,10 @@ func (s *Scheduler) decide(chunk []candidate, now time.Time) *batch {
 	b := &batch{}
 	traced := s.cfg.Spans != nil
 	var batchStart, podStart time.Time
+	var traces podTraces
 	if traced {
 		batchStart = time.Now()
+		traces = newPodTraces(len(pods))
 	}
 	// Within a batch nodes only fill up, so a pod that fit nowhere tells the answer for every
 	// later pod with the same requirements: they are not searched again.
@@ -481,7 +483,7 @@ func (s *Scheduler) decide(chunk []candidate, now time.Time) *batch {
 				u := unschedulableWrite{pod: *p, message: msg, reasons: reasons, stateSeq: stateSeq,
 					nodeReasons: nodeReasons(s.placer.chain, p, s.nodes.nodes), nodeSet: s.nodes.digest()}
 				if traced {
-					u.trace = newPodTrace(pl, podStart, len(s.nodes.nodes), "")
+					u.trace = traces.note(pl, podStart, len(s.nodes.nodes), "")
 				}
 				b.unschedulable = append(b.unschedulable, u)
 			}
@@ -499,7 +501,7 @@ func (s *Scheduler) decide(chunk []candidate, now time.Time) *batch {
 		s.binding[p.key] = struct{}{}
 		d := decision{pod: *p, node: n.name, score: pl.score, feasible: pl.feasible, evaluated: pl.evaluated, stateSeq: stateSeq}
 		if traced {
-			d.trace = newPodTrace(pl, podStart, len(s.nodes.nodes), n.name)
+			d.trace = traces.note(pl, podStart, len(s.nodes.nodes), n.name)
 		}
 		d.pod.pod.Spec.NodeName = n.name
 		b.decisions = append(b.decisions, d)
