@@ -16,6 +16,20 @@
 // wins over OTEL_SERVICE_NAME: inside `skiff up` one process runs several parts, each with a
 // provider of its own. service.instance.id names the replica or node.
 //
+// # Spans in bulk
+//
+// A part that makes spans by the thousand a second (the scheduling loop: three a pod) asks
+// Setup for a SpanBatcher (Config.Batcher) and records each finished span with Record: no SDK
+// span object, no snapshot, no conversion to OTLP afterwards, but the span written straight
+// into an OTLP export request built from memory reused request after request. The batcher has
+// an OTLP client of its own (otlptracegrpc.NewClient or otlptracehttp.NewClient, the same
+// environment as the SDK's exporter), the same resource and scope as the part's tracer, the
+// SDK's sampling decision (OTEL_TRACES_SAMPLER; by default a child follows its parent's sampled
+// flag) and the batch processor's sizes and delay (OTEL_BSP_*). Its queue is bounded: a batch
+// that finds it full is dropped and counted (Stats), never waited for. Provider.ForceFlush and
+// Shutdown flush it with the SDK's spans. Every other part, and the scheduler's other loops,
+// trace with the SDK.
+//
 // # Propagation
 //
 // Trace context travels as a W3C traceparent: in the request of a command (api.Request) and in
@@ -27,6 +41,8 @@
 //
 // # Concurrency
 //
-// A Provider is safe for concurrent use; Shutdown flushes what is buffered and may be called
-// once.
+// A Provider and its SpanBatcher are safe for concurrent use; Shutdown flushes what is
+// buffered and may be called once. Spans reach the collector in the order their batches fill,
+// not necessarily in the order they ended, and the batcher's and the SDK's spans in separate
+// requests.
 package telemetry

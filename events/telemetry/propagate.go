@@ -43,12 +43,66 @@ func Remote(ctx context.Context, traceparent string) context.Context {
 	return propagator.Extract(ctx, &carrier{traceparent: traceparent})
 }
 
-// SpanContext parses traceparent; the zero (invalid) span context if it is empty or malformed.
+// SpanContext parses traceparent as a remote span context; the zero (invalid) one if it is
+// empty or malformed. Version 00, which Skiff writes, is parsed here without a context or a
+// carrier (a scheduling pass parses one a pod); other versions go through the propagator.
 func SpanContext(traceparent string) trace.SpanContext {
 	if traceparent == "" {
 		return trace.SpanContext{}
 	}
+	if sc, ok := parseVersion00(traceparent); ok {
+		return sc
+	}
 	return trace.SpanContextFromContext(Remote(context.Background(), traceparent))
+}
+
+// parseVersion00 parses a traceparent of version 00 as the propagator does (lower-case hex,
+// valid ids, only flags 00 to 03); ok is false for any other version, which the caller leaves
+// to the propagator.
+func parseVersion00(tp string) (sc trace.SpanContext, ok bool) {
+	if len(tp) < 3 || tp[:3] != "00-" {
+		return trace.SpanContext{}, false
+	}
+	if len(tp) != 55 || tp[35] != '-' || tp[52] != '-' {
+		return trace.SpanContext{}, true
+	}
+	var cfg trace.SpanContextConfig
+	var flags [1]byte
+	if !decodeLowerHex(cfg.TraceID[:], tp[3:35]) || !decodeLowerHex(cfg.SpanID[:], tp[36:52]) ||
+		!decodeLowerHex(flags[:], tp[53:55]) || flags[0] > 3 {
+		return trace.SpanContext{}, true
+	}
+	cfg.TraceFlags = trace.TraceFlags(flags[0])
+	cfg.Remote = true
+	sc = trace.NewSpanContext(cfg)
+	if !sc.IsValid() {
+		return trace.SpanContext{}, true
+	}
+	return sc, true
+}
+
+// decodeLowerHex decodes src into dst, false if src is not lower-case hex (W3C trace context
+// allows no upper case).
+func decodeLowerHex(dst []byte, src string) bool {
+	for i := range dst {
+		hi, ok1 := fromHex(src[2*i])
+		lo, ok2 := fromHex(src[2*i+1])
+		if !ok1 || !ok2 {
+			return false
+		}
+		dst[i] = hi<<4 | lo
+	}
+	return true
+}
+
+func fromHex(c byte) (byte, bool) {
+	switch {
+	case '0' <= c && c <= '9':
+		return c - '0', true
+	case 'a' <= c && c <= 'f':
+		return c - 'a' + 10, true
+	}
+	return 0, false
 }
 
 // Traceparent is the traceparent of ctx's span, "" if it has none.

@@ -5,9 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strconv"
 	"strings"
+	"time"
 
+	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/exporters/otlp/otlptrace"
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracegrpc"
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
 	"go.opentelemetry.io/otel/sdk/resource"
@@ -28,12 +32,16 @@ type Config struct {
 	// Service is service.name; Instance is service.instance.id (a scheduler replica's id, a
 	// node's name), left out when empty.
 	Service, Instance string
+	// Batcher also sets up a SpanBatcher (Provider.Batcher), exporting with the same
+	// environment, resource and tracer name, for a part that records spans in bulk.
+	Batcher bool
 }
 
 // Provider is one part's tracing: a real SDK provider that exports, or a disabled one.
 type Provider struct {
 	sdk     *sdktrace.TracerProvider
 	tracer  trace.Tracer
+	batcher *SpanBatcher
 	service string
 }
 
@@ -60,13 +68,33 @@ func (p *Provider) TracerProvider() trace.TracerProvider {
 	return p.sdk
 }
 
-// Shutdown flushes the spans still buffered and stops the exporter. A disabled provider has
+// Batcher returns the part's SpanBatcher, nil when tracing is off or Config.Batcher was not
+// set.
+func (p *Provider) Batcher() *SpanBatcher {
+	if p == nil {
+		return nil
+	}
+	return p.batcher
+}
+
+// ForceFlush exports every span ended or recorded so far (the SDK's and the batcher's).
+func (p *Provider) ForceFlush(ctx context.Context) error {
+	if p == nil || p.sdk == nil {
+		return nil
+	}
+	if err := errors.Join(p.batcher.ForceFlush(ctx), p.sdk.ForceFlush(ctx)); err != nil {
+		return fmt.Errorf("flush traces of %s: %w", p.service, err)
+	}
+	return nil
+}
+
+// Shutdown flushes the spans still buffered and stops the exporters. A disabled provider has
 // nothing to do.
 func (p *Provider) Shutdown(ctx context.Context) error {
 	if p == nil || p.sdk == nil {
 		return nil
 	}
-	if err := p.sdk.Shutdown(ctx); err != nil {
+	if err := errors.Join(p.batcher.Shutdown(ctx), p.sdk.Shutdown(ctx)); err != nil {
 		return fmt.Errorf("flush traces of %s: %w", p.service, err)
 	}
 	return nil
@@ -116,8 +144,80 @@ func Setup(ctx context.Context, cfg Config) (*Provider, error) {
 	if err != nil {
 		return nil, err
 	}
+	scope := "skiff.dev/" + cfg.Service
+	var batcher *SpanBatcher
+	if cfg.Batcher {
+		if batcher, err = newBatcher(ctx, protocol, res, scope, env); err != nil {
+			return nil, err
+		}
+	}
 	sdk := sdktrace.NewTracerProvider(sdktrace.WithBatcher(exporter, batchOptions(env)...), sdktrace.WithResource(res))
-	return &Provider{sdk: sdk, tracer: sdk.Tracer("skiff.dev/" + cfg.Service), service: cfg.Service}, nil
+	return &Provider{sdk: sdk, tracer: sdk.Tracer(scope), batcher: batcher, service: cfg.Service}, nil
+}
+
+// newBatcher is a SpanBatcher with a client of its own for protocol (which reads the endpoint,
+// headers, timeout, compression and TLS from the environment, as the SDK's exporter does) and
+// the OTEL_BSP_* and OTEL_TRACES_SAMPLER settings the SDK's provider reads.
+func newBatcher(ctx context.Context, protocol string, res *resource.Resource, scope string, env func(string) string) (*SpanBatcher, error) {
+	var client otlptrace.Client
+	if protocol == "grpc" {
+		client = otlptracegrpc.NewClient()
+	} else {
+		client = otlptracehttp.NewClient()
+	}
+	cfg := BatcherConfig{
+		Resource: res, Scope: scope, Sampler: samplerFromEnv(env),
+		BatchSize: envInt(env, "OTEL_BSP_MAX_EXPORT_BATCH_SIZE"),
+		QueueSize: envInt(env, "OTEL_BSP_MAX_QUEUE_SIZE"),
+		Delay:     time.Duration(envInt(env, "OTEL_BSP_SCHEDULE_DELAY")) * time.Millisecond,
+		Timeout:   time.Duration(envInt(env, "OTEL_BSP_EXPORT_TIMEOUT")) * time.Millisecond,
+		OnError:   otel.Handle,
+	}
+	if cfg.QueueSize > 0 && cfg.BatchSize == 0 {
+		cfg.BatchSize = min(maxExportBatchSize, cfg.QueueSize)
+	}
+	b, err := NewSpanBatcher(ctx, client, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("OTLP span batcher (%s): %w", protocol, err)
+	}
+	return b, nil
+}
+
+// envInt is the positive integer env sets key to, 0 when unset or not one (the SDK ignores
+// such values too).
+func envInt(env func(string) string, key string) int {
+	n, err := strconv.Atoi(strings.TrimSpace(env(key)))
+	if err != nil || n <= 0 {
+		return 0
+	}
+	return n
+}
+
+// samplerFromEnv is the sampler OTEL_TRACES_SAMPLER names, as the SDK's provider reads it;
+// nil for its default, parentbased_always_on (and, as the SDK does, for a name it does not
+// know), which a SpanBatcher decides without a sampler.
+func samplerFromEnv(env func(string) string) sdktrace.Sampler {
+	ratio := func() sdktrace.Sampler {
+		r, err := strconv.ParseFloat(strings.TrimSpace(env("OTEL_TRACES_SAMPLER_ARG")), 64)
+		if err != nil || r < 0 || r > 1 {
+			r = 1
+		}
+		return sdktrace.TraceIDRatioBased(r)
+	}
+	switch strings.ToLower(strings.TrimSpace(env("OTEL_TRACES_SAMPLER"))) {
+	case "always_on":
+		return sdktrace.AlwaysSample()
+	case "always_off":
+		return sdktrace.NeverSample()
+	case "traceidratio":
+		return ratio()
+	case "parentbased_always_off":
+		return sdktrace.ParentBased(sdktrace.NeverSample())
+	case "parentbased_traceidratio":
+		return sdktrace.ParentBased(ratio())
+	default:
+		return nil
+	}
 }
 
 // Skiff's batch processor sizes, where the environment does not set them. The SDK's defaults

@@ -10,6 +10,7 @@ import (
 	"skiff.dev/events/metrics"
 	"skiff.dev/events/state"
 	"skiff.dev/events/store"
+	"skiff.dev/events/telemetry"
 	"skiff.dev/services/scheduler/internal/scheduling"
 )
 
@@ -20,8 +21,9 @@ type replicaMetrics struct {
 	leader     prometheus.Gauge
 }
 
-// newReplicaMetrics registers the replica's metrics with reg (nil: nowhere).
-func newReplicaMetrics(reg prometheus.Registerer, proj *live.Projection, st *store.Store) (*replicaMetrics, error) {
+// newReplicaMetrics registers the replica's metrics with reg (nil: nowhere); spans, when
+// tracing is on, are the scheduling loop's spans.
+func newReplicaMetrics(reg prometheus.Registerer, proj *live.Projection, st *store.Store, spans *telemetry.SpanBatcher) (*replicaMetrics, error) {
 	sm, err := scheduling.NewMetrics(reg)
 	if err != nil {
 		return nil, err
@@ -46,8 +48,31 @@ func newReplicaMetrics(reg prometheus.Registerer, proj *live.Projection, st *sto
 	})
 	err = errors.Join(reg.Register(m.leader), reg.Register(pending),
 		metrics.RegisterProjection(reg, "skiff_scheduler", proj, st.Head))
+	if spans != nil {
+		err = errors.Join(err, registerSpanMetrics(reg, spans))
+	}
 	if err != nil {
 		return nil, fmt.Errorf("scheduler metrics: %w", err)
 	}
 	return m, nil
+}
+
+// registerSpanMetrics counts the scheduling loop's spans that never reached the collector: the
+// batcher drops a batch rather than wait when its queue is full, and an export can fail after
+// the client's retries.
+func registerSpanMetrics(reg prometheus.Registerer, spans *telemetry.SpanBatcher) error {
+	lost := func(reason string, n func(telemetry.BatcherStats) uint64) prometheus.Collector {
+		return prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name:        "skiff_scheduler_trace_spans_dropped_total",
+			Help:        "Scheduling spans not delivered to the OTLP collector, by reason: queue_full (dropped, not waited for), export_failed.",
+			ConstLabels: prometheus.Labels{"reason": reason},
+		}, func() float64 { return float64(n(spans.Stats())) })
+	}
+	exported := prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Name: "skiff_scheduler_trace_spans_exported_total",
+		Help: "Scheduling spans delivered to the OTLP collector.",
+	}, func() float64 { return float64(spans.Stats().Exported) })
+	return errors.Join(reg.Register(exported),
+		reg.Register(lost("queue_full", func(s telemetry.BatcherStats) uint64 { return s.Dropped })),
+		reg.Register(lost("export_failed", func(s telemetry.BatcherStats) uint64 { return s.Failed })))
 }

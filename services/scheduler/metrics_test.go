@@ -2,6 +2,7 @@ package scheduler_test
 
 import (
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -11,6 +12,7 @@ import (
 
 	"skiff.dev/events/bootstrap"
 	"skiff.dev/events/eventstest"
+	"skiff.dev/events/telemetry/telemetrytest"
 	"skiff.dev/services/scheduler"
 )
 
@@ -93,4 +95,65 @@ func TestReplicaMetrics(t *testing.T) {
 	if err := scheduler.Run(t.Context(), scheduler.Config{Conn: conn2, ID: "b", Metrics: reg}); err == nil {
 		t.Fatal("a second replica registered its metrics with the same registry")
 	}
+}
+
+// Traced, the replica counts the scheduling loop's spans: each one exported, none lost, and the
+// receiver has them.
+func TestReplicaSpanMetrics(t *testing.T) {
+	recv := telemetrytest.New(t)
+	for _, kv := range recv.Env("grpc") {
+		k, v, _ := strings.Cut(kv, "=")
+		t.Setenv(k, v)
+	}
+	st, nc, srv := eventstest.NewStoreConfig(t, bootstrap.Config{LeaderTTL: time.Second})
+	reg := prometheus.NewPedanticRegistry()
+	conn, err := nats.Connect(srv.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	startConfig(t, scheduler.Config{Conn: conn, ID: "a", Metrics: reg})
+	registerNode(t, st, "n1")
+	if resp := apply(t, nc, fmt.Sprintf(deployment, "web", 3)); resp.Error != nil {
+		t.Fatal(resp.Error)
+	}
+	received := func() float64 {
+		n := 0
+		for _, s := range recv.Spans() {
+			switch s.Name {
+			case "schedule pod", "filter", "score", "schedule batch":
+				n++
+			}
+		}
+		return float64(n)
+	}
+	// Three spans a pod and at least one batch span, exported after the receiver's 100 ms delay.
+	eventstest.Eventually(t, eventstest.Timeout, "the scheduling spans exported and counted", func() bool {
+		return received() >= 10 && sum(t, reg, "skiff_scheduler_trace_spans_exported_total") == received()
+	})
+	if n, err := testutil.GatherAndCount(reg, "skiff_scheduler_trace_spans_dropped_total"); err != nil || n != 2 {
+		t.Errorf("dropped series = %d, %v; want 2 (queue_full, export_failed)", n, err)
+	}
+	if got := sum(t, reg, "skiff_scheduler_trace_spans_dropped_total"); got != 0 {
+		t.Errorf("%v scheduling spans dropped, want none", got)
+	}
+}
+
+// sum is the sum of the counter name's series in reg.
+func sum(t *testing.T, reg prometheus.Gatherer, name string) float64 {
+	t.Helper()
+	fams, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	total := 0.0
+	for _, f := range fams {
+		if f.GetName() == name {
+			for _, m := range f.GetMetric() {
+				total += m.GetCounter().GetValue()
+			}
+			return total
+		}
+	}
+	t.Fatalf("no metric %s", name)
+	return 0
 }

@@ -70,8 +70,10 @@ type Config struct {
 	// hooks stand in, in tests, for what a real process suffers (a SIGSTOP).
 	hooks *hooks
 	// tracer is the replica's, set up by Run from the OTEL_* environment (package telemetry);
-	// nil when tracing is off.
+	// nil when tracing is off. spans records the scheduling loop's spans, by the thousand a
+	// second, outside the SDK (telemetry.SpanBatcher); nil when tracing is off.
 	tracer trace.Tracer
+	spans  *telemetry.SpanBatcher
 }
 
 // flushTraces sends the spans still buffered, for a few seconds at most: a collector that is
@@ -124,7 +126,7 @@ func Run(ctx context.Context, cfg Config) error {
 	if cfg.Conn == nil {
 		return fmt.Errorf("scheduler: no NATS connection: %w", events.ErrInvalidArgument)
 	}
-	tp, err := telemetry.Setup(ctx, telemetry.Config{Service: telemetry.ServiceScheduler, Instance: cfg.ID})
+	tp, err := telemetry.Setup(ctx, telemetry.Config{Service: telemetry.ServiceScheduler, Instance: cfg.ID, Batcher: true})
 	if err != nil {
 		return fmt.Errorf("scheduler: %w", err)
 	}
@@ -132,7 +134,7 @@ func Run(ctx context.Context, cfg Config) error {
 	if tp.Enabled() {
 		cfg.Logger = slog.New(telemetry.NewLogHandler(cfg.Logger.Handler()))
 	}
-	cfg.tracer = tp.Tracer()
+	cfg.tracer, cfg.spans = tp.Tracer(), tp.Batcher()
 	log := cfg.Logger.With("replica", cfg.ID)
 	actor := "scheduler/" + cfg.ID
 	st, err := store.Attach(ctx, cfg.Conn, store.Config{Stream: cfg.Stream, Logger: log})
@@ -144,7 +146,7 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	// From the newest snapshot, folding only the log's tail; from the log's start without one.
 	proj := live.New(snapshot.Start(ctx, st, api.SnapshotBucket, nil, log), log)
-	met, err := newReplicaMetrics(cfg.Metrics, proj, st)
+	met, err := newReplicaMetrics(cfg.Metrics, proj, st, cfg.spans)
 	if err != nil {
 		return fmt.Errorf("scheduler: %w", err)
 	}
@@ -276,7 +278,7 @@ func runLoops(ctx context.Context, cfg Config, st *store.Store, proj *live.Proje
 	}
 	loops := map[string]func(context.Context) error{
 		"scheduling": scheduling.New(scheduling.Config{Log: logFor("scheduling"), Projection: proj, Actor: actor, Clock: cfg.Clock.Now,
-			Logger: log.With("loop", "scheduling"), Metrics: met.scheduling, Tracer: cfg.tracer}).Run,
+			Logger: log.With("loop", "scheduling"), Metrics: met.scheduling, Spans: cfg.spans}).Run,
 		"controllers": func(ctx context.Context) error {
 			return controllers.Run(ctx, controllers.Config{
 				LogFor:     func(name string) reconcile.Log { return logFor(name) },

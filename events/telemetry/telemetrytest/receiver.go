@@ -18,17 +18,23 @@ import (
 	"google.golang.org/protobuf/proto"
 )
 
-// Span is one received span with the resource it came from.
+// Span is one received span with the resource and scope it came from.
 type Span struct {
 	Service, Instance string
-	TraceID, SpanID   string
-	ParentID          string
-	Name              string
-	Kind              tracepb.Span_SpanKind
+	// Resource is every attribute of the resource, Scope the instrumentation scope's name.
+	Resource        map[string]string
+	Scope           string
+	TraceID, SpanID string
+	ParentID        string
+	Name            string
+	Kind            tracepb.Span_SpanKind
+	// Flags are OTLP's: the W3C trace flags and whether the parent is remote.
+	Flags uint32
 	// Links are the linked spans as trace id/span id.
-	Links      []Link
-	Attrs      map[string]string
-	Start, End uint64
+	Links        []Link
+	DroppedLinks uint32
+	Attrs        map[string]string
+	Start, End   uint64
 }
 
 // Link is one span link.
@@ -131,10 +137,12 @@ func (r *Receiver) add(req *collectortrace.ExportTraceServiceRequest) {
 		for _, ss := range rs.ScopeSpans {
 			for _, s := range ss.Spans {
 				sp := Span{
-					Service: res["service.name"], Instance: res["service.instance.id"],
+					Service: res["service.name"], Instance: res["service.instance.id"], Resource: res,
+					Scope:   ss.GetScope().GetName(),
 					TraceID: hex.EncodeToString(s.TraceId), SpanID: hex.EncodeToString(s.SpanId),
-					ParentID: hex.EncodeToString(s.ParentSpanId), Name: s.Name, Kind: s.Kind,
-					Attrs: map[string]string{}, Start: s.StartTimeUnixNano, End: s.EndTimeUnixNano,
+					ParentID: hex.EncodeToString(s.ParentSpanId), Name: s.Name, Kind: s.Kind, Flags: s.Flags,
+					DroppedLinks: s.DroppedLinksCount,
+					Attrs:        map[string]string{}, Start: s.StartTimeUnixNano, End: s.EndTimeUnixNano,
 				}
 				for _, kv := range s.Attributes {
 					sp.Attrs[kv.Key] = value(kv.Value)

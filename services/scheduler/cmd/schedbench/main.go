@@ -214,7 +214,7 @@ func bench(o options) error {
 			}
 			traceNote := ""
 			if rv != nil {
-				traceNote = fmt.Sprintf("; receiver: %d spans, CPU %.2fs", r.spans, r.recvCPU.Seconds())
+				traceNote = fmt.Sprintf("; receiver: %d spans, CPU %.2fs; batcher: %d dropped, %d failed", r.spans, r.recvCPU.Seconds(), r.lost.Dropped, r.lost.Failed)
 				if o.receiverInProcess {
 					traceNote = fmt.Sprintf("; receiver (in this process, in the CPU): %d spans", r.spans)
 				}
@@ -275,6 +275,8 @@ type runResult struct {
 	// the run, counted after the provider's shutdown flushed them.
 	recvCPU time.Duration
 	spans   int
+	// lost are the scheduling spans the batcher counted as dropped (its queue full) or failed.
+	lost telemetry.BatcherStats
 }
 
 // cpuTime is the CPU time (user and system) this process has used so far.
@@ -421,7 +423,7 @@ func once(o options, remote, withMetrics, traced bool, recv receiver, dir string
 	}
 	tp := telemetry.Disabled()
 	if traced {
-		if tp, err = telemetry.Setup(ctx, telemetry.Config{Service: telemetry.ServiceScheduler, Instance: "bench"}); err != nil {
+		if tp, err = telemetry.Setup(ctx, telemetry.Config{Service: telemetry.ServiceScheduler, Instance: "bench", Batcher: true}); err != nil {
 			return runResult{}, err
 		}
 		defer func() { _ = tp.Shutdown(context.Background()) }()
@@ -435,7 +437,7 @@ func once(o options, remote, withMetrics, traced bool, recv receiver, dir string
 	}
 	start, cpuStart := time.Now(), cpuTime()
 	sched := scheduling.New(scheduling.Config{
-		Log: appender, Projection: proj, Actor: "scheduler/bench", Logger: logger, Metrics: sm, Tracer: tp.Tracer(),
+		Log: appender, Projection: proj, Actor: "scheduler/bench", Logger: logger, Metrics: sm, Spans: tp.Batcher(),
 		BatchSize: o.batch, MaxInFlight: o.inflight, Writers: o.writers, PercentageOfNodesToScore: o.percent,
 	})
 	wg.Go(func() { _ = sched.Run(ctx) })
@@ -446,12 +448,10 @@ func once(o options, remote, withMetrics, traced bool, recv receiver, dir string
 	select {
 	case tBound = <-allBound:
 		if traced {
-			// The spans of the run that the batch processor still holds are part of its
-			// cost: exported before the CPU is read (the rate is from tBound, unaffected).
-			if f, ok := tp.TracerProvider().(interface{ ForceFlush(context.Context) error }); ok {
-				if err := f.ForceFlush(ctx); err != nil {
-					return runResult{}, fmt.Errorf("flush spans: %w", err)
-				}
+			// The spans of the run that the batcher still holds are part of its cost:
+			// exported before the CPU is read (the rate is from tBound, unaffected).
+			if err := tp.ForceFlush(ctx); err != nil {
+				return runResult{}, fmt.Errorf("flush spans: %w", err)
 			}
 		}
 		cpu = cpuTime() - cpuStart
@@ -490,6 +490,7 @@ func once(o options, remote, withMetrics, traced bool, recv receiver, dir string
 			return runResult{}, err
 		}
 		result.spans = spans - spansStart
+		result.lost = tp.Batcher().Stats()
 	}
 	return result, nil
 }

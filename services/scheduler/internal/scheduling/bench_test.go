@@ -1,6 +1,7 @@
 package scheduling
 
 import (
+	"context"
 	"fmt"
 	"testing"
 	"time"
@@ -8,6 +9,7 @@ import (
 	"skiff.dev/events"
 	"skiff.dev/events/live"
 	"skiff.dev/events/state"
+	"skiff.dev/events/telemetry"
 )
 
 // bigState folds nodes nodes and pods pending pods (owned by Deployments of 100) into a state,
@@ -34,10 +36,24 @@ func bigState(b *testing.B, nodes, pods int) *state.State {
 
 // BenchmarkDecideBatch measures deciding one batch (default size) at 5,000 nodes: the two short
 // read locks and the placement of every pod, without writing.
-func BenchmarkDecideBatch(b *testing.B) {
+func BenchmarkDecideBatch(b *testing.B) { benchDecideBatch(b, nil) }
+
+// BenchmarkDecideBatchTraced is BenchmarkDecideBatch with tracing on: what the loop adds (the
+// clock reads of placement, each pod's noted times, the batch's span), not the writer's
+// recording of the pods' spans (BenchmarkTracePod).
+func BenchmarkDecideBatchTraced(b *testing.B) {
+	spans, err := telemetry.NewSpanBatcher(b.Context(), &benchClient{}, telemetry.BatcherConfig{Scope: "bench"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = spans.Shutdown(context.Background()) })
+	benchDecideBatch(b, spans)
+}
+
+func benchDecideBatch(b *testing.B, spans *telemetry.SpanBatcher) {
 	st := bigState(b, 5000, 30000)
 	proj := live.New(st, nil)
-	s := New(Config{Projection: proj})
+	s := New(Config{Projection: proj, Spans: spans})
 	var cands []candidate
 	proj.View(func(st *state.State) { cands = s.candidatesIn(st, nil) })
 	b.ResetTimer()

@@ -10,11 +10,11 @@ import (
 	"sync"
 	"time"
 
-	"go.opentelemetry.io/otel/trace"
 	"skiff.dev/events"
 	"skiff.dev/events/live"
 	"skiff.dev/events/state"
 	"skiff.dev/events/store"
+	"skiff.dev/events/telemetry"
 )
 
 // Appender appends conditional writes to the log, many in flight at once, and reports one error
@@ -39,9 +39,9 @@ type Config struct {
 	Logger *slog.Logger
 	// Metrics records what the loop does; default instruments registered nowhere.
 	Metrics *Metrics
-	// Tracer traces each pod's placement and each batch (see trace.go); nil traces nothing and
+	// Spans records each pod's placement and each batch (see trace.go); nil traces nothing and
 	// reads no clock while placing.
-	Tracer trace.Tracer
+	Spans *telemetry.SpanBatcher
 
 	// BatchSize is how many pods are decided between two looks at the projection, and handed
 	// to the log in one pipelined append; default 1024.
@@ -160,7 +160,7 @@ func New(cfg Config) *Scheduler {
 	return &Scheduler{
 		cfg:     cfg,
 		log:     cfg.Logger,
-		placer:  placer{chain: defaultCheckers(), percent: cfg.PercentageOfNodesToScore, timed: cfg.Tracer != nil},
+		placer:  placer{chain: defaultCheckers(), percent: cfg.PercentageOfNodesToScore, timed: cfg.Spans != nil},
 		backoff: newBackoff(cfg.InitialBackoff, cfg.MaxBackoff, cfg.RetryUnschedulableAfter),
 		assumed: map[state.Key]assumption{},
 		binding: map[state.Key]struct{}{},
@@ -444,10 +444,12 @@ func (s *Scheduler) decide(chunk []candidate, now time.Time) *batch {
 	}
 
 	b := &batch{}
-	traced := s.cfg.Tracer != nil
+	traced := s.cfg.Spans != nil
 	var batchStart, podStart time.Time
+	var traces podTraces
 	if traced {
 		batchStart = time.Now()
+		traces = newPodTraces(len(pods))
 	}
 	// Within a batch nodes only fill up, so a pod that fit nowhere tells the answer for every
 	// later pod with the same requirements: they are not searched again.
@@ -481,7 +483,7 @@ func (s *Scheduler) decide(chunk []candidate, now time.Time) *batch {
 				u := unschedulableWrite{pod: *p, message: msg, reasons: reasons, stateSeq: stateSeq,
 					nodeReasons: nodeReasons(s.placer.chain, p, s.nodes.nodes), nodeSet: s.nodes.digest()}
 				if traced {
-					u.trace = newPodTrace(pl, podStart, len(s.nodes.nodes), "")
+					u.trace = traces.note(pl, podStart, len(s.nodes.nodes), "")
 				}
 				b.unschedulable = append(b.unschedulable, u)
 			}
@@ -497,7 +499,7 @@ func (s *Scheduler) decide(chunk []candidate, now time.Time) *batch {
 		s.binding[p.key] = struct{}{}
 		d := decision{pod: *p, node: n.name, score: pl.score, feasible: pl.feasible, evaluated: pl.evaluated, stateSeq: stateSeq}
 		if traced {
-			d.trace = newPodTrace(pl, podStart, len(s.nodes.nodes), n.name)
+			d.trace = traces.note(pl, podStart, len(s.nodes.nodes), n.name)
 		}
 		d.pod.pod.Spec.NodeName = n.name
 		b.decisions = append(b.decisions, d)
