@@ -31,7 +31,8 @@ func TestDescribe(t *testing.T) {
 		Metadata: events.ObjectMeta{Name: "web-1", Namespace: "default", UID: "u1", Labels: map[string]string{"app": "web", "tier": "fe"},
 			CreationTimestamp: ptr(t0), DeletionTimestamp: ptr(now.Add(-5 * time.Second)),
 			OwnerReferences: []events.OwnerReference{{Kind: "Deployment", Name: "web", Controller: true}}},
-		Spec: events.PodSpec{NodeName: "n1", Containers: []events.Container{
+		Spec: events.PodSpec{NodeName: "n1", InitContainers: []events.Container{{Name: "migrate", Image: "app:1", Args: []string{"migrate"}}},
+			Containers: []events.Container{
 			{Name: "web", Image: "nginx:1.25", Ports: []events.ContainerPort{{Name: "http", ContainerPort: 8080}},
 				Env:       []events.EnvVar{{Name: "MODE", Value: "prod"}},
 				Resources: events.ResourceRequirements{Requests: events.ResourceList{"cpu": "250m", "memory": "64Mi"}, Limits: events.ResourceList{"memory": "128Mi"}}},
@@ -39,6 +40,8 @@ func TestDescribe(t *testing.T) {
 		}, Tolerations: []events.Toleration{{Key: "dedicated", Value: "db", Effect: "NoSchedule"}, {Operator: "Exists"}}},
 		Status: events.PodStatus{Phase: "Running", HostIP: "10.0.0.1", PodIP: "10.88.1.5", StartTime: ptr(t0.Add(time.Second)),
 			Conditions: []events.Condition{{Type: "PodScheduled", Status: "True", LastTransitionTime: ptr(t0)}, {Type: "Ready", Status: "False", LastTransitionTime: ptr(t0.Add(time.Minute))}},
+			InitContainerStatuses: []events.ContainerStatus{{Name: "migrate", Ready: true,
+				State: events.ContainerState{Terminated: &events.ContainerStateTerminated{Reason: "Completed", StartedAt: ptr(t0), FinishedAt: ptr(t0.Add(time.Second))}}}},
 			ContainerStatuses: []events.ContainerStatus{
 				{Name: "web", RestartCount: 2, State: events.ContainerState{Waiting: &events.ContainerStateWaiting{Reason: "CrashLoopBackOff", Message: "back-off 40s\nrestarting"}},
 					LastTerminationState: events.ContainerState{Terminated: &events.ContainerStateTerminated{ExitCode: 1, Reason: "Error", StartedAt: ptr(t0.Add(time.Minute)), FinishedAt: ptr(t0.Add(2 * time.Minute))}}},
