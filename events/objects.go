@@ -57,6 +57,10 @@ type PodSpec struct {
 	NodeSelector                  map[string]string `json:"nodeSelector,omitempty"`
 	Tolerations                   []Toleration      `json:"tolerations,omitempty"`
 	NodeName                      string            `json:"nodeName,omitempty"`
+	// Hostname is the pod's host name; default its name. Subdomain is recorded (the pod's
+	// DNS name under a headless Service, for cluster DNS).
+	Hostname  string `json:"hostname,omitempty"`
+	Subdomain string `json:"subdomain,omitempty"`
 }
 
 // Restart policies.

@@ -7,6 +7,7 @@ import (
 
 	"skiff.dev/events"
 )
+
 func TestExtraRequests(t *testing.T) {
 	spec := events.PodSpec{Containers: []events.Container{
 		{Resources: events.ResourceRequirements{Requests: events.ResourceList{"cpu": "1", "ephemeral-storage": "1Gi"},

@@ -163,7 +163,7 @@ func podSpec(image string, grace *int64) events.PodSpec {
 			Ports: []events.ContainerPort{{Name: "http", ContainerPort: 8080, Protocol: "TCP"}},
 			Resources: events.ResourceRequirements{Requests: events.ResourceList{"cpu": "100m", "memory": "64Mi", "ephemeral-storage": "1Gi"},
 				Limits: events.ResourceList{"memory": "128Mi", "example.com/fpga": "1"}}}},
-		RestartPolicy: events.RestartAlways, TerminationGracePeriodSeconds: grace,
+		RestartPolicy: events.RestartAlways, TerminationGracePeriodSeconds: grace, Hostname: "echo", Subdomain: "web",
 		NodeSelector: map[string]string{"kubernetes.io/os": "linux"},
 		Tolerations:  []events.Toleration{{Key: "dedicated", Operator: "Equal", Value: "web", Effect: "NoSchedule"}},
 	}

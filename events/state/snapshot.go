@@ -353,6 +353,7 @@ type specKey struct {
 	restart      string
 	grace        *int64
 	nodeSelector uintptr
+	host, sub    string
 	tolerations  *events.Toleration
 	nTolerations int
 }
@@ -563,7 +564,7 @@ func (e *snapEnc) conditions(cs []events.Condition) {
 // spec writes a pod spec but its node name, shared by identity.
 func (e *snapEnc) spec(s *events.PodSpec) {
 	k := specKey{unsafe.SliceData(s.Containers), len(s.Containers), unsafe.SliceData(s.InitContainers), len(s.InitContainers),
-		s.RestartPolicy, s.TerminationGracePeriodSeconds, 0, unsafe.SliceData(s.Tolerations), len(s.Tolerations)}
+		s.RestartPolicy, s.TerminationGracePeriodSeconds, 0, s.Hostname, s.Subdomain, unsafe.SliceData(s.Tolerations), len(s.Tolerations)}
 	if s.NodeSelector != nil {
 		k.nodeSelector = reflect.ValueOf(s.NodeSelector).Pointer()
 	}
@@ -578,6 +579,8 @@ func (e *snapEnc) spec(s *events.PodSpec) {
 			e.container(&s.InitContainers[i])
 		}
 		e.sym(s.RestartPolicy)
+		e.str(s.Hostname)
+		e.str(s.Subdomain)
 		e.int64Ptr(s.TerminationGracePeriodSeconds)
 		e.strMap(s.NodeSelector)
 		length(e, s.Tolerations)
@@ -1180,6 +1183,8 @@ func (d *snapDec) spec() events.PodSpec {
 			d.container(&s.InitContainers[i])
 		}
 		s.RestartPolicy = d.sym()
+		s.Hostname = d.str()
+		s.Subdomain = d.str()
 		s.TerminationGracePeriodSeconds = d.int64Ptr()
 		s.NodeSelector = d.strMap()
 		s.Tolerations = makeSlice[events.Toleration](d)

@@ -56,10 +56,11 @@ func TestExtendedResources(t *testing.T) {
 }
 
 // A container's environment takes the pod's own fields and its resources (the downward API), as
-// the kubelet gives them: its name, namespace, IP, node and a label; its memory limit in MiB.
+// the kubelet gives them: its name, namespace, IP, node and a label; its memory limit in MiB. The
+// pod's hostname is spec.hostname.
 func TestEnvFromThePod(t *testing.T) {
 	c := cluster.New(t, cluster.Options{})
-	c.Apply(`{"apiVersion":"v1","kind":"Pod","metadata":{"name":"downward","labels":{"app":"dw"}},"spec":{` +
+	c.Apply(`{"apiVersion":"v1","kind":"Pod","metadata":{"name":"downward","labels":{"app":"dw"}},"spec":{"hostname":"dw-host","subdomain":"dws",` +
 		`"terminationGracePeriodSeconds":1,"containers":[{"name":"main","image":"` + testboxImage + `","args":["env"],` +
 		`"resources":{"limits":{"memory":"64Mi"}},"env":[` +
 		`{"name":"POD_NAME","valueFrom":{"fieldRef":{"fieldPath":"metadata.name"}}},` +
@@ -75,7 +76,7 @@ func TestEnvFromThePod(t *testing.T) {
 		out, err = c.Skiff("logs", "downward")
 		return err == nil && strings.Contains(out, "PWD=")
 	})
-	for _, want := range []string{"POD_NAME=downward", "POD_NAMESPACE=default", "POD_IP=" + p.Status.PodIP, "NODE_NAME=node1", "APP=dw", "MEM_MI=64"} {
+	for _, want := range []string{"POD_NAME=downward", "POD_NAMESPACE=default", "POD_IP=" + p.Status.PodIP, "NODE_NAME=node1", "APP=dw", "MEM_MI=64", "HOSTNAME=dw-host"} {
 		if !strings.Contains(out, want+"\n") {
 			t.Errorf("environment lacks %s:\n%s", want, out)
 		}

@@ -239,7 +239,7 @@ func (w *worker) sync(ctx context.Context, p work.Pod) (time.Time, error) {
 	switch {
 	case isNotFound(err):
 		sctx, span := w.child(ctx, "create sandbox")
-		sb, err = rt.CreateSandbox(sctx, runtime.PodSandboxConfig{Pod: ref})
+		sb, err = rt.CreateSandbox(sctx, runtime.PodSandboxConfig{Pod: ref, Hostname: spec.Hostname})
 		endSpan(span, err)
 		if err != nil {
 			return next, w.report(ctx, w.waitingAll(spec, ReasonContainerCreating, "create sandbox: "+err.Error()), fmt.Errorf("create sandbox: %w", err))
@@ -253,7 +253,7 @@ func (w *worker) sync(ctx context.Context, p work.Pod) (time.Time, error) {
 		if err := w.removeAll(ctx, p, 0); err != nil {
 			return next, err
 		}
-		if sb, err = rt.CreateSandbox(ctx, runtime.PodSandboxConfig{Pod: ref}); err != nil {
+		if sb, err = rt.CreateSandbox(ctx, runtime.PodSandboxConfig{Pod: ref, Hostname: spec.Hostname}); err != nil {
 			return next, fmt.Errorf("recreate sandbox: %w", err)
 		}
 	}
@@ -541,6 +541,9 @@ func containerConfig(ref runtime.PodRef, c *events.Container, image string, rest
 	cfg := runtime.ContainerConfig{
 		Pod: ref, Name: c.Name, Image: image, Command: c.Command, Args: c.Args,
 		WorkingDir: c.WorkingDir, RestartCount: restarts,
+	}
+	if dw.pod != nil {
+		cfg.Hostname = dw.pod.Spec.Hostname
 	}
 	for _, e := range c.Env {
 		v, err := envValue(c, &e, dw)

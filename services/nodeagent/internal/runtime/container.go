@@ -36,8 +36,10 @@ type ContainerConfig struct {
 	Command []string
 	Args    []string
 	// Env is KEY=value pairs applied over the image's environment.
-	// HOSTNAME is set to the pod name unless Env sets it.
+	// HOSTNAME is set to Hostname unless Env sets it.
 	Env []string
+	// Hostname is the pod's host name (its sandbox's); default the pod name.
+	Hostname string
 	// WorkingDir replaces the image's WorkingDir; default "/".
 	WorkingDir string
 	// CPULimitMillis becomes a CFS quota per 100ms period; 0: no limit.
@@ -138,7 +140,11 @@ func (r *Runtime) CreateContainer(ctx context.Context, cfg ContainerConfig) (str
 	if len(imageEnv) == 0 {
 		imageEnv = []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"}
 	}
-	env := MergeEnv(cfg.Pod.Name, imageEnv, cfg.Env)
+	hostname := cfg.Hostname
+	if hostname == "" {
+		hostname = cfg.Pod.Name
+	}
+	env := MergeEnv(hostname, imageEnv, cfg.Env)
 	cwd := cfg.WorkingDir
 	if cwd == "" {
 		cwd = ic.WorkingDir

@@ -369,7 +369,7 @@ var kubernetesOnly = map[reflect.Type][]string{
 	reflect.TypeFor[events.PodSpec](): {"volumes", "ephemeralContainers", "affinity",
 		"topologySpreadConstraints", "hostNetwork", "hostPID", "hostIPC", "serviceAccountName",
 		"serviceAccount", "automountServiceAccountToken", "securityContext", "dnsPolicy", "dnsConfig",
-		"hostname", "subdomain", "hostAliases", "schedulerName", "priorityClassName", "priority",
+		"hostAliases", "schedulerName", "priorityClassName", "priority",
 		"preemptionPolicy", "imagePullSecrets", "activeDeadlineSeconds",
 		"runtimeClassName", "shareProcessNamespace", "readinessGates", "overhead", "os",
 		"setHostnameAsFQDN", "schedulingGates", "resourceClaims"},

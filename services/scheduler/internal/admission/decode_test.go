@@ -247,6 +247,9 @@ func TestDecodeRejects(t *testing.T) {
 		{"init container without an image", func(t *testing.T) string {
 			return edit(t, podYAML, "  containers:\n", "  initContainers:\n  - name: migrate\n  containers:\n")
 		}, []c{{"spec.initContainers[0].image", "required value"}}},
+		{"hostname not a DNS label", func(t *testing.T) string {
+			return edit(t, podYAML, "  containers:\n", "  hostname: Web_1\n  containers:\n")
+		}, []c{{"spec.hostname", `"Web_1" must be a DNS-1123 label: at most 63 lowercase letters, digits and '-', starting and ending with a letter or digit (e.g. "my-name")`}}},
 		{"bad imagePullPolicy", func(t *testing.T) string {
 			return edit(t, podYAML, "    image: nginx:1.27\n", "    image: nginx:1.27\n    imagePullPolicy: Sometimes\n")
 		}, []c{{"spec.containers[0].imagePullPolicy", `unsupported value "Sometimes": supported values: "Always", "IfNotPresent", "Never"`}}},

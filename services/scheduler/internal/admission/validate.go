@@ -220,6 +220,14 @@ func validatePodSpec(p *problems, path string, spec *events.PodSpec, template bo
 	for i, t := range spec.Tolerations {
 		validateToleration(p, index(join(path, "tolerations"), i), t)
 	}
+	for _, f := range []struct{ name, value string }{{"hostname", spec.Hostname}, {"subdomain", spec.Subdomain}} {
+		if f.value == "" {
+			continue
+		}
+		if r := checkDNSLabel(f.value); r != "" {
+			p.add(join(path, f.name), "%s", r)
+		}
+	}
 	if template && spec.NodeName != "" {
 		p.add(join(path, "nodeName"), "must not be set in a pod template: the scheduler places a Deployment's pods; use nodeSelector")
 	}
