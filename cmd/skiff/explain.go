@@ -170,6 +170,7 @@ func (a *app) explainPod(ctx context.Context, res table.Resource, name, at strin
 	for _, ev := range history {
 		switch d := ev.Data.(type) {
 		case *events.PodScheduled:
+			ex.Unschedulable = nil // an attempt before the decision says nothing about it now
 			ex.Scheduled = &scheduledInfo{Seq: ev.Seq, Time: ev.Time, Actor: ev.Actor, Score: d.Score, Feasible: d.Feasible, Looked: d.Nodes, StateSeq: d.StateSeq,
 				recorded: schedsvc.Recorded{Seq: ev.Seq, Pod: key, UID: d.UID, Node: d.Node, StateSeq: d.StateSeq}}
 		case *events.PodUnschedulable:
@@ -197,10 +198,12 @@ func (a *app) explainPod(ctx context.Context, res table.Resource, name, at strin
 			return nil, fmt.Errorf("re-run the decision at sequence %d: %w", s.Seq, err)
 		}
 	} else if replay {
-		// Pending: decide it again on the state at the point asked for.
-		fold, err := a.foldTo(ctx, st, upTo)
-		if err != nil {
-			return nil, err
+		// Pending: decide it again on the state at the point asked for (folded already for --at).
+		fold := v.fold
+		if fold == nil {
+			if fold, err = a.foldTo(ctx, st, upTo); err != nil {
+				return nil, err
+			}
 		}
 		rerun, err := schedsvc.RerunDecision(fold, key, nil, schedsvc.RerunOptions{})
 		if err != nil {
@@ -301,7 +304,7 @@ func (ex *explanation) print(w io.Writer) error {
 			fmt.Fprintf(tw, "Cannot re-run it: %s\n", s.RerunError)
 		}
 	}
-	if u := ex.Unschedulable; u != nil && (ex.Scheduled == nil || u.Seq > ex.Scheduled.Seq || ex.Node == "") {
+	if u := ex.Unschedulable; u != nil {
 		fmt.Fprintf(tw, "\nUnschedulable at sequence %d (%s): %s\n", u.Seq, u.Time.UTC().Format(time.RFC3339), u.Message)
 		if u.NodesError != "" {
 			fmt.Fprintf(tw, "The nodes behind the reasons: %s\n", u.NodesError)

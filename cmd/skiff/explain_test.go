@@ -86,5 +86,6 @@ func TestExplain(t *testing.T) {
 		{name: "verify", args: []string{"events", "verify"}, golden: "events-verify.golden",
 			wantStderr: "error: 1 of 2 decisions come out different with this scheduler\n", wantCode: 1},
 		{name: "verify until before the odd one", args: []string{"events", "verify", "--until", "6"}, golden: "events-verify-until-6.golden"},
+		{name: "verify until a time before the odd one", args: []string{"events", "verify", "--until", "2025-03-01T12:01:01Z"}, golden: "events-verify-until-6.golden"},
 	})
 }

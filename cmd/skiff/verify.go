@@ -59,17 +59,24 @@ func newEventsVerifyCmd(a *app) *cobra.Command {
 	return cmd
 }
 
-// seqOf is the last sequence at or before p.
+// seqOf is the last sequence at or before p: for a time, the envelopes are read (no payload
+// decoded, nothing folded) until the first event past it.
 func (a *app) seqOf(ctx context.Context, st *store.Store, p point) (uint64, error) {
 	if p.isSeq() {
 		return p.seq, nil
 	}
 	var seq uint64
-	err := foldLog(ctx, st, []point{p}, func(_ int, f *folded) error {
-		seq = f.Seq
+	err := st.Read(ctx, store.ReadOptions{Raw: true}, func(ev *events.Event) error {
+		if p.past(ev) {
+			return errFoldDone
+		}
+		seq = ev.Seq
 		return nil
 	})
-	return seq, err
+	if err != nil && !errors.Is(err, errFoldDone) {
+		return 0, fmt.Errorf("find the end of --until: %w", err)
+	}
+	return seq, nil
 }
 
 func eventsVerify(ctx context.Context, st *store.Store, to uint64, w io.Writer) error {

@@ -2,6 +2,7 @@ package snapshot
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -95,18 +96,8 @@ func (b *Bucket) List(ctx context.Context) ([]Info, error) {
 		}
 		out = append(out, Info{Name: o.Name, Seq: seq, Size: o.Size, Stream: o.Metadata[metaStream], Modified: o.ModTime})
 	}
-	slices.SortFunc(out, func(a, b Info) int { return -cmpSeq(a.Seq, b.Seq) })
+	slices.SortFunc(out, func(a, b Info) int { return -cmp.Compare(a.Seq, b.Seq) })
 	return out, nil
-}
-
-func cmpSeq(a, b uint64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 // classify turns what JetStream answered into one of events' classes.

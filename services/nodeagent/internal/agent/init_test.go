@@ -12,16 +12,7 @@ import (
 func initSummary(st events.PodStatus) string {
 	var parts []string
 	for _, c := range st.InitContainerStatuses {
-		s := "init:" + c.Name + "="
-		switch {
-		case c.State.Running != nil:
-			s += "running"
-		case c.State.Waiting != nil:
-			s += "waiting:" + c.State.Waiting.Reason
-		case c.State.Terminated != nil:
-			s += "terminated:" + c.State.Terminated.Reason
-		}
-		parts = append(parts, s)
+		parts = append(parts, "init:"+containerSummary(c))
 	}
 	return strings.Join(append(parts, summary(st)), " ")
 }

@@ -476,11 +476,17 @@ func (w *worker) refreshImage(ctx context.Context, image string) error {
 			return fmt.Errorf("image %s has pull policy Always, and the cluster's image store could not be asked for it: %w", image, err)
 		}
 	}
+	return w.pullImage(ctx, image, "has pull policy Always and is not in the cluster's image store")
+}
+
+// pullImage pulls image from its registry, within pullTimeout; why says, in a failure, why the
+// registry was asked.
+func (w *worker) pullImage(ctx context.Context, image, why string) error {
 	start := w.env.clock.Now()
 	pctx, cancel := context.WithTimeout(ctx, pullTimeout)
 	defer cancel()
 	if err := w.env.images.PullImage(pctx, image); err != nil {
-		return fmt.Errorf("image %s has pull policy Always and is not in the cluster's image store, and pulling it from its registry failed: %w", image, err)
+		return fmt.Errorf("image %s %s, and pulling it from its registry failed: %w", image, why, err)
 	}
 	w.env.metrics.ImageFromRegistry.Observe(w.env.clock.Now().Sub(start).Seconds())
 	return nil
@@ -508,13 +514,7 @@ func (w *worker) fetchImage(ctx context.Context, image string) error {
 	}
 	if notInStore != "" {
 		w.log.Info("image not in the cluster's image store; pulling it from its registry", "image", image)
-		pctx, cancel := context.WithTimeout(ctx, pullTimeout)
-		defer cancel()
-		if perr := rt.PullImage(pctx, image); perr != nil {
-			return fmt.Errorf("image %s is not on this node: %s, and pulling it from its registry failed: %w", image, notInStore, perr)
-		}
-		w.env.metrics.ImageFromRegistry.Observe(w.env.clock.Now().Sub(start).Seconds())
-		return nil
+		return w.pullImage(ctx, image, "is not on this node: "+notInStore)
 	}
 	defer r.Close()
 	w.log.Info("importing image from the cluster's image store", "image", image)

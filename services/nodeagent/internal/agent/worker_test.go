@@ -54,21 +54,26 @@ func summary(st events.PodStatus) string {
 		parts = append(parts, "ip="+st.PodIP)
 	}
 	for _, c := range st.ContainerStatuses {
-		s := c.Name + "="
-		switch {
-		case c.State.Running != nil:
-			s += "running"
-		case c.State.Waiting != nil:
-			s += "waiting:" + c.State.Waiting.Reason
-		case c.State.Terminated != nil:
-			s += "terminated:" + c.State.Terminated.Reason
-		}
-		if c.RestartCount > 0 {
-			s += fmt.Sprintf("(restarts=%d)", c.RestartCount)
-		}
-		parts = append(parts, s)
+		parts = append(parts, containerSummary(c))
 	}
 	return strings.Join(parts, " ")
+}
+
+// containerSummary is one container's part of summary: "app=running(restarts=2)".
+func containerSummary(c events.ContainerStatus) string {
+	s := c.Name + "="
+	switch {
+	case c.State.Running != nil:
+		s += "running"
+	case c.State.Waiting != nil:
+		s += "waiting:" + c.State.Waiting.Reason
+	case c.State.Terminated != nil:
+		s += "terminated:" + c.State.Terminated.Reason
+	}
+	if c.RestartCount > 0 {
+		s += fmt.Sprintf("(restarts=%d)", c.RestartCount)
+	}
+	return s
 }
 
 // workerHarness runs one worker's passes by hand against fakes and a fake clock.

@@ -1,6 +1,7 @@
 package scheduling
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -45,7 +46,7 @@ func Verify(ctx context.Context, log *store.Store, to uint64, opts RerunOptions,
 	for i := range byState {
 		byState[i] = i
 	}
-	slices.SortStableFunc(byState, func(a, b int) int { return compareU64(recs[a].StateSeq, recs[b].StateSeq) })
+	slices.SortStableFunc(byState, func(a, b int) int { return cmp.Compare(recs[a].StateSeq, recs[b].StateSeq) })
 	next := 0
 	// runGroups re-runs the groups whose StateSeq is at most seq, on st (the fold at seq).
 	runGroups := func(st *state.State, seq uint64) error {
@@ -90,7 +91,7 @@ func rerunGroup(st *state.State, recs []Recorded, group []int, opts RerunOptions
 	}
 	r := newRerunner(st, opts)
 	// recs are in log order: the assumptions of a decision are the recs between s and it.
-	a, _ := slices.BinarySearchFunc(recs, s+1, func(r Recorded, seq uint64) int { return compareU64(r.Seq, seq) })
+	a, _ := slices.BinarySearchFunc(recs, s+1, func(r Recorded, seq uint64) int { return cmp.Compare(r.Seq, seq) })
 	for _, i := range group {
 		for ; a < i; a++ {
 			r.assume(recs[a])
@@ -120,16 +121,6 @@ func Decisions(ctx context.Context, log *store.Store, to uint64) ([]Recorded, er
 		return nil, fmt.Errorf("list the scheduling decisions: %w", err)
 	}
 	return recs, nil
-}
-
-func compareU64(a, b uint64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 // ExplainDecision makes one recorded decision again: it folds the log to the decision's

@@ -16,16 +16,18 @@ func fieldsCluster(t *testing.T) (*ct.Cluster, *Controller, func()) {
 	c.RegisterNode("n1", "192.168.0.1")
 	ctl := New(Config{Log: c.Store, Projection: c.Projection, Clock: c.Clock.Now, Logger: c.Logger})
 	t.Cleanup(ctl.Watch())
-	quiet := func() {
-		t.Helper()
-		for range 10 {
-			if res, _ := c.Step(ctl.Sync); res.Written == 0 {
-				return
-			}
+	return c, ctl, func() { t.Helper(); settle(t, c, ctl) }
+}
+
+// settle takes the controller's passes one at a time until one writes nothing.
+func settle(t *testing.T, c *ct.Cluster, ctl *Controller) {
+	t.Helper()
+	for range 10 {
+		if res, _ := c.Step(ctl.Sync); res.Written == 0 {
+			return
 		}
-		t.Fatal("the controller did not settle in 10 passes")
 	}
-	return c, ctl, quiet
+	t.Fatal("the controller did not settle in 10 passes")
 }
 
 // runAll runs every pod of the Deployment that has not run yet, its container started now.

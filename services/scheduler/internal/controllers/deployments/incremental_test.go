@@ -30,15 +30,7 @@ func TestPassTouchesOnlyWhatChanged(t *testing.T) {
 	for _, n := range names {
 		c.ApplyDeployment(ct.Deployment(n, 2, "demo:v1"))
 	}
-	quiet := func() {
-		t.Helper()
-		for range 10 {
-			if res, _ := c.Step(ctl.Sync); res.Written == 0 {
-				return
-			}
-		}
-		t.Fatal("the controller did not settle in 10 passes")
-	}
+	quiet := func() { t.Helper(); settle(t, c, ctl) }
 	quiet()
 	// Every pod runs, ready.
 	var refs []events.ObjectRef
